@@ -1,0 +1,1 @@
+"""Alembic migrations, shipped in the package: run them with `wasmwiz.persistence.migrate`."""

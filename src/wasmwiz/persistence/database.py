@@ -1,0 +1,157 @@
+"""The async engine and session factory for SQLite (aiosqlite) and PostgreSQL (asyncpg)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import event, text
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import create_async_engine as _create_async_engine
+from sqlalchemy.pool import ConnectionPoolEntry, NullPool
+
+__all__ = ["Database", "create_engine", "normalize_url"]
+
+_DRIVERS = {
+    "postgres": "postgresql+asyncpg",
+    "postgresql": "postgresql+asyncpg",
+    "sqlite": "sqlite+aiosqlite",
+}
+
+
+def normalize_url(url: str | URL) -> URL:
+    """Return `url` with the async driver filled in: `postgresql://` -> `postgresql+asyncpg://`."""
+    parsed = make_url(url)
+    driver = _DRIVERS.get(parsed.drivername)
+    return parsed.set(drivername=driver) if driver else parsed
+
+
+def _server_settings(options: str) -> dict[str, str]:
+    """Parse a libpq `options` value (`-c key=value ...` / `--key=value`) into settings."""
+    settings: dict[str, str] = {}
+    words = iter(options.split())
+    for word in words:
+        if word == "-c":
+            setting = next(words, "")
+        elif word.startswith("-c"):
+            setting = word[2:]
+        elif word.startswith("--"):
+            setting = word[2:].replace("-", "_")
+        else:
+            setting = ""
+        key, sep, value = setting.partition("=")
+        if not (key and sep):
+            raise ValueError(f"unsupported PostgreSQL options {options!r}: expected -c key=value")
+        settings[key] = value
+    return settings
+
+
+def create_engine(
+    url: str | URL,
+    *,
+    echo: bool = False,
+    pool_size: int = 10,
+    max_overflow: int = 10,
+    pool_timeout: float = 30.0,
+    pool_recycle: int = 1800,
+    sqlite_busy_timeout_ms: int = 5000,
+    pooled: bool = True,
+) -> AsyncEngine:
+    """Create an async engine for `url`; see `Database` for the URL forms accepted.
+
+    `pooled=False` opens a connection per checkout (migrations, one-shot commands).
+    """
+    parsed = normalize_url(url)
+    kwargs: dict[str, Any] = {"echo": echo}
+    if not pooled:
+        kwargs["poolclass"] = NullPool
+
+    if parsed.get_backend_name() == "postgresql":
+        # asyncpg takes no `options` argument: the libpq form (which psql also accepts)
+        # is translated to server settings, e.g. a per-test schema on the search_path.
+        options = parsed.query.get("options")
+        if options is not None:
+            if not isinstance(options, str):
+                raise ValueError("the PostgreSQL `options` query parameter is given twice")
+            parsed = parsed.difference_update_query(["options"])
+            kwargs["connect_args"] = {"server_settings": _server_settings(options)}
+        if pooled:
+            kwargs |= {
+                "pool_size": pool_size,
+                "max_overflow": max_overflow,
+                "pool_timeout": pool_timeout,
+                "pool_recycle": pool_recycle,
+            }
+        return _create_async_engine(parsed, **kwargs)
+
+    engine = _create_async_engine(parsed, **kwargs)
+    if parsed.get_backend_name() == "sqlite":
+        _configure_sqlite(engine, busy_timeout_ms=sqlite_busy_timeout_ms)
+    return engine
+
+
+def _configure_sqlite(engine: AsyncEngine, *, busy_timeout_ms: int) -> None:
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
+        # Take BEGIN away from the sqlite3 driver, which skips it before SELECT, DDL and
+        # SAVEPOINT; SQLAlchemy emits it below so transactions and savepoints are real.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+        cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(connection: Any) -> None:
+        connection.exec_driver_sql("BEGIN")
+
+
+class Database:
+    """An engine and its session factory, built from a database URL.
+
+    Accepted URLs: `sqlite:///path` (-> aiosqlite), `postgresql://` or `postgres://`
+    (-> asyncpg), or either with its async driver spelt out. A PostgreSQL URL may carry
+    libpq `options`, e.g. `?options=-csearch_path%3Dmy_schema`, applied as server settings
+    on every connection. Pool options apply to PostgreSQL only.
+    """
+
+    def __init__(
+        self,
+        url: str | URL,
+        *,
+        echo: bool = False,
+        pool_size: int = 10,
+        max_overflow: int = 10,
+        pool_timeout: float = 30.0,
+        pool_recycle: int = 1800,
+    ) -> None:
+        self.url = normalize_url(url)
+        self.engine = create_engine(
+            url,
+            echo=echo,
+            pool_size=pool_size,
+            max_overflow=max_overflow,
+            pool_timeout=pool_timeout,
+            pool_recycle=pool_recycle,
+        )
+        self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.engine.dialect.name == "sqlite"
+
+    def session(self) -> AsyncSession:
+        """A new session; use as `async with database.session() as session:`."""
+        return self.sessionmaker()
+
+    async def ping(self) -> None:
+        """Run `SELECT 1`; raises if the database cannot be reached."""
+        async with self.engine.connect() as connection:
+            await connection.execute(text("SELECT 1"))
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()
+
+    def __repr__(self) -> str:
+        return f"Database({self.url.render_as_string(hide_password=True)!r})"

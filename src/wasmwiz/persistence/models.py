@@ -1,0 +1,136 @@
+"""The ORM models: subscription tiers, users, API keys and the usage log."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    Uuid,
+    false,
+    func,
+    true,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from wasmwiz.persistence.types import UTCDateTime, utcnow
+
+__all__ = ["ApiKey", "Base", "SubscriptionTier", "UsageLog", "User"]
+
+# Every constraint and index gets a deterministic name, so migrations can refer to them
+# on every backend (SQLite batch mode needs names to drop or alter constraints).
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+def _created_at() -> Mapped[datetime]:
+    return mapped_column(UTCDateTime(), default=utcnow, server_default=func.now())
+
+
+class SubscriptionTier(Base):
+    __tablename__ = "subscription_tiers"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(32), unique=True)
+    requests_per_minute: Mapped[int] = mapped_column(Integer)
+    requests_per_day: Mapped[int] = mapped_column(Integer)
+    max_concurrent_executions: Mapped[int] = mapped_column(Integer)
+    max_fuel: Mapped[int | None] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = _created_at()
+    updated_at: Mapped[datetime] = mapped_column(
+        UTCDateTime(), default=utcnow, onupdate=utcnow, server_default=func.now()
+    )
+
+    def __repr__(self) -> str:
+        return f"SubscriptionTier(id={self.id!r}, name={self.name!r})"
+
+
+class User(Base):
+    __tablename__ = "users"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    email: Mapped[str] = mapped_column(String(320), unique=True)
+    password_hash: Mapped[str | None] = mapped_column(String(255))
+    tier_id: Mapped[int] = mapped_column(ForeignKey("subscription_tiers.id"))
+    is_active: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
+    is_admin: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    created_at: Mapped[datetime] = _created_at()
+
+    # lazy="raise": under asyncio an implicit lazy load cannot run; load explicitly.
+    tier: Mapped[SubscriptionTier] = relationship(lazy="raise")
+
+    def __repr__(self) -> str:
+        return f"User(id={self.id!r}, email={self.email!r})"
+
+
+class ApiKey(Base):
+    __tablename__ = "api_keys"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    user_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), index=True
+    )
+    name: Mapped[str] = mapped_column(String(100))
+    prefix: Mapped[str] = mapped_column(String(16))
+    # HMAC-SHA256 hex digest of the key under the server secret; the key itself is
+    # never stored. Authentication is one equality lookup on this unique index.
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True, index=True)
+    created_at: Mapped[datetime] = _created_at()
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    user: Mapped[User] = relationship(lazy="raise")
+
+    def __repr__(self) -> str:
+        return f"ApiKey(id={self.id!r}, prefix={self.prefix!r})"
+
+
+class UsageLog(Base):
+    __tablename__ = "usage_logs"
+    __table_args__ = (
+        Index(None, "user_id", "created_at"),
+        Index(None, "api_key_id", "created_at"),
+        Index(None, "created_at"),
+    )
+
+    # The execution id: writing the same record twice leaves one row.
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    # NULL for runs from the web playground, which use no key.
+    api_key_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("api_keys.id", ondelete="SET NULL")
+    )
+    created_at: Mapped[datetime] = _created_at()
+    duration_ms: Mapped[float] = mapped_column(Float)
+    status: Mapped[str] = mapped_column(String(32))
+    exit_code: Mapped[int | None] = mapped_column(Integer)
+    error: Mapped[str | None] = mapped_column(Text)
+    module_size: Mapped[int] = mapped_column(Integer)
+    module_sha256: Mapped[str] = mapped_column(String(64))
+    input_size: Mapped[int] = mapped_column(Integer)
+    output_size: Mapped[int] = mapped_column(Integer)
+    stderr_size: Mapped[int] = mapped_column(Integer)
+    memory_peak_bytes: Mapped[int] = mapped_column(BigInteger)
+    fuel_consumed: Mapped[int] = mapped_column(BigInteger)
+
+    def __repr__(self) -> str:
+        return f"UsageLog(id={self.id!r}, status={self.status!r})"

@@ -1,0 +1,123 @@
+"""Queries on API keys, including the lookup that authenticates every request."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta
+
+from sqlalchemy import or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import contains_eager
+
+from wasmwiz.persistence.models import ApiKey, User
+from wasmwiz.persistence.repositories._rows import rowcount
+from wasmwiz.persistence.types import utcnow
+
+__all__ = ["create", "get_by_hash", "get_by_id", "list_for_user", "revoke", "touch_last_used"]
+
+
+def create(
+    session: AsyncSession,
+    *,
+    user_id: uuid.UUID,
+    name: str,
+    prefix: str,
+    key_hash: str,
+    expires_at: datetime | None = None,
+) -> ApiKey:
+    """Add a new key to the session; it is inserted at the next flush."""
+    api_key = ApiKey(
+        id=uuid.uuid4(),
+        user_id=user_id,
+        name=name,
+        prefix=prefix,
+        key_hash=key_hash,
+        created_at=utcnow(),
+        expires_at=expires_at,
+    )
+    session.add(api_key)
+    return api_key
+
+
+async def get_by_hash(session: AsyncSession, key_hash: str) -> ApiKey | None:
+    """The key with this HMAC digest, its `user` and the user's `tier`, in one query.
+
+    Revoked and expired keys are returned too: the caller decides, and can say why.
+    """
+    statement = (
+        select(ApiKey)
+        .join(ApiKey.user)
+        .join(User.tier)
+        .options(contains_eager(ApiKey.user).contains_eager(User.tier))
+        .where(ApiKey.key_hash == key_hash)
+    )
+    return await session.scalar(statement)
+
+
+async def get_by_id(
+    session: AsyncSession, key_id: uuid.UUID, *, user_id: uuid.UUID | None = None
+) -> ApiKey | None:
+    """The key with this id; with `user_id`, only if that user owns it."""
+    statement = select(ApiKey).where(ApiKey.id == key_id)
+    if user_id is not None:
+        statement = statement.where(ApiKey.user_id == user_id)
+    return await session.scalar(statement)
+
+
+async def list_for_user(
+    session: AsyncSession,
+    user_id: uuid.UUID,
+    *,
+    limit: int = 50,
+    offset: int = 0,
+    include_revoked: bool = True,
+) -> list[ApiKey]:
+    """A user's keys, newest first."""
+    statement = select(ApiKey).where(ApiKey.user_id == user_id)
+    if not include_revoked:
+        statement = statement.where(ApiKey.revoked_at.is_(None))
+    statement = statement.order_by(ApiKey.created_at.desc(), ApiKey.id.desc())
+    result = await session.scalars(statement.limit(limit).offset(offset))
+    return list(result)
+
+
+async def revoke(
+    session: AsyncSession,
+    key_id: uuid.UUID,
+    *,
+    user_id: uuid.UUID | None = None,
+    now: datetime | None = None,
+) -> bool:
+    """Revoke a key; False if it does not exist, is not `user_id`'s, or was revoked already."""
+    statement = (
+        update(ApiKey)
+        .where(ApiKey.id == key_id, ApiKey.revoked_at.is_(None))
+        .values(revoked_at=now or utcnow())
+    )
+    if user_id is not None:
+        statement = statement.where(ApiKey.user_id == user_id)
+    return rowcount(await session.execute(statement)) == 1
+
+
+async def touch_last_used(
+    session: AsyncSession,
+    key_id: uuid.UUID,
+    *,
+    now: datetime | None = None,
+    min_interval: timedelta = timedelta(0),
+) -> bool:
+    """Record that a key was used; True if the row was written.
+
+    With `min_interval`, a key used more recently than that is left alone, so a busy key
+    costs one write per interval instead of one per request.
+    """
+    now = now or utcnow()
+    statement = (
+        update(ApiKey)
+        .where(
+            ApiKey.id == key_id,
+            or_(ApiKey.last_used_at.is_(None), ApiKey.last_used_at <= now - min_interval),
+        )
+        .values(last_used_at=now)
+    )
+    return rowcount(await session.execute(statement)) == 1

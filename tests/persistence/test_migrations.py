@@ -1,0 +1,112 @@
+"""The packaged Alembic migrations: up, down and up again, and in step with the models."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Connection, inspect, text
+
+from tests.fixtures.database import run_outside_loop
+from wasmwiz.persistence import Base
+from wasmwiz.persistence.database import create_engine
+from wasmwiz.persistence.migrate import (
+    alembic_config,
+    current,
+    current_async,
+    downgrade,
+    downgrade_async,
+    head,
+    upgrade,
+    upgrade_async,
+)
+
+TABLES = {"subscription_tiers", "users", "api_keys", "usage_logs"}
+SEEDED_TIERS = [("free", 10, 500, 2), ("basic", 100, 10_000, 10), ("pro", 500, 50_000, 50)]
+
+
+def _inspect(connection: Connection) -> tuple[set[str], list[tuple[str, int, int, int]]]:
+    tables = set(inspect(connection).get_table_names()) - {"alembic_version"}
+    if "subscription_tiers" not in tables:
+        return tables, []
+    rows = connection.execute(
+        text(
+            "SELECT name, requests_per_minute, requests_per_day, max_concurrent_executions"
+            " FROM subscription_tiers ORDER BY id"
+        )
+    )
+    return tables, [(r[0], r[1], r[2], r[3]) for r in rows]
+
+
+async def _schema(url: str) -> tuple[set[str], list[tuple[str, int, int, int]]]:
+    engine = create_engine(url, pooled=False)
+    try:
+        async with engine.connect() as connection:
+            return await connection.run_sync(_inspect)
+    finally:
+        await engine.dispose()
+
+
+async def _diff(url: str) -> list[object]:
+    engine = create_engine(url, pooled=False)
+    try:
+        async with engine.connect() as connection:
+            return await connection.run_sync(
+                lambda sync: compare_metadata(MigrationContext.configure(sync), Base.metadata)
+            )
+    finally:
+        await engine.dispose()
+
+
+@pytest.mark.anyio
+async def test_upgrade_downgrade_upgrade(database_url: str) -> None:
+    assert await current_async(database_url) is None
+
+    await upgrade_async(database_url)
+    assert await current_async(database_url) == head()
+    assert await _schema(database_url) == (TABLES, SEEDED_TIERS)
+
+    await downgrade_async(database_url, "base")
+    assert await current_async(database_url) is None
+    assert await _schema(database_url) == (set(), [])
+
+    await upgrade_async(database_url)
+    assert await current_async(database_url) == head()
+    assert await _schema(database_url) == (TABLES, SEEDED_TIERS)
+
+
+def test_sync_api_from_code_without_an_event_loop(database_url: str) -> None:
+    # The CLI's path: plain functions, no loop running (the fixture thread stands in).
+    def cycle() -> list[str | None]:
+        seen = [current(database_url)]
+        upgrade(database_url)
+        seen.append(current(database_url))
+        downgrade(database_url, "base")
+        seen.append(current(database_url))
+        return seen
+
+    assert run_outside_loop(cycle) == [None, head(), None]
+
+
+@pytest.mark.anyio
+async def test_sync_api_refuses_to_run_inside_an_event_loop(database_url: str) -> None:
+    with pytest.raises(RuntimeError, match="upgrade_async"):
+        upgrade(database_url)
+    with pytest.raises(RuntimeError, match="current_async"):
+        current(database_url)
+
+
+@pytest.mark.anyio
+async def test_models_match_the_migrations(migrated_database_url: str) -> None:
+    assert await _diff(migrated_database_url) == []
+
+
+def test_one_head_and_every_file_shipped_in_the_package() -> None:
+    config = alembic_config("sqlite://")
+    script_location = Path(config.get_main_option("script_location") or "")
+    assert (script_location / "env.py").is_file()
+    assert (script_location / "script.py.mako").is_file()
+    assert ScriptDirectory.from_config(config).get_heads() == [head()]
