@@ -1,0 +1,94 @@
+"""The rate-limiter contract: quotas in, decisions out, and the one backend error."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from typing import Protocol
+
+
+@dataclass(frozen=True, slots=True)
+class Quota:
+    """A tier's limits, read from the database and passed in with every call."""
+
+    per_minute: int
+    per_day: int
+
+    def __post_init__(self) -> None:
+        # A zero limit would mean "never refills": suspending a key is the caller's
+        # decision, not a quota.
+        if self.per_minute < 1 or self.per_day < 1:
+            raise ValueError(f"quota limits must be at least 1, got {self}")
+
+
+class Refusal(enum.StrEnum):
+    """Why a request was refused; the values are the API's problem codes."""
+
+    RATE_LIMITED = "rate_limited"
+    DAILY_QUOTA_EXCEEDED = "daily_quota_exceeded"
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """The outcome of one rate-limit check, with the figures for the response headers."""
+
+    allowed: bool
+    refusal: Refusal | None
+    limit: int
+    """The per-minute limit (X-RateLimit-Limit)."""
+    remaining: int
+    """Whole tokens left after this decision (X-RateLimit-Remaining)."""
+    reset_seconds: int
+    """Whole seconds until one more token is available, 0 if one is now (X-RateLimit-Reset)."""
+    daily_limit: int
+    daily_remaining: int
+    daily_reset_seconds: int
+    """Whole seconds until the next 00:00 UTC, when the daily quota resets."""
+    retry_after_seconds: int | None
+    """When refused, at least 1: after that many seconds a retry succeeds, provided nothing
+    else spends the budget meanwhile (Retry-After). None when allowed."""
+
+
+class RateLimiterUnavailable(Exception):
+    """The rate-limit backend could not be reached or did not answer in time.
+
+    The caller decides whether to fail open (allow) or closed (refuse with 503).
+    """
+
+
+class RateLimiter(Protocol):
+    """Per-key token bucket, daily quota and concurrency slots."""
+
+    async def consume(self, key: str, quota: Quota) -> Decision:
+        """Spend one token and one unit of daily quota atomically, or nothing and say why."""
+        ...
+
+    async def peek(self, key: str, quota: Quota) -> Decision:
+        """The figures ``consume`` would report, without spending anything.
+
+        ``allowed`` says whether a consume now would succeed; ``remaining`` is the tokens
+        available now (nothing is subtracted).
+        """
+        ...
+
+    async def acquire_slot(
+        self, key: str, max_concurrent: int, lease_seconds: float = 300.0
+    ) -> str | None:
+        """Take one of ``max_concurrent`` slots as a lease id, or None at the cap.
+
+        The lease lapses after ``lease_seconds`` if never released, so a holder that
+        dies cannot keep the slot.
+        """
+        ...
+
+    async def release_slot(self, key: str, lease_id: str) -> None:
+        """Give a slot back; releasing an unknown or lapsed lease does nothing."""
+        ...
+
+    async def ping(self) -> None:
+        """Raise RateLimiterUnavailable if the backend cannot be reached."""
+        ...
+
+    async def close(self) -> None:
+        """Release the resources this limiter owns."""
+        ...
