@@ -1,0 +1,1 @@
+"""Small example modules served to users and used by the demo."""

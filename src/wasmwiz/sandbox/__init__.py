@@ -1,0 +1,30 @@
+"""The execution engine: runs untrusted WASI preview 1 modules in wasmtime within limits."""
+
+from wasmwiz.sandbox.compiler import CompiledModule
+from wasmwiz.sandbox.examples import example_names, load_example
+from wasmwiz.sandbox.models import (
+    Limits,
+    ModuleRejected,
+    Outcome,
+    RunRequest,
+    RunResult,
+    SandboxBusy,
+    SandboxError,
+    SandboxStats,
+)
+from wasmwiz.sandbox.sandbox import Sandbox
+
+__all__ = [
+    "CompiledModule",
+    "Limits",
+    "ModuleRejected",
+    "Outcome",
+    "RunRequest",
+    "RunResult",
+    "Sandbox",
+    "SandboxBusy",
+    "SandboxError",
+    "SandboxStats",
+    "example_names",
+    "load_example",
+]

@@ -1,0 +1,125 @@
+"""The shared wasmtime Engine and Linker, the epoch ticker, and per-run Store setup."""
+
+from __future__ import annotations
+
+import ctypes
+import math
+import threading
+import time
+from typing import Any
+
+import wasmtime
+from wasmtime import _ffi as ffi
+from wasmtime._extern import wrap_extern
+
+from wasmwiz.sandbox import wasi_host
+from wasmwiz.sandbox.models import Limits, RunRequest
+
+EPOCH_TICK_SECONDS = 0.01
+# wasmtime aborts the whole process at Engine creation above 2 MiB; our worker threads
+# have 8 MiB of native stack, so 1 MiB of wasm stack leaves ample room for host calls.
+MAX_WASM_STACK = 1024 * 1024
+MAX_TABLES = 4
+MAX_TABLE_ELEMENTS = 100_000  # tables are outside memory_size; unbounded they exhaust the host
+MAX_INSTANCES = 1
+UNLIMITED_FUEL = 2**64 - 1
+
+
+def _config() -> wasmtime.Config:
+    config = wasmtime.Config()
+    config.epoch_interruption = True
+    config.consume_fuel = True
+    config.max_wasm_stack = MAX_WASM_STACK
+    # WASI command modules need none of these, and refusing them at compile time gives
+    # clear errors instead of surprises (shared memories, 64-bit memories, GC heaps).
+    config.wasm_threads = False
+    config.shared_memory = False
+    config.wasm_memory64 = False
+    config.wasm_multi_memory = False
+    config.wasm_gc = False
+    config.wasm_simd = True
+    config.wasm_bulk_memory = True
+    config.wasm_reference_types = True
+    config.wasm_multi_value = True
+    config.wasm_tail_call = True
+    return config
+
+
+class EngineContext:
+    """One Engine, one Linker with WASI (and our shadowing host functions), one ticker."""
+
+    def __init__(self) -> None:
+        self.engine = wasmtime.Engine(_config())
+        self.linker = wasmtime.Linker(self.engine)
+        self.linker.allow_shadowing = True
+        self.linker.define_wasi()
+        self._host_functions = wasi_host.install(self.linker)
+        self._stopped = threading.Event()
+        self._ticker = threading.Thread(target=self._tick, name="wasmwiz-epoch", daemon=True)
+        self._ticker.start()
+
+    def _tick(self) -> None:
+        # Scheduled against the monotonic clock, so a late wake-up catches up with the
+        # missed ticks and the epoch keeps tracking wall time under load.
+        next_tick = time.monotonic() + EPOCH_TICK_SECONDS
+        while not self._stopped.wait(max(0.0, next_tick - time.monotonic())):
+            now = time.monotonic()
+            while next_tick <= now:
+                self.engine.increment_epoch()
+                next_tick += EPOCH_TICK_SECONDS
+
+    def close(self) -> None:
+        self._stopped.set()
+        self._ticker.join()
+
+    def new_store(self, request: RunRequest, limits: Limits) -> wasmtime.Store:
+        """A fresh Store, fully armed: WASI, limits, fuel and an epoch deadline."""
+        store = wasmtime.Store(self.engine)
+        # A WASI call in a store without WASI aborts the process: always set it.
+        store.set_wasi(_wasi_config(request))
+        store.set_limits(
+            memory_size=limits.memory_bytes,
+            memories=1,
+            tables=MAX_TABLES,
+            table_elements=MAX_TABLE_ELEMENTS,
+            instances=MAX_INSTANCES,
+        )
+        store.set_fuel(limits.max_fuel if limits.max_fuel is not None else UNLIMITED_FUEL)
+        # One spare tick: the first tick may come at once, and poll_oneoff's exact
+        # deadline should normally be the one that fires for sleeping guests.
+        store.set_epoch_deadline(math.ceil(limits.timeout_seconds / EPOCH_TICK_SECONDS) + 1)
+        return store
+
+
+def _wasi_config(request: RunRequest) -> wasmtime.WasiConfig:
+    wasi = wasmtime.WasiConfig()
+    wasi.argv = [request.program_name, *request.args]
+    wasi.env = [list(pair) for pair in request.env]
+    _set_stdin_bytes(wasi, request.stdin)
+    return wasi
+
+
+def _set_stdin_bytes(wasi: wasmtime.WasiConfig, data: bytes) -> None:
+    """Give the guest `data` as stdin, via the C API function wasmtime-py does not wrap."""
+    vec = ffi.wasm_byte_vec_t()
+    source: Any = (ctypes.c_ubyte * len(data)).from_buffer_copy(data)
+    ffi.wasm_byte_vec_new(ctypes.byref(vec), len(data), source)  # copies into Rust memory
+    # The C function takes ownership of the bytes and leaves `vec` empty; deleting an
+    # emptied vector is a no-op, and it frees the copy should a future version copy instead.
+    ffi.wasi_config_set_stdin_bytes(wasi.ptr(), ctypes.byref(vec))
+    ffi.wasm_byte_vec_delete(ctypes.byref(vec))
+
+
+def get_export(store: wasmtime.Store, instance: wasmtime.Instance, name: str) -> Any:
+    """Look up one export by name.
+
+    `Instance.exports()` wraps every export in Python on each call, which for a module
+    with a million exports is seconds of GIL-holding work outside any deadline.
+    """
+    raw_name = name.encode()
+    item = ffi.wasmtime_extern_t()
+    found = ffi.wasmtime_instance_export_get(
+        store._context(), ctypes.byref(instance._instance), raw_name, len(raw_name),
+        ctypes.byref(item),
+    )  # fmt: skip
+    return wrap_extern(item) if found else None

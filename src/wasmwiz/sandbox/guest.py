@@ -1,0 +1,127 @@
+"""Per-run state that host functions share with the runner, and bounds-checked guest memory."""
+
+from __future__ import annotations
+
+import ctypes
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import wasmtime
+
+from wasmwiz.sandbox.models import Outcome
+
+_local = threading.local()
+
+
+class GuestFault(Exception):
+    """A guest pointer or length points outside its linear memory (EFAULT for the guest)."""
+
+
+class StopGuest(Exception):
+    """Raised inside a host function to end the run; never leaves the trampoline."""
+
+
+class RunState:
+    """What one run's host functions record: captured output and why the guest was stopped.
+
+    It lives in a thread-local for the length of one run: host functions run on the
+    thread that called into wasm, so each run finds its own state without any lookup.
+    """
+
+    def __init__(self, *, max_output_bytes: int, timeout_seconds: float, stdin_size: int) -> None:
+        self.max_output_bytes = max_output_bytes
+        self.timeout_seconds = timeout_seconds
+        self.stdin_size = stdin_size
+        self.stdout = bytearray()
+        self.stderr = bytearray()
+        self.stdout_truncated = False
+        self.stderr_truncated = False
+        self.stop_outcome: Outcome | None = None
+        self.stop_reason: str | None = None
+        self.host_error: BaseException | None = None
+        self.started_ns = time.monotonic_ns()
+        self.deadline = time.monotonic() + timeout_seconds
+
+    def start_clock(self) -> None:
+        self.started_ns = time.monotonic_ns()
+        self.deadline = time.monotonic() + self.timeout_seconds
+
+    def elapsed_ns(self) -> int:
+        return time.monotonic_ns() - self.started_ns
+
+    def stop(self, outcome: Outcome, reason: str) -> None:
+        self.stop_outcome = outcome
+        self.stop_reason = reason
+        raise StopGuest(reason)
+
+    def output_room(self, fd: int) -> int:
+        return self.max_output_bytes - len(self.stdout if fd == 1 else self.stderr)
+
+    def capture(self, fd: int, memory: GuestMemory, ptr: int, length: int) -> None:
+        """Append guest bytes to stdout (fd 1) or stderr (fd 2), keeping exactly the cap."""
+        buffer = self.stdout if fd == 1 else self.stderr
+        room = self.max_output_bytes - len(buffer)
+        if length <= room:
+            buffer += memory.read(ptr, length)
+            return
+        buffer += memory.read(ptr, room)
+        name = "stdout" if fd == 1 else "stderr"
+        if fd == 1:
+            self.stdout_truncated = True
+        else:
+            self.stderr_truncated = True
+        self.stop(
+            Outcome.OUTPUT_LIMIT,
+            f"{name} exceeded the output limit of {self.max_output_bytes} bytes",
+        )
+
+
+def current_run() -> RunState | None:
+    state: RunState | None = getattr(_local, "run", None)
+    return state
+
+
+@contextmanager
+def bind_run(state: RunState) -> Iterator[RunState]:
+    """Make `state` the current thread's run for host functions called inside the block."""
+    previous = current_run()
+    _local.run = state
+    try:
+        yield state
+    finally:
+        _local.run = previous
+
+
+class GuestMemory:
+    """A view of the caller's exported memory, valid only during one host call."""
+
+    __slots__ = ("_base", "_size")
+
+    def __init__(self, base: int, size: int) -> None:
+        self._base = base
+        self._size = size
+
+    @classmethod
+    def from_caller(cls, caller: wasmtime.Caller) -> GuestMemory:
+        memory = caller.get("memory")
+        if not isinstance(memory, wasmtime.Memory):
+            return cls(0, 0)  # no exported memory: every pointer faults
+        size = memory.data_len(caller)
+        if size == 0:
+            return cls(0, 0)
+        return cls(ctypes.addressof(memory.data_ptr(caller).contents), size)
+
+    def require(self, ptr: int, length: int) -> None:
+        if ptr < 0 or length < 0 or ptr + length > self._size:
+            raise GuestFault
+
+    def read(self, ptr: int, length: int) -> bytes:
+        self.require(ptr, length)
+        return ctypes.string_at(self._base + ptr, length) if length else b""
+
+    def write(self, ptr: int, data: bytes) -> None:
+        self.require(ptr, len(data))
+        if data:
+            ctypes.memmove(self._base + ptr, data, len(data))

@@ -1,0 +1,115 @@
+"""The sandbox's value types: limits, run requests and results, and the error tree."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+
+class Outcome(enum.StrEnum):
+    """How a run ended. Every guest misbehaviour is an outcome, never an exception."""
+
+    SUCCESS = "success"
+    EXIT_NONZERO = "exit_nonzero"
+    TRAP = "trap"
+    TIMEOUT = "timeout"
+    MEMORY_LIMIT = "memory_limit"
+    STACK_OVERFLOW = "stack_overflow"
+    OUTPUT_LIMIT = "output_limit"
+    FUEL_EXHAUSTED = "fuel_exhausted"
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """What one run may consume."""
+
+    timeout_seconds: float = 5.0
+    memory_bytes: int = 128 * 1024 * 1024
+    max_output_bytes: int = 1024 * 1024  # per stream: stdout and stderr each
+    max_fuel: int | None = None  # None: unlimited, but fuel is still counted
+
+    def __post_init__(self) -> None:
+        if not self.timeout_seconds > 0:
+            raise ValueError("timeout_seconds must be positive")
+        if self.memory_bytes <= 0:
+            raise ValueError("memory_bytes must be positive")
+        if self.max_output_bytes < 0:
+            raise ValueError("max_output_bytes must not be negative")
+        if self.max_fuel is not None and not 0 < self.max_fuel < 2**64:
+            raise ValueError("max_fuel must be between 1 and 2**64 - 1")
+
+
+@dataclass(frozen=True, slots=True)
+class RunRequest:
+    """What the caller hands the guest. Nothing of the host's environment is added."""
+
+    stdin: bytes = b""
+    args: tuple[str, ...] = ()  # argv[0] (program_name) is prepended by the sandbox
+    env: tuple[tuple[str, str], ...] = ()
+    program_name: str = "main.wasm"
+
+    def __post_init__(self) -> None:
+        # The C API takes NUL-terminated strings: an embedded NUL would silently cut a value.
+        for text in (self.program_name, *self.args):
+            if "\0" in text:
+                raise ValueError("arguments must not contain NUL characters")
+        for name, value in self.env:
+            if not name or "=" in name or "\0" in name or "\0" in value:
+                raise ValueError(f"invalid environment variable name or value: {name!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class RunResult:
+    """Everything observed about one run."""
+
+    outcome: Outcome
+    exit_code: int | None  # 0 on success, the proc_exit code, None when trapped or stopped
+    stdout: bytes
+    stderr: bytes
+    stdout_truncated: bool
+    stderr_truncated: bool
+    duration_seconds: float  # wall time of instantiate + _start
+    fuel_consumed: int
+    memory_peak_bytes: int  # final size of the memory exported as "memory": it never shrinks
+    error: str | None  # None on success, otherwise one short line
+    module_sha256: str
+    module_size: int  # size of the binary actually compiled
+
+
+@dataclass(frozen=True, slots=True)
+class SandboxStats:
+    """A snapshot of the sandbox's load and compile cache."""
+
+    in_flight: int
+    queued: int
+    cache_entries: int
+    cache_bytes: int
+    cache_hits: int
+    cache_misses: int
+
+
+class SandboxError(Exception):
+    """Base of the sandbox's errors: a host fault or a refused request, never a guest outcome.
+
+    SandboxError
+     +-- ModuleRejected   the submitted module is unacceptable (the caller's fault)
+     +-- SandboxBusy      the run queue is full; try again later
+    """
+
+
+class ModuleRejected(SandboxError):
+    """The submitted bytes are not a module the sandbox will run.
+
+    `code` is stable and machine-readable: empty_wasm, wasm_too_large, invalid_wasm,
+    truncated_wasm, component_not_supported, invalid_wat, unsupported_import,
+    missing_start, unsupported_feature.
+    """
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+
+
+class SandboxBusy(SandboxError):
+    """Every worker is busy and the queue of waiting runs is full."""

@@ -1,0 +1,186 @@
+"""Run one CompiledModule in a fresh Store and classify how the run ended.
+
+How a run is classified, in order:
+
+1. What the host functions recorded in the run's `RunState` (output cap reached, slept
+   past the deadline). Exceptions coming back from wasmtime are not trusted for this.
+2. The exception's type: `ExitTrap` (proc_exit) -> success for 0, else exit_nonzero;
+   `Trap` -> by `trap_code` (INTERRUPT -> timeout, OUT_OF_FUEL -> fuel_exhausted,
+   STACK_OVERFLOW -> stack_overflow, anything else -> trap); any other `WasmtimeError`
+   -> trap. Message text is only ever shown, never used to decide.
+3. The memory-limit rule. Hitting the limit is not a trap: `memory.grow` returns -1 and
+   the guest then fails on its own. So a run that failed (a trap other than timeout, fuel
+   or stack overflow, or a non-zero exit) is reported as memory_limit when its exported
+   memory ended within one growth step of the limit, a step being
+   max(64 KiB, memory_bytes // 16): `memory_bytes - final_size < step`. A module whose
+   declared minimum memory (or table size) exceeds the limits is memory_limit without
+   being instantiated.
+"""
+
+from __future__ import annotations
+
+import time
+
+import wasmtime
+
+from wasmwiz.sandbox.compiler import CompiledModule
+from wasmwiz.sandbox.engine import MAX_TABLE_ELEMENTS, UNLIMITED_FUEL, EngineContext, get_export
+from wasmwiz.sandbox.guest import RunState, bind_run
+from wasmwiz.sandbox.models import Limits, Outcome, RunRequest, RunResult, SandboxError
+from wasmwiz.sandbox.validation import summarize
+
+WASM_PAGE = 65536
+
+_TRAP_DESCRIPTIONS = {
+    wasmtime.TrapCode.STACK_OVERFLOW: "call stack exhausted",
+    wasmtime.TrapCode.MEMORY_OUT_OF_BOUNDS: "out of bounds memory access",
+    wasmtime.TrapCode.HEAP_MISALIGNED: "misaligned memory access",
+    wasmtime.TrapCode.TABLE_OUT_OF_BOUNDS: "out of bounds table access",
+    wasmtime.TrapCode.INDIRECT_CALL_TO_NULL: "indirect call to a null table entry",
+    wasmtime.TrapCode.BAD_SIGNATURE: "indirect call type mismatch",
+    wasmtime.TrapCode.INTEGER_OVERFLOW: "integer overflow",
+    wasmtime.TrapCode.INTEGER_DIVISION_BY_ZERO: "integer divide by zero",
+    wasmtime.TrapCode.BAD_CONVERSION_TO_INTEGER: "invalid conversion to integer",
+    wasmtime.TrapCode.UNREACHABLE: "unreachable instruction executed",
+}
+
+_Verdict = tuple[Outcome, int | None, str | None]
+
+
+def run_compiled(
+    context: EngineContext, compiled: CompiledModule, request: RunRequest, limits: Limits
+) -> RunResult:
+    state = RunState(
+        max_output_bytes=limits.max_output_bytes,
+        timeout_seconds=limits.timeout_seconds,
+        stdin_size=len(request.stdin),
+    )
+    refusal = _declared_too_large(compiled, limits)
+    if refusal is not None:
+        return _result(compiled, state, (Outcome.MEMORY_LIMIT, None, refusal), 0.0, 0, 0)
+
+    fuel_budget = limits.max_fuel if limits.max_fuel is not None else UNLIMITED_FUEL
+    failure: Exception | None = None
+    instance: wasmtime.Instance | None = None
+    with bind_run(state):
+        # Armed before instantiation: a start section runs inside instantiate.
+        store = context.new_store(request, limits)
+        state.start_clock()
+        started = time.perf_counter()
+        try:
+            instance = compiled.instance_pre.instantiate(store)
+            get_export(store, instance, "_start")(store)
+        except (wasmtime.Trap, wasmtime.WasmtimeError) as exc:
+            failure = exc
+        duration = time.perf_counter() - started
+    if state.host_error is not None:
+        raise SandboxError("a sandbox host function failed") from state.host_error
+
+    memory_bytes = _memory_size(store, instance)
+    verdict = _classify(state, failure, limits, memory_bytes)
+    fuel_consumed = fuel_budget - _remaining_fuel(store)
+    return _result(compiled, state, verdict, duration, fuel_consumed, memory_bytes)
+
+
+def _declared_too_large(compiled: CompiledModule, limits: Limits) -> str | None:
+    if compiled.min_memory_bytes > limits.memory_bytes:
+        return (
+            f"the module's minimum memory of {compiled.min_memory_bytes} bytes exceeds "
+            f"the memory limit of {limits.memory_bytes} bytes"
+        )
+    if compiled.min_table_elements > MAX_TABLE_ELEMENTS:
+        return (
+            f"the module's minimum table size of {compiled.min_table_elements} elements "
+            f"exceeds the limit of {MAX_TABLE_ELEMENTS}"
+        )
+    return None
+
+
+def _classify(
+    state: RunState, failure: Exception | None, limits: Limits, memory_bytes: int
+) -> _Verdict:
+    if state.stop_outcome is Outcome.TIMEOUT:
+        return Outcome.TIMEOUT, None, _timeout_message(limits)
+    if state.stop_outcome is not None:
+        return state.stop_outcome, None, state.stop_reason
+    if failure is None:
+        return Outcome.SUCCESS, 0, None
+    if isinstance(failure, wasmtime.ExitTrap):
+        if failure.code == 0:
+            return Outcome.SUCCESS, 0, None
+        verdict: _Verdict = (Outcome.EXIT_NONZERO, failure.code, f"exited with code {failure.code}")
+    elif isinstance(failure, wasmtime.Trap):
+        code = failure.trap_code
+        if code == wasmtime.TrapCode.INTERRUPT:
+            return Outcome.TIMEOUT, None, _timeout_message(limits)
+        if code == wasmtime.TrapCode.OUT_OF_FUEL:
+            return Outcome.FUEL_EXHAUSTED, None, f"fuel budget of {limits.max_fuel} exhausted"
+        if code == wasmtime.TrapCode.STACK_OVERFLOW:
+            return Outcome.STACK_OVERFLOW, None, "stack overflow: call stack exhausted"
+        verdict = (Outcome.TRAP, None, f"trap: {_describe(failure)}")
+    else:
+        verdict = (Outcome.TRAP, None, f"trap: {summarize(str(failure))}")
+    if near_memory_limit(memory_bytes, limits.memory_bytes):
+        _, exit_code, reason = verdict
+        return (
+            Outcome.MEMORY_LIMIT,
+            exit_code,
+            f"memory limit of {limits.memory_bytes} bytes reached ({reason})",
+        )
+    return verdict
+
+
+def near_memory_limit(memory_bytes: int, limit: int) -> bool:
+    """The memory-limit rule (see the module docstring)."""
+    step = max(WASM_PAGE, limit // 16)
+    return memory_bytes > 0 and limit - memory_bytes < step
+
+
+def _timeout_message(limits: Limits) -> str:
+    return f"execution timed out after {limits.timeout_seconds}s"
+
+
+def _describe(trap: wasmtime.Trap) -> str:
+    code = trap.trap_code
+    if code is None:
+        return summarize(trap.message)
+    return _TRAP_DESCRIPTIONS.get(code, code.name.lower().replace("_", " "))
+
+
+def _memory_size(store: wasmtime.Store, instance: wasmtime.Instance | None) -> int:
+    if instance is None:
+        return 0
+    memory = get_export(store, instance, "memory")
+    return int(memory.data_len(store)) if isinstance(memory, wasmtime.Memory) else 0
+
+
+def _remaining_fuel(store: wasmtime.Store) -> int:
+    try:
+        return int(store.get_fuel())
+    except wasmtime.WasmtimeError:
+        return 0
+
+
+def _result(
+    compiled: CompiledModule,
+    state: RunState,
+    verdict: _Verdict,
+    duration: float,
+    fuel_consumed: int,
+    memory_bytes: int,
+) -> RunResult:
+    outcome, exit_code, error = verdict
+    return RunResult(
+        outcome=outcome,
+        exit_code=exit_code,
+        stdout=bytes(state.stdout),
+        stderr=bytes(state.stderr),
+        stdout_truncated=state.stdout_truncated,
+        stderr_truncated=state.stderr_truncated,
+        duration_seconds=duration,
+        fuel_consumed=fuel_consumed,
+        memory_peak_bytes=memory_bytes,
+        error=error,
+        module_sha256=compiled.sha256,
+        module_size=compiled.size,
+    )

@@ -1,0 +1,165 @@
+"""Checks that turn submitted bytes into a binary the sandbox is willing to compile."""
+
+from __future__ import annotations
+
+import wasmtime
+
+from wasmwiz.sandbox.models import ModuleRejected
+from wasmwiz.sandbox.wasm_reader import (
+    HEADER_SIZE,
+    MalformedWasm,
+    TruncatedWasm,
+    WasmInfo,
+    read_wasm_info,
+)
+
+WASI_MODULE = "wasi_snapshot_preview1"
+
+# Every function of WASI preview 1 (wasi_snapshot_preview1.witx), and nothing else.
+WASI_PREVIEW1_FUNCTIONS = frozenset(
+    {
+        "args_get", "args_sizes_get", "environ_get", "environ_sizes_get",
+        "clock_res_get", "clock_time_get",
+        "fd_advise", "fd_allocate", "fd_close", "fd_datasync", "fd_fdstat_get",
+        "fd_fdstat_set_flags", "fd_fdstat_set_rights", "fd_filestat_get",
+        "fd_filestat_set_size", "fd_filestat_set_times", "fd_pread", "fd_prestat_get",
+        "fd_prestat_dir_name", "fd_pwrite", "fd_read", "fd_readdir", "fd_renumber",
+        "fd_seek", "fd_sync", "fd_tell", "fd_write",
+        "path_create_directory", "path_filestat_get", "path_filestat_set_times",
+        "path_link", "path_open", "path_readlink", "path_remove_directory",
+        "path_rename", "path_symlink", "path_unlink_file",
+        "poll_oneoff", "proc_exit", "proc_raise", "sched_yield", "random_get",
+        "sock_accept", "sock_recv", "sock_send", "sock_shutdown",
+    }
+)  # fmt: skip
+
+_MAGIC = b"\0asm"
+_CORE_VERSION = b"\x01\0\0\0"
+_COMPONENT_VERSION = b"\x0d\0\x01\0"
+
+# Substrings of wasmparser's messages for proposals the engine has turned off. Only used
+# to name the feature in a rejection; nothing about a run is classified by message text.
+_FEATURE_HINTS = (
+    ("shared memor", "threads"),
+    ("threads", "threads"),
+    ("memory64", "memory64"),
+    ("64-bit memor", "memory64"),
+    ("multiple memories", "multi-memory"),
+    ("multi-memory", "multi-memory"),
+    ("gc feature", "gc"),
+    ("gc support", "gc"),
+    ("gc proposal", "gc"),
+)
+
+
+def to_binary(data: bytes) -> bytes:
+    """Return the core-module binary for `data`, converting WebAssembly text if needed."""
+    if data.startswith(_MAGIC[: len(data)]) and len(data) < HEADER_SIZE:
+        raise ModuleRejected("truncated_wasm", "the binary ends inside its 8-byte header")
+    if data.startswith(_MAGIC):
+        _check_header(data)
+        return data
+    if b"\0" in data:
+        raise ModuleRejected("invalid_wasm", "not a WebAssembly binary (bad magic number)")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ModuleRejected(
+            "invalid_wasm", "neither a WebAssembly binary nor UTF-8 WebAssembly text"
+        ) from None
+    try:
+        binary = bytes(wasmtime.wat2wasm(text))
+    except wasmtime.WasmtimeError as exc:
+        raise ModuleRejected("invalid_wat", first_line(str(exc))) from None
+    _check_header(binary)
+    return binary
+
+
+def _check_header(binary: bytes) -> None:
+    version = binary[4:HEADER_SIZE]
+    if version == _COMPONENT_VERSION:
+        raise ModuleRejected(
+            "component_not_supported",
+            "component-model binaries are not supported; submit a WASI preview 1 core module",
+        )
+    if version != _CORE_VERSION:
+        raise ModuleRejected("invalid_wasm", f"unsupported WebAssembly version {version.hex()}")
+
+
+def inspect(binary: bytes) -> WasmInfo:
+    """Read the binary's imports and memories and refuse what the sandbox cannot run."""
+    try:
+        info = read_wasm_info(binary)
+    except TruncatedWasm:
+        raise ModuleRejected("truncated_wasm", "the binary ends unexpectedly") from None
+    except MalformedWasm as exc:
+        raise ModuleRejected("invalid_wasm", str(exc)) from None
+    for entry in info.imports:
+        if not (
+            entry.is_function
+            and entry.module == WASI_MODULE
+            and entry.name in WASI_PREVIEW1_FUNCTIONS
+        ):
+            raise ModuleRejected(
+                "unsupported_import",
+                f"import {entry} is not a WASI preview 1 function",
+            )
+    feature = _unsupported_feature(info)
+    if feature is not None:
+        raise ModuleRejected("unsupported_feature", f"the {feature} proposal is not supported")
+    return info
+
+
+def _unsupported_feature(info: WasmInfo) -> str | None:
+    if any(m.shared for m in info.memories):
+        return "threads"
+    if any(m.memory64 for m in info.memories):
+        return "memory64"
+    if len(info.memories) > 1:
+        return "multi-memory"
+    if info.uses_gc_types:
+        return "gc"
+    return None
+
+
+def compile_error(exc: wasmtime.WasmtimeError) -> ModuleRejected:
+    """Map wasmtime's compilation error to a rejection with a one-line message."""
+    message = summarize(str(exc))
+    lowered = message.lower()
+    for hint, feature in _FEATURE_HINTS:
+        if hint in lowered:
+            return ModuleRejected(
+                "unsupported_feature", f"the {feature} proposal is not supported: {message}"
+            )
+    return ModuleRejected("invalid_wasm", message)
+
+
+def check_start(wasm_module: wasmtime.Module) -> None:
+    """Require an exported `_start` function of type () -> ()."""
+    for export in wasm_module.exports:
+        if export.name != "_start":
+            continue
+        kind = export.type
+        if isinstance(kind, wasmtime.FuncType) and not kind.params and not kind.results:
+            return
+        raise ModuleRejected("missing_start", "the export `_start` is not a function () -> ()")
+    raise ModuleRejected("missing_start", "the module exports no `_start` function")
+
+
+def first_line(message: str) -> str:
+    return message.strip().splitlines()[0].strip() if message.strip() else "unknown error"
+
+
+def summarize(message: str) -> str:
+    """One line from wasmtime's multi-line error: its first line and its innermost cause."""
+    lines = [line.strip() for line in message.strip().splitlines() if line.strip()]
+    if not lines:
+        return "unknown error"
+    head, cause = lines[0], lines[-1]
+    if cause == head or cause.startswith("Caused by"):
+        return head
+    # Causes are numbered ("1: ...") when there are several.
+    number, _, rest = cause.partition(": ")
+    if number.isdigit():
+        cause = rest
+    return f"{head}: {cause}"

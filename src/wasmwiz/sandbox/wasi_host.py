@@ -1,0 +1,226 @@
+"""Python replacements for the WASI calls the sandbox must control: output, sleeping, clocks.
+
+The functions are installed with wasmtime's *unchecked* C callback rather than
+`Linker.define_func`: wasmtime-py's own trampoline parks a host function's exception in
+a process-global and re-raises it in whichever thread looks next, so under concurrency a
+run could receive another run's exception. Here a host function never raises into
+wasmtime: it returns an errno, or a trap built directly in C, and records in its run's
+`RunState` why it stopped the guest. The runner classifies from that state first.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import struct
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import wasmtime
+from wasmtime import _ffi as ffi
+
+from wasmwiz.sandbox.guest import GuestFault, GuestMemory, RunState, StopGuest, current_run
+from wasmwiz.sandbox.models import Outcome
+
+WASI = "wasi_snapshot_preview1"
+
+ERRNO_SUCCESS = 0
+ERRNO_BADF = 8
+ERRNO_FAULT = 21
+ERRNO_INVAL = 28
+
+IOV_MAX = 1024  # POSIX writev's limit; bounds the Python work a single call can demand
+MAX_SUBSCRIPTIONS = 1024
+
+CLOCK_REALTIME = 0
+CLOCK_MONOTONIC = 1
+CLOCK_PROCESS_CPUTIME = 2
+CLOCK_THREAD_CPUTIME = 3
+SUBCLOCKFLAGS_ABSTIME = 1
+
+EVENTTYPE_CLOCK = 0
+EVENTTYPE_FD_READ = 1
+EVENTTYPE_FD_WRITE = 2
+
+_SUBSCRIPTION = struct.Struct("<QB7x")  # userdata, tag; the union follows at offset 16
+_SUBSCRIPTION_CLOCK = struct.Struct("<I4xQQH")  # clock id, timeout, precision, flags
+_SUBSCRIPTION_FD = struct.Struct("<I")
+_SUBSCRIPTION_SIZE = 48
+_EVENT = struct.Struct("<QHB5xQH6x")  # userdata, errno, type, nbytes, flags
+_IOVEC = struct.Struct("<II")
+_U32 = struct.Struct("<I")
+_U64 = struct.Struct("<Q")
+
+_MASK32 = 0xFFFFFFFF
+_MASK64 = 0xFFFFFFFFFFFFFFFF
+
+HostImpl = Callable[[RunState, GuestMemory, list[int]], int]
+
+
+def install(linker: wasmtime.Linker) -> list[Any]:
+    """Shadow fd_write, poll_oneoff and clock_time_get in `linker`.
+
+    Returns the C callback objects; the caller must keep them alive as long as the linker.
+    """
+    i32, i64 = wasmtime.ValType.i32(), wasmtime.ValType.i64()
+    definitions: list[tuple[str, list[Any], HostImpl]] = [
+        ("fd_write", [i32, i32, i32, i32], fd_write),
+        ("poll_oneoff", [i32, i32, i32, i32], poll_oneoff),
+        ("clock_time_get", [i32, i64, i32], clock_time_get),
+    ]
+    keep_alive: list[Any] = []
+    no_finalizer = ctypes.CFUNCTYPE(None, ctypes.c_void_p)()  # a NULL function pointer
+    module = WASI.encode()
+    for name, params, impl in definitions:
+        func_type = wasmtime.FuncType(params, [i32])
+        widths = [64 if p == i64 else 32 for p in params]
+        callback = _trampoline(impl, widths)
+        raw_name = name.encode()
+        error = ffi.wasmtime_linker_define_func_unchecked(
+            linker.ptr(), module, len(module), raw_name, len(raw_name),
+            func_type.ptr(), callback, None, no_finalizer,
+        )  # fmt: skip
+        if error:
+            raise wasmtime.WasmtimeError._from_ptr(error)
+        keep_alive += [callback, func_type]
+    return keep_alive
+
+
+def _trap(message: str) -> int:
+    raw = message.encode()
+    trap = ffi.wasmtime_trap_new(raw, len(raw))
+    return int(ctypes.cast(trap, ctypes.c_void_p).value or 0)
+
+
+def _trampoline(impl: HostImpl, widths: list[int]) -> Any:
+    def trampoline(_env: Any, caller_ptr: Any, raw: Any, _count: int) -> int:
+        state = current_run()
+        if state is None:
+            return _trap("WASI call outside of a sandbox run")
+        try:
+            args = [raw[i].i64 & _MASK64 if w == 64 else raw[i].i32 & _MASK32
+                    for i, w in enumerate(widths)]  # fmt: skip
+            caller = wasmtime.Caller(caller_ptr)
+            try:
+                memory = GuestMemory.from_caller(caller)
+            finally:
+                caller._invalidate()
+            raw[0].i32 = impl(state, memory, args)
+        except StopGuest as stop:
+            return _trap(str(stop))
+        except BaseException as exc:  # a host bug: report it as a host fault, never as a guest trap
+            state.host_error = exc
+            return _trap("host function failed")
+        return 0
+
+    return ffi.wasmtime_func_unchecked_callback_t(trampoline)
+
+
+def fd_write(state: RunState, memory: GuestMemory, args: list[int]) -> int:
+    fd, iovs, count, nwritten_ptr = args
+    if fd not in (1, 2):
+        return ERRNO_BADF
+    if count > IOV_MAX:
+        return ERRNO_INVAL
+    try:
+        vectors = list(_IOVEC.iter_unpack(memory.read(iovs, count * _IOVEC.size)))
+        for ptr, length in vectors:
+            memory.require(ptr, length)
+        memory.require(nwritten_ptr, _U32.size)
+    except GuestFault:
+        return ERRNO_FAULT
+    written = 0
+    for ptr, length in vectors:
+        state.capture(fd, memory, ptr, length)
+        written += length
+    memory.write(nwritten_ptr, _U32.pack(written & _MASK32))
+    return ERRNO_SUCCESS
+
+
+def clock_time_get(state: RunState, memory: GuestMemory, args: list[int]) -> int:
+    clock_id, _precision, time_ptr = args
+    now = _clock_now(state, clock_id)
+    if now is None:
+        return ERRNO_INVAL
+    try:
+        memory.write(time_ptr, _U64.pack(now & _MASK64))
+    except GuestFault:
+        return ERRNO_FAULT
+    return ERRNO_SUCCESS
+
+
+def _clock_now(state: RunState, clock_id: int) -> int | None:
+    if clock_id == CLOCK_REALTIME:
+        return time.time_ns()
+    if clock_id in (CLOCK_MONOTONIC, CLOCK_PROCESS_CPUTIME, CLOCK_THREAD_CPUTIME):
+        # Counted from the run's start: it hides the host's uptime, and a single-threaded
+        # guest's CPU time is close to its wall time.
+        return state.elapsed_ns()
+    return None
+
+
+def poll_oneoff(state: RunState, memory: GuestMemory, args: list[int]) -> int:
+    in_ptr, out_ptr, count, nevents_ptr = args
+    if count == 0 or count > MAX_SUBSCRIPTIONS:
+        return ERRNO_INVAL
+    try:
+        raw = memory.read(in_ptr, count * _SUBSCRIPTION_SIZE)
+        memory.require(out_ptr, count * _EVENT.size)
+        memory.require(nevents_ptr, _U32.size)
+    except GuestFault:
+        return ERRNO_FAULT
+    now = time.monotonic()
+    events: list[bytes] = []
+    timers: list[tuple[float, int]] = []
+    for offset in range(0, len(raw), _SUBSCRIPTION_SIZE):
+        userdata, tag = _SUBSCRIPTION.unpack_from(raw, offset)
+        if tag == EVENTTYPE_CLOCK:
+            clock_id, timeout, _precision, flags = _SUBSCRIPTION_CLOCK.unpack_from(raw, offset + 16)
+            delay = _delay_seconds(state, clock_id, timeout, flags)
+            if delay is None:
+                events.append(_EVENT.pack(userdata, ERRNO_INVAL, tag, 0, 0))
+            else:
+                timers.append((now + delay, userdata))
+        elif tag in (EVENTTYPE_FD_READ, EVENTTYPE_FD_WRITE):
+            (fd,) = _SUBSCRIPTION_FD.unpack_from(raw, offset + 16)
+            events.append(_fd_event(state, userdata, tag, fd))
+        else:
+            return ERRNO_INVAL
+    if not events:
+        events = _sleep(state, now, timers)
+    memory.write(out_ptr, b"".join(events))
+    memory.write(nevents_ptr, _U32.pack(len(events)))
+    return ERRNO_SUCCESS
+
+
+def _delay_seconds(state: RunState, clock_id: int, timeout: int, flags: int) -> float | None:
+    if not flags & SUBCLOCKFLAGS_ABSTIME:
+        return timeout / 1e9 if _clock_now(state, clock_id) is not None else None
+    now = _clock_now(state, clock_id)
+    if now is None:
+        return None
+    return max(0, timeout - now) / 1e9
+
+
+def _fd_event(state: RunState, userdata: int, tag: int, fd: int) -> bytes:
+    if tag == EVENTTYPE_FD_READ and fd == 0:
+        return _EVENT.pack(userdata, ERRNO_SUCCESS, tag, state.stdin_size, 0)
+    if tag == EVENTTYPE_FD_WRITE and fd in (1, 2):
+        return _EVENT.pack(userdata, ERRNO_SUCCESS, tag, state.output_room(fd), 0)
+    return _EVENT.pack(userdata, ERRNO_BADF, tag, 0, 0)
+
+
+def _sleep(state: RunState, now: float, timers: list[tuple[float, int]]) -> list[bytes]:
+    """Sleep until the earliest timer, but never past the run's deadline."""
+    wake_at = min(when for when, _ in timers)
+    if wake_at > state.deadline:
+        time.sleep(max(0.0, state.deadline - now))
+        state.stop(Outcome.TIMEOUT, "slept past the deadline")
+    time.sleep(max(0.0, wake_at - now))
+    return list(_clock_events(timers, wake_at))
+
+
+def _clock_events(timers: list[tuple[float, int]], wake_at: float) -> Iterator[bytes]:
+    for when, userdata in timers:
+        if when <= wake_at:
+            yield _EVENT.pack(userdata, ERRNO_SUCCESS, EVENTTYPE_CLOCK, 0, 0)

@@ -1,0 +1,185 @@
+"""execute() on the sandbox's own threads: concurrency limits, queueing, caching, closing."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+
+import pytest
+
+from tests.sandbox.conftest import fixture_wat
+from wasmwiz.sandbox import (
+    Limits,
+    ModuleRejected,
+    Outcome,
+    RunRequest,
+    Sandbox,
+    SandboxBusy,
+    SandboxError,
+    load_example,
+)
+
+pytestmark = pytest.mark.anyio
+
+SHORT = Limits(timeout_seconds=0.3)
+
+
+async def test_execute_runs_on_a_worker_thread(sandbox: Sandbox) -> None:
+    result = await sandbox.execute(load_example("hello"), RunRequest())
+
+    assert result.outcome is Outcome.SUCCESS
+    assert result.stdout == b"Hello, WasmWiz!\n"
+
+
+async def test_stack_overflow_on_worker_threads_is_an_outcome(sandbox: Sandbox) -> None:
+    results = await asyncio.gather(
+        *(sandbox.execute(fixture_wat("recursion"), RunRequest(), SHORT) for _ in range(4))
+    )
+
+    assert [r.outcome for r in results] == [Outcome.STACK_OVERFLOW] * 4
+
+
+async def test_execute_raises_module_rejected(sandbox: Sandbox) -> None:
+    with pytest.raises(ModuleRejected) as caught:
+        await sandbox.execute(fixture_wat("unknown_import"), RunRequest())
+
+    assert caught.value.code == "unsupported_import"
+
+
+async def test_twenty_concurrent_mixed_runs() -> None:
+    cases = [
+        (load_example("hello"), b"", Outcome.SUCCESS, b"Hello, WasmWiz!\n"),
+        (load_example("echo"), b"ping" * 1000, Outcome.SUCCESS, b"ping" * 1000),
+        (fixture_wat("exit3"), b"", Outcome.EXIT_NONZERO, b""),
+        (fixture_wat("unreachable"), b"", Outcome.TRAP, b""),
+        (fixture_wat("recursion"), b"", Outcome.STACK_OVERFLOW, b""),
+        (fixture_wat("print_forever"), b"", Outcome.OUTPUT_LIMIT, b"0123456789" * 1000),
+        (fixture_wat("sleep60"), b"", Outcome.TIMEOUT, b""),
+        (load_example("loop"), b"", Outcome.TIMEOUT, b""),
+        (fixture_wat("grow_bomb"), b"", Outcome.MEMORY_LIMIT, b""),
+        (fixture_wat("print_args_env"), b"", Outcome.SUCCESS, None),
+    ]
+    limits = Limits(timeout_seconds=0.3, memory_bytes=2 * 1024 * 1024, max_output_bytes=10_000)
+    with Sandbox(max_concurrency=4, max_queue=64) as sandbox:
+        results = await asyncio.gather(
+            *(
+                sandbox.execute(wat, RunRequest(stdin=stdin, env=(("I", str(i)),)), limits)
+                for i, (wat, stdin, _, _) in enumerate(cases * 2)
+            )
+        )
+        stats = sandbox.stats()
+
+    for i, (result, (_, _, outcome, stdout)) in enumerate(zip(results, cases * 2, strict=True)):
+        assert result.outcome is outcome, (i, result.error)
+        if stdout is not None:
+            assert result.stdout == stdout
+        else:
+            assert result.stdout.endswith(f"I={i}\n".encode())
+    assert stats.cache_misses == len(cases)
+    assert stats.cache_hits == len(cases)
+    assert (stats.in_flight, stats.queued) == (0, 0)
+
+
+async def test_full_queue_raises_sandbox_busy_at_once() -> None:
+    loop_wat = load_example("loop")
+    with Sandbox(max_concurrency=1, max_queue=1) as sandbox:
+        sandbox.prepare(loop_wat)
+        running = asyncio.create_task(sandbox.execute(loop_wat, RunRequest(), SHORT))
+        waiting = asyncio.create_task(sandbox.execute(loop_wat, RunRequest(), SHORT))
+        await asyncio.sleep(0.05)
+        assert (sandbox.stats().in_flight, sandbox.stats().queued) == (1, 1)
+
+        with pytest.raises(SandboxBusy):
+            await sandbox.execute(loop_wat, RunRequest(), SHORT)
+
+        outcomes = [(await task).outcome for task in (running, waiting)]
+    assert outcomes == [Outcome.TIMEOUT, Outcome.TIMEOUT]
+
+
+async def test_execute_after_close_is_refused() -> None:
+    sandbox = Sandbox(max_concurrency=1)
+    sandbox.close()
+
+    with pytest.raises(SandboxError):
+        await sandbox.execute(load_example("hello"), RunRequest())
+
+
+def test_same_bytes_are_compiled_once() -> None:
+    hello = load_example("hello")
+    with Sandbox(max_concurrency=1) as sandbox:
+        first = sandbox.prepare(hello)
+        second = sandbox.prepare(hello)
+        stats = sandbox.stats()
+
+    assert second is first
+    assert (stats.cache_misses, stats.cache_hits, stats.cache_entries) == (1, 1, 1)
+    assert stats.cache_bytes > 0
+
+
+def test_concurrent_prepares_of_the_same_bytes_share_one_compilation() -> None:
+    # A distinct module, so no other test has compiled it in this process.
+    wat = load_example("hello").replace(b"Hello, WasmWiz!", b"Hello, threads!")
+    compiled = []
+    with Sandbox(max_concurrency=1) as sandbox:
+        threads = [
+            threading.Thread(target=lambda: compiled.append(sandbox.prepare(wat))) for _ in range(8)
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        stats = sandbox.stats()
+
+    assert len(compiled) == 8
+    assert all(c is compiled[0] for c in compiled)
+    assert stats.cache_misses == 1
+    assert stats.cache_hits == 7
+
+
+def test_cache_is_bounded_by_bytes() -> None:
+    with Sandbox(max_concurrency=1, cache_max_bytes=100_000) as sandbox:
+        for i in range(10):
+            sandbox.prepare(load_example("hello").replace(b"WasmWiz", f"cache{i:02}".encode()))
+        stats = sandbox.stats()
+
+    assert stats.cache_misses == 10
+    assert 0 < stats.cache_entries < 10
+    assert stats.cache_bytes <= 100_000
+
+
+def test_check_passes_on_a_working_engine(sandbox: Sandbox) -> None:
+    sandbox.check()
+
+
+async def test_host_calls_near_the_stack_limit_on_worker_threads(sandbox: Sandbox) -> None:
+    results = await asyncio.gather(
+        *(
+            sandbox.execute(fixture_wat("recursion_print"), RunRequest(), Limits(timeout_seconds=5))
+            for _ in range(2)
+        )
+    )
+
+    for result in results:
+        assert result.outcome is Outcome.STACK_OVERFLOW
+        assert len(result.stdout) > 1000
+        assert set(result.stdout) == {ord(".")}
+
+
+async def test_execute_does_not_block_the_event_loop(sandbox: Sandbox) -> None:
+    ticks = 0
+
+    async def count_ticks() -> None:
+        nonlocal ticks
+        while True:
+            await asyncio.sleep(0.01)
+            ticks += 1
+
+    counter = asyncio.create_task(count_ticks())
+    result = await sandbox.execute(load_example("loop"), RunRequest(), SHORT)
+    counter.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await counter
+
+    assert result.outcome is Outcome.TIMEOUT
+    assert ticks >= 10
