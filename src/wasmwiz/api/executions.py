@@ -1,0 +1,85 @@
+"""POST /api/v1/execute: run a module with stdin, args and env."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request, Response
+
+from wasmwiz.api.dependencies import PrincipalDep, ServicesDep
+from wasmwiz.api.schemas import ExecutionResponse, OutputEncoding
+from wasmwiz.http_common.execution_form import read_execution_form
+
+router = APIRouter(tags=["executions"])
+
+_MULTIPART_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["wasm"],
+                    "properties": {
+                        "wasm": {
+                            "type": "string",
+                            "format": "binary",
+                            "description": "The module: a .wasm binary or .wat text "
+                            "(judged by content). At most MAX_WASM_SIZE bytes (10 MiB).",
+                        },
+                        "input": {
+                            "type": "string",
+                            "format": "binary",
+                            "description": "stdin, as a file or a text field. "
+                            "At most MAX_INPUT_SIZE bytes (1 MiB).",
+                        },
+                        "args": {
+                            "type": "string",
+                            "description": 'A JSON array of strings, e.g. ["-n", "3"]. '
+                            "argv[0] is the module's file name.",
+                        },
+                        "env": {
+                            "type": "string",
+                            "description": 'A JSON object of strings, e.g. {"LANG": "C"}. '
+                            "The guest sees exactly these variables and nothing of the host's.",
+                        },
+                    },
+                }
+            }
+        },
+    }
+}
+
+
+@router.post(
+    "/api/v1/execute",
+    summary="Run a WebAssembly module",
+    description="Runs a WASI (preview 1) command module with the given stdin, args and env "
+    "inside the service's limits and returns what it printed. A 200 means the program ran; "
+    "`status` says how it ended (a trap or a timeout is an outcome, not an error).",
+    response_model=ExecutionResponse,
+    openapi_extra=_MULTIPART_BODY,
+)
+@router.post(
+    "/execute",
+    summary="Run a WebAssembly module (alias of /api/v1/execute)",
+    response_model=ExecutionResponse,
+    openapi_extra=_MULTIPART_BODY,
+)
+async def execute(
+    request: Request,
+    response: Response,
+    principal: PrincipalDep,
+    services: ServicesDep,
+    encoding: Annotated[
+        OutputEncoding,
+        Query(description="`base64` returns stdout and stderr base64-encoded, byte for byte."),
+    ] = OutputEncoding.UTF8,
+) -> ExecutionResponse:
+    settings = services.settings
+    execution_request = await read_execution_form(
+        request, max_wasm_size=settings.max_wasm_size, max_input_size=settings.max_input_size
+    )
+    report = await services.executions.execute(principal, execution_request)
+    response.headers.update(report.admission.headers)
+    return ExecutionResponse.from_result(report.execution_id, report.result, encoding)

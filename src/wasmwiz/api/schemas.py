@@ -1,0 +1,67 @@
+"""Wire format of the JSON API (responses only; the execute request is multipart)."""
+
+from __future__ import annotations
+
+import base64
+import uuid
+from enum import StrEnum
+
+from pydantic import BaseModel, Field
+
+from wasmwiz.sandbox import Outcome, RunResult
+
+
+class OutputEncoding(StrEnum):
+    UTF8 = "utf-8"
+    BASE64 = "base64"
+
+
+class ExecutionResponse(BaseModel):
+    execution_id: uuid.UUID
+    status: Outcome = Field(description="How the run ended.")
+    output: str = Field(description="stdout: UTF-8 (invalid bytes replaced) or base64.")
+    error: str | None = Field(description="Null on success, otherwise why the run failed.")
+    stderr: str = Field(description="stderr, encoded like `output`.")
+    exit_code: int | None = Field(description="The guest's exit code; null when it trapped.")
+    duration_ms: float
+    fuel_consumed: int = Field(description="WebAssembly fuel (roughly instructions) used.")
+    memory_peak_bytes: int = Field(description="Peak size of the guest's linear memory.")
+    output_truncated: bool
+    stderr_truncated: bool
+    encoding: OutputEncoding
+
+    @classmethod
+    def from_result(
+        cls, execution_id: uuid.UUID, result: RunResult, encoding: OutputEncoding
+    ) -> ExecutionResponse:
+        return cls(
+            execution_id=execution_id,
+            status=result.outcome,
+            output=_encode(result.stdout, encoding),
+            error=result.error,
+            stderr=_encode(result.stderr, encoding),
+            exit_code=result.exit_code,
+            duration_ms=round(result.duration_seconds * 1000, 3),
+            fuel_consumed=result.fuel_consumed,
+            memory_peak_bytes=result.memory_peak_bytes,
+            output_truncated=result.stdout_truncated,
+            stderr_truncated=result.stderr_truncated,
+            encoding=encoding,
+        )
+
+
+def _encode(data: bytes, encoding: OutputEncoding) -> str:
+    if encoding is OutputEncoding.BASE64:
+        return base64.b64encode(data).decode("ascii")
+    return data.decode("utf-8", errors="replace")
+
+
+class HealthCheck(BaseModel):
+    name: str
+    ok: bool
+    detail: str | None = None
+
+
+class HealthResponse(BaseModel):
+    status: str = Field(description="`ok` when every check passed, otherwise `unavailable`.")
+    checks: list[HealthCheck]

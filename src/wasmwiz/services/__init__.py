@@ -1,0 +1,1 @@
+"""Use cases shared by the API, the web pages and the CLI: no HTTP, no templates."""

@@ -1,0 +1,30 @@
+"""The services and resources one running app owns, built together in its lifespan."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from wasmwiz.config import Settings
+from wasmwiz.observability.metrics import Metrics
+from wasmwiz.persistence import Database
+from wasmwiz.ratelimit import RateLimiter
+from wasmwiz.sandbox import Sandbox
+from wasmwiz.services.api_keys import ApiKeyService
+from wasmwiz.services.executions import ExecutionService
+from wasmwiz.services.health import HealthService
+from wasmwiz.services.rate_limits import AdmissionGate
+from wasmwiz.services.usage_recorder import UsageRecorder
+
+
+@dataclass(slots=True)
+class Services:
+    settings: Settings
+    metrics: Metrics
+    database: Database
+    sandbox: Sandbox
+    limiter: RateLimiter
+    gate: AdmissionGate
+    recorder: UsageRecorder
+    executions: ExecutionService
+    api_keys: ApiKeyService
+    health: HealthService

@@ -1,0 +1,1 @@
+"""The HTML adapter: pages over the same services as the JSON API."""

@@ -1,0 +1,249 @@
+"""POST /api/v1/execute over real HTTP: every outcome, and every refusal by its code."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import os
+import time
+
+import httpx
+import pytest
+
+from tests.api import wat
+from tests.fixtures.app import Account
+
+pytestmark = pytest.mark.anyio
+
+CAP = 64 * 1024
+
+
+async def execute(
+    client: httpx.AsyncClient,
+    account: Account,
+    module: str | bytes,
+    *,
+    path: str = "/api/v1/execute",
+    data: dict[str, str] | None = None,
+    stdin: bytes | None = None,
+    params: dict[str, str] | None = None,
+) -> httpx.Response:
+    files: dict[str, tuple[str, bytes]] = {
+        "wasm": ("main.wat", module.encode() if isinstance(module, str) else module)
+    }
+    if stdin is not None:
+        files["input"] = ("input.bin", stdin)
+    return await client.post(
+        path, headers=account.headers, files=files, data=data or {}, params=params
+    )
+
+
+async def test_hello_world(client: httpx.AsyncClient, account: Account) -> None:
+    response = await execute(client, account, wat.HELLO)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["status"] == "success"
+    assert body["output"] == "Hello, WasmWiz!\n"
+    assert body["error"] is None
+    assert body["exit_code"] == 0
+    assert body["stderr"] == ""
+    assert body["fuel_consumed"] > 0
+    assert body["memory_peak_bytes"] == 65536
+    assert body["output_truncated"] is False
+    assert response.headers["X-Request-ID"]
+
+
+async def test_execute_alias_path(client: httpx.AsyncClient, account: Account) -> None:
+    response = await execute(client, account, wat.HELLO, path="/execute")
+    assert response.json()["output"] == "Hello, WasmWiz!\n"
+
+
+async def test_one_mebibyte_of_binary_stdin_round_trips(
+    client: httpx.AsyncClient, account: Account
+) -> None:
+    payload = os.urandom(1024 * 1024)
+    response = await execute(
+        client, account, wat.ECHO, stdin=payload, params={"encoding": "base64"}
+    )
+    body = response.json()
+    assert body["status"] == "success", body
+    assert base64.b64decode(body["output"]) == payload
+
+
+async def test_stdin_as_a_text_field(client: httpx.AsyncClient, account: Account) -> None:
+    response = await client.post(
+        "/api/v1/execute",
+        headers=account.headers,
+        files={"wasm": ("echo.wat", wat.ECHO.encode())},
+        data={"input": "typed in a form\n"},
+    )
+    assert response.json()["output"] == "typed in a form\n"
+
+
+async def test_args_and_env_exactly_as_sent(client: httpx.AsyncClient, account: Account) -> None:
+    args = ["one", "two words", "ünïcode", ""]
+    env = {"GREETING": "hello", "EMPTY": "", "WITH_EQUALS": "a=b"}
+    response = await execute(
+        client,
+        account,
+        wat.ARGS_AND_ENV,
+        data={"args": json.dumps(args), "env": json.dumps(env)},
+    )
+    body = response.json()
+    assert body["status"] == "success", body
+    argv_block, env_block = body["output"].split("-\n")
+    assert argv_block.split("\n")[:-1] == ["main.wat", *args]
+    assert sorted(env_block.split("\n")[:-1]) == sorted(f"{k}={v}" for k, v in env.items())
+
+
+async def test_environment_is_empty_when_none_is_sent(
+    client: httpx.AsyncClient, account: Account
+) -> None:
+    response = await execute(client, account, wat.ARGS_AND_ENV)
+    assert response.json()["output"] == "main.wat\n-\n"
+
+
+@pytest.mark.parametrize(
+    ("module", "status", "exit_code"),
+    [
+        (wat.EXIT_3, "exit_nonzero", 3),
+        (wat.UNREACHABLE, "trap", None),
+        (wat.RECURSION, "stack_overflow", None),
+        (wat.MEMORY_BOMB, "memory_limit", None),
+    ],
+)
+async def test_failing_programs_are_outcomes(
+    client: httpx.AsyncClient, account: Account, module: str, status: str, exit_code: int | None
+) -> None:
+    response = await execute(client, account, module)
+    assert response.status_code == 200
+    body = response.json()
+    assert body["status"] == status, body
+    assert body["exit_code"] == exit_code
+    assert body["error"]
+    assert "\n" not in body["error"]
+
+
+async def test_memory_bomb_reports_its_peak(client: httpx.AsyncClient, account: Account) -> None:
+    body = (await execute(client, account, wat.MEMORY_BOMB)).json()
+    assert body["memory_peak_bytes"] > 120 * 1024 * 1024
+
+
+@pytest.mark.parametrize("module", [wat.INFINITE_LOOP, wat.SLEEP_60])
+async def test_spinning_or_sleeping_guest_times_out_at_the_deadline(
+    client: httpx.AsyncClient, account: Account, module: str
+) -> None:
+    started = time.monotonic()
+    response = await execute(client, account, module)
+    elapsed = time.monotonic() - started
+    body = response.json()
+    assert body["status"] == "timeout", body
+    assert 1.0 <= elapsed < 1.0 + 1.5  # the test server's EXECUTION_TIMEOUT is 1 s
+
+
+async def test_output_flood_keeps_exactly_the_cap(server_factory: object, account: Account) -> None:
+    server = server_factory(max_output_size=CAP)  # type: ignore[operator]
+    async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:
+        response = await execute(client, account, wat.FLOOD, params={"encoding": "base64"})
+    body = response.json()
+    assert body["status"] == "output_limit", body
+    assert body["output_truncated"] is True
+    assert len(base64.b64decode(body["output"])) == CAP
+
+
+async def test_others_are_served_while_one_request_spins(
+    client: httpx.AsyncClient, account: Account
+) -> None:
+    spinning = asyncio.create_task(execute(client, account, wat.INFINITE_LOOP))
+    await asyncio.sleep(0.2)
+    started = time.monotonic()
+    for _ in range(3):
+        response = await execute(client, account, wat.HELLO)
+        assert response.json()["status"] == "success"
+    health = await client.get("/health")
+    assert health.status_code == 200
+    assert time.monotonic() - started < 0.7
+    assert not spinning.done()
+    assert (await spinning).json()["status"] == "timeout"
+
+
+@pytest.mark.parametrize(
+    ("module", "status", "code"),
+    [
+        (wat.COMPONENT_HEADER + b"\x01\x00", 422, "component_not_supported"),
+        (b"this is neither wasm nor (wat", 422, "invalid_wat"),
+        (b"\x00asm\x01\x00\x00\x00\x01\x05garbage", 422, "truncated_wasm"),
+        (b"\x89PNG\r\n\x1a\n\x00\x00", 422, "invalid_wasm"),
+        (wat.UNKNOWN_IMPORT, 422, "unsupported_import"),
+        (b"", 422, "empty_wasm"),
+    ],
+)
+async def test_unacceptable_modules_are_refused_with_their_code(
+    client: httpx.AsyncClient, account: Account, module: str | bytes, status: int, code: str
+) -> None:
+    response = await execute(client, account, module)
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    problem = response.json()
+    assert problem["code"] == code
+    assert problem["status"] == status
+    assert problem["request_id"] == response.headers["X-Request-ID"]
+    if code == "unsupported_import":
+        assert "env.foo" in problem["detail"]
+
+
+async def test_missing_wasm_field(client: httpx.AsyncClient, account: Account) -> None:
+    response = await client.post(
+        "/api/v1/execute", headers=account.headers, files={"input": ("in", b"x")}
+    )
+    assert response.status_code == 400
+    assert response.json()["code"] == "missing_wasm"
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "code"),
+    [
+        ("args", "not json", "invalid_args"),
+        ("args", '{"a": 1}', "invalid_args"),
+        ("args", "[1, 2]", "invalid_args"),
+        ("env", "[]", "invalid_env"),
+        ("env", '{"A": 1}', "invalid_env"),
+        ("env", '{"A=B": "c"}', "invalid_env"),
+        ("stdin", "typo for input", "unknown_field"),
+    ],
+)
+async def test_bad_form_fields(
+    client: httpx.AsyncClient, account: Account, field: str, value: str, code: str
+) -> None:
+    response = await execute(client, account, wat.HELLO, data={field: value})
+    assert response.status_code == 400, response.text
+    assert response.json()["code"] == code
+
+
+async def test_module_over_the_size_limit(server_factory: object, account: Account) -> None:
+    server = server_factory(max_wasm_size=1024)  # type: ignore[operator]
+    async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:
+        response = await execute(client, account, wat.HELLO + " " * 2000)
+    assert response.status_code == 413
+    assert response.json()["code"] == "wasm_too_large"
+
+
+async def test_input_over_the_size_limit(client: httpx.AsyncClient, account: Account) -> None:
+    response = await execute(client, account, wat.ECHO, stdin=b"x" * (1024 * 1024 + 1))
+    assert response.status_code == 413
+    assert response.json()["code"] == "input_too_large"
+
+
+async def test_base64_encoding_parameter_is_validated(
+    client: httpx.AsyncClient, account: Account
+) -> None:
+    response = await execute(client, account, wat.HELLO, params={"encoding": "rot13"})
+    assert response.status_code == 422
+    assert response.json()["code"] == "invalid_request"
+
+
+async def test_not_multipart(client: httpx.AsyncClient, account: Account) -> None:
+    response = await client.post("/api/v1/execute", headers=account.headers, json={"wasm": "x"})
+    assert response.status_code == 400
+    assert response.json()["code"] == "unsupported_media_type"

@@ -1,0 +1,73 @@
+"""Oversized bodies are refused while they stream in, never buffered whole."""
+
+from __future__ import annotations
+
+import socket
+from urllib.parse import urlsplit
+
+import pytest
+
+from tests.fixtures.app import Account, LiveServer
+
+ONE_GIB = 1024**3
+
+
+def _connect(server: LiveServer) -> socket.socket:
+    address = urlsplit(server.url)
+    assert address.hostname
+    assert address.port
+    return socket.create_connection((address.hostname, address.port), timeout=10)
+
+
+def _request_head(account: Account, extra: str) -> bytes:
+    return (
+        "POST /api/v1/execute HTTP/1.1\r\nHost: test\r\n"
+        f"Authorization: Bearer {account.api_key}\r\n"
+        "Content-Type: multipart/form-data; boundary=XyZ\r\n"
+        f"{extra}\r\n"
+    ).encode()
+
+
+def _read_status(sock: socket.socket) -> tuple[int, bytes]:
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+    status = int(data.split(b" ", 2)[1])
+    return status, data
+
+
+@pytest.mark.anyio
+async def test_declared_gigabyte_is_refused_before_any_body(
+    live_server: LiveServer, account: Account
+) -> None:
+    with _connect(live_server) as sock:
+        sock.sendall(_request_head(account, f"Content-Length: {ONE_GIB}\r\n"))
+        status, response = _read_status(sock)
+    assert status == 413
+    assert b"request_too_large" in response
+
+
+@pytest.mark.anyio
+async def test_chunked_gigabyte_is_cut_off_at_the_limit(
+    live_server: LiveServer, account: Account
+) -> None:
+    part_head = b'--XyZ\r\nContent-Disposition: form-data; name="wasm"; filename="big.wasm"\r\n\r\n'
+    chunk = b"\0" * (1024 * 1024)
+    sent = 0
+    with _connect(live_server) as sock:
+        sock.sendall(_request_head(account, "Transfer-Encoding: chunked\r\n"))
+        sock.sendall(b"%x\r\n%s\r\n" % (len(part_head), part_head))
+        try:
+            while sent < ONE_GIB:
+                sock.sendall(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+                sent += len(chunk)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        status, response = _read_status(sock)
+    assert status == 413
+    assert b"wasm_too_large" in response
+    # Refused near the 10 MiB module limit, not after a gigabyte.
+    assert sent < 64 * 1024 * 1024
