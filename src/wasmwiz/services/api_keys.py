@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -16,8 +16,6 @@ from wasmwiz.persistence.repositories import api_keys as key_repository
 from wasmwiz.services.principals import Principal, TierLimits
 
 MAX_KEY_NAME_LENGTH = 100
-# last_used_at is written at most this often per key, not on every request.
-_LAST_USED_RESOLUTION = timedelta(minutes=1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,7 +50,11 @@ class ApiKeyService:
         self._clock = clock
 
     async def authenticate(self, session: AsyncSession, authorization: str | None) -> Principal:
-        """The caller behind an `Authorization: Bearer <key>` header, or a 401/403 error."""
+        """The caller behind an `Authorization: Bearer <key>` header, or a 401/403 error.
+
+        Read-only on purpose: the key's last_used_at is written with its usage records,
+        in the recorder's batches, so authenticating costs no write (and no SQLite lock).
+        """
         if not authorization:
             raise AuthenticationRequired("Send your API key as `Authorization: Bearer <key>`.")
         scheme, _, candidate = authorization.partition(" ")
@@ -70,8 +72,6 @@ class ApiKeyService:
             raise AuthenticationRequired(f"This API key is {status}.")
         if not key.user.is_active:
             raise PermissionDenied("The account that owns this key is deactivated.")
-        if key.last_used_at is None or now - key.last_used_at >= _LAST_USED_RESOLUTION:
-            await key_repository.touch_last_used(session, key.id, now=now)
         return Principal(
             user_id=key.user_id,
             email=key.user.email,

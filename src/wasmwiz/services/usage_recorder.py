@@ -21,7 +21,7 @@ from datetime import datetime
 from pathlib import Path
 
 from wasmwiz.persistence import Database
-from wasmwiz.persistence.repositories import usage_logs
+from wasmwiz.persistence.repositories import api_keys, usage_logs
 from wasmwiz.persistence.repositories.usage_logs import UsageRecord
 
 logger = logging.getLogger(__name__)
@@ -41,6 +41,16 @@ def record_from_json(line: str) -> UsageRecord:
         values[name] = uuid.UUID(values[name]) if values[name] is not None else None
     values["created_at"] = datetime.fromisoformat(values["created_at"])
     return UsageRecord(**values)
+
+
+def _last_use_per_key(batch: Sequence[UsageRecord]) -> dict[uuid.UUID, datetime]:
+    latest: dict[uuid.UUID, datetime] = {}
+    for record in batch:
+        if record.api_key_id is not None:
+            seen = latest.get(record.api_key_id)
+            if seen is None or record.created_at > seen:
+                latest[record.api_key_id] = record.created_at
+    return latest
 
 
 class UsageRecorder:
@@ -125,6 +135,8 @@ class UsageRecorder:
     async def _write(self, batch: Sequence[UsageRecord]) -> None:
         async with self._database.session() as session:
             await usage_logs.insert_many(session, batch)
+            for key_id, last_used_at in _last_use_per_key(batch).items():
+                await api_keys.touch_last_used(session, key_id, now=last_used_at)
             await session.commit()
         self.written += len(batch)
 
