@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -110,3 +111,22 @@ async def test_keys_never_appear_in_logs(
     assert account.api_key[3:20] not in caplog.text
     access = [r for r in caplog.records if getattr(r, "event", None) == "access"]
     assert any(getattr(r, "key_id", None) == str(account.api_key_id) for r in access)
+
+
+async def test_last_used_is_recorded_with_the_usage_batch(
+    client: httpx.AsyncClient, account: Account, migrated_database_url: str
+) -> None:
+    assert (await post(client, account.headers)).status_code == 200
+    database = Database(migrated_database_url)
+    try:
+        for _ in range(100):
+            async with database.session() as session:
+                key = await session.get(ApiKey, account.api_key_id)
+                assert key is not None
+                if key.last_used_at is not None:
+                    break
+            await asyncio.sleep(0.05)
+    finally:
+        await database.dispose()
+    assert key.last_used_at is not None
+    assert datetime.now(UTC) - key.last_used_at < timedelta(minutes=1)
