@@ -9,7 +9,15 @@ import time
 import pytest
 
 from tests.sandbox.conftest import fixture_wat
-from wasmwiz.sandbox import Limits, Outcome, RunRequest, RunResult, Sandbox, load_example
+from wasmwiz.sandbox import (
+    Limits,
+    ModuleRejected,
+    Outcome,
+    RunRequest,
+    RunResult,
+    Sandbox,
+    load_example,
+)
 
 SHORT = Limits(timeout_seconds=0.5)
 MARGIN_SECONDS = 0.35  # epoch tick granularity plus scheduling noise on a busy CI machine
@@ -141,21 +149,25 @@ def test_memory_grow_bomb_is_memory_limit(sandbox: Sandbox) -> None:
     assert "memory limit" in result.error
 
 
-def test_declared_minimum_above_the_limit_is_memory_limit(sandbox: Sandbox) -> None:
-    result = run(sandbox, fixture_wat("huge_min_memory"))
+def test_declared_minimum_above_the_sandbox_limit_is_refused(sandbox: Sandbox) -> None:
+    with pytest.raises(ModuleRejected) as caught:
+        sandbox.prepare(fixture_wat("huge_min_memory"))
 
-    assert result.outcome is Outcome.MEMORY_LIMIT
-    assert result.exit_code is None
-    assert result.memory_peak_bytes == 0
+    assert caught.value.code == "declared_memory_too_large"
 
 
-def test_minimum_within_the_limit_instantiates(sandbox: Sandbox) -> None:
-    limits = Limits(timeout_seconds=2, memory_bytes=30000 * 65536)
+def test_declared_minimum_above_a_run_limit_is_memory_limit() -> None:
+    roomy = Limits(timeout_seconds=2, memory_bytes=30000 * 65536)
+    with Sandbox(limits=roomy, max_concurrency=1) as big:
+        compiled = big.prepare(fixture_wat("huge_min_memory"))
+        refused = big.run(compiled, RunRequest(), SHORT)
+        fits = big.run(compiled, RunRequest(), roomy)
 
-    result = run(sandbox, fixture_wat("huge_min_memory"), limits)
-
-    assert result.outcome is Outcome.SUCCESS
-    assert result.memory_peak_bytes == 30000 * 65536
+    assert refused.outcome is Outcome.MEMORY_LIMIT
+    assert refused.exit_code is None
+    assert refused.memory_peak_bytes == 0
+    assert fits.outcome is Outcome.SUCCESS
+    assert fits.memory_peak_bytes == 30000 * 65536
 
 
 def test_unbounded_recursion_is_stack_overflow(sandbox: Sandbox) -> None:
@@ -215,12 +227,11 @@ def test_out_of_bounds_pointers_get_errnos_not_crashes(sandbox: Sandbox) -> None
     assert struct.unpack("<5I", result.stdout) == (efault, efault, efault, efault, ebadf)
 
 
-def test_declared_table_above_the_element_cap_is_memory_limit(sandbox: Sandbox) -> None:
-    result = run(sandbox, fixture_wat("huge_table"))
+def test_declared_table_above_the_element_cap_is_refused(sandbox: Sandbox) -> None:
+    with pytest.raises(ModuleRejected) as caught:
+        sandbox.prepare(fixture_wat("huge_table"))
 
-    assert result.outcome is Outcome.MEMORY_LIMIT
-    assert result.error is not None
-    assert "table" in result.error
+    assert caught.value.code == "declared_table_too_large"
 
 
 def test_requests_with_nul_characters_are_refused() -> None:

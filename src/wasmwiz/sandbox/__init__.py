@@ -3,6 +3,8 @@
 from wasmwiz.sandbox.compiler import CompiledModule
 from wasmwiz.sandbox.examples import example_names, load_example
 from wasmwiz.sandbox.models import (
+    CompileLimits,
+    InspectionLimits,
     Limits,
     ModuleRejected,
     Outcome,
@@ -15,7 +17,9 @@ from wasmwiz.sandbox.models import (
 from wasmwiz.sandbox.sandbox import Sandbox
 
 __all__ = [
+    "CompileLimits",
     "CompiledModule",
+    "InspectionLimits",
     "Limits",
     "ModuleRejected",
     "Outcome",

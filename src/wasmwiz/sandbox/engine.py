@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import ctypes
+import hashlib
+import importlib.metadata
+import json
 import math
+import platform
 import threading
 import time
 from typing import Any
@@ -25,31 +29,54 @@ MAX_INSTANCES = 1
 UNLIMITED_FUEL = 2**64 - 1
 
 
-def _config() -> wasmtime.Config:
-    config = wasmtime.Config()
-    config.epoch_interruption = True
-    config.consume_fuel = True
-    config.max_wasm_stack = MAX_WASM_STACK
+# Every Config option the engine sets, in one place: the compile workers build the same
+# Engine from it, and the disk cache keys artifacts by its fingerprint.
+ENGINE_OPTIONS: dict[str, bool | int] = {
+    "epoch_interruption": True,
+    "consume_fuel": True,
+    "max_wasm_stack": MAX_WASM_STACK,
     # WASI command modules need none of these, and refusing them at compile time gives
     # clear errors instead of surprises (shared memories, 64-bit memories, GC heaps).
-    config.wasm_threads = False
-    config.shared_memory = False
-    config.wasm_memory64 = False
-    config.wasm_multi_memory = False
-    config.wasm_gc = False
-    config.wasm_simd = True
-    config.wasm_bulk_memory = True
-    config.wasm_reference_types = True
-    config.wasm_multi_value = True
-    config.wasm_tail_call = True
+    "wasm_threads": False,
+    "shared_memory": False,
+    "wasm_memory64": False,
+    "wasm_multi_memory": False,
+    "wasm_gc": False,
+    "wasm_simd": True,
+    "wasm_bulk_memory": True,
+    "wasm_reference_types": True,
+    "wasm_multi_value": True,
+    "wasm_tail_call": True,
+    "wasm_exceptions": True,
+}
+
+
+def engine_config() -> wasmtime.Config:
+    config = wasmtime.Config()
+    for name, value in ENGINE_OPTIONS.items():
+        setattr(config, name, value)
     return config
+
+
+def config_fingerprint() -> str:
+    """Identifies what a serialized artifact was compiled for: options, wasmtime, machine."""
+    described = json.dumps(
+        {
+            "options": ENGINE_OPTIONS,
+            "wasmtime": importlib.metadata.version("wasmtime"),
+            "machine": platform.machine(),
+            "system": platform.system(),
+        },
+        sort_keys=True,
+    )
+    return hashlib.sha256(described.encode()).hexdigest()[:32]
 
 
 class EngineContext:
     """One Engine, one Linker with WASI (and our shadowing host functions), one ticker."""
 
     def __init__(self) -> None:
-        self.engine = wasmtime.Engine(_config())
+        self.engine = wasmtime.Engine(engine_config())
         self.linker = wasmtime.Linker(self.engine)
         self.linker.allow_shadowing = True
         self.linker.define_wasi()

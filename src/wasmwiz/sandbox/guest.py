@@ -30,10 +30,24 @@ class RunState:
     thread that called into wasm, so each run finds its own state without any lookup.
     """
 
-    def __init__(self, *, max_output_bytes: int, timeout_seconds: float, stdin_size: int) -> None:
+    def __init__(
+        self,
+        *,
+        max_output_bytes: int,
+        timeout_seconds: float,
+        stdin_size: int,
+        deterministic: bool = False,
+        seed: int = 0,
+    ) -> None:
         self.max_output_bytes = max_output_bytes
         self.timeout_seconds = timeout_seconds
         self.stdin_size = stdin_size
+        # Deterministic runs: clocks read `virtual_ns`, which only sleeping advances, and
+        # random_get draws from a stream keyed by the seed and a per-run call counter.
+        self.deterministic = deterministic
+        self.seed = seed
+        self.virtual_ns = 0
+        self.random_calls = 0
         self.stdout = bytearray()
         self.stderr = bytearray()
         self.stdout_truncated = False

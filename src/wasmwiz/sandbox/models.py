@@ -40,6 +40,36 @@ class Limits:
 
 
 @dataclass(frozen=True, slots=True)
+class CompileLimits:
+    """What compiling one module may cost; enforced on a separate worker process."""
+
+    timeout_seconds: float = 10.0  # CPU seconds; a wall-clock backstop is a multiple of it
+    memory_bytes: int = 2 * 1024 * 1024 * 1024  # the worker's address space (RLIMIT_AS)
+    workers: int = 2
+
+    def __post_init__(self) -> None:
+        if not self.timeout_seconds > 0:
+            raise ValueError("timeout_seconds must be positive")
+        if self.memory_bytes <= 0 or self.workers < 1:
+            raise ValueError("memory_bytes and workers must be positive")
+
+
+@dataclass(frozen=True, slots=True)
+class InspectionLimits:
+    """Bounds on a module's declared shape, checked before any CPU is spent compiling it."""
+
+    max_functions: int = 100_000
+    max_function_locals: int = 10_000
+    max_function_body_bytes: int = 1024 * 1024
+    max_data_segments: int = 100_000
+
+    def __post_init__(self) -> None:
+        if min(self.max_functions, self.max_function_locals, self.max_function_body_bytes,
+               self.max_data_segments) < 1:  # fmt: skip
+            raise ValueError("inspection bounds must be positive")
+
+
+@dataclass(frozen=True, slots=True)
 class RunRequest:
     """What the caller hands the guest. Nothing of the host's environment is added."""
 
@@ -47,8 +77,13 @@ class RunRequest:
     args: tuple[str, ...] = ()  # argv[0] (program_name) is prepended by the sandbox
     env: tuple[tuple[str, str], ...] = ()
     program_name: str = "main.wasm"
+    # Virtual clocks and a seeded random_get: the same inputs give byte-identical output.
+    deterministic: bool = False
+    seed: int = 0
 
     def __post_init__(self) -> None:
+        if not 0 <= self.seed < 2**64:
+            raise ValueError("seed must be between 0 and 2**64 - 1")
         # The C API takes NUL-terminated strings: an embedded NUL would silently cut a value.
         for text in (self.program_name, *self.args):
             if "\0" in text:
@@ -86,6 +121,9 @@ class SandboxStats:
     cache_bytes: int
     cache_hits: int
     cache_misses: int
+    disk_cache_hits: int
+    compiles: int  # modules compiled by a worker process
+    compile_workers_replaced: int
 
 
 class SandboxError(Exception):
@@ -102,7 +140,10 @@ class ModuleRejected(SandboxError):
 
     `code` is stable and machine-readable: empty_wasm, wasm_too_large, invalid_wasm,
     truncated_wasm, component_not_supported, invalid_wat, unsupported_import,
-    missing_start, unsupported_feature.
+    missing_start, unsupported_feature; from the pre-compile inspection
+    declared_memory_too_large, declared_table_too_large, too_many_functions,
+    too_many_locals, function_too_large, too_many_data_segments; from the compile worker
+    compile_timeout, compile_memory_limit.
     """
 
     def __init__(self, code: str, message: str) -> None:

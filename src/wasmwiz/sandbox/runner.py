@@ -15,6 +15,11 @@ How a run is classified, in order:
    max(64 KiB, memory_bytes // 16): `memory_bytes - final_size < step`. A module whose
    declared minimum memory (or table size) exceeds the limits is memory_limit without
    being instantiated.
+
+Fuel: `fuel_consumed` is what wasmtime has counted when the run ended. Generated code
+keeps the count in a register and stores it at calls, returns and traps, but not when
+the epoch deadline interrupts it, so a run stopped by the deadline reports a lower
+bound: the fuel counted up to its last call or return (0 for a loop that never calls).
 """
 
 from __future__ import annotations
@@ -54,6 +59,8 @@ def run_compiled(
         max_output_bytes=limits.max_output_bytes,
         timeout_seconds=limits.timeout_seconds,
         stdin_size=len(request.stdin),
+        deterministic=request.deterministic,
+        seed=request.seed,
     )
     refusal = _declared_too_large(compiled, limits)
     if refusal is not None:

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import threading
+from pathlib import Path
 
 from wasmwiz.sandbox.cache import ModuleCache
-from wasmwiz.sandbox.compiler import CompiledModule, check_size, compile_module, digest
+from wasmwiz.sandbox.compiler import CompiledModule, Compiler, check_size, digest
 from wasmwiz.sandbox.engine import EngineContext
 from wasmwiz.sandbox.models import (
+    CompileLimits,
+    InspectionLimits,
     Limits,
     Outcome,
     RunRequest,
@@ -16,9 +20,11 @@ from wasmwiz.sandbox.models import (
     SandboxStats,
 )
 from wasmwiz.sandbox.runner import run_compiled
-from wasmwiz.sandbox.workers import WorkerPool
+from wasmwiz.sandbox.workers import WorkerPool, on_worker_thread
 
 DEFAULT_LIMITS = Limits()  # frozen, so one shared instance is safe
+DEFAULT_COMPILE_LIMITS = CompileLimits()
+DEFAULT_INSPECTION = InspectionLimits()
 
 _SELF_TEST_WAT = b"""
 (module
@@ -36,9 +42,11 @@ class Sandbox:
     """Runs untrusted WASI preview 1 modules.
 
     One wasmtime Engine and Linker are shared by every run; each run gets a fresh Store.
-    `prepare` and `run` block the calling thread, which needs a native stack of a few MiB
-    (the main thread and default Linux threads have 8 MiB). `execute` does both on the
-    sandbox's own worker threads and is safe to await from an event loop.
+    Modules are compiled in separate worker processes (see compile_pool) and cached in
+    memory and, given `cache_dir`, on disk. `prepare` and `run` block the calling thread;
+    `run` executes wasm on the main thread or the sandbox's own big-stack threads only
+    (on any other thread it hands the run to one and waits). `execute` does both on the
+    sandbox's worker threads and is safe to await from an event loop.
     """
 
     def __init__(
@@ -49,12 +57,25 @@ class Sandbox:
         max_queue: int = 64,
         max_module_bytes: int = 10 * 1024 * 1024,
         cache_max_bytes: int = 256 * 1024 * 1024,
+        compile_limits: CompileLimits = DEFAULT_COMPILE_LIMITS,
+        inspection: InspectionLimits = DEFAULT_INSPECTION,
+        cache_dir: Path | None = None,
+        disk_cache_max_bytes: int = 1024 * 1024 * 1024,
     ) -> None:
         self._limits = limits
         self._max_module_bytes = max_module_bytes
         self._context = EngineContext()
         self._cache = ModuleCache(cache_max_bytes)
         try:
+            self._compiler = Compiler(
+                self._context,
+                max_module_bytes=max_module_bytes,
+                max_memory_bytes=limits.memory_bytes,
+                inspection=inspection,
+                compile_limits=compile_limits,
+                cache_dir=cache_dir,
+                disk_cache_max_bytes=disk_cache_max_bytes,
+            )
             self._pool = WorkerPool(max_workers=max_concurrency, max_queue=max_queue)
         except BaseException:
             self._context.close()
@@ -67,16 +88,19 @@ class Sandbox:
         """
         check_size(data, self._max_module_bytes)
         sha256 = digest(data)
-        return self._cache.get_or_compile(
-            sha256,
-            lambda: compile_module(self._context, data, sha256, self._max_module_bytes),
-        )
+        return self._cache.get_or_compile(sha256, lambda: self._compiler.compile(data, sha256))
 
     def run(
         self, compiled: CompiledModule, request: RunRequest, limits: Limits | None = None
     ) -> RunResult:
-        """Run a prepared module on the calling thread. Guest failures are outcomes."""
-        return run_compiled(self._context, compiled, request, limits or self._limits)
+        """Run a prepared module and wait for it. Guest failures are outcomes."""
+        chosen = limits or self._limits
+        if on_worker_thread() or threading.current_thread() is threading.main_thread():
+            return run_compiled(self._context, compiled, request, chosen)
+        # A thread of unknown stack size: deep guest recursion there could crash the
+        # whole process instead of trapping, so the run moves to a thread we made.
+        future = self._pool.submit(lambda: run_compiled(self._context, compiled, request, chosen))
+        return future.result()
 
     async def execute(
         self, data: bytes, request: RunRequest, limits: Limits | None = None
@@ -84,6 +108,14 @@ class Sandbox:
         """Prepare and run on a worker thread; raises SandboxBusy at once when saturated."""
         future = self._pool.submit(lambda: self.run(self.prepare(data), request, limits))
         return await asyncio.wrap_future(future)
+
+    def start_compile_workers(self) -> None:
+        """Start the compile worker processes now rather than on the first compile.
+
+        A service calls this at start-up; a worker takes a fraction of a second to start,
+        which the first requests would otherwise wait for.
+        """
+        self._compiler.prestart_workers()
 
     def stats(self) -> SandboxStats:
         return SandboxStats(
@@ -93,6 +125,9 @@ class Sandbox:
             cache_bytes=self._cache.total_bytes,
             cache_hits=self._cache.hits,
             cache_misses=self._cache.misses,
+            disk_cache_hits=self._compiler.disk_hits,
+            compiles=self._compiler.compiles,
+            compile_workers_replaced=self._compiler.workers_replaced,
         )
 
     def check(self) -> None:
@@ -107,6 +142,7 @@ class Sandbox:
     def close(self) -> None:
         """Wait for queued and in-flight runs, then stop the workers and the epoch ticker."""
         self._pool.close()
+        self._compiler.close()
         self._context.close()
 
     def __enter__(self) -> Sandbox:

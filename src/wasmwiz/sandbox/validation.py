@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import wasmtime
 
-from wasmwiz.sandbox.models import ModuleRejected
+from wasmwiz.sandbox.models import InspectionLimits, ModuleRejected
 from wasmwiz.sandbox.wasm_reader import (
     HEADER_SIZE,
     MalformedWasm,
+    ShapeExceeded,
     TruncatedWasm,
     WasmInfo,
     read_wasm_info,
@@ -86,14 +87,27 @@ def _check_header(binary: bytes) -> None:
         raise ModuleRejected("invalid_wasm", f"unsupported WebAssembly version {version.hex()}")
 
 
-def inspect(binary: bytes) -> WasmInfo:
-    """Read the binary's imports and memories and refuse what the sandbox cannot run."""
+def inspect(
+    binary: bytes,
+    bounds: InspectionLimits,
+    *,
+    max_memory_bytes: int,
+    max_table_elements: int,
+) -> WasmInfo:
+    """Read the binary's declared shape and refuse, before compiling, what cannot run.
+
+    Checked in reading order, so the first problem in the binary is the one reported:
+    truncation or corruption, bounds on counts and sizes, then imports, disabled
+    proposals, declared memory and table minimums, and the `_start` export.
+    """
     try:
-        info = read_wasm_info(binary)
+        info = read_wasm_info(binary, bounds)
     except TruncatedWasm:
         raise ModuleRejected("truncated_wasm", "the binary ends unexpectedly") from None
     except MalformedWasm as exc:
         raise ModuleRejected("invalid_wasm", str(exc)) from None
+    except ShapeExceeded as exc:
+        raise ModuleRejected(exc.code, str(exc)) from None
     for entry in info.imports:
         if not (
             entry.is_function
@@ -107,7 +121,33 @@ def inspect(binary: bytes) -> WasmInfo:
     feature = _unsupported_feature(info)
     if feature is not None:
         raise ModuleRejected("unsupported_feature", f"the {feature} proposal is not supported")
+    if info.min_memory_bytes > max_memory_bytes:
+        raise ModuleRejected(
+            "declared_memory_too_large",
+            f"the module's minimum memory of {info.min_memory_bytes} bytes exceeds the "
+            f"memory limit of {max_memory_bytes} bytes",
+        )
+    largest_table = max(info.table_min_elements, default=0)
+    if largest_table > max_table_elements:
+        raise ModuleRejected(
+            "declared_table_too_large",
+            f"the module's minimum table size of {largest_table} elements exceeds the "
+            f"limit of {max_table_elements}",
+        )
+    _check_start(binary, info)
     return info
+
+
+def _check_start(binary: bytes, info: WasmInfo) -> None:
+    """Require an exported `_start` function of type () -> ()."""
+    if info.start_export is None:
+        raise ModuleRejected("missing_start", "the module exports no `_start` function")
+    try:
+        signature = info.start_signature(binary)
+    except (TruncatedWasm, MalformedWasm):
+        signature = None
+    if signature != (0, 0):
+        raise ModuleRejected("missing_start", "the export `_start` is not a function () -> ()")
 
 
 def _unsupported_feature(info: WasmInfo) -> str | None:
@@ -124,7 +164,12 @@ def _unsupported_feature(info: WasmInfo) -> str | None:
 
 def compile_error(exc: wasmtime.WasmtimeError) -> ModuleRejected:
     """Map wasmtime's compilation error to a rejection with a one-line message."""
-    message = summarize(str(exc))
+    return compile_error_message(str(exc))
+
+
+def compile_error_message(text: str) -> ModuleRejected:
+    """Map the text of wasmtime's validation or compilation error to a rejection."""
+    message = summarize(text)
     lowered = message.lower()
     for hint, feature in _FEATURE_HINTS:
         if hint in lowered:
@@ -132,18 +177,6 @@ def compile_error(exc: wasmtime.WasmtimeError) -> ModuleRejected:
                 "unsupported_feature", f"the {feature} proposal is not supported: {message}"
             )
     return ModuleRejected("invalid_wasm", message)
-
-
-def check_start(wasm_module: wasmtime.Module) -> None:
-    """Require an exported `_start` function of type () -> ()."""
-    for export in wasm_module.exports:
-        if export.name != "_start":
-            continue
-        kind = export.type
-        if isinstance(kind, wasmtime.FuncType) and not kind.params and not kind.results:
-            return
-        raise ModuleRejected("missing_start", "the export `_start` is not a function () -> ()")
-    raise ModuleRejected("missing_start", "the module exports no `_start` function")
 
 
 def first_line(message: str) -> str:

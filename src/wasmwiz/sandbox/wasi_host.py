@@ -1,4 +1,4 @@
-"""Python replacements for the WASI calls the sandbox must control: output, sleeping, clocks.
+"""Python replacements for the WASI calls the sandbox must control: output, sleep, time, random.
 
 The functions are installed with wasmtime's *unchecked* C callback rather than
 `Linker.define_func`: wasmtime-py's own trampoline parks a host function's exception in
@@ -11,6 +11,8 @@ wasmtime: it returns an errno, or a trap built directly in C, and records in its
 from __future__ import annotations
 
 import ctypes
+import hashlib
+import os
 import struct
 import time
 from collections.abc import Callable, Iterator
@@ -31,6 +33,10 @@ ERRNO_INVAL = 28
 
 IOV_MAX = 1024  # POSIX writev's limit; bounds the Python work a single call can demand
 MAX_SUBSCRIPTIONS = 1024
+RANDOM_CHUNK = 1024 * 1024  # random_get fills big buffers in pieces, checking the deadline
+CLOCK_RESOLUTION_NS = 1000
+# Where a deterministic run's realtime clock starts: 2024-01-01T00:00:00Z.
+VIRTUAL_EPOCH_NS = 1_704_067_200 * 1_000_000_000
 
 CLOCK_REALTIME = 0
 CLOCK_MONOTONIC = 1
@@ -58,7 +64,7 @@ HostImpl = Callable[[RunState, GuestMemory, list[int]], int]
 
 
 def install(linker: wasmtime.Linker) -> list[Any]:
-    """Shadow fd_write, poll_oneoff and clock_time_get in `linker`.
+    """Shadow fd_write, poll_oneoff, clock_time_get, clock_res_get and random_get.
 
     Returns the C callback objects; the caller must keep them alive as long as the linker.
     """
@@ -67,6 +73,8 @@ def install(linker: wasmtime.Linker) -> list[Any]:
         ("fd_write", [i32, i32, i32, i32], fd_write),
         ("poll_oneoff", [i32, i32, i32, i32], poll_oneoff),
         ("clock_time_get", [i32, i64, i32], clock_time_get),
+        ("clock_res_get", [i32, i32], clock_res_get),
+        ("random_get", [i32, i32], random_get),
     ]
     keep_alive: list[Any] = []
     no_finalizer = ctypes.CFUNCTYPE(None, ctypes.c_void_p)()  # a NULL function pointer
@@ -149,14 +157,45 @@ def clock_time_get(state: RunState, memory: GuestMemory, args: list[int]) -> int
     return ERRNO_SUCCESS
 
 
+def clock_res_get(state: RunState, memory: GuestMemory, args: list[int]) -> int:
+    clock_id, resolution_ptr = args
+    if _clock_now(state, clock_id) is None:
+        return ERRNO_INVAL
+    try:
+        memory.write(resolution_ptr, _U64.pack(CLOCK_RESOLUTION_NS))
+    except GuestFault:
+        return ERRNO_FAULT
+    return ERRNO_SUCCESS
+
+
 def _clock_now(state: RunState, clock_id: int) -> int | None:
     if clock_id == CLOCK_REALTIME:
-        return time.time_ns()
+        return VIRTUAL_EPOCH_NS + state.virtual_ns if state.deterministic else time.time_ns()
     if clock_id in (CLOCK_MONOTONIC, CLOCK_PROCESS_CPUTIME, CLOCK_THREAD_CPUTIME):
         # Counted from the run's start: it hides the host's uptime, and a single-threaded
         # guest's CPU time is close to its wall time.
-        return state.elapsed_ns()
+        return state.virtual_ns if state.deterministic else state.elapsed_ns()
     return None
+
+
+def random_get(state: RunState, memory: GuestMemory, args: list[int]) -> int:
+    buf, length = args
+    try:
+        memory.require(buf, length)
+    except GuestFault:
+        return ERRNO_FAULT
+    state.random_calls += 1
+    key = state.seed.to_bytes(8, "little") + state.random_calls.to_bytes(8, "little")
+    for index, offset in enumerate(range(0, length, RANDOM_CHUNK)):
+        if time.monotonic() > state.deadline:
+            state.stop(Outcome.TIMEOUT, "random_get ran past the deadline")
+        size = min(RANDOM_CHUNK, length - offset)
+        if state.deterministic:
+            chunk = hashlib.shake_256(key + index.to_bytes(8, "little")).digest(size)
+        else:
+            chunk = os.urandom(size)
+        memory.write(buf + offset, chunk)
+    return ERRNO_SUCCESS
 
 
 def poll_oneoff(state: RunState, memory: GuestMemory, args: list[int]) -> int:
@@ -169,9 +208,8 @@ def poll_oneoff(state: RunState, memory: GuestMemory, args: list[int]) -> int:
         memory.require(nevents_ptr, _U32.size)
     except GuestFault:
         return ERRNO_FAULT
-    now = time.monotonic()
     events: list[bytes] = []
-    timers: list[tuple[float, int]] = []
+    timers: list[tuple[float, int]] = []  # (delay in seconds, userdata)
     for offset in range(0, len(raw), _SUBSCRIPTION_SIZE):
         userdata, tag = _SUBSCRIPTION.unpack_from(raw, offset)
         if tag == EVENTTYPE_CLOCK:
@@ -180,14 +218,15 @@ def poll_oneoff(state: RunState, memory: GuestMemory, args: list[int]) -> int:
             if delay is None:
                 events.append(_EVENT.pack(userdata, ERRNO_INVAL, tag, 0, 0))
             else:
-                timers.append((now + delay, userdata))
+                timers.append((delay, userdata))
         elif tag in (EVENTTYPE_FD_READ, EVENTTYPE_FD_WRITE):
             (fd,) = _SUBSCRIPTION_FD.unpack_from(raw, offset + 16)
             events.append(_fd_event(state, userdata, tag, fd))
         else:
             return ERRNO_INVAL
     if not events:
-        events = _sleep(state, now, timers)
+        sleep = _virtual_sleep if state.deterministic else _sleep
+        events = sleep(state, timers)
     memory.write(out_ptr, b"".join(events))
     memory.write(nevents_ptr, _U32.pack(len(events)))
     return ERRNO_SUCCESS
@@ -210,17 +249,30 @@ def _fd_event(state: RunState, userdata: int, tag: int, fd: int) -> bytes:
     return _EVENT.pack(userdata, ERRNO_BADF, tag, 0, 0)
 
 
-def _sleep(state: RunState, now: float, timers: list[tuple[float, int]]) -> list[bytes]:
+def _sleep(state: RunState, timers: list[tuple[float, int]]) -> list[bytes]:
     """Sleep until the earliest timer, but never past the run's deadline."""
-    wake_at = min(when for when, _ in timers)
-    if wake_at > state.deadline:
+    now = time.monotonic()
+    delay = min(delay for delay, _ in timers)
+    if now + delay > state.deadline:
         time.sleep(max(0.0, state.deadline - now))
         state.stop(Outcome.TIMEOUT, "slept past the deadline")
-    time.sleep(max(0.0, wake_at - now))
-    return list(_clock_events(timers, wake_at))
+    time.sleep(delay)
+    return list(_clock_events(timers, delay))
 
 
-def _clock_events(timers: list[tuple[float, int]], wake_at: float) -> Iterator[bytes]:
-    for when, userdata in timers:
-        if when <= wake_at:
+def _virtual_sleep(state: RunState, timers: list[tuple[float, int]]) -> list[bytes]:
+    """Advance the virtual clock to the earliest timer at once; the time limit still holds."""
+    delay = min(delay for delay, _ in timers)
+    delay_ns = round(delay * 1e9)
+    limit_ns = round(state.timeout_seconds * 1e9)
+    if state.virtual_ns + delay_ns > limit_ns:
+        state.virtual_ns = limit_ns
+        state.stop(Outcome.TIMEOUT, "slept past the deadline")
+    state.virtual_ns += delay_ns
+    return list(_clock_events(timers, delay))
+
+
+def _clock_events(timers: list[tuple[float, int]], elapsed: float) -> Iterator[bytes]:
+    for delay, userdata in timers:
+        if delay <= elapsed:
             yield _EVENT.pack(userdata, ERRNO_SUCCESS, EVENTTYPE_CLOCK, 0, 0)

@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Protocol
 
 HEADER_SIZE = 8
 
 _SECTION_TYPE = 1
 _SECTION_IMPORT = 2
+_SECTION_FUNCTION = 3
 _SECTION_TABLE = 4
 _SECTION_MEMORY = 5
+_SECTION_EXPORT = 7
+_SECTION_START = 8
+_SECTION_CODE = 10
+_SECTION_DATA = 11
 
 _KIND_FUNC = 0
 _KIND_TABLE = 1
@@ -22,12 +28,33 @@ _REF_NULLABLE = 0x63
 _REF_NON_NULL = 0x64
 
 
+class ShapeBounds(Protocol):
+    """The bounds `read_wasm_info` enforces while it reads (see models.InspectionLimits)."""
+
+    @property
+    def max_functions(self) -> int: ...
+    @property
+    def max_function_locals(self) -> int: ...
+    @property
+    def max_function_body_bytes(self) -> int: ...
+    @property
+    def max_data_segments(self) -> int: ...
+
+
 class TruncatedWasm(Exception):
     """The binary ends in the middle of a structure."""
 
 
 class MalformedWasm(Exception):
     """The binary is not well-formed where this reader looked."""
+
+
+class ShapeExceeded(Exception):
+    """The module declares more than a bound allows; `code` names which bound."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +87,34 @@ class WasmInfo:
     memories: list[MemoryDecl] = field(default_factory=list)
     table_min_elements: list[int] = field(default_factory=list)
     uses_gc_types: bool = False
+    # (parameter count, result count) of each type; None for a non-function (GC) type.
+    func_types: list[tuple[int, int] | None] = field(default_factory=list)
+    imported_function_types: list[int] = field(default_factory=list)
+    function_count: int = 0
+    # The export named `_start`: (kind, index), and where the function section lies.
+    start_export: tuple[int, int] | None = None
+    has_start_section: bool = False
+    _function_section: tuple[int, int] | None = None
+
+    def start_signature(self, data: bytes) -> tuple[int, int] | None:
+        """(params, results) of the function exported as `_start`, None if not a function."""
+        if self.start_export is None or self.start_export[0] != _KIND_FUNC:
+            return None
+        index = self.start_export[1]
+        if index < len(self.imported_function_types):
+            type_index = self.imported_function_types[index]
+        else:
+            index -= len(self.imported_function_types)
+            if self._function_section is None or index >= self.function_count:
+                return None
+            cursor = _Cursor(data, *self._function_section)
+            cursor.leb()
+            for _ in range(index):
+                cursor.leb()
+            type_index = cursor.leb()
+        if type_index >= len(self.func_types):
+            return None
+        return self.func_types[type_index]
 
     @property
     def min_memory_bytes(self) -> int:
@@ -130,11 +185,13 @@ class _Cursor:
         return MemoryDecl(minimum, bool(flags & 0x02), bool(flags & 0x04), page_size)
 
 
-def read_wasm_info(data: bytes) -> WasmInfo:
+def read_wasm_info(data: bytes, bounds: ShapeBounds) -> WasmInfo:
     """Read a core-module binary whose 8-byte header was already checked.
 
-    Raises TruncatedWasm when the binary is cut short and MalformedWasm when it is corrupt
-    in a place this reader looks at. Everything else is left to wasmtime's validator.
+    Raises TruncatedWasm when the binary is cut short, MalformedWasm when it is corrupt
+    in a place this reader looks at, and ShapeExceeded when it declares more than
+    `bounds` allow. Everything else is left to wasmtime's validator. Counts are checked
+    before their entries are read, so a huge declared count costs nothing.
     """
     info = WasmInfo()
     top = _Cursor(data, HEADER_SIZE, len(data), top_level=True)
@@ -146,25 +203,87 @@ def read_wasm_info(data: bytes) -> WasmInfo:
             raise TruncatedWasm
         section = _Cursor(data, start, start + size)
         if section_id == _SECTION_TYPE:
-            info.uses_gc_types = _has_gc_types(section)
+            _read_types(section, info)
         elif section_id == _SECTION_IMPORT:
             _read_imports(section, info)
+        elif section_id == _SECTION_FUNCTION:
+            info.function_count = _bounded_count(
+                section, bounds.max_functions, "too_many_functions", "functions"
+            )
+            info._function_section = (start, start + size)
         elif section_id == _SECTION_TABLE:
             _read_tables(section, info)
         elif section_id == _SECTION_MEMORY:
             info.memories.extend(section.memory() for _ in range(section.leb()))
+        elif section_id == _SECTION_EXPORT:
+            _read_exports(section, info)
+        elif section_id == _SECTION_START:
+            info.has_start_section = True
+        elif section_id == _SECTION_CODE:
+            _read_code(section, bounds)
+        elif section_id == _SECTION_DATA:
+            _bounded_count(section, bounds.max_data_segments, "too_many_data_segments",
+                           "data segments")  # fmt: skip
         top.pos = start + size
     return info
 
 
-def _has_gc_types(section: _Cursor) -> bool:
+def _bounded_count(section: _Cursor, bound: int, code: str, what: str) -> int:
+    count = section.leb()
+    if count > bound:
+        raise ShapeExceeded(code, f"the module declares {count} {what}; the limit is {bound}")
+    return count
+
+
+def _read_types(section: _Cursor, info: WasmInfo) -> None:
     for _ in range(section.leb()):
         if section.byte() != _FORM_FUNC:
-            return True  # rec groups, subtypes, structs and arrays are all GC proposal
+            # Rec groups, subtypes, structs and arrays are all GC proposal; the rest of
+            # the section cannot be read without it and the module is refused anyway.
+            info.uses_gc_types = True
+            return
+        counts = []
         for _ in range(2):  # parameters, then results
-            for _ in range(section.leb()):
+            count = section.leb()
+            for _ in range(count):
                 section.value_type()
-    return False
+            counts.append(count)
+        info.func_types.append((counts[0], counts[1]))
+
+
+def _read_exports(section: _Cursor, info: WasmInfo) -> None:
+    for _ in range(section.leb()):
+        name = section.name()
+        kind = section.byte()
+        index = section.leb()
+        if name == "_start":
+            info.start_export = (kind, index)
+
+
+def _read_code(section: _Cursor, bounds: ShapeBounds) -> None:
+    count = _bounded_count(section, bounds.max_functions, "too_many_functions", "functions")
+    max_body, max_locals = bounds.max_function_body_bytes, bounds.max_function_locals
+    for index in range(count):
+        body_size = section.leb()
+        if body_size > max_body:
+            raise ShapeExceeded(
+                "function_too_large",
+                f"function body {index} is {body_size} bytes; the limit is {max_body} bytes",
+            )
+        body_end = section.pos + body_size
+        if body_end > section.end:
+            raise MalformedWasm("a function body overruns the code section")
+        body = _Cursor(section.data, section.pos, body_end)
+        locals_total = 0
+        for _ in range(body.leb()):
+            locals_total += body.leb()
+            if locals_total > max_locals:
+                raise ShapeExceeded(
+                    "too_many_locals",
+                    f"function body {index} declares more than {max_locals} locals",
+                )
+            body.value_type()
+        section.pos = body_end
 
 
 def _read_imports(section: _Cursor, info: WasmInfo) -> None:
@@ -172,7 +291,7 @@ def _read_imports(section: _Cursor, info: WasmInfo) -> None:
         entry = ImportEntry(section.name(), section.name(), section.byte())
         info.imports.append(entry)
         if entry.kind == _KIND_FUNC:
-            section.leb()
+            info.imported_function_types.append(section.leb())
         elif entry.kind == _KIND_MEMORY:
             info.memories.append(section.memory())
         elif entry.kind == _KIND_TABLE:

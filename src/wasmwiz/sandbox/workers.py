@@ -20,6 +20,12 @@ WORKER_STACK_BYTES = 8 * 1024 * 1024
 _stack_size_lock = threading.Lock()
 
 _Job = tuple[Callable[[], Any], "Future[Any]"]
+_local = threading.local()
+
+
+def on_worker_thread() -> bool:
+    """Whether the calling thread is one of a WorkerPool's (with its big native stack)."""
+    return bool(getattr(_local, "is_worker", False))
 
 
 class WorkerPool:
@@ -70,6 +76,7 @@ class WorkerPool:
         return future
 
     def _work(self) -> None:
+        _local.is_worker = True
         while (job := self._jobs.get()) is not None:
             fn, future = job
             # A job whose caller went away while it was queued is skipped.

@@ -1,0 +1,111 @@
+"""Compilation in worker processes: budgets enforced from outside, failures remembered."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+import pytest
+
+from tests.sandbox import wasm_builder
+from wasmwiz.sandbox import (
+    CompileLimits,
+    InspectionLimits,
+    ModuleRejected,
+    Outcome,
+    RunRequest,
+    Sandbox,
+    load_example,
+)
+
+# 100,000 empty functions take about 6 CPU seconds and 640 MiB to compile here.
+SLOW_TO_COMPILE = wasm_builder.many_functions(100_000)
+# 200,000 take about 1.2 GiB.
+HUNGRY_TO_COMPILE = wasm_builder.many_functions(200_000)
+ROOMY_SHAPE = InspectionLimits(max_functions=1_000_000)
+
+
+def assert_still_works(sandbox: Sandbox) -> None:
+    result = sandbox.run(sandbox.prepare(load_example("hello")), RunRequest())
+    assert result.stdout == b"Hello, WasmWiz!\n"
+
+
+def rejection_code(sandbox: Sandbox, data: bytes) -> str:
+    with pytest.raises(ModuleRejected) as caught:
+        sandbox.prepare(data)
+    return caught.value.code
+
+
+def test_compile_over_the_cpu_budget_is_compile_timeout_and_remembered() -> None:
+    limits = CompileLimits(timeout_seconds=1, workers=1)
+    with Sandbox(compile_limits=limits, inspection=ROOMY_SHAPE, max_concurrency=1) as sandbox:
+        started = time.monotonic()
+        assert rejection_code(sandbox, SLOW_TO_COMPILE) == "compile_timeout"
+        first = time.monotonic() - started
+
+        started = time.monotonic()
+        assert rejection_code(sandbox, SLOW_TO_COMPILE) == "compile_timeout"
+        again = time.monotonic() - started
+
+        assert_still_works(sandbox)
+        stats = sandbox.stats()
+
+    assert again < first / 10  # refused by digest, without a worker
+    assert stats.compile_workers_replaced == 1
+
+
+def test_compile_over_the_memory_cap_is_compile_memory_limit() -> None:
+    limits = CompileLimits(timeout_seconds=60, memory_bytes=400 * 1024 * 1024, workers=1)
+    with Sandbox(compile_limits=limits, inspection=ROOMY_SHAPE, max_concurrency=1) as sandbox:
+        assert rejection_code(sandbox, HUNGRY_TO_COMPILE) == "compile_memory_limit"
+        assert rejection_code(sandbox, HUNGRY_TO_COMPILE) == "compile_memory_limit"
+        assert_still_works(sandbox)
+        assert sandbox.stats().compile_workers_replaced == 1
+
+
+def test_a_stuck_worker_is_killed_by_the_wall_clock_backstop() -> None:
+    # A stopped process burns no CPU: only the wall-clock timer can end its compile.
+    limits = CompileLimits(timeout_seconds=0.5, workers=1)
+    with Sandbox(compile_limits=limits, max_concurrency=1) as sandbox:
+        sandbox.prepare(load_example("hello"))  # starts the worker
+        worker = sandbox._compiler._pool._idle[0]
+        os.kill(worker.process.pid, signal.SIGSTOP)
+
+        assert rejection_code(sandbox, load_example("echo")) == "compile_timeout"
+
+        assert worker.process.poll() is not None
+        assert sandbox.run(sandbox.prepare(load_example("loop").replace(b"$l", b"$m")),
+                           RunRequest()).outcome is Outcome.TIMEOUT  # fmt: skip
+
+
+def test_a_module_wasmtime_refuses_in_the_worker_is_invalid_wasm(sandbox: Sandbox) -> None:
+    # Valid to the validator, beyond Cranelift's limit of 65,520 br_table targets.
+    assert rejection_code(sandbox, wasm_builder.big_br_table(70_000)) == "invalid_wasm"
+    assert_still_works(sandbox)
+
+
+def test_workers_compile_concurrently_and_are_reused() -> None:
+    with Sandbox(compile_limits=CompileLimits(workers=2), max_concurrency=1) as sandbox:
+        for index in range(6):
+            wat = load_example("hello").replace(b"WasmWiz", f"worker{index}".encode())
+            assert sandbox.run(sandbox.prepare(wat), RunRequest()).outcome is Outcome.SUCCESS
+        stats = sandbox.stats()
+        live = sandbox._compiler._pool._live
+
+    assert stats.compiles == 6
+    assert live <= 2
+
+
+def test_started_workers_are_replaced_at_once_when_killed() -> None:
+    limits = CompileLimits(timeout_seconds=1, workers=2)
+    with Sandbox(compile_limits=limits, inspection=ROOMY_SHAPE, max_concurrency=1) as sandbox:
+        sandbox.start_compile_workers()
+        pool = sandbox._compiler._pool
+        assert (pool._live, len(pool._idle)) == (2, 2)
+
+        assert rejection_code(sandbox, SLOW_TO_COMPILE) == "compile_timeout"
+
+        assert (pool._live, len(pool._idle)) == (2, 2)
+        assert all(worker.process.poll() is None for worker in pool._idle)
+        assert_still_works(sandbox)

@@ -1,0 +1,135 @@
+"""Fifty hostile runs at once: hello-world keeps working and memory returns to its baseline.
+
+The service runs as its own process (`wasmwiz serve`), so the RSS measured is the
+server's alone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.fixtures.app import TEST_SALT, Account, create_account, free_port
+from tests.security import guests
+from tests.security.checks import HELLO
+from wasmwiz.persistence.migrate import upgrade_async
+
+pytestmark = pytest.mark.anyio
+
+MiB = 1024 * 1024
+HOSTILE_MIX: list[tuple[bytes, int, str]] = [
+    (guests.INFINITE_LOOP.encode(), 200, "timeout"),
+    (guests.START_LOOP.encode(), 200, "timeout"),
+    (guests.MEMORY_GROW_LOOP.encode(), 200, "memory_limit"),
+    (guests.TABLE_GROW_LOOP.encode(), 200, "trap"),
+    (guests.RECURSION.encode(), 200, "stack_overflow"),
+    (guests.writing_forever(1).encode(), 200, "output_limit"),
+    (guests.writing_forever(2).encode(), 200, "output_limit"),
+    (guests.sleeping(absolute=False).encode(), 200, "timeout"),
+    (guests.IMPORTS_ENV_FOO.encode(), 422, "unsupported_import"),
+    (guests.MANY_FUNCTIONS, 422, "too_many_functions"),
+]
+# Allocator noise (per-thread malloc arenas keep freed output buffers) after two more
+# identical storms; a leak of even 1 MiB a run would be 100 MiB.
+RSS_MARGIN = 64 * MiB
+
+
+def rss_bytes(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise AssertionError("no VmRSS")
+
+
+async def hostile(
+    client: httpx.AsyncClient, account: Account, case: tuple[bytes, int, str]
+) -> None:
+    wasm, status, expected = case
+    response = await client.post(
+        "/api/v1/execute", headers=account.headers, files={"wasm": ("h.wasm", wasm)}
+    )
+    assert response.status_code == status, response.text
+    assert response.json()["status" if status == 200 else "code"] == expected
+
+
+async def hello(client: httpx.AsyncClient, account: Account) -> None:
+    response = await client.post(
+        "/api/v1/execute", headers=account.headers, files={"wasm": ("hello.wat", HELLO)}
+    )
+    assert response.status_code == 200, response.text
+    assert response.json()["output"] == "Hello, WasmWiz!\n"
+
+
+async def storm(client: httpx.AsyncClient, accounts: list[Account]) -> int:
+    """50 hostile runs at once (two keys), and hello-world from a third until they end."""
+    runs = asyncio.gather(
+        *(hostile(client, accounts[i % 2], HOSTILE_MIX[i % len(HOSTILE_MIX)]) for i in range(50))
+    )
+    hellos = 0
+    while not runs.done():
+        await hello(client, accounts[2])
+        hellos += 1
+    await runs
+    await hello(client, accounts[2])
+    return hellos
+
+
+@pytest.mark.slow
+async def test_fifty_concurrent_hostile_runs(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'wasmwiz.db'}"
+    await upgrade_async(url)
+    accounts = [await create_account(url) for _ in range(3)]
+    port = free_port()
+    env = {
+        **os.environ,
+        "DATABASE_URL": url,
+        "API_SALT": TEST_SALT,
+        "VAR_DIR": str(tmp_path / "var"),
+        "EXECUTION_TIMEOUT": "1",
+        "MEMORY_LIMIT": str(32 * MiB),
+        "MAX_CONCURRENT_EXECUTIONS": "8",
+        "MAX_QUEUED_EXECUTIONS": "256",
+        "COMPILE_TIMEOUT": "2",
+        "LOG_LEVEL": "WARNING",
+    }
+    process = subprocess.Popen(  # noqa: ASYNC220 - the server must outlive no test loop
+        [sys.executable, "-m", "wasmwiz.cli.main", "serve", "--port", str(port)],
+        env=env,
+        cwd=tmp_path,
+    )
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=120) as client:
+            deadline = time.monotonic() + 30
+            while True:
+                try:
+                    if (await client.get("/health")).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                assert time.monotonic() < deadline, "the server did not start"
+                await asyncio.sleep(0.05)
+            # Two storms warm up: modules compiled and cached, allocator arenas and worker
+            # threads grown to their working size. That is the baseline.
+            for _ in range(2):
+                await storm(client, accounts)
+            baseline = rss_bytes(process.pid)
+            hellos = [await storm(client, accounts) for _ in range(2)]
+            after = rss_bytes(process.pid)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+    print(f"RSS baseline {baseline / MiB:.0f} MiB, after {after / MiB:.0f} MiB, hellos {hellos}")
+    assert min(hellos) >= 1
+    assert after <= baseline + RSS_MARGIN
