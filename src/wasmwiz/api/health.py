@@ -1,12 +1,13 @@
-"""GET /health: is the database reachable, the temp dir writable, the sandbox ready."""
+"""Health endpoints: /health (every check), /health/live (the process), /health/ready."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from wasmwiz.api.dependencies import ServicesDep
 from wasmwiz.api.schemas import HealthCheck, HealthResponse
+from wasmwiz.services.health import CheckResult
 
 router = APIRouter(tags=["health"])
 
@@ -19,9 +20,44 @@ router = APIRouter(tags=["health"])
     responses={503: {"model": HealthResponse, "description": "A check failed."}},
 )
 async def health(services: ServicesDep) -> JSONResponse:
-    results = await services.health.run_checks()
+    return _report(await services.health.run_checks())
+
+
+@router.get(
+    "/health/live",
+    summary="Liveness",
+    description="200 while the process can answer at all; it checks nothing else, so a "
+    "database outage never gets healthy replicas restarted.",
+    response_model=HealthResponse,
+)
+async def live() -> JSONResponse:
+    return _report([])
+
+
+@router.get(
+    "/health/ready",
+    summary="Readiness",
+    description="200 when this instance should get traffic: started, not draining, and the "
+    "database, rate limiter (Redis when configured), temp dir and sandbox all pass. "
+    "503 otherwise, naming what failed.",
+    response_model=HealthResponse,
+    responses={503: {"model": HealthResponse, "description": "Not ready."}},
+)
+async def ready(request: Request) -> JSONResponse:
+    services = getattr(request.app.state, "services", None)
+    if services is None:
+        return _report([CheckResult("lifecycle", False, "starting")])
+    return _report(await services.health.readiness())
+
+
+def _report(results: list[CheckResult]) -> JSONResponse:
     body = HealthResponse(
         status="ok" if all(result.ok for result in results) else "unavailable",
         checks=[HealthCheck(name=r.name, ok=r.ok, detail=r.detail) for r in results],
     )
-    return JSONResponse(body.model_dump(), status_code=200 if body.status == "ok" else 503)
+    # No caching: a probe must see the state now.
+    return JSONResponse(
+        body.model_dump(),
+        status_code=200 if body.status == "ok" else 503,
+        headers={"Cache-Control": "no-store"},
+    )

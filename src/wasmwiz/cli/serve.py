@@ -1,45 +1,143 @@
-"""`wasmwiz serve`: uvicorn over create_app, one or several processes."""
+"""`wasmwiz serve`: uvicorn over create_app, with TLS, workers and a draining shutdown."""
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import os
+import signal
+import sys
+import threading
+from pathlib import Path
+from types import FrameType
+from typing import Any
 
 import uvicorn
+from fastapi import FastAPI
 
 from wasmwiz.app import create_app
-from wasmwiz.config import Settings, load_settings
+from wasmwiz.config import ConfigurationError, Settings, load_settings
 from wasmwiz.observability.logging import configure_logging
+from wasmwiz.services.health import Lifecycle, Phase
+
+logger = logging.getLogger(__name__)
 
 
-def app_factory() -> object:
+def build_app(settings: Settings) -> FastAPI:
+    """The app of one serving process, its SIGTERM turned into draining."""
+    configure_logging(settings.log_level, json_lines=settings.is_production)
+    app = create_app(settings)
+    drain_on_sigterm(app.state.lifecycle, grace_seconds=settings.shutdown_grace_period)
+    return app
+
+
+def app_factory() -> FastAPI:
     """Entry point for worker processes: each builds its own app from the environment."""
-    settings = load_settings()
-    configure_logging(settings.log_level, json_lines=settings.is_production)
-    return create_app(settings)
+    return build_app(load_settings())
 
 
-def serve(settings: Settings, *, host: str | None, port: int | None, workers: int) -> int:
+class _SettingsAppFactory:
+    """A one-process factory: uvicorn calls it after installing its signal handlers, which
+    is what lets `drain_on_sigterm` wrap them."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    def __call__(self) -> FastAPI:
+        return build_app(self.settings)
+
+
+def drain_on_sigterm(lifecycle: Lifecycle, *, grace_seconds: float) -> None:
+    """Make the first SIGTERM drain before uvicorn's own shutdown begins.
+
+    Draining: readiness turns 503 and new requests get 503 `shutting_down` while the
+    listener stays open, so a load balancer sees the instance leave instead of refused
+    connections; in-flight requests get up to `grace_seconds` to finish. Then uvicorn's
+    handler runs: it closes the listener and the lifespan flushes usage and closes pools.
+    A second SIGTERM skips the wait.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return  # signals reach only the main thread; an embedded server keeps its own
+    stop_server = signal.getsignal(signal.SIGTERM)
+    if not callable(stop_server):
+        return
+    tasks: set[asyncio.Task[None]] = set()
+
+    async def drain(signum: int) -> None:
+        try:
+            async with asyncio.timeout(grace_seconds):
+                await lifecycle.wait_idle()
+        except TimeoutError:
+            logger.warning(
+                "shutdown grace period over with %d request(s) in flight", lifecycle.in_flight
+            )
+        stop_server(signum, None)
+
+    def on_sigterm(signum: int, frame: FrameType | None) -> None:
+        loop = _running_loop()
+        if lifecycle.phase is Phase.DRAINING or loop is None:
+            stop_server(signum, frame)
+            return
+        lifecycle.begin_draining()
+        # Held so the task is not garbage-collected while it waits.
+        tasks.add(loop.create_task(drain(signum)))
+
+    signal.signal(signal.SIGTERM, on_sigterm)
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+
+
+def serve(
+    settings: Settings,
+    *,
+    host: str | None = None,
+    port: int | None = None,
+    workers: int | None = None,
+    certfile: Path | None = None,
+    keyfile: Path | None = None,
+) -> int:
+    overrides: dict[str, Any] = {
+        name: value
+        for name, value in {
+            "server_host": host,
+            "server_port": port,
+            "workers": workers,
+            "tls_certfile": certfile,
+            "tls_keyfile": keyfile,
+        }.items()
+        if value is not None
+    }
+    try:
+        # Flags go through the same validation as the environment (e.g. SQLite x workers).
+        settings = load_settings(**(settings.model_dump() | overrides))
+    except ConfigurationError as exc:
+        print(f"wasmwiz: {exc}", file=sys.stderr)
+        return 2
     configure_logging(settings.log_level, json_lines=settings.is_production)
-    host = host or settings.server_host
-    port = port or settings.server_port
-    if workers > 1:
+    options: dict[str, Any] = {
+        "host": settings.server_host,
+        "port": settings.server_port,
+        "factory": True,
+        "log_config": None,
+        # The app believes forwarded headers only from TRUSTED_PROXIES; uvicorn's own
+        # default would trust anything from 127.0.0.1.
+        "proxy_headers": False,
+        "server_header": False,
+        "h11_max_incomplete_event_size": settings.max_header_size,
+        # Draining already waited for in-flight requests; this bounds what is left.
+        "timeout_graceful_shutdown": int(settings.shutdown_grace_period) + 1,
+        "ssl_certfile": str(settings.tls_certfile) if settings.tls_certfile else None,
+        "ssl_keyfile": str(settings.tls_keyfile) if settings.tls_keyfile else None,
+    }
+    if settings.workers > 1:
         # Each process is a whole app; they must share limits through Redis to be exact.
-        os.environ.setdefault("SERVER_HOST", host)
-        uvicorn.run(
-            "wasmwiz.cli.serve:app_factory",
-            factory=True,
-            host=host,
-            port=port,
-            workers=workers,
-            log_config=None,
-            timeout_graceful_shutdown=30,
-        )
+        os.environ.setdefault("SERVER_HOST", settings.server_host)
+        uvicorn.run("wasmwiz.cli.serve:app_factory", workers=settings.workers, **options)
         return 0
-    uvicorn.run(
-        create_app(settings),
-        host=host,
-        port=port,
-        log_config=None,
-        timeout_graceful_shutdown=30,
-    )
+    uvicorn.run(_SettingsAppFactory(settings), **options)
     return 0

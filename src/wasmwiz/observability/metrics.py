@@ -2,9 +2,99 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 _LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+
+
+@dataclass(frozen=True, slots=True)
+class Sources:
+    """Read at scrape time from the running app's parts; each returns a number."""
+
+    in_flight: Callable[[], float]
+    queued: Callable[[], float]
+    cache_hits: Callable[[], float]
+    cache_misses: Callable[[], float]
+    cache_bytes: Callable[[], float]
+    usage_pending: Callable[[], float]
+    usage_lag: Callable[[], float]
+    usage_written: Callable[[], float]
+    usage_write_failures: Callable[[], float]
+    db_pool_size: Callable[[], float]
+    db_pool_checked_out: Callable[[], float]
+    db_pool_overflow: Callable[[], float]
+    ready: Callable[[], float]
+
+
+class _Sampled(Collector):
+    """Values owned by other components (the sandbox, the recorder, the pool), sampled
+    when scraped, so they are right whichever server (the app's or METRICS_PORT) asks."""
+
+    def __init__(self) -> None:
+        self.sources: Sources | None = None
+
+    def collect(self) -> Iterator[Metric]:
+        s = self.sources
+        if s is None:
+            return
+        yield _gauge("wasmwiz_executions_in_flight", "Executions running now.", s.in_flight)
+        yield _gauge("wasmwiz_executions_queued", "Executions waiting for a worker.", s.queued)
+        yield _counter(
+            "wasmwiz_compile_cache_hits", "Compiled-module cache hits since start.", s.cache_hits
+        )
+        yield _counter(
+            "wasmwiz_compile_cache_misses",
+            "Compiled-module cache misses (compilations) since start.",
+            s.cache_misses,
+        )
+        yield _gauge(
+            "wasmwiz_compile_cache_bytes", "Memory held by compiled modules.", s.cache_bytes
+        )
+        yield _gauge(
+            "wasmwiz_usage_records_pending",
+            "Usage records accepted but not yet written.",
+            s.usage_pending,
+        )
+        yield _gauge(
+            "wasmwiz_usage_write_lag_seconds",
+            "Age of the oldest usage record not yet written.",
+            s.usage_lag,
+        )
+        yield _counter(
+            "wasmwiz_usage_records_written", "Usage records written since start.", s.usage_written
+        )
+        yield _counter(
+            "wasmwiz_usage_write_failures",
+            "Failed usage-log batch writes (retried) since start.",
+            s.usage_write_failures,
+        )
+        yield _gauge("wasmwiz_db_pool_size", "Connections the database pool keeps.", s.db_pool_size)
+        yield _gauge(
+            "wasmwiz_db_pool_checked_out",
+            "Database connections in use now.",
+            s.db_pool_checked_out,
+        )
+        yield _gauge(
+            "wasmwiz_db_pool_overflow",
+            "Connections open beyond the pool size (negative: unused capacity).",
+            s.db_pool_overflow,
+        )
+        yield _gauge(
+            "wasmwiz_ready", "1 when ready for traffic, 0 while starting or draining.", s.ready
+        )
+
+
+def _gauge(name: str, documentation: str, source: Callable[[], float]) -> GaugeMetricFamily:
+    return GaugeMetricFamily(name, documentation, value=source())
+
+
+def _counter(name: str, documentation: str, source: Callable[[], float]) -> CounterMetricFamily:
+    return CounterMetricFamily(name, documentation, value=source())
 
 
 class Metrics:
@@ -49,33 +139,28 @@ class Metrics:
             ["code"],
             registry=self.registry,
         )
-        self.in_flight = Gauge(
-            "wasmwiz_executions_in_flight",
-            "Executions running now.",
+        self.usage_pruned = Counter(
+            "wasmwiz_usage_records_pruned_total",
+            "Usage records deleted by the retention job.",
             registry=self.registry,
         )
-        self.queued = Gauge(
-            "wasmwiz_executions_queued",
-            "Executions waiting for a worker.",
-            registry=self.registry,
-        )
-        self.cache_hits = Gauge(
-            "wasmwiz_compile_cache_hits",
-            "Compiled-module cache hits since start.",
-            registry=self.registry,
-        )
-        self.cache_misses = Gauge(
-            "wasmwiz_compile_cache_misses",
-            "Compiled-module cache misses (compilations) since start.",
-            registry=self.registry,
-        )
-        self.usage_pending = Gauge(
-            "wasmwiz_usage_records_pending",
-            "Usage records accepted but not yet written.",
-            registry=self.registry,
-        )
-        self.usage_lag = Gauge(
-            "wasmwiz_usage_write_lag_seconds",
-            "Age of the oldest usage record not yet written.",
-            registry=self.registry,
-        )
+        self._sampled = _Sampled()
+        self.registry.register(self._sampled)
+
+    def watch(self, sources: Sources) -> None:
+        """Sample these from now on (the lifespan calls this once its parts exist)."""
+        self._sampled.sources = sources
+
+
+def start_metrics_server(
+    registry: CollectorRegistry, *, host: str, port: int
+) -> Callable[[], None]:
+    """Serve `registry` alone on its own port (METRICS_PORT); returns a function to stop it."""
+    server, thread = start_http_server(port, addr=host, registry=registry)
+
+    def stop() -> None:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+
+    return stop

@@ -67,6 +67,9 @@ class RequestContextMiddleware:
                     "status": status,
                     "duration_ms": round(elapsed * 1000, 3),
                     "key_id": state.get("key_id"),
+                    # After TrustedProxiesMiddleware: the client's, not the proxy's.
+                    "client": (scope.get("client") or ("", 0))[0] or None,
+                    "scheme": scope.get("scheme"),
                 },
             )
 

@@ -54,6 +54,7 @@ def create_engine(
     max_overflow: int = 10,
     pool_timeout: float = 30.0,
     pool_recycle: int = 1800,
+    pool_pre_ping: bool = False,
     sqlite_busy_timeout_ms: int = 5000,
     pooled: bool = True,
 ) -> AsyncEngine:
@@ -62,7 +63,9 @@ def create_engine(
     `pooled=False` opens a connection per checkout (migrations, one-shot commands).
     """
     parsed = normalize_url(url)
-    kwargs: dict[str, Any] = {"echo": echo}
+    # pre-ping tests each connection as it leaves the pool, so one the server dropped
+    # (a restart, a failover) is replaced instead of failing a request.
+    kwargs: dict[str, Any] = {"echo": echo, "pool_pre_ping": pool_pre_ping}
     if not pooled:
         kwargs["poolclass"] = NullPool
 
@@ -125,6 +128,7 @@ class Database:
         max_overflow: int = 10,
         pool_timeout: float = 30.0,
         pool_recycle: int = 1800,
+        pool_pre_ping: bool = False,
     ) -> None:
         self.url = normalize_url(url)
         self.engine = create_engine(
@@ -134,6 +138,7 @@ class Database:
             max_overflow=max_overflow,
             pool_timeout=pool_timeout,
             pool_recycle=pool_recycle,
+            pool_pre_ping=pool_pre_ping,
         )
         self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
 
