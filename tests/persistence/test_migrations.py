@@ -24,7 +24,7 @@ from wasmwiz.persistence.migrate import (
     upgrade_async,
 )
 
-TABLES = {"subscription_tiers", "users", "api_keys", "usage_logs"}
+TABLES = {"subscription_tiers", "users", "api_keys", "usage_logs", "web_sessions"}
 SEEDED_TIERS = [("free", 10, 500, 2), ("basic", 100, 10_000, 10), ("pro", 500, 50_000, 50)]
 
 

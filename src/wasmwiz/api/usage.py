@@ -1,0 +1,75 @@
+"""GET /api/v1/usage: the figures of the usage dashboard, as JSON."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime
+
+from fastapi import APIRouter
+from pydantic import BaseModel, Field
+
+from wasmwiz.api.dependencies import PrincipalDep, ServicesDep
+from wasmwiz.services.usage_reports import REPORT_DAYS
+
+router = APIRouter(tags=["usage"])
+
+
+class DayOut(BaseModel):
+    day: date
+    executions: int
+
+
+class RecentRunOut(BaseModel):
+    execution_id: uuid.UUID
+    created_at: datetime
+    status: str
+    duration_ms: float
+    module_sha256: str
+    via_api_key: bool = Field(description="False for runs from the web playground.")
+
+
+class UsageOut(BaseModel):
+    days: list[DayOut] = Field(description=f"Executions per UTC day, last {REPORT_DAYS} days.")
+    total: int = Field(description=f"Executions in the last {REPORT_DAYS} days.")
+    outcomes: dict[str, int] = Field(description="Executions per `status` in that period.")
+    median_duration_ms: float | None
+    p95_duration_ms: float | None
+    today: int = Field(description="Executions since 00:00 UTC, by every key and the web.")
+    daily_quota: int = Field(description="The tier's daily quota (per key; resets 00:00 UTC).")
+    per_minute: int = Field(description="The tier's per-minute rate limit (per key).")
+    tier: str
+    recent: list[RecentRunOut]
+
+
+@router.get(
+    "/api/v1/usage",
+    summary="Your usage",
+    description="Executions per day, outcomes, duration percentiles, today's count against "
+    "the daily quota and the latest runs, for the authenticated key's user.",
+    response_model=UsageOut,
+)
+async def usage(principal: PrincipalDep, services: ServicesDep) -> UsageOut:
+    async with services.database.session() as session:
+        report = await services.usage_reports.report(session, principal.user_id, principal.tier)
+    return UsageOut(
+        days=[DayOut(day=day.day, executions=day.count) for day in report.days],
+        total=report.total,
+        outcomes=report.outcomes,
+        median_duration_ms=report.median_ms,
+        p95_duration_ms=report.p95_ms,
+        today=report.today,
+        daily_quota=report.daily_quota,
+        per_minute=report.per_minute,
+        tier=report.tier,
+        recent=[
+            RecentRunOut(
+                execution_id=run.execution_id,
+                created_at=run.created_at,
+                status=run.status,
+                duration_ms=run.duration_ms,
+                module_sha256=run.module_sha256,
+                via_api_key=run.via_api_key,
+            )
+            for run in report.recent
+        ],
+    )

@@ -1,0 +1,94 @@
+"""The playground: run a module from the browser, through the same service as the API."""
+
+from __future__ import annotations
+
+import base64
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, PlainTextResponse
+from starlette.responses import Response
+
+from wasmwiz.errors import NotFound
+from wasmwiz.http_common.execution_form import read_execution_form
+from wasmwiz.sandbox import RunResult, load_example
+from wasmwiz.web.rendering import WebRoute, render
+from wasmwiz.web.viewer import ServicesDep, ViewerDep, require_csrf
+
+router = APIRouter(route_class=WebRoute, include_in_schema=False)
+
+EXAMPLES = [
+    ("hello", "Hello, world", "Prints one line.", ""),
+    ("echo", "Echo", "Copies stdin to stdout.", "Anything you type as input comes back.\n"),
+    ("loop", "Infinite loop", "Spins forever: see the time limit stop it.", ""),
+]
+
+
+@router.get("/")
+async def playground(request: Request, viewer: ViewerDep, services: ServicesDep) -> Response:
+    viewer.require_user()
+    settings = services.settings
+    context = {
+        "examples": EXAMPLES,
+        "limits": {
+            "max_wasm_size": settings.max_wasm_size,
+            "max_input_size": settings.max_input_size,
+            "max_output_size": settings.max_output_size,
+            "timeout": settings.execution_timeout,
+            "memory": settings.memory_limit,
+        },
+    }
+    return render(request, viewer, "playground.html", context)
+
+
+@router.get("/examples/{name}.wat")
+async def example_source(name: str) -> PlainTextResponse:
+    try:
+        source = load_example(name)
+    except KeyError:
+        raise NotFound(f"There is no example named {name!r}.") from None
+    return PlainTextResponse(source.decode("utf-8"))
+
+
+@router.post("/upload")
+async def upload(request: Request, viewer: ViewerDep, services: ServicesDep) -> JSONResponse:
+    """Run a module for the signed-in user; counts against their tier like an API call."""
+    principal = viewer.principal()
+    await require_csrf(request, viewer, services)
+    settings = services.settings
+    execution_request = await read_execution_form(
+        request, max_wasm_size=settings.max_wasm_size, max_input_size=settings.max_input_size
+    )
+    report = await services.executions.execute(principal, execution_request)
+    body = {"execution_id": str(report.execution_id), **run_summary(report.result)}
+    return JSONResponse(body, headers=report.admission.headers)
+
+
+def run_summary(result: RunResult) -> dict[str, object]:
+    """The run as the page shows it; binary output also comes as base64 for a download."""
+    return {
+        "status": result.outcome.value,
+        "error": result.error,
+        "exit_code": result.exit_code,
+        "duration_ms": round(result.duration_seconds * 1000, 3),
+        "fuel_consumed": result.fuel_consumed,
+        "memory_peak_bytes": result.memory_peak_bytes,
+        "module_sha256": result.module_sha256,
+        "stdout": _stream(result.stdout, result.stdout_truncated),
+        "stderr": _stream(result.stderr, result.stderr_truncated),
+    }
+
+
+def _stream(data: bytes, truncated: bool) -> dict[str, object]:
+    try:
+        text = data.decode("utf-8")
+        binary = "\0" in text
+    except UnicodeDecodeError:
+        text = data.decode("utf-8", errors="replace")
+        binary = True
+    return {
+        "text": text,
+        "bytes": len(data),
+        "truncated": truncated,
+        "binary": binary,
+        "base64": base64.b64encode(data).decode("ascii") if binary else None,
+    }

@@ -1,0 +1,300 @@
+// The playground: pick or paste a module, check it against the server's limits, run it
+// through POST /upload and show the result. Output is always shown as text, never HTML.
+"use strict";
+
+(function () {
+  var form = document.getElementById("run-form");
+  if (!form) {
+    return;
+  }
+  var limits = {
+    wasm: Number(form.dataset.maxWasmSize),
+    input: Number(form.dataset.maxInputSize)
+  };
+  var $ = function (id) { return document.getElementById(id); };
+  var fileInput = $("wasm-file");
+  var dropzone = $("dropzone");
+  var source = $("wat-source");
+  var stdin = $("stdin");
+  var formError = $("form-error");
+  var runButton = $("run-button");
+  var progress = $("progress");
+  var progressBar = $("progress-bar");
+  var progressText = $("progress-text");
+  var selectedFile = null;
+  var mode = "file";
+
+  var OUTCOMES = {
+    success: "The program finished normally.",
+    exit_nonzero: "The program exited with a non-zero code.",
+    trap: "The program crashed (a WebAssembly trap).",
+    timeout: "Stopped: the program ran past the time limit.",
+    memory_limit: "Stopped: the program needed more memory than allowed.",
+    stack_overflow: "Stopped: the call stack overflowed.",
+    output_limit: "Stopped: the program printed more than the output limit.",
+    fuel_exhausted: "Stopped: the program used up its fuel budget."
+  };
+
+  function formatBytes(bytes) {
+    if (bytes < 1024) { return bytes + " B"; }
+    if (bytes < 1024 * 1024) { return (bytes / 1024).toFixed(1) + " KiB"; }
+    return (bytes / (1024 * 1024)).toFixed(1) + " MiB";
+  }
+
+  function showError(message) {
+    formError.textContent = message;
+    formError.hidden = false;
+  }
+
+  function clearError() {
+    formError.textContent = "";
+    formError.hidden = true;
+  }
+
+  // Tabs: file or pasted text, with arrow-key movement as the ARIA pattern asks.
+  var tabs = [$("tab-file"), $("tab-text")];
+  function selectTab(tab) {
+    tabs.forEach(function (other) {
+      var selected = other === tab;
+      other.setAttribute("aria-selected", String(selected));
+      other.tabIndex = selected ? 0 : -1;
+      $(other.getAttribute("aria-controls")).hidden = !selected;
+    });
+    mode = tab.id === "tab-text" ? "text" : "file";
+  }
+  tabs.forEach(function (tab, index) {
+    tab.addEventListener("click", function () { selectTab(tab); });
+    tab.addEventListener("keydown", function (event) {
+      if (event.key === "ArrowRight" || event.key === "ArrowLeft") {
+        var next = tabs[(index + (event.key === "ArrowRight" ? 1 : tabs.length - 1)) % tabs.length];
+        selectTab(next);
+        next.focus();
+        event.preventDefault();
+      }
+    });
+  });
+
+  function chooseFile(file) {
+    selectedFile = file || null;
+    $("file-name").textContent = file ? file.name + " (" + formatBytes(file.size) + ")" : "";
+    clearError();
+    if (file) {
+      var problem = checkFile(file);
+      if (problem) { showError(problem); }
+    }
+  }
+
+  function checkFile(file) {
+    var name = file.name.toLowerCase();
+    if (!name.endsWith(".wasm") && !name.endsWith(".wat")) {
+      return "“" + file.name + "” is not a WebAssembly file: choose a .wasm or .wat file.";
+    }
+    if (file.size > limits.wasm) {
+      return "“" + file.name + "” is " + formatBytes(file.size) + "; the limit is " +
+        formatBytes(limits.wasm) + ". Strip debug info or optimise the module for size.";
+    }
+    if (file.size === 0) {
+      return "“" + file.name + "” is empty.";
+    }
+    return null;
+  }
+
+  fileInput.addEventListener("change", function () { chooseFile(fileInput.files[0]); });
+  ["dragenter", "dragover"].forEach(function (type) {
+    dropzone.addEventListener(type, function (event) {
+      event.preventDefault();
+      dropzone.classList.add("is-dragging");
+    });
+  });
+  ["dragleave", "drop"].forEach(function (type) {
+    dropzone.addEventListener(type, function () { dropzone.classList.remove("is-dragging"); });
+  });
+  dropzone.addEventListener("drop", function (event) {
+    event.preventDefault();
+    if (event.dataTransfer.files.length) {
+      chooseFile(event.dataTransfer.files[0]);
+    }
+  });
+
+  // Arguments split like a shell would: spaces separate, quotes group.
+  function splitWords(text) {
+    var words = [];
+    var pattern = /"([^"]*)"|'([^']*)'|(\S+)/g;
+    var match;
+    while ((match = pattern.exec(text)) !== null) {
+      words.push(match[1] !== undefined ? match[1] : match[2] !== undefined ? match[2] : match[3]);
+    }
+    return words;
+  }
+
+  function parseEnv(text) {
+    var env = {};
+    var words = splitWords(text);
+    for (var i = 0; i < words.length; i++) {
+      var at = words[i].indexOf("=");
+      if (at < 1) {
+        throw new Error("“" + words[i] + "” is not a NAME=value pair.");
+      }
+      env[words[i].slice(0, at)] = words[i].slice(at + 1);
+    }
+    return env;
+  }
+
+  function buildForm() {
+    var data = new FormData();
+    if (mode === "file") {
+      if (!selectedFile) {
+        throw new Error("Choose a .wasm or .wat file first, or paste WebAssembly text.");
+      }
+      var problem = checkFile(selectedFile);
+      if (problem) { throw new Error(problem); }
+      data.append("wasm", selectedFile, selectedFile.name);
+    } else {
+      var text = source.value;
+      if (!text.trim()) {
+        throw new Error("Paste some WebAssembly text first, or pick an example.");
+      }
+      var blob = new Blob([text], { type: "text/plain" });
+      if (blob.size > limits.wasm) {
+        throw new Error("The text is " + formatBytes(blob.size) + "; the limit is " + formatBytes(limits.wasm) + ".");
+      }
+      data.append("wasm", blob, "main.wat");
+    }
+    var input = new Blob([stdin.value]);
+    if (input.size > limits.input) {
+      throw new Error("The input is " + formatBytes(input.size) + "; the limit is " + formatBytes(limits.input) + ".");
+    }
+    if (input.size) { data.append("input", input, "stdin"); }
+    var args = splitWords($("args").value);
+    if (args.length) { data.append("args", JSON.stringify(args)); }
+    var env = parseEnv($("env").value);
+    if (Object.keys(env).length) { data.append("env", JSON.stringify(env)); }
+    return data;
+  }
+
+  function setBusy(busy, message) {
+    runButton.disabled = busy;
+    runButton.textContent = busy ? "Running…" : "Run";
+    progress.hidden = !busy;
+    if (message) { progressText.textContent = message; }
+  }
+
+  function problemMessage(status, text) {
+    var problem = null;
+    try { problem = JSON.parse(text); } catch (error) { problem = null; }
+    if (problem && problem.detail) {
+      var prefix = {
+        401: "You are signed out. ",
+        403: "Not allowed. ",
+        413: "Too large. ",
+        422: "The module was refused. ",
+        429: "Slow down. ",
+        503: "The service is busy. "
+      }[status] || "";
+      return prefix + problem.detail;
+    }
+    return "The server answered with an error (HTTP " + status + "). Try again in a moment.";
+  }
+
+  function showStream(name, stream) {
+    var pre = $(name);
+    var note = $(name + "-note");
+    var link = $(name + "-download");
+    pre.textContent = stream.text;
+    var notes = [];
+    if (stream.truncated) { notes.push("Truncated: only the first " + formatBytes(stream.bytes) + " are kept."); }
+    if (stream.binary) { notes.push("Binary output: shown with replacement characters."); }
+    note.textContent = notes.join(" ");
+    if (link.href) { URL.revokeObjectURL(link.href); }
+    if (stream.binary && stream.base64) {
+      var raw = atob(stream.base64);
+      var bytes = new Uint8Array(raw.length);
+      for (var i = 0; i < raw.length; i++) { bytes[i] = raw.charCodeAt(i); }
+      link.href = URL.createObjectURL(new Blob([bytes], { type: "application/octet-stream" }));
+      link.hidden = false;
+    } else {
+      link.removeAttribute("href");
+      link.hidden = true;
+    }
+  }
+
+  function showResult(result) {
+    $("result-empty").hidden = true;
+    $("result-body").hidden = false;
+    var badge = $("result-status");
+    badge.textContent = result.status;
+    badge.className = "badge badge-" + result.status;
+    var message = OUTCOMES[result.status] || "";
+    if (result.error && result.status !== "success") { message += " " + result.error; }
+    $("result-message").textContent = message;
+    $("stat-exit").textContent = result.exit_code === null ? "—" : String(result.exit_code);
+    $("stat-duration").textContent = result.duration_ms < 1000 ? result.duration_ms.toFixed(1) + " ms" : (result.duration_ms / 1000).toFixed(2) + " s";
+    $("stat-memory").textContent = formatBytes(result.memory_peak_bytes);
+    $("stat-fuel").textContent = result.fuel_consumed.toLocaleString("en");
+    showStream("stdout", result.stdout);
+    showStream("stderr", result.stderr);
+  }
+
+  function run() {
+    clearError();
+    var data;
+    try {
+      data = buildForm();
+    } catch (error) {
+      showError(error.message);
+      return;
+    }
+    var request = new XMLHttpRequest();
+    request.open("POST", "/upload");
+    request.setRequestHeader("X-CSRF-Token", form.dataset.csrf);
+    request.setRequestHeader("Accept", "application/json");
+    request.upload.addEventListener("progress", function (event) {
+      if (event.lengthComputable) {
+        progressBar.value = Math.round((event.loaded / event.total) * 100);
+        progressText.textContent = "Uploading… " + progressBar.value + "%";
+      }
+    });
+    request.upload.addEventListener("load", function () {
+      progressBar.removeAttribute("value");
+      progressText.textContent = "Running…";
+    });
+    request.addEventListener("load", function () {
+      setBusy(false);
+      if (request.status === 200) {
+        showResult(JSON.parse(request.responseText));
+      } else {
+        showError(problemMessage(request.status, request.responseText));
+      }
+    });
+    request.addEventListener("error", function () {
+      setBusy(false);
+      showError("The request did not reach the server. Check your connection and try again.");
+    });
+    progressBar.value = 0;
+    setBusy(true, "Uploading…");
+    request.send(data);
+  }
+
+  form.addEventListener("submit", function (event) {
+    event.preventDefault();
+    run();
+  });
+
+  document.querySelectorAll("[data-example]").forEach(function (button) {
+    button.addEventListener("click", function () {
+      var name = button.getAttribute("data-example");
+      fetch("/examples/" + encodeURIComponent(name) + ".wat", { credentials: "same-origin" })
+        .then(function (response) {
+          if (!response.ok) { throw new Error("The example could not be loaded."); }
+          return response.text();
+        })
+        .then(function (text) {
+          source.value = text;
+          stdin.value = button.getAttribute("data-stdin") || "";
+          selectTab($("tab-text"));
+          run();
+        })
+        .catch(function (error) { showError(error.message); });
+    });
+  });
+})();

@@ -1,0 +1,20 @@
+"""The usage dashboard page."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from starlette.responses import Response
+
+from wasmwiz.services.api_keys import tier_limits
+from wasmwiz.web.rendering import WebRoute, render
+from wasmwiz.web.viewer import ServicesDep, ViewerDep
+
+router = APIRouter(route_class=WebRoute, include_in_schema=False)
+
+
+@router.get("/usage")
+async def usage_page(request: Request, viewer: ViewerDep, services: ServicesDep) -> Response:
+    user = viewer.require_user()
+    async with services.database.session() as session:
+        report = await services.usage_reports.report(session, user.id, tier_limits(user.tier))
+    return render(request, viewer, "usage.html", {"report": report})
