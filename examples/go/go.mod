@@ -1,0 +1,3 @@
+module example.com/wasmwiz-example
+
+go 1.19

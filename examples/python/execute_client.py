@@ -1,0 +1,42 @@
+"""Runs a WebAssembly module on WasmWiz with the Python client in the `wasmwiz` package.
+
+    export WASMWIZ_URL=http://127.0.0.1:8080 WASMWIZ_API_KEY=ww_...
+    echo "Ada" | python examples/python/execute_client.py src/wasmwiz/examples/echo.wat
+"""
+
+import sys
+from pathlib import Path
+
+from wasmwiz.client import Client, ConnectionFailed, ProblemError, RateLimitedError
+
+
+def main() -> int:
+    module = Path(sys.argv[1])
+    # Client.from_env() reads WASMWIZ_URL and WASMWIZ_API_KEY. retry=True would wait out
+    # 429 and 503 refusals as their Retry-After says; here we show handling them ourselves.
+    try:
+        with Client.from_env() as client:
+            result = client.execute(module, input=sys.stdin.buffer.read())
+    except RateLimitedError as error:
+        print(f"Rate limited: retry in {error.retry_after} s", file=sys.stderr)
+        return 1
+    except ProblemError as error:
+        # Every refusal has a stable code (docs/errors.md) and a request id for support.
+        print(
+            f"WasmWiz refused the request: {error.code} (HTTP {error.status}): {error.detail}",
+            file=sys.stderr,
+        )
+        return 1
+    except ConnectionFailed as error:
+        print(error, file=sys.stderr)
+        return 2
+
+    # A trap or a timeout is not an exception: it is the run's status.
+    print(f"status: {result.status}, exit code: {result.exit_code}")
+    sys.stdout.buffer.write(result.stdout)
+    sys.stderr.buffer.write(result.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,347 @@
+//! Runs a WebAssembly module on WasmWiz with Rust's standard library alone.
+//!
+//!     export WASMWIZ_URL=http://127.0.0.1:8080 WASMWIZ_API_KEY=ww_...
+//!     echo "Ada" | cargo run --release -- ../../src/wasmwiz/examples/echo.wat
+//!
+//! std has no HTTP client, TLS or JSON, so this speaks HTTP/1.1 over a TcpStream, builds the
+//! multipart body by hand and reads the few JSON fields it needs with a tiny parser. It
+//! therefore talks plain `http://` only; for HTTPS use a client crate such as `ureq` or
+//! `reqwest` with `serde_json`.
+
+use std::collections::BTreeMap;
+use std::env;
+use std::io::{self, Read, Write};
+use std::net::TcpStream;
+use std::process::exit;
+use std::time::Duration;
+
+fn main() {
+    let url = env::var("WASMWIZ_URL").unwrap_or_else(|_| "http://127.0.0.1:8080".into());
+    let key = env::var("WASMWIZ_API_KEY").unwrap_or_default();
+    let args: Vec<String> = env::args().collect();
+    if key.is_empty() || args.len() < 2 {
+        eprintln!("usage: WASMWIZ_API_KEY=ww_... wasmwiz-example MODULE < input");
+        exit(2);
+    }
+    let module = std::fs::read(&args[1]).unwrap_or_else(|e| fail(&format!("{}: {e}", args[1])));
+    let mut stdin = Vec::new();
+    io::stdin()
+        .read_to_end(&mut stdin)
+        .unwrap_or_else(|e| fail(&e.to_string()));
+
+    let name = args[1].rsplit('/').next().unwrap_or("main.wasm");
+    let boundary = "wasmwiz-example-boundary-7MA4YWxkTrZu0gW";
+    let mut body = Vec::new();
+    file_part(&mut body, boundary, "wasm", name, &module);
+    file_part(&mut body, boundary, "input", "input", &stdin);
+    text_part(&mut body, boundary, "args", "[]"); // a JSON array of strings
+    body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+
+    let (status, headers, response) = post(&url, &key, boundary, &body).unwrap_or_else(|e| {
+        eprintln!("Could not reach {url}: {e}");
+        exit(2)
+    });
+    let json = Json::parse(&response).unwrap_or_else(|| fail("the response is not JSON"));
+
+    if status != 200 {
+        // Refusals are RFC 9457 problem details with a stable `code`.
+        let retry = headers
+            .get("retry-after")
+            .map(|s| format!("; retry after {s} s"))
+            .unwrap_or_default();
+        eprintln!(
+            "WasmWiz refused the request: {} (HTTP {status}): {}{retry}",
+            json.get("code").and_then(Json::as_str).unwrap_or("?"),
+            json.get("detail").and_then(Json::as_str).unwrap_or(""),
+        );
+        exit(1);
+    }
+    // A trap or a timeout is a 200 too: `status` says how the run ended.
+    let exit_code = match json.get("exit_code") {
+        Some(Json::Number(n)) => format!("{n}"),
+        _ => "null".into(),
+    };
+    println!(
+        "status: {}, exit code: {exit_code}",
+        json.get("status").and_then(Json::as_str).unwrap_or("?")
+    );
+    print!(
+        "{}",
+        json.get("output").and_then(Json::as_str).unwrap_or("")
+    );
+    eprint!(
+        "{}",
+        json.get("stderr").and_then(Json::as_str).unwrap_or("")
+    );
+}
+
+fn fail(message: &str) -> ! {
+    eprintln!("{message}");
+    exit(2)
+}
+
+fn file_part(body: &mut Vec<u8>, boundary: &str, field: &str, filename: &str, data: &[u8]) {
+    body.extend_from_slice(
+        format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"{field}\"; \
+             filename=\"{filename}\"\r\nContent-Type: application/octet-stream\r\n\r\n"
+        )
+        .as_bytes(),
+    );
+    body.extend_from_slice(data);
+    body.extend_from_slice(b"\r\n");
+}
+
+fn text_part(body: &mut Vec<u8>, boundary: &str, field: &str, value: &str) {
+    body.extend_from_slice(
+        format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"{field}\"\r\n\r\n{value}\r\n"
+        )
+        .as_bytes(),
+    );
+}
+
+/// POSTs the form to {url}/api/v1/execute; returns the status, headers (lower-cased) and body.
+fn post(
+    url: &str,
+    key: &str,
+    boundary: &str,
+    body: &[u8],
+) -> io::Result<(u16, BTreeMap<String, String>, Vec<u8>)> {
+    let rest = url
+        .strip_prefix("http://")
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "only http:// URLs"))?;
+    let (authority, base_path) = match rest.find('/') {
+        Some(i) => (&rest[..i], rest[i..].trim_end_matches('/')),
+        None => (rest, ""),
+    };
+    let address = if authority.contains(':') {
+        authority.to_string()
+    } else {
+        format!("{authority}:80")
+    };
+    let mut stream = TcpStream::connect(address)?;
+    stream.set_read_timeout(Some(Duration::from_secs(60)))?;
+    let head = format!(
+        "POST {base_path}/api/v1/execute HTTP/1.1\r\nHost: {authority}\r\n\
+         Authorization: Bearer {key}\r\nContent-Type: multipart/form-data; boundary={boundary}\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    // The server may refuse (e.g. a wrong key) before reading the whole body and close the
+    // connection: a failed write or a reset then still leaves its response to read.
+    let sent = stream
+        .write_all(head.as_bytes())
+        .and_then(|_| stream.write_all(body));
+    let mut raw = Vec::new();
+    let mut chunk = [0u8; 16 * 1024];
+    loop {
+        match stream.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(n) => raw.extend_from_slice(&chunk[..n]),
+            Err(e) if raw.is_empty() => return Err(sent.err().unwrap_or(e)),
+            Err(_) => break,
+        }
+    }
+
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "no HTTP header"))?;
+    let head = String::from_utf8_lossy(&raw[..split]).to_string();
+    let mut lines = head.split("\r\n");
+    let status = lines
+        .next()
+        .and_then(|line| line.split(' ').nth(1))
+        .and_then(|code| code.parse().ok())
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "no HTTP status"))?;
+    let headers: BTreeMap<String, String> = lines
+        .filter_map(|line| line.split_once(':'))
+        .map(|(name, value)| (name.trim().to_ascii_lowercase(), value.trim().to_string()))
+        .collect();
+    let mut content = raw[split + 4..].to_vec();
+    if headers
+        .get("transfer-encoding")
+        .map(|v| v.contains("chunked"))
+        == Some(true)
+    {
+        content = dechunk(&content);
+    }
+    Ok((status, headers, content))
+}
+
+fn dechunk(mut data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    while let Some(end) = data.windows(2).position(|w| w == b"\r\n") {
+        let size_text = String::from_utf8_lossy(&data[..end]);
+        let size = usize::from_str_radix(size_text.split(';').next().unwrap_or("0").trim(), 16)
+            .unwrap_or(0);
+        if size == 0 || data.len() < end + 2 + size {
+            break;
+        }
+        out.extend_from_slice(&data[end + 2..end + 2 + size]);
+        data = &data[(end + 4 + size).min(data.len())..];
+    }
+    out
+}
+
+/// Just enough JSON to read a response: objects, arrays, strings, numbers, true/false/null.
+#[allow(dead_code)] // the example reads only strings and numbers; arrays and bools parse too
+enum Json {
+    Null,
+    Bool(bool),
+    Number(f64),
+    Str(String),
+    Array(Vec<Json>),
+    Object(BTreeMap<String, Json>),
+}
+
+impl Json {
+    fn parse(bytes: &[u8]) -> Option<Json> {
+        let text = std::str::from_utf8(bytes).ok()?;
+        let mut parser = Parser {
+            chars: text.chars().collect(),
+            at: 0,
+        };
+        let value = parser.value()?;
+        parser.space();
+        (parser.at == parser.chars.len()).then_some(value)
+    }
+
+    fn get(&self, name: &str) -> Option<&Json> {
+        match self {
+            Json::Object(fields) => fields.get(name),
+            _ => None,
+        }
+    }
+
+    fn as_str(&self) -> Option<&str> {
+        match self {
+            Json::Str(s) => Some(s),
+            _ => None,
+        }
+    }
+}
+
+struct Parser {
+    chars: Vec<char>,
+    at: usize,
+}
+
+impl Parser {
+    fn peek(&self) -> Option<char> {
+        self.chars.get(self.at).copied()
+    }
+
+    fn next(&mut self) -> Option<char> {
+        let c = self.peek()?;
+        self.at += 1;
+        Some(c)
+    }
+
+    fn space(&mut self) {
+        while matches!(self.peek(), Some(' ' | '\n' | '\r' | '\t')) {
+            self.at += 1;
+        }
+    }
+
+    fn literal(&mut self, word: &str, value: Json) -> Option<Json> {
+        for expected in word.chars() {
+            (self.next()? == expected).then_some(())?;
+        }
+        Some(value)
+    }
+
+    fn value(&mut self) -> Option<Json> {
+        self.space();
+        match self.peek()? {
+            '{' => {
+                self.at += 1;
+                let mut fields = BTreeMap::new();
+                self.space();
+                if self.peek() == Some('}') {
+                    self.at += 1;
+                    return Some(Json::Object(fields));
+                }
+                loop {
+                    self.space();
+                    let Json::Str(name) = self.string()? else {
+                        return None;
+                    };
+                    self.space();
+                    (self.next()? == ':').then_some(())?;
+                    fields.insert(name, self.value()?);
+                    self.space();
+                    match self.next()? {
+                        ',' => continue,
+                        '}' => return Some(Json::Object(fields)),
+                        _ => return None,
+                    }
+                }
+            }
+            '[' => {
+                self.at += 1;
+                let mut items = Vec::new();
+                self.space();
+                if self.peek() == Some(']') {
+                    self.at += 1;
+                    return Some(Json::Array(items));
+                }
+                loop {
+                    items.push(self.value()?);
+                    self.space();
+                    match self.next()? {
+                        ',' => continue,
+                        ']' => return Some(Json::Array(items)),
+                        _ => return None,
+                    }
+                }
+            }
+            '"' => self.string(),
+            't' => self.literal("true", Json::Bool(true)),
+            'f' => self.literal("false", Json::Bool(false)),
+            'n' => self.literal("null", Json::Null),
+            _ => {
+                let start = self.at;
+                while matches!(self.peek(), Some('0'..='9' | '-' | '+' | '.' | 'e' | 'E')) {
+                    self.at += 1;
+                }
+                let text: String = self.chars[start..self.at].iter().collect();
+                text.parse().ok().map(Json::Number)
+            }
+        }
+    }
+
+    fn string(&mut self) -> Option<Json> {
+        (self.next()? == '"').then_some(())?;
+        let mut out = String::new();
+        loop {
+            match self.next()? {
+                '"' => return Some(Json::Str(out)),
+                '\\' => match self.next()? {
+                    'n' => out.push('\n'),
+                    't' => out.push('\t'),
+                    'r' => out.push('\r'),
+                    'b' => out.push('\u{8}'),
+                    'f' => out.push('\u{c}'),
+                    'u' => {
+                        let mut code = self.hex4()?;
+                        if (0xD800..0xDC00).contains(&code) {
+                            // A surrogate pair: \uD83D\uDE00 is one character.
+                            (self.next()? == '\\' && self.next()? == 'u').then_some(())?;
+                            code = 0x10000 + ((code - 0xD800) << 10) + (self.hex4()? - 0xDC00);
+                        }
+                        out.push(char::from_u32(code).unwrap_or('\u{fffd}'));
+                    }
+                    other => out.push(other), // \" \\ \/
+                },
+                c => out.push(c),
+            }
+        }
+    }
+
+    fn hex4(&mut self) -> Option<u32> {
+        let digits: String = (0..4).filter_map(|_| self.next()).collect();
+        u32::from_str_radix(&digits, 16).ok()
+    }
+}

@@ -1,0 +1,74 @@
+"""The API's documentation: /openapi.json, and /docs (Swagger UI) and /redoc (ReDoc) served
+from assets vendored in the package.
+
+No CDN: the pages work with no internet access, and every script is a file of ours, so
+they run under `script-src 'self'` (the initialisers live in static/docs/*-init.js).
+"""
+
+from __future__ import annotations
+
+from html import escape
+from pathlib import Path
+
+from fastapi import FastAPI
+from fastapi.responses import HTMLResponse
+from fastapi.staticfiles import StaticFiles
+
+from wasmwiz.api.dependencies import get_principal
+from wasmwiz.api.openapi import install_openapi
+
+STATIC_DIR = Path(__file__).parent / "static" / "docs"
+STATIC_PATH = "/docs/static"
+
+# Relative URLs, so that the pages also work behind a proxy that mounts us under a prefix.
+_SWAGGER_PAGE = """<!doctype html>
+<html lang="en">
+<head>
+  <meta charset="utf-8">
+  <meta name="viewport" content="width=device-width, initial-scale=1">
+  <title>{title} API reference</title>
+  <link rel="icon" type="image/png" href="docs/static/favicon-32x32.png">
+  <link rel="stylesheet" href="docs/static/swagger-ui.css">
+</head>
+<body>
+  <div id="swagger-ui" data-spec-url="{spec_url}"></div>
+  <script src="docs/static/swagger-ui-bundle.js"></script>
+  <script src="docs/static/swagger-init.js"></script>
+</body>
+</html>
+"""
+
+_REDOC_PAGE = """<!doctype html>
+<html lang="en">
+<head>
+  <meta charset="utf-8">
+  <meta name="viewport" content="width=device-width, initial-scale=1">
+  <title>{title} API reference</title>
+  <link rel="icon" type="image/png" href="docs/static/favicon-32x32.png">
+</head>
+<body>
+  <div id="redoc" data-spec-url="{spec_url}"></div>
+  <script src="docs/static/redoc.standalone.js"></script>
+  <script src="docs/static/redoc-init.js"></script>
+</body>
+</html>
+"""
+
+
+def install_api_docs(app: FastAPI) -> None:
+    """Serve the OpenAPI document (at `app.openapi_url`), /docs, /redoc and their assets."""
+    install_openapi(app, get_principal)
+    spec_url = escape((app.openapi_url or "/openapi.json").lstrip("/"), quote=True)
+    title = escape(app.title)
+    swagger = _SWAGGER_PAGE.format(title=title, spec_url=spec_url)
+    redoc = _REDOC_PAGE.format(title=title, spec_url=spec_url)
+
+    async def swagger_ui() -> HTMLResponse:
+        return HTMLResponse(swagger)
+
+    async def redoc_ui() -> HTMLResponse:
+        return HTMLResponse(redoc)
+
+    app.add_api_route("/docs", swagger_ui, methods=["GET"], include_in_schema=False)
+    app.add_api_route("/redoc", redoc_ui, methods=["GET"], include_in_schema=False)
+    app.mount(STATIC_PATH, StaticFiles(directory=STATIC_DIR), name="api-docs-static")

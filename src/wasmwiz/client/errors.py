@@ -1,0 +1,155 @@
+"""The client's exception tree: one class per way a request can be refused.
+
+    WasmWizClientError                    anything the client raises
+    ├── ConnectionFailed                  the service could not be reached (wraps httpx's error)
+    ├── UnexpectedResponse                a response that is neither a result nor a problem
+    └── ProblemError                      a problem-details refusal: .status, .code, .request_id
+        ├── InvalidRequestError           400, and 422 `invalid_request`
+        ├── AuthenticationError           401 `unauthorized`
+        ├── PermissionDeniedError         403 `forbidden`
+        ├── NotFoundError                 404 `not_found`
+        ├── PayloadTooLargeError          413 `wasm_too_large`, `input_too_large`, …
+        ├── ModuleRejectedError           422 `invalid_wasm`, `unsupported_import`, …
+        ├── LimitExceededError            429
+        │   ├── RateLimitedError          `rate_limited`
+        │   ├── DailyQuotaExceededError   `daily_quota_exceeded`
+        │   └── TooManyConcurrentError    `too_many_concurrent`
+        └── ServiceUnavailableError       503
+            ├── ServerBusyError           `server_busy`
+            └── RateLimiterUnavailableError `rate_limiter_unavailable`
+
+A program that ran and failed (trap, timeout, memory limit…) is not an exception: it is an
+`ExecutionResult` whose `status` says how it ended.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import httpx
+
+
+class WasmWizClientError(Exception):
+    """Base of every error the client raises."""
+
+
+class ConnectionFailed(WasmWizClientError):
+    """The request never got an HTTP response (DNS, refused connection, timeout…)."""
+
+
+class UnexpectedResponse(WasmWizClientError):
+    """A response that is neither an execution result nor problem details (e.g. a proxy page)."""
+
+    def __init__(self, message: str, response: httpx.Response) -> None:
+        super().__init__(message)
+        self.response = response
+        self.status = response.status_code
+
+
+class ProblemError(WasmWizClientError):
+    """The service refused the request with RFC 9457 problem details.
+
+    Match on `code`: it is stable. `detail` is for people and may be reworded.
+    """
+
+    def __init__(self, problem: Mapping[str, Any], response: httpx.Response) -> None:
+        self.problem: dict[str, Any] = dict(problem)
+        self.response = response
+        self.status: int = response.status_code
+        self.code: str = str(problem.get("code") or "unknown")
+        self.title: str = str(problem.get("title") or "")
+        self.detail: str = str(problem.get("detail") or "")
+        request_id = problem.get("request_id") or response.headers.get("x-request-id")
+        self.request_id: str | None = str(request_id) if request_id else None
+        self.retry_after: float | None = parse_retry_after(response.headers.get("retry-after"))
+        super().__init__(f"{self.code}: {self.detail}" if self.detail else self.code)
+
+
+class InvalidRequestError(ProblemError):
+    """The request itself is malformed: a missing module, bad args or env, a bad query."""
+
+
+class AuthenticationError(ProblemError):
+    """No key, or a key that is malformed, unknown, revoked or expired."""
+
+
+class PermissionDeniedError(ProblemError):
+    """The key's account may not do this (e.g. it is deactivated)."""
+
+
+class NotFoundError(ProblemError):
+    """No such route or resource."""
+
+
+class PayloadTooLargeError(ProblemError):
+    """The module, the input or the whole body is over the service's limit."""
+
+
+class ModuleRejectedError(ProblemError):
+    """The module cannot run: not WebAssembly, an unsupported import, no `_start`…"""
+
+
+class LimitExceededError(ProblemError):
+    """A per-key budget is spent; `retry_after` says when to try again."""
+
+
+class RateLimitedError(LimitExceededError):
+    """The per-minute bucket is empty."""
+
+
+class DailyQuotaExceededError(LimitExceededError):
+    """Today's quota is spent; it resets at 00:00 UTC."""
+
+
+class TooManyConcurrentError(LimitExceededError):
+    """The key already has its tier's maximum of runs in flight."""
+
+
+class ServiceUnavailableError(ProblemError):
+    """The service cannot take the request now; retry with backoff."""
+
+
+class ServerBusyError(ServiceUnavailableError):
+    """Every execution slot is busy and the wait queue is full."""
+
+
+class RateLimiterUnavailableError(ServiceUnavailableError):
+    """The rate limiter cannot be reached and the service fails closed."""
+
+
+_BY_CODE: dict[str, type[ProblemError]] = {
+    "invalid_request": InvalidRequestError,
+    "rate_limited": RateLimitedError,
+    "daily_quota_exceeded": DailyQuotaExceededError,
+    "too_many_concurrent": TooManyConcurrentError,
+    "server_busy": ServerBusyError,
+    "rate_limiter_unavailable": RateLimiterUnavailableError,
+}
+
+_BY_STATUS: dict[int, type[ProblemError]] = {
+    400: InvalidRequestError,
+    401: AuthenticationError,
+    403: PermissionDeniedError,
+    404: NotFoundError,
+    413: PayloadTooLargeError,
+    422: ModuleRejectedError,
+    429: LimitExceededError,
+    503: ServiceUnavailableError,
+}
+
+
+def problem_class(status: int, code: str) -> type[ProblemError]:
+    """The most specific exception class for a refusal: by code, then by status."""
+    return _BY_CODE.get(code) or _BY_STATUS.get(status) or ProblemError
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """`Retry-After` in seconds; WasmWiz always sends the delta-seconds form."""
+    if value is None:
+        return None
+    try:
+        seconds = float(value.strip())
+    except ValueError:
+        return None
+    return seconds if seconds >= 0 else None

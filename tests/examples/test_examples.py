@@ -1,0 +1,109 @@
+"""Every example under examples/ runs against a live server, and its output is checked.
+
+Each gets the URL and a real key in its environment, uploads the bundled echo module with
+some stdin, and must print the run's result; with a wrong key it must report the refusal
+by its code and exit 1. A missing toolchain skips its example, and CI turns such a skip
+into a failure (the `toolchain` marker).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from tests.examples.conftest import EXAMPLES, ROOT, need
+from tests.fixtures.app import LiveServer, create_account
+from tests.fixtures.database import run_outside_loop
+
+ECHO = ROOT / "src" / "wasmwiz" / "examples" / "echo.wat"
+STDIN = "Ada Lovelace\nnote: \u00e9t\u00e9 \u2603\n"
+EXAMPLE_NAMES = ["curl", "python-client", "python-httpx", "node", "go", "rust"]
+
+
+@pytest.fixture
+def command(request: pytest.FixtureRequest) -> list[str]:
+    name: str = request.param
+    if name == "curl":
+        need("curl")
+        return ["sh", str(EXAMPLES / "curl" / "execute.sh")]
+    if name == "python-client":
+        return [sys.executable, str(EXAMPLES / "python" / "execute_client.py")]
+    if name == "python-httpx":
+        return [sys.executable, str(EXAMPLES / "python" / "execute_httpx.py")]
+    if name == "node":
+        return [need("node"), str(EXAMPLES / "node" / "execute.mjs")]
+    builder: Callable[[], list[str]] = request.getfixturevalue(f"{name}_example")
+    return builder()
+
+
+def run_example(
+    command: list[str], server: LiveServer, key: str, module: str = str(ECHO)
+) -> subprocess.CompletedProcess[str]:
+    env = {name: value for name, value in os.environ.items() if not name.startswith("WASMWIZ_")}
+    env |= {"WASMWIZ_URL": server.url, "WASMWIZ_API_KEY": key}
+    return subprocess.run(
+        [*command, module],
+        input=STDIN,
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        env=env,
+        cwd=ROOT,
+        timeout=120,
+        check=False,
+    )
+
+
+def new_key(database_url: str) -> str:
+    return run_outside_loop(lambda: asyncio.run(create_account(database_url))).api_key
+
+
+@pytest.mark.toolchain
+@pytest.mark.parametrize("command", EXAMPLE_NAMES, indirect=True)
+def test_example_prints_the_result(
+    command: list[str], live_server: LiveServer, migrated_database_url: str
+) -> None:
+    result = run_example(command, live_server, new_key(migrated_database_url))
+    assert result.returncode == 0, result.stderr
+    if command[-1].endswith("execute.sh"):
+        body = json.loads(result.stdout)
+        assert body["status"] == "success"
+        assert body["output"] == STDIN
+        assert body["exit_code"] == 0
+    else:
+        assert result.stdout == "status: success, exit code: 0\n" + STDIN
+
+
+@pytest.mark.toolchain
+@pytest.mark.parametrize("command", EXAMPLE_NAMES, indirect=True)
+def test_example_reports_a_refusal_by_its_code(command: list[str], live_server: LiveServer) -> None:
+    result = run_example(command, live_server, "ww_not-a-real-key")
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "unauthorized" in result.stderr
+    assert "Traceback" not in result.stderr
+    if not command[-1].endswith("execute.sh"):
+        assert "WasmWiz refused the request: unauthorized (HTTP 401)" in result.stderr
+
+
+@pytest.mark.toolchain
+@pytest.mark.parametrize("command", EXAMPLE_NAMES, indirect=True)
+def test_example_reports_a_run_that_trapped_as_a_result(
+    command: list[str], live_server: LiveServer, migrated_database_url: str, tmp_path: Path
+) -> None:
+    module = tmp_path / "trap.wat"
+    module.write_text('(module (memory (export "memory") 1) (func (export "_start") unreachable))')
+    result = run_example(command, live_server, new_key(migrated_database_url), str(module))
+    assert result.returncode == 0, result.stderr
+    if command[-1].endswith("execute.sh"):
+        assert json.loads(result.stdout)["status"] == "trap"
+    else:
+        # Python spells the missing exit code None; the others print JSON's null.
+        none = "None" if "python" in command[-1] else "null"
+        assert result.stdout == f"status: trap, exit code: {none}\n"
