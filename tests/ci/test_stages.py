@@ -1,0 +1,50 @@
+"""The gate is made of every stage: `.ci/run` calls them, and `make check` includes its own."""
+
+from __future__ import annotations
+
+import subprocess
+
+from tests.ci.gate import ROOT
+
+
+def _dry_run(target: str) -> str:
+    completed = subprocess.run(
+        ["make", "--dry-run", "--no-print-directory", "-o", ".venv/.installed-stamp", target],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return completed.stdout
+
+
+def test_ci_run_calls_the_static_stages_the_audit_and_the_tests_with_the_self_test() -> None:
+    lines = [line.strip() for line in (ROOT / ".ci" / "run").read_text().splitlines()]
+
+    assert "set -euo pipefail" in lines
+    assert lines.index("make check") < lines.index("make audit") < lines.index("make test")
+    assert lines.index("export CI_SELFTEST=1") < lines.index("make test")
+    assert "export WASMWIZ_REQUIRE_ALL_TESTS=1" in lines
+
+
+def test_make_check_runs_every_static_stage() -> None:
+    commands = _dry_run("check")
+
+    for tool in (
+        "ruff check",
+        "ruff format --check",
+        "mypy",
+        "lint-imports",
+        "actionlint",
+        "bandit",
+        "hadolint",
+    ):
+        assert f".venv/bin/{tool}" in commands, tool
+
+
+def test_make_test_measures_coverage_and_keeps_reports() -> None:
+    commands = _dry_run("test")
+
+    assert ".venv/bin/pytest --cov " in commands
+    assert "--cov-report=xml:reports/coverage.xml" in commands
+    assert "--junitxml=reports/junit.xml" in commands
