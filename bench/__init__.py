@@ -1,0 +1,1 @@
+"""Benchmark scripts: `python -m bench.run` (docs/performance.md)."""

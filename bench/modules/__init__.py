@@ -1,0 +1,95 @@
+"""The modules the benchmarks run, as WebAssembly binaries (what a client would upload)."""
+
+from __future__ import annotations
+
+from functools import cache
+from pathlib import Path
+
+import wasmtime
+
+from wasmwiz.sandbox import load_example
+
+HERE = Path(__file__).resolve().parent
+SHA256_WAT = HERE / "sha256.wat"
+SHA256_WASM = HERE / "sha256.wasm"
+NODE_RUNNER = HERE / "node_wasi.mjs"
+
+_FLOOD = """(module
+  (import "wasi_snapshot_preview1" "fd_write"
+    (func $fd_write (param i32 i32 i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (func (export "_start")
+    (i32.store (i32.const 0) (i32.const 1024))
+    (i32.store (i32.const 4) (i32.const 4096))
+    (loop $l
+      (drop (call $fd_write (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8)))
+      (br $l))))"""
+
+# Burns CPU until the execution timeout stops it.
+_SPIN = """(module (memory (export "memory") 1)
+  (func (export "_start") (loop $l (br $l))))"""
+
+
+def binary(text: str) -> bytes:
+    return bytes(wasmtime.wat2wasm(text))
+
+
+@cache
+def hello() -> bytes:
+    return binary(load_example("hello").decode())
+
+
+@cache
+def echo() -> bytes:
+    return binary(load_example("echo").decode())
+
+
+def sha256() -> bytes:
+    """The committed binary; bench/cpu.py checks it is what sha256.wat converts to."""
+    return SHA256_WASM.read_bytes()
+
+
+@cache
+def flood() -> bytes:
+    return binary(_FLOOD)
+
+
+@cache
+def spin() -> bytes:
+    return binary(_SPIN)
+
+
+def big_module(target_bytes: int = 2 * 1024 * 1024) -> bytes:
+    """An ordinary ~2 MB module: many small distinct functions, the first one called.
+
+    Deterministic, so its digest is the same on every run (a fresh VAR_DIR still makes its
+    first run a cold compile). Each function is plain integer arithmetic: nothing that
+    trips the sandbox's compile limits, just a lot of code, as a large program has.
+    """
+    header = """(module
+  (import "wasi_snapshot_preview1" "fd_write"
+    (func $fd_write (param i32 i32 i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 16) "big\\n")
+  (func (export "_start")
+    (i32.store (i32.const 0) (i32.const 16))
+    (i32.store (i32.const 4) (i32.const 4))
+    (drop (call $f0 (i32.const 7)))
+    (drop (call $fd_write (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8))))
+"""
+    body = "\n".join(
+        f"    (local.set $x (i32.add (i32.mul (local.get $x) (i32.const {31 + step}))"
+        f" (i32.xor (local.get $x) (i32.const {step * 7919}))))"
+        for step in range(24)
+    )
+    one = len(binary(header + _function(0, body) + ")"))
+    per_function = len(binary(header + _function(0, body) + _function(1, body) + ")")) - one
+    count = 1 + max(0, (target_bytes - one) // per_function)
+    return binary(header + "\n".join(_function(index, body) for index in range(count)) + ")")
+
+
+def _function(index: int, body: str) -> str:
+    return (
+        f"  (func $f{index} (param $x i32) (result i32)\n{body}\n"
+        f"    (i32.add (local.get $x) (i32.const {index})))\n"
+    )

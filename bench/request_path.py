@@ -1,0 +1,183 @@
+"""Section 0: where one request's time goes, stage by stage, in process (no socket).
+
+Each stage of POST /api/v1/execute is timed alone on the real objects the app builds
+(create_app's own services, a SQLite database): the multipart read, authentication from
+the database and from the key cache, the rate-limit gate, the sandbox with its worker
+thread hop, the response's JSON; then the whole app called as ASGI, without a socket.
+The HTTP section's latency at concurrency 1 minus the last figure is what uvicorn, the
+socket and the client add.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from bench import modules
+from bench.support import (
+    SALT,
+    BenchAccount,
+    Context,
+    Section,
+    median,
+    ms,
+    multipart,
+    prepare_database,
+)
+from wasmwiz.api.schemas import ExecutionResponse, OutputEncoding
+from wasmwiz.app import create_app
+from wasmwiz.config import load_settings
+from wasmwiz.http_common.execution_form import read_execution_form
+from wasmwiz.sandbox import RunRequest
+from wasmwiz.services.api_keys import ApiKeyService
+from wasmwiz.services.container import Services
+
+
+def run(context: Context) -> Section:
+    var_dir, database_url = context.fresh_database("request_path")
+    account = prepare_database(database_url)
+    return asyncio.run(_run(context, var_dir, database_url, account))
+
+
+async def _run(
+    context: Context, var_dir: Path, database_url: str, account: BenchAccount
+) -> Section:
+    section = Section("0. One request, stage by stage, in process (medians)")
+    settings = load_settings(
+        var_dir=var_dir, database_url=database_url, api_salt=SALT, log_level="WARNING"
+    )
+    app = create_app(settings)
+    content_type, body = multipart([("wasm", "hello.wasm", modules.hello())])
+    headers = [
+        (b"authorization", f"Bearer {account.api_key}".encode()),
+        (b"content-type", content_type.encode()),
+        (b"content-length", str(len(body)).encode()),
+    ]
+    repeats = context.count(2000, 200)
+    figures: dict[str, float] = {}
+
+    async def timed(name: str, stage: Callable[[], Awaitable[object]]) -> None:
+        for _ in range(20):
+            await stage()
+        samples = []
+        for _ in range(repeats):
+            started = time.perf_counter()
+            await stage()
+            samples.append(time.perf_counter() - started)
+        figures[name] = median(samples)
+
+    async with app.router.lifespan_context(app):
+        services: Services = app.state.services
+        wasm = modules.hello()
+        principal = await services.api_keys.authenticate(
+            services.database, f"Bearer {account.api_key}"
+        )
+        uncached = ApiKeyService(SALT)
+
+        async def read_form() -> object:
+            return await read_execution_form(
+                _request(headers, body), max_wasm_size=10 << 20, max_input_size=1 << 20
+            )
+
+        async def authenticate_db() -> object:
+            return await uncached.authenticate(services.database, f"Bearer {account.api_key}")
+
+        async def authenticate_cached() -> object:
+            return await services.api_keys.authenticate(
+                services.database, f"Bearer {account.api_key}"
+            )
+
+        async def gate() -> object:
+            async with services.gate.admit(principal) as admission:
+                return admission
+
+        async def sandbox_inline() -> object:
+            return services.sandbox.run(services.sandbox.prepare(wasm), RunRequest())
+
+        async def sandbox_worker() -> object:
+            return await services.sandbox.execute(wasm, RunRequest())
+
+        result = await services.sandbox.execute(wasm, RunRequest())
+
+        async def response_json() -> object:
+            response = ExecutionResponse.from_result(principal.user_id, result, OutputEncoding.UTF8)
+            return response.model_dump_json()
+
+        async def whole_app() -> object:
+            return await _call(app, headers, body)
+
+        await timed("multipart read", read_form)
+        await timed("authenticate: database query", authenticate_db)
+        await timed("authenticate: key cache hit", authenticate_cached)
+        await timed("rate-limit gate (memory)", gate)
+        await timed("sandbox run on this thread", sandbox_inline)
+        await timed("sandbox run via its worker thread", sandbox_worker)
+        await timed("response model + JSON", response_json)
+        await timed("whole app as ASGI (no socket)", whole_app)
+
+    for name, seconds in figures.items():
+        section.row(name, ms(seconds))
+    hop = figures["sandbox run via its worker thread"] - figures["sandbox run on this thread"]
+    section.row("worker thread hop (difference)", ms(hop))
+    section.figures = figures
+    return section
+
+
+def _request(headers: list[tuple[bytes, bytes]], body: bytes) -> Any:
+    from starlette.requests import Request
+
+    return Request(_scope(headers), _receiver(body))
+
+
+def _scope(headers: list[tuple[bytes, bytes]]) -> dict[str, Any]:
+    return {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/api/v1/execute",
+        "raw_path": b"/api/v1/execute",
+        "query_string": b"",
+        "root_path": "",
+        "headers": headers,
+        "client": ("127.0.0.1", 50000),
+        "server": ("127.0.0.1", 8080),
+    }
+
+
+def _receiver(body: bytes) -> Callable[[], Awaitable[dict[str, Any]]]:
+    sent = False
+
+    async def receive() -> dict[str, Any]:
+        nonlocal sent
+        if sent:
+            await asyncio.sleep(3600)  # the client would disconnect; never reached here
+        sent = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return receive
+
+
+async def _call(app: Any, headers: list[tuple[bytes, bytes]], body: bytes) -> int:
+    status = 0
+
+    async def send(message: dict[str, Any]) -> None:
+        nonlocal status
+        if message["type"] == "http.response.start":
+            status = message["status"]
+
+    await app(_scope(headers), _receiver(body), send)
+    if status != 200:
+        raise RuntimeError(f"the app answered {status}")
+    return status
+
+
+if __name__ == "__main__":
+    from bench.run import main
+
+    sys.exit(main(["--sections", "request_path", *sys.argv[1:]]))
