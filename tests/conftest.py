@@ -9,7 +9,7 @@ import pytest
 
 pytest_plugins = ["tests.fixtures.database", "tests.fixtures.app"]
 
-_SERVICE_MARKERS = ("postgres", "redis", "browser")
+_SERVICE_MARKERS = ("postgres", "redis", "browser", "toolchain")
 
 
 @pytest.fixture

@@ -6,14 +6,21 @@ import logging
 import shutil
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 
 from fastapi import FastAPI
 
 from wasmwiz import __version__
 from wasmwiz.api import build_api_router
+from wasmwiz.api.docs import install_api_docs
 from wasmwiz.config import RateLimitBackend, Settings
+from wasmwiz.http_common.draining import DrainingMiddleware
+from wasmwiz.http_common.https_redirect import HttpsRedirectMiddleware
 from wasmwiz.http_common.problems import install_problem_handlers
-from wasmwiz.observability.metrics import Metrics
+from wasmwiz.http_common.request_limits import RequestLimitsMiddleware
+from wasmwiz.http_common.security_headers import SecurityHeadersMiddleware
+from wasmwiz.http_common.trusted_proxies import TrustedProxiesMiddleware
+from wasmwiz.observability.metrics import Metrics, Sources, start_metrics_server
 from wasmwiz.observability.middleware import RequestContextMiddleware
 from wasmwiz.persistence import Database
 from wasmwiz.ratelimit import (
@@ -23,13 +30,20 @@ from wasmwiz.ratelimit import (
     RedisRateLimiter,
     SystemClock,
 )
-from wasmwiz.sandbox import Limits, Sandbox
+from wasmwiz.sandbox import CompileLimits, InspectionLimits, Limits, Sandbox
+from wasmwiz.services.accounts import AccountService
 from wasmwiz.services.api_keys import ApiKeyService
 from wasmwiz.services.container import Services
 from wasmwiz.services.executions import ExecutionService
-from wasmwiz.services.health import HealthService
+from wasmwiz.services.health import HealthService, Lifecycle, Phase
+from wasmwiz.services.key_cache import KeyCache
+from wasmwiz.services.login_throttle import LoginThrottle
 from wasmwiz.services.rate_limits import AdmissionGate
+from wasmwiz.services.retention import RetentionJob
 from wasmwiz.services.usage_recorder import UsageRecorder
+from wasmwiz.services.usage_reports import UsageReportService
+from wasmwiz.services.web_sessions import WebSessionService
+from wasmwiz.web import install_web
 
 logger = logging.getLogger(__name__)
 
@@ -59,18 +73,40 @@ def prepare_temp_dir(settings: Settings) -> None:
 
 def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
     metrics = Metrics()
+    lifecycle = Lifecycle()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         prepare_temp_dir(settings)
-        database = Database(settings.effective_database_url)
+        database = Database(
+            settings.effective_database_url,
+            pool_size=settings.db_pool_size,
+            max_overflow=settings.db_max_overflow,
+            pool_timeout=settings.db_pool_timeout,
+            pool_recycle=settings.db_pool_recycle,
+            pool_pre_ping=settings.db_pool_pre_ping,
+        )
         sandbox = Sandbox(
             limits=sandbox_limits(settings),
             max_concurrency=settings.max_concurrent_executions,
             max_queue=settings.max_queued_executions,
             max_module_bytes=settings.max_wasm_size,
             cache_max_bytes=settings.compiled_cache_max_bytes,
+            compile_limits=CompileLimits(
+                timeout_seconds=settings.compile_timeout,
+                memory_bytes=settings.compile_memory_limit,
+                workers=settings.compile_workers,
+            ),
+            inspection=InspectionLimits(
+                max_functions=settings.max_wasm_functions,
+                max_function_locals=settings.max_function_locals,
+                max_function_body_bytes=settings.max_function_body_size,
+                max_data_segments=settings.max_data_segments,
+            ),
+            cache_dir=settings.effective_compiled_cache_dir,
+            disk_cache_max_bytes=settings.compiled_cache_disk_max_bytes,
         )
+        sandbox.start_compile_workers()
         limiter = build_rate_limiter(settings, clock or SystemClock())
         gate = AdmissionGate(
             limiter, metrics, fail_open=settings.rate_limit_fail_mode.value == "open"
@@ -82,6 +118,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
             batch_size=settings.usage_batch_size,
         )
         await recorder.start()
+        key_cache = KeyCache(settings.api_key_cache_seconds)
         services = Services(
             settings=settings,
             metrics=metrics,
@@ -91,14 +128,47 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
             gate=gate,
             recorder=recorder,
             executions=ExecutionService(sandbox, gate, recorder, sandbox_limits(settings), metrics),
-            api_keys=ApiKeyService(settings.api_salt),
-            health=HealthService(database, sandbox, settings.effective_temp_dir, limiter),
+            api_keys=ApiKeyService(settings.api_salt, cache=key_cache),
+            health=HealthService(
+                database, sandbox, settings.effective_temp_dir, limiter, lifecycle
+            ),
+            accounts=AccountService(key_cache=key_cache),
+            web_sessions=WebSessionService(timedelta(hours=settings.session_lifetime_hours)),
+            login_throttle=LoginThrottle(
+                limiter,
+                per_account_per_minute=settings.login_attempts_per_minute,
+                per_ip_per_minute=settings.login_attempts_per_ip_per_minute,
+                fail_open=settings.rate_limit_fail_mode.value == "open",
+            ),
+            usage_reports=UsageReportService(),
         )
         app.state.services = services
+        metrics.watch(_metric_sources(services, lifecycle))
+        stop_metrics_server = (
+            start_metrics_server(
+                metrics.registry, host=settings.server_host, port=settings.metrics_port
+            )
+            if settings.metrics_port is not None
+            else None
+        )
+        retention = RetentionJob(
+            database,
+            metrics,
+            retention_days=settings.usage_retention_days,
+            batch_size=settings.usage_retention_batch_size,
+            interval=settings.usage_retention_interval_hours * 3600,
+        )
+        if settings.usage_retention_interval_hours > 0:
+            retention.start()
+        lifecycle.mark_ready()
         logger.info("wasmwiz %s ready", __version__)
         try:
             yield
         finally:
+            lifecycle.begin_draining()
+            await retention.close()
+            if stop_metrics_server is not None:
+                stop_metrics_server()
             # In-flight runs finish first, so their usage records are in the final flush.
             sandbox.close()
             await recorder.close()
@@ -113,8 +183,50 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
         lifespan=lifespan,
         docs_url=None,
         redoc_url=None,
+        debug=settings.debug,
     )
+    app.state.lifecycle = lifecycle
     install_problem_handlers(app)
     app.include_router(build_api_router())
-    app.add_middleware(RequestContextMiddleware, metrics=metrics)
+    install_api_docs(app)
+    install_web(app)
+    install_http_middleware(app, settings, metrics, lifecycle)
     return app
+
+
+def install_http_middleware(
+    app: FastAPI, settings: Settings, metrics: Metrics, lifecycle: Lifecycle
+) -> None:
+    """The pure-ASGI stack, outermost last: proxies are resolved before anything reads the
+    client address or scheme, and the headers and access log cover every response."""
+    app.add_middleware(
+        RequestLimitsMiddleware,
+        max_body_bytes=settings.effective_max_request_body_size,
+        body_timeout=settings.request_body_timeout,
+    )
+    app.add_middleware(DrainingMiddleware, lifecycle=lifecycle)
+    if settings.https_redirect:
+        app.add_middleware(HttpsRedirectMiddleware)
+    app.add_middleware(SecurityHeadersMiddleware, hsts_max_age=settings.hsts_max_age)
+    app.add_middleware(RequestContextMiddleware, metrics=metrics)
+    app.add_middleware(TrustedProxiesMiddleware, networks=settings.trusted_proxy_networks)
+
+
+def _metric_sources(services: Services, lifecycle: Lifecycle) -> Sources:
+    sandbox, recorder, pool = services.sandbox, services.recorder, services.database.engine.pool
+    return Sources(
+        in_flight=lambda: sandbox.stats().in_flight,
+        queued=lambda: sandbox.stats().queued,
+        cache_hits=lambda: sandbox.stats().cache_hits,
+        cache_misses=lambda: sandbox.stats().cache_misses,
+        cache_bytes=lambda: sandbox.stats().cache_bytes,
+        usage_pending=lambda: recorder.pending,
+        usage_lag=lambda: recorder.lag_seconds,
+        usage_written=lambda: recorder.written,
+        usage_write_failures=lambda: recorder.failures,
+        # NullPool and friends have no size; report 0 rather than invent one.
+        db_pool_size=lambda: getattr(pool, "size", lambda: 0)(),
+        db_pool_checked_out=lambda: getattr(pool, "checkedout", lambda: 0)(),
+        db_pool_overflow=lambda: getattr(pool, "overflow", lambda: 0)(),
+        ready=lambda: 1 if lifecycle.phase is Phase.READY else 0,
+    )

@@ -3,21 +3,36 @@
     WasmWizError                      code                      status
     ├── InvalidRequest                missing_wasm, invalid_args, 400
     │                                 invalid_env, invalid_form,
-    │                                 invalid_encoding, invalid_field
+    │                                 invalid_encoding, invalid_field,
+    │                                 invalid_email, invalid_name,
+    │                                 invalid_expiry, invalid_tier,
+    │                                 weak_password, wrong_password,
+    │                                 invalid_deterministic,
+    │                                 invalid_seed, invalid_max_fuel
     ├── PayloadTooLarge               wasm_too_large,            413
     │                                 input_too_large, request_too_large
+    ├── RequestTimeout                request_timeout            408
     ├── ModuleRejected                invalid_wasm, invalid_wat, 422
     │                                 truncated_wasm, empty_wasm,
     │                                 component_not_supported,
     │                                 unsupported_import, missing_start,
-    │                                 unsupported_feature
-    ├── AuthenticationRequired        unauthorized               401
-    ├── PermissionDenied              forbidden                  403
+    │                                 unsupported_feature,
+    │                                 declared_memory_too_large,
+    │                                 declared_table_too_large,
+    │                                 too_many_functions, too_many_locals,
+    │                                 function_too_large,
+    │                                 too_many_data_segments,
+    │                                 compile_timeout, compile_memory_limit
+    ├── AuthenticationRequired        unauthorized,              401
+    │                                 invalid_credentials
+    ├── PermissionDenied              forbidden, csrf_failed,    403
+    │                                 account_deactivated
     ├── NotFound                      not_found                  404
-    ├── Conflict                      conflict                   409
+    ├── Conflict                      conflict, email_taken      409
     ├── LimitExceeded                 rate_limited,              429
     │                                 daily_quota_exceeded,
-    │                                 too_many_concurrent
+    │                                 too_many_concurrent,
+    │                                 too_many_login_attempts
     └── ServiceUnavailable            server_busy,               503
                                       rate_limiter_unavailable,
                                       shutting_down
@@ -60,6 +75,11 @@ class InvalidRequest(WasmWizError):
 class PayloadTooLarge(WasmWizError):
     status_code = 413
     default_code = "request_too_large"
+
+
+class RequestTimeout(WasmWizError):
+    status_code = 408
+    default_code = "request_timeout"
 
 
 class ModuleRejected(WasmWizError):

@@ -144,10 +144,16 @@ async def test_daily_quota_refuses_until_midnight_utc(
 
 
 async def test_a_changed_tier_row_applies_without_restart(
-    limited_server: LiveServer, migrated_database_url: str
+    server_factory: ServerFactory,
+    backend: dict[str, Any],
+    clock: ManualClock,
+    migrated_database_url: str,
 ) -> None:
+    # A row edited in the database reaches a warm key when its API-key cache entry lapses
+    # (API_KEY_CACHE_SECONDS); with the cache off, on the very next request.
+    server = server_factory(app_options={"clock": clock}, api_key_cache_seconds=0, **backend)
     account = await create_account(migrated_database_url, tier="free")
-    async with httpx.AsyncClient(base_url=limited_server.url, timeout=30) as client:
+    async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:
         assert (await run_hello(client, account)).headers["X-RateLimit-Limit"] == "10"
         await set_tier(migrated_database_url, "free", requests_per_minute=2)
         # The bucket is clamped to the new capacity of 2, then spends one.

@@ -2,7 +2,7 @@
 
 from fastapi import APIRouter
 
-from wasmwiz.api import executions, health, metrics
+from wasmwiz.api import executions, health, keys, metrics, usage
 
 
 def build_api_router() -> APIRouter:
@@ -10,6 +10,8 @@ def build_api_router() -> APIRouter:
     router.include_router(executions.router)
     router.include_router(health.router)
     router.include_router(metrics.router)
+    router.include_router(keys.router)
+    router.include_router(usage.router)
     return router
 
 

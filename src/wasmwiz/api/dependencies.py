@@ -15,16 +15,20 @@ def get_services(request: Request) -> Services:
     return services
 
 
-ServicesDep = Annotated[Services, Depends(get_services)]
+async def services_dependency(request: Request) -> Services:
+    # async on purpose: FastAPI runs a plain-def dependency on its thread pool, a thread
+    # hop per request for one attribute read (measured: bench/, docs/performance.md).
+    return get_services(request)
+
+
+ServicesDep = Annotated[Services, Depends(services_dependency)]
 
 
 async def get_principal(request: Request) -> Principal:
     services = get_services(request)
-    async with services.database.session() as session:
-        principal = await services.api_keys.authenticate(
-            session, request.headers.get("authorization")
-        )
-        await session.commit()
+    principal = await services.api_keys.authenticate(
+        services.database, request.headers.get("authorization")
+    )
     # The access log names the key by its id, never by its value.
     request.state.key_id = str(principal.api_key_id) if principal.api_key_id else None
     return principal

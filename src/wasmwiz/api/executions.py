@@ -7,6 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request, Response
 
 from wasmwiz.api.dependencies import PrincipalDep, ServicesDep
+from wasmwiz.api.openapi import EXECUTE_RESPONSES
 from wasmwiz.api.schemas import ExecutionResponse, OutputEncoding
 from wasmwiz.http_common.execution_form import read_execution_form
 
@@ -43,6 +44,23 @@ _MULTIPART_BODY: dict[str, Any] = {
                             "description": 'A JSON object of strings, e.g. {"LANG": "C"}. '
                             "The guest sees exactly these variables and nothing of the host's.",
                         },
+                        "deterministic": {
+                            "type": "boolean",
+                            "description": "true: virtual clocks (starting 2024-01-01T00:00:00Z, "
+                            "advanced only by sleeping) and random_get seeded by `seed`, so "
+                            "the same request prints the same bytes.",
+                        },
+                        "seed": {
+                            "type": "integer",
+                            "minimum": 0,
+                            "description": "random_get's seed when deterministic (default 0).",
+                        },
+                        "max_fuel": {
+                            "type": "integer",
+                            "minimum": 1,
+                            "description": "A fuel budget; the run ends `fuel_exhausted` when "
+                            "it is used up. The tier's own cap, if any, still applies.",
+                        },
                     },
                 }
             }
@@ -51,19 +69,31 @@ _MULTIPART_BODY: dict[str, Any] = {
 }
 
 
+_DESCRIPTION = (
+    "Runs a WASI (preview 1) command module with the given stdin, args and env inside the "
+    "service's limits and returns what it printed. A 200 means the program ran; `status` says "
+    "how it ended (a trap, a timeout or a limit is an outcome, not an error). Refusals are "
+    "problem details with a stable `code`.\n\n"
+    "Every response that reached the rate limiter carries the `X-RateLimit-*` headers; "
+    "429 and 503 refusals carry `Retry-After`. A key's tier sets its per-minute rate, daily "
+    "quota and concurrent runs (Free 10/500/2, Basic 100/10,000/10, Pro 500/50,000/50)."
+)
+
+
 @router.post(
     "/api/v1/execute",
     summary="Run a WebAssembly module",
-    description="Runs a WASI (preview 1) command module with the given stdin, args and env "
-    "inside the service's limits and returns what it printed. A 200 means the program ran; "
-    "`status` says how it ended (a trap or a timeout is an outcome, not an error).",
+    description=_DESCRIPTION,
     response_model=ExecutionResponse,
+    responses=EXECUTE_RESPONSES,
     openapi_extra=_MULTIPART_BODY,
 )
 @router.post(
     "/execute",
     summary="Run a WebAssembly module (alias of /api/v1/execute)",
+    description="The same as `POST /api/v1/execute`, kept as a short path.\n\n" + _DESCRIPTION,
     response_model=ExecutionResponse,
+    responses=EXECUTE_RESPONSES,
     openapi_extra=_MULTIPART_BODY,
 )
 async def execute(

@@ -1,4 +1,4 @@
-"""Credentials: API-key generation and hashing, password hashing. Pure functions."""
+"""Credentials: API keys, passwords, web sessions and CSRF tokens. Pure functions."""
 
 from wasmwiz.auth.api_keys import (
     API_KEY_PREFIX,
@@ -8,13 +8,23 @@ from wasmwiz.auth.api_keys import (
     is_well_formed_api_key,
 )
 from wasmwiz.auth.passwords import PasswordHasher, check_password_rules
+from wasmwiz.auth.sessions import (
+    check_csrf_token,
+    csrf_token,
+    generate_session_token,
+    hash_session_token,
+)
 
 __all__ = [
     "API_KEY_PREFIX",
     "GeneratedApiKey",
     "PasswordHasher",
+    "check_csrf_token",
     "check_password_rules",
+    "csrf_token",
     "generate_api_key",
+    "generate_session_token",
     "hash_api_key",
+    "hash_session_token",
     "is_well_formed_api_key",
 ]

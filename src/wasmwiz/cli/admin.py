@@ -53,6 +53,14 @@ async def create_user(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+async def set_admin(settings: Settings, args: argparse.Namespace) -> int:
+    """Make an account (e.g. one signed up on the web) an admin, or take that away."""
+    async with _session(settings) as session:
+        user = await AccountService().set_admin(session, args.email, not args.revoke)
+    print(f"{user.email} is {'no longer' if args.revoke else 'now'} an admin")
+    return 0
+
+
 async def create_key(settings: Settings, args: argparse.Namespace) -> int:
     expires_at = (
         datetime.now(UTC) + timedelta(days=args.expires_in_days) if args.expires_in_days else None

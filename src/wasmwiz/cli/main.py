@@ -9,7 +9,7 @@ from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import Any
 
-from wasmwiz.cli import admin
+from wasmwiz.cli import admin, openapi_spec, remote, usage
 from wasmwiz.config import ConfigurationError, Settings, load_settings
 
 
@@ -23,6 +23,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         raw, guest_args = raw[:split], raw[split + 1 :]
     args = parser.parse_args(raw)
     args.guest_args = guest_args
+    if args.command == "remote":
+        # A client of another server: it needs none of this server's settings (or VAR_DIR).
+        return remote.run(args)
     try:
         settings = load_settings()
     except ConfigurationError as exc:
@@ -43,7 +46,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="serve the HTTP API and web pages")
     serve.add_argument("--host", help="address to bind (default: SERVER_HOST)")
     serve.add_argument("--port", type=int, help="port to bind (default: SERVER_PORT)")
-    serve.add_argument("--workers", type=int, default=1, help="server processes")
+    serve.add_argument("--workers", type=int, help="server processes (default: WORKERS)")
+    serve.add_argument("--certfile", type=Path, help="serve HTTPS: PEM certificate chain")
+    serve.add_argument("--keyfile", type=Path, help="serve HTTPS: PEM private key")
     serve.set_defaults(handler=_serve)
 
     database = commands.add_parser("db", help="database schema")
@@ -51,6 +56,12 @@ def build_parser() -> argparse.ArgumentParser:
     upgrade = database_commands.add_parser("upgrade", help="apply migrations")
     upgrade.add_argument("revision", nargs="?", default="head")
     upgrade.set_defaults(handler=_db_upgrade)
+    # A rollback's second half (docs/releasing.md): back to the revision the old image ran on.
+    downgrade = database_commands.add_parser("downgrade", help="revert migrations to a revision")
+    downgrade.add_argument("revision", help="the revision to end at, e.g. 0001 (see `db current`)")
+    downgrade.set_defaults(handler=_db_downgrade)
+    current = database_commands.add_parser("current", help="print the schema's revision")
+    current.set_defaults(handler=_db_current)
 
     users = commands.add_parser("users", help="user accounts")
     user_commands = users.add_subparsers(dest="users_command", required=True)
@@ -59,6 +70,10 @@ def build_parser() -> argparse.ArgumentParser:
     create_user.add_argument("--tier", default="free", choices=["free", "basic", "pro"])
     create_user.add_argument("--admin", action="store_true", help="make the user an admin")
     create_user.set_defaults(handler=_async(admin.create_user))
+    set_admin = user_commands.add_parser("set-admin", help="make a user an admin (web /admin)")
+    set_admin.add_argument("email")
+    set_admin.add_argument("--revoke", action="store_true", help="take admin rights away")
+    set_admin.set_defaults(handler=_async(admin.set_admin))
 
     keys = commands.add_parser("keys", help="API keys")
     key_commands = keys.add_subparsers(dest="keys_command", required=True)
@@ -82,6 +97,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("module", type=Path)
     run.add_argument("--input", type=Path, help="file to use as stdin")
     run.set_defaults(handler=admin.run_locally)
+
+    remote.add_parser(commands)
+    openapi_spec.add_parser(commands)
+    usage.add_parser(commands)
     return parser
 
 
@@ -97,7 +116,14 @@ def _async(
 def _serve(settings: Settings, args: argparse.Namespace) -> int:
     from wasmwiz.cli.serve import serve
 
-    return serve(settings, host=args.host, port=args.port, workers=args.workers)
+    return serve(
+        settings,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        certfile=args.certfile,
+        keyfile=args.keyfile,
+    )
 
 
 def _db_upgrade(settings: Settings, args: argparse.Namespace) -> int:
@@ -106,6 +132,22 @@ def _db_upgrade(settings: Settings, args: argparse.Namespace) -> int:
     settings.var_dir.mkdir(parents=True, exist_ok=True)
     upgrade(settings.effective_database_url, args.revision)
     print(f"database upgraded to {args.revision}")
+    return 0
+
+
+def _db_downgrade(settings: Settings, args: argparse.Namespace) -> int:
+    from wasmwiz.persistence.migrate import downgrade
+
+    downgrade(settings.effective_database_url, args.revision)
+    print(f"database downgraded to {args.revision}")
+    return 0
+
+
+def _db_current(settings: Settings, args: argparse.Namespace) -> int:
+    from wasmwiz.persistence.migrate import current, head
+
+    revision = current(settings.effective_database_url)
+    print(f"{revision or 'none'} (this release's head: {head()})")
     return 0
 
 

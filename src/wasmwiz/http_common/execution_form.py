@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Mapping
@@ -19,6 +20,8 @@ MAX_ENV_BYTES = 64 * 1024
 # Room for multipart boundaries and part headers on top of the parts themselves.
 _FORM_OVERHEAD_BYTES = 64 * 1024
 _PROGRAM_NAME = re.compile(r"[^A-Za-z0-9._-]")
+MAX_SMALL_FIELD_BYTES = 64  # deterministic, seed, max_fuel: one short value each
+_MAX_U64 = 2**64 - 1
 
 
 def _limit(max_bytes: int, code: str, what: str) -> FieldLimit:
@@ -28,12 +31,17 @@ def _limit(max_bytes: int, code: str, what: str) -> FieldLimit:
     return FieldLimit(max_bytes=max_bytes, too_large=too_large)
 
 
-def execution_form_limits(max_wasm_size: int, max_input_size: int) -> dict[str, FieldLimit]:
+# Built once per pair of limits: they are fixed per app, and each request needs them.
+@functools.cache
+def execution_form_limits(max_wasm_size: int, max_input_size: int) -> Mapping[str, FieldLimit]:
     return {
         "wasm": _limit(max_wasm_size, "wasm_too_large", "The module"),
         "input": _limit(max_input_size, "input_too_large", "The input"),
         "args": _limit(MAX_ARGS_BYTES, "invalid_args", "The args field"),
         "env": _limit(MAX_ENV_BYTES, "invalid_env", "The env field"),
+        "deterministic": _limit(MAX_SMALL_FIELD_BYTES, "invalid_deterministic", "deterministic"),
+        "seed": _limit(MAX_SMALL_FIELD_BYTES, "invalid_seed", "seed"),
+        "max_fuel": _limit(MAX_SMALL_FIELD_BYTES, "invalid_max_fuel", "max_fuel"),
     }
 
 
@@ -66,7 +74,35 @@ def execution_request_from_parts(parts: Mapping[str, FormPart]) -> ExecutionRequ
         args=_parse_args(parts.get("args")),
         env=_parse_env(parts.get("env")),
         program_name=_program_name(wasm.filename),
+        deterministic=_parse_deterministic(parts.get("deterministic")),
+        seed=_parse_integer(parts.get("seed"), "seed", minimum=0) or 0,
+        max_fuel=_parse_integer(parts.get("max_fuel"), "max_fuel", minimum=1),
     )
+
+
+def _parse_deterministic(part: FormPart | None) -> bool:
+    if part is None:
+        return False
+    value = bytes(part.data).strip().lower()
+    if value in (b"true", b"1"):
+        return True
+    if value in (b"false", b"0", b""):
+        return False
+    raise InvalidRequest("`deterministic` must be true or false.", code="invalid_deterministic")
+
+
+def _parse_integer(part: FormPart | None, name: str, *, minimum: int) -> int | None:
+    """A decimal integer between `minimum` and 2**64 - 1, or None when the field is absent."""
+    if part is None or not bytes(part.data).strip():
+        return None
+    text = bytes(part.data).strip()
+    message = f"`{name}` must be an integer from {minimum} to {_MAX_U64}."
+    if not text.isdigit():
+        raise InvalidRequest(message, code=f"invalid_{name}")
+    value = int(text)
+    if not minimum <= value <= _MAX_U64:
+        raise InvalidRequest(message, code=f"invalid_{name}")
+    return value
 
 
 def _parse_args(part: FormPart | None) -> list[str]:

@@ -11,7 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from wasmwiz.errors import AuthenticationRequired, WasmWizError
+from wasmwiz.errors import AuthenticationRequired, ModuleRejected, WasmWizError
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 logger = logging.getLogger(__name__)
@@ -68,6 +68,12 @@ def error_response(request: Request, exc: WasmWizError) -> ProblemResponse:
             "authentication refused: %s",
             exc.code,
             extra={"event": "auth_failure", "code": exc.code, "path": request.url.path},
+        )
+    elif isinstance(exc, ModuleRejected):
+        security_log.info(
+            "module rejected: %s",
+            exc.code,
+            extra={"event": "module_rejected", "code": exc.code, "path": request.url.path},
         )
     return problem_response(
         request,

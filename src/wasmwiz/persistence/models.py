@@ -24,7 +24,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from wasmwiz.persistence.types import UTCDateTime, utcnow
 
-__all__ = ["ApiKey", "Base", "SubscriptionTier", "UsageLog", "User"]
+__all__ = ["ApiKey", "Base", "SubscriptionTier", "UsageLog", "User", "WebSession"]
 
 # Every constraint and index gets a deterministic name, so migrations can refer to them
 # on every backend (SQLite batch mode needs names to drop or alter constraints).
@@ -134,3 +134,22 @@ class UsageLog(Base):
 
     def __repr__(self) -> str:
         return f"UsageLog(id={self.id!r}, status={self.status!r})"
+
+
+class WebSession(Base):
+    """A signed-in browser. Only a hash of the cookie's token is stored."""
+
+    __tablename__ = "web_sessions"
+
+    # SHA-256 hex of the session token: a leaked table cannot be replayed as cookies.
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), index=True
+    )
+    created_at: Mapped[datetime] = _created_at()
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+    user: Mapped[User] = relationship(lazy="raise")
+
+    def __repr__(self) -> str:
+        return f"WebSession(user_id={self.user_id!r})"

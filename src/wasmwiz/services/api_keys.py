@@ -11,8 +11,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from wasmwiz.auth import GeneratedApiKey, generate_api_key, hash_api_key, is_well_formed_api_key
 from wasmwiz.errors import AuthenticationRequired, InvalidRequest, NotFound, PermissionDenied
+from wasmwiz.persistence import Database
 from wasmwiz.persistence.models import ApiKey, SubscriptionTier
 from wasmwiz.persistence.repositories import api_keys as key_repository
+from wasmwiz.services.key_cache import KeyCache
 from wasmwiz.services.principals import Principal, TierLimits
 
 MAX_KEY_NAME_LENGTH = 100
@@ -44,14 +46,22 @@ def key_status(key: ApiKey, now: datetime) -> str:
 
 class ApiKeyService:
     def __init__(
-        self, secret: str, *, clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+        self,
+        secret: str,
+        *,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        cache: KeyCache | None = None,
     ) -> None:
         self._secret = secret
         self._clock = clock
+        # Off unless given: one-shot callers (the CLI) gain nothing from one.
+        self.cache = cache if cache is not None else KeyCache(0)
 
-    async def authenticate(self, session: AsyncSession, authorization: str | None) -> Principal:
+    async def authenticate(self, database: Database, authorization: str | None) -> Principal:
         """The caller behind an `Authorization: Bearer <key>` header, or a 401/403 error.
 
+        An active key seen within the cache's lifetime is answered from memory (see
+        key_cache for what that means for revocation); otherwise one indexed query.
         Read-only on purpose: the key's last_used_at is written with its usage records,
         in the recorder's batches, so authenticating costs no write (and no SQLite lock).
         """
@@ -64,7 +74,12 @@ class ApiKeyService:
         if not is_well_formed_api_key(candidate):
             raise AuthenticationRequired("That is not a WasmWiz API key (they start with ww_).")
         now = self._clock()
-        key = await key_repository.get_by_hash(session, hash_api_key(candidate, self._secret))
+        digest = hash_api_key(candidate, self._secret)
+        cached = self.cache.get(digest, now)
+        if cached is not None:
+            return cached
+        async with database.session() as session:
+            key = await key_repository.get_by_hash(session, digest)
         if key is None:
             raise AuthenticationRequired("Unknown API key.")
         status = key_status(key, now)
@@ -72,12 +87,14 @@ class ApiKeyService:
             raise AuthenticationRequired(f"This API key is {status}.")
         if not key.user.is_active:
             raise PermissionDenied("The account that owns this key is deactivated.")
-        return Principal(
+        principal = Principal(
             user_id=key.user_id,
             email=key.user.email,
             tier=tier_limits(key.user.tier),
             api_key_id=key.id,
         )
+        self.cache.put(digest, principal, key_expires_at=key.expires_at)
+        return principal
 
     async def create(
         self,
@@ -119,3 +136,4 @@ class ApiKeyService:
             if key is None:
                 raise NotFound("No such API key.")
         await session.flush()
+        self.cache.forget_key(key_id)

@@ -9,11 +9,15 @@ from wasmwiz.observability.metrics import Metrics
 from wasmwiz.persistence import Database
 from wasmwiz.ratelimit import RateLimiter
 from wasmwiz.sandbox import Sandbox
+from wasmwiz.services.accounts import AccountService
 from wasmwiz.services.api_keys import ApiKeyService
 from wasmwiz.services.executions import ExecutionService
 from wasmwiz.services.health import HealthService
+from wasmwiz.services.login_throttle import LoginThrottle
 from wasmwiz.services.rate_limits import AdmissionGate
 from wasmwiz.services.usage_recorder import UsageRecorder
+from wasmwiz.services.usage_reports import UsageReportService
+from wasmwiz.services.web_sessions import WebSessionService
 
 
 @dataclass(slots=True)
@@ -28,3 +32,7 @@ class Services:
     executions: ExecutionService
     api_keys: ApiKeyService
     health: HealthService
+    accounts: AccountService
+    web_sessions: WebSessionService
+    login_throttle: LoginThrottle
+    usage_reports: UsageReportService

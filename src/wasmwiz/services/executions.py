@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
 from wasmwiz import errors
@@ -26,6 +26,9 @@ class ExecutionRequest:
     args: Sequence[str] = ()
     env: Mapping[str, str] = field(default_factory=dict)
     program_name: str = "main.wasm"
+    deterministic: bool = False
+    seed: int = 0
+    max_fuel: int | None = None  # the caller's budget; the tier's max_fuel caps it
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +56,13 @@ class ExecutionService:
         self._limits = limits
         self._clock = clock
 
+    def _limits_for(self, principal: Principal, request: ExecutionRequest) -> Limits:
+        """The service's limits with the fuel budget: the caller's, capped by the tier's."""
+        budgets = [fuel for fuel in (request.max_fuel, principal.tier.max_fuel) if fuel]
+        if not budgets:
+            return self._limits
+        return replace(self._limits, max_fuel=min(budgets))
+
     async def execute(self, principal: Principal, request: ExecutionRequest) -> ExecutionReport:
         async with self._gate.admit(principal) as admission:
             started_at = self._clock()
@@ -64,8 +74,10 @@ class ExecutionService:
                         args=tuple(request.args),
                         env=tuple(request.env.items()),
                         program_name=request.program_name,
+                        deterministic=request.deterministic,
+                        seed=request.seed,
                     ),
-                    self._limits,
+                    self._limits_for(principal, request),
                 )
             except ModuleRejected as exc:
                 self._metrics.rejections.labels(exc.code).inc()
