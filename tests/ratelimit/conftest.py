@@ -54,7 +54,9 @@ async def redis_limiter_factory(clock: ManualClock) -> AsyncIterator[RedisLimite
     made: list[RedisRateLimiter] = []
 
     def make() -> RedisRateLimiter:
-        made.append(RedisRateLimiter.from_url(url, clock=clock, prefix=prefix))
+        # These limiters are raced against each other with hundreds of calls at once; a
+        # generous timeout keeps a busy test machine from turning the race into timeouts.
+        made.append(RedisRateLimiter.from_url(url, clock=clock, prefix=prefix, timeout_seconds=10))
         return made[-1]
 
     yield make
@@ -73,7 +75,9 @@ async def limiter(request: pytest.FixtureRequest, clock: ManualClock) -> AsyncIt
         return
     assert REDIS_URL is not None
     prefix = f"wasmwiz:test:{uuid.uuid4().hex}:"
-    redis_limiter = RedisRateLimiter.from_url(REDIS_URL, clock=clock, prefix=prefix)
+    redis_limiter = RedisRateLimiter.from_url(
+        REDIS_URL, clock=clock, prefix=prefix, timeout_seconds=10
+    )
     yield redis_limiter
     await redis_limiter.close()
     await _delete_keys(REDIS_URL, prefix)
