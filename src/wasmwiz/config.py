@@ -104,7 +104,6 @@ class Settings(BaseSettings):
     rate_limit_backend: RateLimitBackend = RateLimitBackend.MEMORY
     redis_url: str | None = None
     rate_limit_fail_mode: FailMode = FailMode.CLOSED
-    tier_cache_seconds: Annotated[float, Field(ge=0)] = 30.0
     # How stale an authenticated key may be here after a change made elsewhere (key_cache).
     api_key_cache_seconds: Annotated[float, Field(ge=0, le=30)] = 5.0
 

@@ -52,7 +52,7 @@ def test_max_fuel_ends_the_run(api: httpx.Client) -> None:
 
 
 def test_the_tier_caps_max_fuel(tmp_path: Path) -> None:
-    server = start_security_server(tmp_path, tier_cache_seconds=0)
+    server = start_security_server(tmp_path, api_key_cache_seconds=0)
     try:
         database = server.settings.effective_database_url.removeprefix("sqlite:///")
         with sqlite3.connect(database) as connection:
