@@ -87,7 +87,7 @@ def report(result: ExecutionResult) -> int:
     sys.stdout.flush()
     sys.stderr.buffer.write(result.stderr)
     sys.stderr.flush()
-    if result.status in (Outcome.SUCCESS, Outcome.EXIT_NONZERO):
+    if result.finished:
         return result.exit_code or 0
     _fail(f"{result.status}: {result.error}")
     return EXIT_TIMEOUT if result.status == Outcome.TIMEOUT else EXIT_STOPPED

@@ -52,10 +52,14 @@ class RetryPolicy:
     )
 
     def delay(
-        self, error: ProblemError, attempt: int, rand: Callable[[], float] = random.random
+        self, error: WasmWizClientError, attempt: int, rand: Callable[[], float] = random.random
     ) -> float | None:
         """Seconds to wait before retry number `attempt + 1`, or None to give up."""
-        if attempt >= self.max_retries or error.code not in self.codes:
+        if (
+            not isinstance(error, ProblemError)
+            or attempt >= self.max_retries
+            or error.code not in self.codes
+        ):
             return None
         exponential = self.backoff * 2.0**attempt
         if error.retry_after is None:
@@ -85,14 +89,11 @@ def client_headers(api_key: str | None, extra: Mapping[str, str] | None) -> dict
     return headers
 
 
-def settings_from_env(
-    base_url: str | None, api_key: str | None, environ: Mapping[str, str] | None = None
-) -> tuple[str, str | None]:
-    env = os.environ if environ is None else environ
-    url = base_url or env.get(URL_ENV)
+def settings_from_env(base_url: str | None, api_key: str | None) -> tuple[str, str | None]:
+    url = base_url or os.environ.get(URL_ENV)
     if not url:
         raise WasmWizClientError(f"No service URL: pass base_url or set {URL_ENV}.")
-    return url, api_key or env.get(API_KEY_ENV)
+    return url, api_key or os.environ.get(API_KEY_ENV)
 
 
 def execute_request(
@@ -146,6 +147,16 @@ def read_execution(response: httpx.Response) -> ExecutionResult:
                 f"A 200 response that is not an execution result: {exc}", response
             ) from None
     raise error_for(response)
+
+
+def read_health(response: httpx.Response) -> dict[str, Any]:
+    """The health checks' body; a 503 (a check failing) is a value, not an error."""
+    if response.status_code not in (200, 503) or "json" not in response.headers.get(
+        "content-type", ""
+    ):
+        raise error_for(response)
+    body: dict[str, Any] = response.json()
+    return body
 
 
 def error_for(response: httpx.Response) -> WasmWizClientError:

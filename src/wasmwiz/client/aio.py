@@ -20,10 +20,11 @@ from wasmwiz.client._protocol import (
     error_for,
     execute_request,
     read_execution,
+    read_health,
     resolve_retry,
     settings_from_env,
 )
-from wasmwiz.client.errors import ConnectionFailed, ProblemError
+from wasmwiz.client.errors import ConnectionFailed
 from wasmwiz.client.models import ExecutionResult
 
 
@@ -100,7 +101,7 @@ class AsyncClient:
             if response.status_code == 200 or self._retry is None:
                 return read_execution(response)
             error = error_for(response)
-            delay = self._retry.delay(error, attempt) if isinstance(error, ProblemError) else None
+            delay = self._retry.delay(error, attempt)
             if delay is None:
                 raise error
             await self._sleep(delay)
@@ -108,13 +109,7 @@ class AsyncClient:
 
     async def health(self) -> dict[str, Any]:
         """The service's health checks; a 503 (a check failing) is returned, not raised."""
-        response = await self._send("GET", "/health")
-        if response.status_code not in (200, 503) or "json" not in response.headers.get(
-            "content-type", ""
-        ):
-            raise error_for(response)
-        body: dict[str, Any] = response.json()
-        return body
+        return read_health(await self._send("GET", "/health"))
 
     async def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         try:

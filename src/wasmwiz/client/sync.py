@@ -19,10 +19,11 @@ from wasmwiz.client._protocol import (
     error_for,
     execute_request,
     read_execution,
+    read_health,
     resolve_retry,
     settings_from_env,
 )
-from wasmwiz.client.errors import ConnectionFailed, ProblemError
+from wasmwiz.client.errors import ConnectionFailed
 from wasmwiz.client.models import ExecutionResult
 
 
@@ -96,7 +97,7 @@ class Client:
             if response.status_code == 200 or self._retry is None:
                 return read_execution(response)
             error = error_for(response)
-            delay = self._retry.delay(error, attempt) if isinstance(error, ProblemError) else None
+            delay = self._retry.delay(error, attempt)
             if delay is None:
                 raise error
             self._sleep(delay)
@@ -104,13 +105,7 @@ class Client:
 
     def health(self) -> dict[str, Any]:
         """The service's health checks; a 503 (a check failing) is returned, not raised."""
-        response = self._send("GET", "/health")
-        if response.status_code not in (200, 503) or "json" not in response.headers.get(
-            "content-type", ""
-        ):
-            raise error_for(response)
-        body: dict[str, Any] = response.json()
-        return body
+        return read_health(self._send("GET", "/health"))
 
     def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         try:
