@@ -63,7 +63,7 @@ async def signup(
     await require_csrf(request, viewer, services)
     try:
         if password != confirm:
-            raise InvalidRequest("The two passwords differ.", code="weak_password")
+            raise InvalidRequest("The two passwords differ.", code="passwords_differ")
         async with services.database.session() as session:
             user = await services.accounts.sign_up(session, email, password)
             await session.commit()
@@ -135,7 +135,7 @@ async def change_password(
     context: dict[str, object] = {"rules": PASSWORD_RULES}
     try:
         if password != confirm:
-            raise InvalidRequest("The two new passwords differ.", code="weak_password")
+            raise InvalidRequest("The two new passwords differ.", code="passwords_differ")
         async with services.database.session() as session:
             await services.accounts.change_password(session, user.id, current, password)
             assert viewer.session_token is not None
