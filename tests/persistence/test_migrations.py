@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 from alembic.autogenerate import compare_metadata
@@ -24,6 +26,8 @@ from wasmwiz.persistence.migrate import (
     upgrade_async,
 )
 
+T = TypeVar("T")
+
 TABLES = {"subscription_tiers", "users", "api_keys", "usage_logs", "web_sessions"}
 SEEDED_TIERS = [("free", 10, 500, 2), ("basic", 100, 10_000, 10), ("pro", 500, 50_000, 50)]
 
@@ -41,24 +45,23 @@ def _inspect(connection: Connection) -> tuple[set[str], list[tuple[str, int, int
     return tables, [(r[0], r[1], r[2], r[3]) for r in rows]
 
 
-async def _schema(url: str) -> tuple[set[str], list[tuple[str, int, int, int]]]:
+async def _on_connection(url: str, read: Callable[[Connection], T]) -> T:
     engine = create_engine(url, pooled=False)
     try:
         async with engine.connect() as connection:
-            return await connection.run_sync(_inspect)
+            return await connection.run_sync(read)
     finally:
         await engine.dispose()
+
+
+async def _schema(url: str) -> tuple[set[str], list[tuple[str, int, int, int]]]:
+    return await _on_connection(url, _inspect)
 
 
 async def _diff(url: str) -> list[object]:
-    engine = create_engine(url, pooled=False)
-    try:
-        async with engine.connect() as connection:
-            return await connection.run_sync(
-                lambda sync: compare_metadata(MigrationContext.configure(sync), Base.metadata)
-            )
-    finally:
-        await engine.dispose()
+    return await _on_connection(
+        url, lambda sync: compare_metadata(MigrationContext.configure(sync), Base.metadata)
+    )
 
 
 @pytest.mark.anyio

@@ -17,6 +17,7 @@ _DRIVERS = {
     "postgresql": "postgresql+asyncpg",
     "sqlite": "sqlite+aiosqlite",
 }
+_SQLITE_BUSY_TIMEOUT_MS = 5000
 
 
 def normalize_url(url: str | URL) -> URL:
@@ -55,7 +56,6 @@ def create_engine(
     pool_timeout: float = 30.0,
     pool_recycle: int = 1800,
     pool_pre_ping: bool = False,
-    sqlite_busy_timeout_ms: int = 5000,
     pooled: bool = True,
 ) -> AsyncEngine:
     """Create an async engine for `url`; see `Database` for the URL forms accepted.
@@ -89,11 +89,11 @@ def create_engine(
 
     engine = _create_async_engine(parsed, **kwargs)
     if parsed.get_backend_name() == "sqlite":
-        _configure_sqlite(engine, busy_timeout_ms=sqlite_busy_timeout_ms)
+        _configure_sqlite(engine)
     return engine
 
 
-def _configure_sqlite(engine: AsyncEngine, *, busy_timeout_ms: int) -> None:
+def _configure_sqlite(engine: AsyncEngine) -> None:
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
         # Take BEGIN away from the sqlite3 driver, which skips it before SELECT, DDL and
@@ -102,7 +102,7 @@ def _configure_sqlite(engine: AsyncEngine, *, busy_timeout_ms: int) -> None:
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+        cursor.execute(f"PRAGMA busy_timeout={_SQLITE_BUSY_TIMEOUT_MS}")
         cursor.close()
 
     @event.listens_for(engine.sync_engine, "begin")
