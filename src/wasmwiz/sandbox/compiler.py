@@ -1,10 +1,11 @@
 """Validate and compile submitted bytes into a `CompiledModule` ready to instantiate.
 
-The path of a module the process has not seen: size and text checks, the pre-compile
-inspection (validation.inspect), the disk cache, wasmtime's validator (in process: it is
-linear and quick), then compilation in a worker process, whose artifact is stored on
-disk and loaded from there. A module that overran a compile limit is remembered by its
-digest and refused at once next time.
+The path of a module the process has not seen (`Sandbox.prepare` has checked its size and
+digested it): the refusals remembered by digest, the disk cache, the text conversion and
+size of the binary, the pre-compile inspection (validation.inspect), wasmtime's validator
+(in process: it is linear and quick), then compilation in a worker process, whose
+artifact, given a cache directory, is stored on disk and loaded from there. A module that
+overran a compile limit is remembered by its digest and refused at once next time.
 """
 
 from __future__ import annotations
@@ -115,7 +116,6 @@ class Compiler:
             loaded = self._store.load(engine, sha256)
             if loaded is not None:
                 return self._finish(sha256, loaded.meta, loaded.wasm_module, loaded.artifact_bytes)
-        check_size(data, self._max_module_bytes)
         binary = validation.to_binary(data)
         check_size(binary, self._max_module_bytes)
         info = validation.inspect(
@@ -127,7 +127,7 @@ class Compiler:
         try:
             wasmtime.Module.validate(engine, binary)
         except wasmtime.WasmtimeError as exc:
-            raise validation.compile_error(exc) from None
+            raise validation.compile_error_message(str(exc)) from None
         try:
             artifact = self._pool.compile(binary)
         except CompileRefused as exc:

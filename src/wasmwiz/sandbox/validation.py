@@ -5,6 +5,7 @@ from __future__ import annotations
 import wasmtime
 
 from wasmwiz.sandbox.models import InspectionLimits, ModuleRejected
+from wasmwiz.sandbox.wasi_host import WASI
 from wasmwiz.sandbox.wasm_reader import (
     HEADER_SIZE,
     MalformedWasm,
@@ -13,8 +14,6 @@ from wasmwiz.sandbox.wasm_reader import (
     WasmInfo,
     read_wasm_info,
 )
-
-WASI_MODULE = "wasi_snapshot_preview1"
 
 # Every function of WASI preview 1 (wasi_snapshot_preview1.witx), and nothing else.
 WASI_PREVIEW1_FUNCTIONS = frozenset(
@@ -110,9 +109,7 @@ def inspect(
         raise ModuleRejected(exc.code, str(exc)) from None
     for entry in info.imports:
         if not (
-            entry.is_function
-            and entry.module == WASI_MODULE
-            and entry.name in WASI_PREVIEW1_FUNCTIONS
+            entry.is_function and entry.module == WASI and entry.name in WASI_PREVIEW1_FUNCTIONS
         ):
             raise ModuleRejected(
                 "unsupported_import",
@@ -160,11 +157,6 @@ def _unsupported_feature(info: WasmInfo) -> str | None:
     if info.uses_gc_types:
         return "gc"
     return None
-
-
-def compile_error(exc: wasmtime.WasmtimeError) -> ModuleRejected:
-    """Map wasmtime's compilation error to a rejection with a one-line message."""
-    return compile_error_message(str(exc))
 
 
 def compile_error_message(text: str) -> ModuleRejected:
