@@ -13,7 +13,6 @@ _SECTION_FUNCTION = 3
 _SECTION_TABLE = 4
 _SECTION_MEMORY = 5
 _SECTION_EXPORT = 7
-_SECTION_START = 8
 _SECTION_CODE = 10
 _SECTION_DATA = 11
 
@@ -93,7 +92,6 @@ class WasmInfo:
     function_count: int = 0
     # The export named `_start`: (kind, index), and where the function section lies.
     start_export: tuple[int, int] | None = None
-    has_start_section: bool = False
     _function_section: tuple[int, int] | None = None
 
     def start_signature(self, data: bytes) -> tuple[int, int] | None:
@@ -217,8 +215,6 @@ def read_wasm_info(data: bytes, bounds: ShapeBounds) -> WasmInfo:
             info.memories.extend(section.memory() for _ in range(section.leb()))
         elif section_id == _SECTION_EXPORT:
             _read_exports(section, info)
-        elif section_id == _SECTION_START:
-            info.has_start_section = True
         elif section_id == _SECTION_CODE:
             _read_code(section, bounds)
         elif section_id == _SECTION_DATA:
