@@ -111,11 +111,16 @@ class EngineContext:
             table_elements=MAX_TABLE_ELEMENTS,
             instances=MAX_INSTANCES,
         )
-        store.set_fuel(limits.max_fuel if limits.max_fuel is not None else UNLIMITED_FUEL)
+        store.set_fuel(fuel_budget(limits))
         # One spare tick: the first tick may come at once, and poll_oneoff's exact
         # deadline should normally be the one that fires for sleeping guests.
         store.set_epoch_deadline(math.ceil(limits.timeout_seconds / EPOCH_TICK_SECONDS) + 1)
         return store
+
+
+def fuel_budget(limits: Limits) -> int:
+    """The fuel a run's store starts with: its budget, or as good as unlimited."""
+    return limits.max_fuel if limits.max_fuel is not None else UNLIMITED_FUEL
 
 
 def _wasi_config(request: RunRequest) -> wasmtime.WasiConfig:

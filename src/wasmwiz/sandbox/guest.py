@@ -76,7 +76,7 @@ class RunState:
     def capture(self, fd: int, memory: GuestMemory, ptr: int, length: int) -> None:
         """Append guest bytes to stdout (fd 1) or stderr (fd 2), keeping exactly the cap."""
         buffer = self.stdout if fd == 1 else self.stderr
-        room = self.max_output_bytes - len(buffer)
+        room = self.output_room(fd)
         if length <= room:
             buffer += memory.read(ptr, length)
             return

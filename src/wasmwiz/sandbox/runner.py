@@ -29,7 +29,7 @@ import time
 import wasmtime
 
 from wasmwiz.sandbox.compiler import CompiledModule
-from wasmwiz.sandbox.engine import MAX_TABLE_ELEMENTS, UNLIMITED_FUEL, EngineContext, get_export
+from wasmwiz.sandbox.engine import MAX_TABLE_ELEMENTS, EngineContext, fuel_budget, get_export
 from wasmwiz.sandbox.guest import RunState, bind_run
 from wasmwiz.sandbox.models import Limits, Outcome, RunRequest, RunResult, SandboxError
 from wasmwiz.sandbox.validation import summarize
@@ -66,7 +66,6 @@ def run_compiled(
     if refusal is not None:
         return _result(compiled, state, (Outcome.MEMORY_LIMIT, None, refusal), 0.0, 0, 0)
 
-    fuel_budget = limits.max_fuel if limits.max_fuel is not None else UNLIMITED_FUEL
     failure: Exception | None = None
     instance: wasmtime.Instance | None = None
     with bind_run(state):
@@ -85,7 +84,7 @@ def run_compiled(
 
     memory_bytes = _memory_size(store, instance)
     verdict = _classify(state, failure, limits, memory_bytes)
-    fuel_consumed = fuel_budget - _remaining_fuel(store)
+    fuel_consumed = fuel_budget(limits) - _remaining_fuel(store)
     return _result(compiled, state, verdict, duration, fuel_consumed, memory_bytes)
 
 

@@ -233,12 +233,12 @@ def poll_oneoff(state: RunState, memory: GuestMemory, args: list[int]) -> int:
 
 
 def _delay_seconds(state: RunState, clock_id: int, timeout: int, flags: int) -> float | None:
-    if not flags & SUBCLOCKFLAGS_ABSTIME:
-        return timeout / 1e9 if _clock_now(state, clock_id) is not None else None
     now = _clock_now(state, clock_id)
     if now is None:
         return None
-    return max(0, timeout - now) / 1e9
+    if flags & SUBCLOCKFLAGS_ABSTIME:
+        return max(0, timeout - now) / 1e9
+    return timeout / 1e9
 
 
 def _fd_event(state: RunState, userdata: int, tag: int, fd: int) -> bytes:
