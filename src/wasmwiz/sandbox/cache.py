@@ -15,7 +15,8 @@ class ModuleCache:
 
     Concurrent requests for the same key share one compilation: the first caller
     compiles, the others wait for its result (or its ModuleRejected). Rejections are not
-    kept, so a rejected module costs a fresh validation next time.
+    kept here: the Compiler remembers only compile-limit refusals by digest, so any other
+    rejected module costs a fresh validation next time.
     """
 
     def __init__(self, max_bytes: int) -> None:
