@@ -7,17 +7,12 @@ server's alone.
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.fixtures.app import TEST_SALT, Account, create_account, free_port
+from tests.fixtures.app import Account, create_account, start_server_process
 from tests.security import guests
 from tests.security.checks import HELLO
 from wasmwiz.persistence.migrate import upgrade_async
@@ -87,48 +82,26 @@ async def test_fifty_concurrent_hostile_runs(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'wasmwiz.db'}"
     await upgrade_async(url)
     accounts = [await create_account(url) for _ in range(3)]
-    port = free_port()
-    env = {
-        **os.environ,
-        "DATABASE_URL": url,
-        "API_SALT": TEST_SALT,
-        "VAR_DIR": str(tmp_path / "var"),
-        "EXECUTION_TIMEOUT": "1",
-        "MEMORY_LIMIT": str(32 * MiB),
-        "MAX_CONCURRENT_EXECUTIONS": "8",
-        "MAX_QUEUED_EXECUTIONS": "256",
-        "COMPILE_TIMEOUT": "2",
-        "LOG_LEVEL": "WARNING",
-    }
-    process = subprocess.Popen(  # noqa: ASYNC220 - the server must outlive no test loop
-        [sys.executable, "-m", "wasmwiz.cli.main", "serve", "--port", str(port)],
-        env=env,
-        cwd=tmp_path,
+    server = await asyncio.to_thread(
+        start_server_process,
+        tmp_path / "var",
+        url,
+        memory_limit=str(32 * MiB),
+        max_concurrent_executions="8",
+        max_queued_executions="256",
+        compile_timeout="2",
     )
     try:
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=120) as client:
-            deadline = time.monotonic() + 30
-            while True:
-                try:
-                    if (await client.get("/health")).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                assert time.monotonic() < deadline, "the server did not start"
-                await asyncio.sleep(0.05)
+        async with httpx.AsyncClient(base_url=server.url, timeout=120) as client:
             # Two storms warm up: modules compiled and cached, allocator arenas and worker
             # threads grown to their working size. That is the baseline.
             for _ in range(2):
                 await storm(client, accounts)
-            baseline = rss_bytes(process.pid)
+            baseline = rss_bytes(server.process.pid)
             hellos = [await storm(client, accounts) for _ in range(2)]
-            after = rss_bytes(process.pid)
+            after = rss_bytes(server.process.pid)
     finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        server.stop()
 
     print(f"RSS baseline {baseline / MiB:.0f} MiB, after {after / MiB:.0f} MiB, hellos {hellos}")
     assert min(hellos) >= 1
