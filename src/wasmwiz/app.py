@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import shutil
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from datetime import timedelta
 
 from fastapi import FastAPI
@@ -13,7 +13,7 @@ from fastapi import FastAPI
 from wasmwiz import __version__
 from wasmwiz.api import build_api_router
 from wasmwiz.api.docs import install_api_docs
-from wasmwiz.config import RateLimitBackend, Settings
+from wasmwiz.config import FailMode, RateLimitBackend, Settings
 from wasmwiz.http_common.draining import DrainingMiddleware
 from wasmwiz.http_common.https_redirect import HttpsRedirectMiddleware
 from wasmwiz.http_common.problems import install_problem_handlers
@@ -78,103 +78,104 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         prepare_temp_dir(settings)
-        database = Database(
-            settings.effective_database_url,
-            pool_size=settings.db_pool_size,
-            max_overflow=settings.db_max_overflow,
-            pool_timeout=settings.db_pool_timeout,
-            pool_recycle=settings.db_pool_recycle,
-            pool_pre_ping=settings.db_pool_pre_ping,
-        )
-        sandbox = Sandbox(
-            limits=sandbox_limits(settings),
-            max_concurrency=settings.max_concurrent_executions,
-            max_queue=settings.max_queued_executions,
-            max_module_bytes=settings.max_wasm_size,
-            cache_max_bytes=settings.compiled_cache_max_bytes,
-            compile_limits=CompileLimits(
-                timeout_seconds=settings.compile_timeout,
-                memory_bytes=settings.compile_memory_limit,
-                workers=settings.compile_workers,
-            ),
-            inspection=InspectionLimits(
-                max_functions=settings.max_wasm_functions,
-                max_function_locals=settings.max_function_locals,
-                max_function_body_bytes=settings.max_function_body_size,
-                max_data_segments=settings.max_data_segments,
-            ),
-            cache_dir=settings.effective_compiled_cache_dir,
-            disk_cache_max_bytes=settings.compiled_cache_disk_max_bytes,
-        )
-        sandbox.start_compile_workers()
-        limiter = build_rate_limiter(settings, clock or SystemClock())
-        gate = AdmissionGate(
-            limiter, metrics, fail_open=settings.rate_limit_fail_mode.value == "open"
-        )
-        recorder = UsageRecorder(
-            database,
-            spool_path=settings.var_dir / "usage-spool.jsonl",
-            flush_interval=settings.usage_flush_interval,
-            batch_size=settings.usage_batch_size,
-        )
-        await recorder.start()
-        key_cache = KeyCache(settings.api_key_cache_seconds)
-        services = Services(
-            settings=settings,
-            metrics=metrics,
-            database=database,
-            sandbox=sandbox,
-            limiter=limiter,
-            gate=gate,
-            recorder=recorder,
-            executions=ExecutionService(sandbox, gate, recorder, sandbox_limits(settings), metrics),
-            api_keys=ApiKeyService(settings.api_salt, cache=key_cache),
-            health=HealthService(
-                database, sandbox, settings.effective_temp_dir, limiter, lifecycle
-            ),
-            accounts=AccountService(key_cache=key_cache),
-            web_sessions=WebSessionService(timedelta(hours=settings.session_lifetime_hours)),
-            login_throttle=LoginThrottle(
-                limiter,
-                per_account_per_minute=settings.login_attempts_per_minute,
-                per_ip_per_minute=settings.login_attempts_per_ip_per_minute,
-                fail_open=settings.rate_limit_fail_mode.value == "open",
-            ),
-            usage_reports=UsageReportService(),
-        )
-        app.state.services = services
-        metrics.watch(_metric_sources(services, lifecycle))
-        stop_metrics_server = (
-            start_metrics_server(
-                metrics.registry, host=settings.server_host, port=settings.metrics_port
+        fail_open = settings.rate_limit_fail_mode is FailMode.OPEN
+        # Each resource's cleanup is pushed as soon as it exists, so a start-up that fails
+        # half way releases what it built. They unwind in reverse: in-flight runs finish
+        # (sandbox) before the recorder's final flush, so their usage records are in it.
+        async with AsyncExitStack() as resources:
+            database = Database(
+                settings.effective_database_url,
+                pool_size=settings.db_pool_size,
+                max_overflow=settings.db_max_overflow,
+                pool_timeout=settings.db_pool_timeout,
+                pool_recycle=settings.db_pool_recycle,
+                pool_pre_ping=settings.db_pool_pre_ping,
             )
-            if settings.metrics_port is not None
-            else None
-        )
-        retention = RetentionJob(
-            database,
-            metrics,
-            retention_days=settings.usage_retention_days,
-            batch_size=settings.usage_retention_batch_size,
-            interval=settings.usage_retention_interval_hours * 3600,
-        )
-        if settings.usage_retention_interval_hours > 0:
-            retention.start()
-        lifecycle.mark_ready()
-        logger.info("wasmwiz %s ready", __version__)
-        try:
-            yield
-        finally:
-            lifecycle.begin_draining()
-            await retention.close()
-            if stop_metrics_server is not None:
-                stop_metrics_server()
-            # In-flight runs finish first, so their usage records are in the final flush.
-            sandbox.close()
-            await recorder.close()
-            await limiter.close()
-            await database.dispose()
-            logger.info("wasmwiz stopped; usage records written: %d", recorder.written)
+            resources.push_async_callback(database.dispose)
+            limiter = build_rate_limiter(settings, clock or SystemClock())
+            resources.push_async_callback(limiter.close)
+            recorder = UsageRecorder(
+                database,
+                spool_path=settings.var_dir / "usage-spool.jsonl",
+                flush_interval=settings.usage_flush_interval,
+                batch_size=settings.usage_batch_size,
+            )
+            await recorder.start()
+            resources.push_async_callback(recorder.close)
+            sandbox = Sandbox(
+                limits=sandbox_limits(settings),
+                max_concurrency=settings.max_concurrent_executions,
+                max_queue=settings.max_queued_executions,
+                max_module_bytes=settings.max_wasm_size,
+                cache_max_bytes=settings.compiled_cache_max_bytes,
+                compile_limits=CompileLimits(
+                    timeout_seconds=settings.compile_timeout,
+                    memory_bytes=settings.compile_memory_limit,
+                    workers=settings.compile_workers,
+                ),
+                inspection=InspectionLimits(
+                    max_functions=settings.max_wasm_functions,
+                    max_function_locals=settings.max_function_locals,
+                    max_function_body_bytes=settings.max_function_body_size,
+                    max_data_segments=settings.max_data_segments,
+                ),
+                cache_dir=settings.effective_compiled_cache_dir,
+                disk_cache_max_bytes=settings.compiled_cache_disk_max_bytes,
+            )
+            sandbox.start_compile_workers()
+            resources.callback(sandbox.close)
+            gate = AdmissionGate(limiter, metrics, fail_open=fail_open)
+            key_cache = KeyCache(settings.api_key_cache_seconds)
+            services = Services(
+                settings=settings,
+                metrics=metrics,
+                database=database,
+                sandbox=sandbox,
+                limiter=limiter,
+                gate=gate,
+                recorder=recorder,
+                executions=ExecutionService(
+                    sandbox, gate, recorder, sandbox_limits(settings), metrics
+                ),
+                api_keys=ApiKeyService(settings.api_salt, cache=key_cache),
+                health=HealthService(
+                    database, sandbox, settings.effective_temp_dir, limiter, lifecycle
+                ),
+                accounts=AccountService(key_cache=key_cache),
+                web_sessions=WebSessionService(timedelta(hours=settings.session_lifetime_hours)),
+                login_throttle=LoginThrottle(
+                    limiter,
+                    per_account_per_minute=settings.login_attempts_per_minute,
+                    per_ip_per_minute=settings.login_attempts_per_ip_per_minute,
+                    fail_open=fail_open,
+                ),
+                usage_reports=UsageReportService(),
+            )
+            app.state.services = services
+            metrics.watch(_metric_sources(services, lifecycle))
+            if settings.metrics_port is not None:
+                resources.callback(
+                    start_metrics_server(
+                        metrics.registry, host=settings.server_host, port=settings.metrics_port
+                    )
+                )
+            if settings.usage_retention_interval_hours > 0:
+                retention = RetentionJob(
+                    database,
+                    metrics,
+                    retention_days=settings.usage_retention_days,
+                    batch_size=settings.usage_retention_batch_size,
+                    interval=settings.usage_retention_interval_hours * 3600,
+                )
+                retention.start()
+                resources.push_async_callback(retention.close)
+            lifecycle.mark_ready()
+            logger.info("wasmwiz %s ready", __version__)
+            try:
+                yield
+            finally:
+                lifecycle.begin_draining()
+        logger.info("wasmwiz stopped; usage records written: %d", recorder.written)
 
     app = FastAPI(
         title="WasmWiz",
