@@ -57,8 +57,6 @@ class KeyCache:
         self._entries: dict[str, _Entry] = {}
         # Key and user ids changed through this process, until when they stay uncached.
         self._changed: dict[uuid.UUID, float] = {}
-        self.hits = 0
-        self.misses = 0
 
     @property
     def enabled(self) -> bool:
@@ -71,14 +69,11 @@ class KeyCache:
         """The cached principal for this key digest, if fresh and the key not yet expired."""
         entry = self._entries.get(digest)
         if entry is None:
-            self.misses += 1
             return None
         expired = entry.key_expires_at is not None and entry.key_expires_at <= now
         if expired or self._monotonic() >= entry.fresh_until:
             del self._entries[digest]
-            self.misses += 1
             return None
-        self.hits += 1
         return entry.principal
 
     def put(self, digest: str, principal: Principal, *, key_expires_at: datetime | None) -> None:

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from wasmwiz.errors import LimitExceeded, ServiceUnavailable
 from wasmwiz.observability.metrics import Metrics
-from wasmwiz.ratelimit import Decision, Quota, RateLimiter, RateLimiterUnavailable
+from wasmwiz.ratelimit import Decision, Quota, RateLimiter, RateLimiterUnavailable, Refusal
 from wasmwiz.services.principals import Principal
 
 logger = logging.getLogger(__name__)
@@ -50,7 +50,6 @@ class AdmissionGate:
         self._limiter = limiter
         self._metrics = metrics
         self._fail_open = fail_open
-        self.limiter_available = True
 
     @asynccontextmanager
     async def admit(self, principal: Principal) -> AsyncIterator[Admission]:
@@ -78,7 +77,6 @@ class AdmissionGate:
                     await self._release(key, lease)
                     raise
         except RateLimiterUnavailable:
-            self.limiter_available = False
             if not self._fail_open:
                 self._metrics.rejections.labels("rate_limiter_unavailable").inc()
                 logger.error("rate limiter unavailable; refusing executions (fail closed)")
@@ -90,7 +88,6 @@ class AdmissionGate:
                 ) from None
             logger.error("rate limiter unavailable; admitting executions (fail open)")
             return None, None
-        self.limiter_available = True
 
         if lease is None:
             self._refuse(principal, "too_many_concurrent")
@@ -136,7 +133,7 @@ class AdmissionGate:
 
 
 def _refusal_message(decision: Decision) -> str:
-    if decision.refusal is not None and decision.refusal.value == "daily_quota_exceeded":
+    if decision.refusal is Refusal.DAILY_QUOTA_EXCEEDED:
         return (
             f"The daily quota of {decision.daily_limit} executions is used up; "
             "it resets at 00:00 UTC."
