@@ -6,7 +6,8 @@
     │                                 invalid_encoding, invalid_field,
     │                                 invalid_email, invalid_name,
     │                                 invalid_expiry, invalid_tier,
-    │                                 weak_password, wrong_password,
+    │                                 weak_password, passwords_differ,
+    │                                 wrong_password,
     │                                 invalid_deterministic,
     │                                 invalid_seed, invalid_max_fuel
     ├── PayloadTooLarge               wasm_too_large,            413
@@ -37,7 +38,7 @@
                                       rate_limiter_unavailable,
                                       shutting_down
 
-Adapters turn these into responses in one place each (`api.problems`, the web pages);
+Adapters turn these into responses in one place each (`http_common.problems`, the web pages);
 services and the engine never build HTTP responses themselves.
 """
 

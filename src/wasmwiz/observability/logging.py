@@ -17,6 +17,14 @@ _STANDARD_ATTRIBUTES = set(vars(logging.makeLogRecord({}))) | {
 }
 
 
+def _extras(record: logging.LogRecord) -> dict[str, Any]:
+    return {
+        name: value
+        for name, value in vars(record).items()
+        if name not in _STANDARD_ATTRIBUTES and not name.startswith("_")
+    }
+
+
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
@@ -25,9 +33,7 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
         }
-        for name, value in vars(record).items():
-            if name not in _STANDARD_ATTRIBUTES and not name.startswith("_"):
-                entry[name] = value
+        entry.update(_extras(record))
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
         return json.dumps(entry, default=str)
@@ -39,11 +45,7 @@ class ReadableFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         line = super().format(record)
-        extras = {
-            name: value
-            for name, value in vars(record).items()
-            if name not in _STANDARD_ATTRIBUTES and not name.startswith("_")
-        }
+        extras = _extras(record)
         if extras:
             line += " " + " ".join(f"{name}={value}" for name, value in extras.items())
         return line
