@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import logging
-import time
+import threading
+from collections.abc import Iterator
 
 import httpx
 import pytest
@@ -43,26 +44,69 @@ def test_api_and_html_responses_carry_every_header(live_server: LiveServer) -> N
     assert "strict-transport-security" not in page.headers
 
 
+class _AccessLines(logging.Handler):
+    """The access logger's records, taken on that logger itself.
+
+    Not through the root logger (pytest's caplog): what other code does to the root
+    logger's handlers while a server thread is logging cannot lose a line here.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.records: list[logging.LogRecord] = []
+        self.arrived = threading.Condition()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        with self.arrived:
+            self.records.append(record)
+            self.arrived.notify_all()
+
+    def line_for(self, response: httpx.Response) -> logging.LogRecord:
+        """The access line of `response`; it is written just after the response is sent."""
+        request_id = response.headers["x-request-id"]
+
+        def matches() -> list[logging.LogRecord]:
+            return [r for r in self.records if getattr(r, "request_id", None) == request_id]
+
+        with self.arrived:
+            self.arrived.wait_for(matches, timeout=10)
+            found = matches()
+        assert len(found) == 1, f"{len(found)} access lines for {request_id}"
+        return found[0]
+
+
+@pytest.fixture
+def access_lines() -> Iterator[_AccessLines]:
+    access_logger = logging.getLogger("wasmwiz.access")
+    handler = _AccessLines()
+    level = access_logger.level
+    access_logger.setLevel(logging.INFO)
+    access_logger.addHandler(handler)
+    try:
+        yield handler
+    finally:
+        access_logger.removeHandler(handler)
+        access_logger.setLevel(level)
+
+
 def test_forwarded_headers_are_believed_from_a_trusted_proxy(
-    server_factory: ServerFactory, caplog: pytest.LogCaptureFixture
+    server_factory: ServerFactory, access_lines: _AccessLines
 ) -> None:
     server = server_factory(trusted_proxies="127.0.0.0/8")
-    with caplog.at_level(logging.INFO, logger="wasmwiz.access"):
-        response = httpx.get(f"{server.url}/health/live", headers=FORWARDED)
+    response = httpx.get(f"{server.url}/health/live", headers=FORWARDED)
     assert response.headers["strict-transport-security"].startswith("max-age=31536000")
-    access = _access_record(caplog, response)
+    access = access_lines.line_for(response)
     assert (access.client, access.scheme) == ("203.0.113.9", "https")  # type: ignore[attr-defined]
 
 
 @pytest.mark.parametrize("trusted", ["", "10.0.0.0/8"])
 def test_forwarded_headers_are_ignored_from_anyone_else(
-    server_factory: ServerFactory, caplog: pytest.LogCaptureFixture, trusted: str
+    server_factory: ServerFactory, access_lines: _AccessLines, trusted: str
 ) -> None:
     server = server_factory(trusted_proxies=trusted)
-    with caplog.at_level(logging.INFO, logger="wasmwiz.access"):
-        response = httpx.get(f"{server.url}/health/live", headers=FORWARDED)
+    response = httpx.get(f"{server.url}/health/live", headers=FORWARDED)
     assert "strict-transport-security" not in response.headers
-    access = _access_record(caplog, response)
+    access = access_lines.line_for(response)
     assert (access.client, access.scheme) == ("127.0.0.1", "http")  # type: ignore[attr-defined]
 
 
@@ -86,20 +130,3 @@ def test_redirect_is_not_fooled_by_an_untrusted_forwarded_proto(
     server = server_factory(https_redirect=True)
     response = httpx.get(f"{server.url}/login", headers=FORWARDED)
     assert response.status_code == 308
-
-
-def _access_record(caplog: pytest.LogCaptureFixture, response: httpx.Response) -> logging.LogRecord:
-    """The access line of `response`; it is written just after the response is sent."""
-    request_id = response.headers["x-request-id"]
-    deadline = time.monotonic() + 10
-    while True:
-        matches = [
-            r
-            for r in caplog.records
-            if r.name == "wasmwiz.access" and getattr(r, "request_id", None) == request_id
-        ]
-        if matches or time.monotonic() > deadline:
-            break
-        time.sleep(0.01)
-    assert len(matches) == 1
-    return matches[0]
