@@ -100,12 +100,20 @@ class UsageRecorder:
             self._wake.set()
 
     async def flush(self) -> None:
-        """Write everything pending now; raises if the database refuses."""
+        """Write what is pending now; raises if the database refuses.
+
+        Only the records pending when the flush starts: those recorded while it writes
+        wait for the next one. Otherwise, under steady load, a flush would never end and
+        the recorder would write a handful of rows at a time, back to back, for as long
+        as requests keep coming, instead of one batch per interval.
+        """
         async with self._write_lock:
-            while self._pending:
-                batch = self._pending[: self._batch_size]
+            due = len(self._pending)
+            while due > 0:
+                batch = self._pending[: min(due, self._batch_size)]
                 await self._write(batch)
                 del self._pending[: len(batch)]
+                due -= len(batch)
                 self._oldest_pending_at = time.monotonic() if self._pending else None
 
     async def close(self) -> None:
@@ -114,7 +122,8 @@ class UsageRecorder:
         if self._task is not None:
             await self._task
         try:
-            await self.flush()
+            while self._pending:
+                await self.flush()
         except Exception:
             logger.exception("usage records could not be written at shutdown; spooling them")
             self._spool(self._pending)
