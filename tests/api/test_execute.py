@@ -243,6 +243,7 @@ async def test_base64_encoding_parameter_is_validated(
     response = await execute(client, account, wat.HELLO, params={"encoding": "rot13"})
     assert response.status_code == 422
     assert response.json()["code"] == "invalid_request"
+    assert response.json()["detail"] == "The request is not valid: query.encoding"
 
 
 async def test_not_multipart(client: httpx.AsyncClient, account: Account) -> None:

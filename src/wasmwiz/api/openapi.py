@@ -386,12 +386,18 @@ def _api_routes(app: FastAPI) -> Iterator[Any]:
 
 
 def _authenticated_operations(
-    app: FastAPI, dependency: Callable[..., Any]
+    spec: dict[str, Any], app: FastAPI, dependency: Callable[..., Any]
 ) -> Iterator[tuple[str, str]]:
+    """Operations that depend on `dependency`, or declare their security themselves
+    (a route that authenticates in its body, like execute's)."""
     for route in _api_routes(app):
         if route.include_in_schema and _uses(route.dependant, dependency):
             for method in route.methods or ():
                 yield route.path_format, method.lower()
+    for path, path_item in spec.get("paths", {}).items():
+        for method, operation in path_item.items():
+            if "security" in operation:
+                yield path, method
 
 
 def build_openapi(app: FastAPI, authenticate: Callable[..., Any]) -> dict[str, Any]:
@@ -435,7 +441,7 @@ def build_openapi(app: FastAPI, authenticate: Callable[..., Any]) -> dict[str, A
     for name, examples in SCHEMA_EXAMPLES.items():
         if name in schemas:
             schemas[name]["examples"] = examples
-    for path, method in _authenticated_operations(app, authenticate):
+    for path, method in _authenticated_operations(spec, app, authenticate):
         operation = spec["paths"][path][method]
         operation["security"] = [{SECURITY_SCHEME: []}]
         responses = operation["responses"]
