@@ -39,7 +39,7 @@ def hash_api_key(plaintext: str, secret: str) -> str:
     alone does not let anyone test guesses. The hex digest is what the unique index holds,
     so authentication is one indexed equality lookup.
     """
-    return hmac.new(secret.encode(), plaintext.encode(), hashlib.sha256).hexdigest()
+    return hmac.digest(secret.encode(), plaintext.encode(), hashlib.sha256).hex()
 
 
 def is_well_formed_api_key(candidate: str) -> bool:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import secrets
+import itertools
 from dataclasses import dataclass
 
 from wasmwiz.ratelimit.bucket import decide, has_token, refill, utc_day
@@ -38,6 +38,8 @@ class MemoryRateLimiter(RateLimiter):
         self._leases: dict[str, dict[str, float]] = {}
         self._last_sweep = self._clock.now()
         self._entries_after_sweep = 0
+        # Lease ids only need to be unique within this process.
+        self._lease_ids = itertools.count(1)
 
     @property
     def tracked_keys(self) -> int:
@@ -60,7 +62,7 @@ class MemoryRateLimiter(RateLimiter):
         leases = self._live_leases(key, now)
         if len(leases) >= max_concurrent:
             return None
-        lease_id = secrets.token_urlsafe(16)
+        lease_id = f"{next(self._lease_ids):x}"
         leases[lease_id] = now + lease_seconds
         self._leases[key] = leases
         return lease_id

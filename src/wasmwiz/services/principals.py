@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,10 +21,10 @@ class Principal:
     email: str
     tier: TierLimits
     api_key_id: uuid.UUID | None = None
+    # Limits apply per API key; runs from the web pages count against the user. Worked
+    # out once: the gate asks for it several times a request.
+    rate_limit_key: str = field(init=False, repr=False, compare=False)
 
-    @property
-    def rate_limit_key(self) -> str:
-        """Limits apply per API key; runs from the web pages count against the user."""
-        if self.api_key_id is not None:
-            return f"key:{self.api_key_id}"
-        return f"user:{self.user_id}"
+    def __post_init__(self) -> None:
+        key = f"key:{self.api_key_id}" if self.api_key_id is not None else f"user:{self.user_id}"
+        object.__setattr__(self, "rate_limit_key", key)

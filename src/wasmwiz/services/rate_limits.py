@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 from wasmwiz.errors import LimitExceeded, ServiceUnavailable
@@ -51,15 +49,10 @@ class AdmissionGate:
         self._metrics = metrics
         self._fail_open = fail_open
 
-    @asynccontextmanager
-    async def admit(self, principal: Principal) -> AsyncIterator[Admission]:
-        """Spend one unit of the principal's budget and hold one of its concurrency slots."""
-        lease, decision = await self._enter(principal)
-        try:
-            yield Admission(decision=decision)
-        finally:
-            if lease is not None:
-                await self._release(principal.rate_limit_key, lease)
+    def admit(self, principal: Principal) -> _Admitting:
+        """Spend one unit of the principal's budget and hold one of its concurrency slots
+        for as long as the `async with` block runs."""
+        return _Admitting(self, principal)
 
     async def _enter(self, principal: Principal) -> tuple[str | None, Decision | None]:
         quota = Quota(principal.tier.requests_per_minute, principal.tier.requests_per_day)
@@ -130,6 +123,27 @@ class AdmissionGate:
                 "tier": principal.tier.name,
             },
         )
+
+
+class _Admitting:
+    """`async with gate.admit(principal) as admission:` (a class, not a generator-based
+    context manager: this runs on every execution)."""
+
+    __slots__ = ("_gate", "_lease", "_principal")
+
+    def __init__(self, gate: AdmissionGate, principal: Principal) -> None:
+        self._gate = gate
+        self._principal = principal
+        self._lease: str | None = None
+
+    async def __aenter__(self) -> Admission:
+        self._lease, decision = await self._gate._enter(self._principal)
+        return Admission(decision=decision)
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        if self._lease is not None:
+            lease, self._lease = self._lease, None
+            await self._gate._release(self._principal.rate_limit_key, lease)
 
 
 def _refusal_message(decision: Decision) -> str:
