@@ -60,6 +60,27 @@ async def test_two_replicas_never_hand_out_more_slots_than_the_cap(
     assert sum(lease is not None for lease in leases) == 7
 
 
+async def test_two_replicas_admit_within_both_the_cap_and_the_bucket(
+    redis_limiter_factory: RedisLimiterFactory,
+) -> None:
+    replicas = [redis_limiter_factory(), redis_limiter_factory()]
+    quota = Quota(per_minute=10, per_day=500)
+
+    # Nothing is released: at most 7 slots, whatever the bucket still holds.
+    first = await asyncio.gather(*(replicas[i % 2].admit("k", quota, 7) for i in range(40)))
+    assert sum(a.lease is not None for a in first) == 7
+    assert sum(a.at_concurrency_cap for a in first) == 33
+    assert (await replicas[0].peek("k", quota)).remaining == 3  # only the admitted spent
+
+    # Slots given back: now the bucket's 3 remaining tokens are the limit.
+    for admitted in first:
+        if admitted.lease is not None:
+            await replicas[0].release_slot("k", admitted.lease)
+    second = await asyncio.gather(*(replicas[i % 2].admit("k", quota, 7) for i in range(40)))
+    assert sum(a.lease is not None for a in second) == 3
+    assert sum(a.decision.refusal is not None and not a.at_concurrency_cap for a in second) == 37
+
+
 async def test_idle_keys_expire(client: redis.asyncio.Redis, clock: ManualClock) -> None:
     prefix = f"wasmwiz:test:{uuid.uuid4().hex}:"
     limiter = RedisRateLimiter(client, clock=clock, prefix=prefix)
@@ -86,6 +107,7 @@ async def test_idle_keys_expire(client: redis.asyncio.Redis, clock: ManualClock)
         pytest.param(lambda r: r.consume("k", FREE), id="consume"),
         pytest.param(lambda r: r.peek("k", FREE), id="peek"),
         pytest.param(lambda r: r.acquire_slot("k", 1), id="acquire_slot"),
+        pytest.param(lambda r: r.admit("k", FREE, 1), id="admit"),
         pytest.param(lambda r: r.release_slot("k", "lease"), id="release_slot"),
         pytest.param(lambda r: r.ping(), id="ping"),
     ],

@@ -3,6 +3,7 @@
 from wasmwiz.ratelimit.clock import Clock, ManualClock, SystemClock
 from wasmwiz.ratelimit.memory import MemoryRateLimiter
 from wasmwiz.ratelimit.model import (
+    Admittance,
     Decision,
     Quota,
     RateLimiter,
@@ -12,6 +13,7 @@ from wasmwiz.ratelimit.model import (
 from wasmwiz.ratelimit.redis_backend import RedisRateLimiter
 
 __all__ = [
+    "Admittance",
     "Clock",
     "Decision",
     "ManualClock",

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from wasmwiz.ratelimit.bucket import decide, has_token, refill, utc_day
 from wasmwiz.ratelimit.clock import Clock, SystemClock
-from wasmwiz.ratelimit.model import Decision, Quota, RateLimiter
+from wasmwiz.ratelimit.model import Admittance, Decision, Quota, RateLimiter
 
 _SWEEP_INTERVAL_SECONDS = 60.0
 _SWEEP_MIN_ENTRIES = 1024
@@ -55,6 +55,22 @@ class MemoryRateLimiter(RateLimiter):
     async def acquire_slot(
         self, key: str, max_concurrent: int, lease_seconds: float = 300.0
     ) -> str | None:
+        return self._acquire(key, max_concurrent, lease_seconds)
+
+    async def admit(
+        self, key: str, quota: Quota, max_concurrent: int, lease_seconds: float = 300.0
+    ) -> Admittance:
+        # No await in here: the slot and the spend are one step on the event loop.
+        lease = self._acquire(key, max_concurrent, lease_seconds)
+        if lease is None:
+            return Admittance(None, self._decide(key, quota, spend=False), True)
+        decision = self._decide(key, quota, spend=True)
+        if not decision.allowed:
+            self._release(key, lease)
+            lease = None
+        return Admittance(lease, decision, False)
+
+    def _acquire(self, key: str, max_concurrent: int, lease_seconds: float) -> str | None:
         if lease_seconds <= 0:
             raise ValueError("lease_seconds must be positive")
         now = self._clock.now()
@@ -68,6 +84,9 @@ class MemoryRateLimiter(RateLimiter):
         return lease_id
 
     async def release_slot(self, key: str, lease_id: str) -> None:
+        self._release(key, lease_id)
+
+    def _release(self, key: str, lease_id: str) -> None:
         leases = self._leases.get(key)
         if leases is None:
             return

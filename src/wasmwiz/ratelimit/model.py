@@ -49,6 +49,18 @@ class Decision:
     else spends the budget meanwhile (Retry-After). None when allowed."""
 
 
+@dataclass(frozen=True, slots=True)
+class Admittance:
+    """What ``admit`` decided: a lease on a slot and a spent unit, or neither and why."""
+
+    lease: str | None
+    """The slot's lease id when admitted; None when refused (nothing is held or spent)."""
+    decision: Decision
+    """The budget's figures: spent from when admitted, as ``peek`` would say otherwise."""
+    at_concurrency_cap: bool
+    """Refused because every slot was taken (the budget was not even asked)."""
+
+
 class RateLimiterUnavailable(Exception):
     """The rate-limit backend could not be reached or did not answer in time.
 
@@ -83,6 +95,17 @@ class RateLimiter(Protocol):
 
     async def release_slot(self, key: str, lease_id: str) -> None:
         """Give a slot back; releasing an unknown or lapsed lease does nothing."""
+        ...
+
+    async def admit(
+        self, key: str, quota: Quota, max_concurrent: int, lease_seconds: float = 300.0
+    ) -> Admittance:
+        """``acquire_slot`` and ``consume`` as one atomic step (one round trip to Redis).
+
+        Admitted: a lease is held and one unit spent. At the concurrency cap: no lease,
+        nothing spent, and the figures ``peek`` would give. Refused by the minute or the
+        day: no lease is left held and nothing is spent.
+        """
         ...
 
     async def ping(self) -> None:

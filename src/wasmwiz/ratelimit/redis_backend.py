@@ -15,7 +15,13 @@ from redis.backoff import NoBackoff
 from wasmwiz.ratelimit import redis_scripts
 from wasmwiz.ratelimit.bucket import EPSILON, decide, seconds_until_midnight, utc_date
 from wasmwiz.ratelimit.clock import Clock, SystemClock
-from wasmwiz.ratelimit.model import Decision, Quota, RateLimiter, RateLimiterUnavailable
+from wasmwiz.ratelimit.model import (
+    Admittance,
+    Decision,
+    Quota,
+    RateLimiter,
+    RateLimiterUnavailable,
+)
 
 # Keys outlive the state they hold by this much, measured by Redis' own clock, so an
 # injected clock (or replicas' clock skew) never makes Redis drop live state early.
@@ -61,6 +67,7 @@ class RedisRateLimiter(RateLimiter):
         self._owns_client = False
         self._decide_script = redis.register_script(redis_scripts.DECIDE)
         self._acquire_script = redis.register_script(redis_scripts.ACQUIRE_SLOT)
+        self._admit_script = redis.register_script(redis_scripts.ADMIT)
 
     @classmethod
     def from_url(
@@ -116,6 +123,35 @@ class RedisRateLimiter(RateLimiter):
             granted = await self._acquire_script(keys=[self._slots_key(key)], args=args)
         return lease_id if int(granted) == 1 else None
 
+    async def admit(
+        self, key: str, quota: Quota, max_concurrent: int, lease_seconds: float = 300.0
+    ) -> Admittance:
+        if lease_seconds <= 0:
+            raise ValueError("lease_seconds must be positive")
+        now = self._clock.now()
+        lease_id = secrets.token_urlsafe(16)
+        keys = [self._bucket_key(key), self._daily_key(key, now), self._slots_key(key)]
+        args = [
+            *self._budget_args(now, quota, spend=True),
+            max_concurrent,
+            lease_id,
+            repr(now + lease_seconds),
+        ]
+        with _unavailable_on_error():
+            reply = await self._admit_script(keys=keys, args=args)
+        at_cap, minute_ok, day_ok, tokens, used = reply
+        decision = decide(
+            quota,
+            now=now,
+            tokens=float(_text(tokens)),
+            daily_used=int(used),
+            minute_ok=int(minute_ok) == 1,
+            day_ok=int(day_ok) == 1,
+        )
+        at_concurrency_cap = int(at_cap) == 1
+        admitted = not at_concurrency_cap and decision.allowed
+        return Admittance(lease_id if admitted else None, decision, at_concurrency_cap)
+
     async def release_slot(self, key: str, lease_id: str) -> None:
         with _unavailable_on_error():
             await self._redis.zrem(self._slots_key(key), lease_id)
@@ -131,18 +167,10 @@ class RedisRateLimiter(RateLimiter):
     async def _decide(self, key: str, quota: Quota, *, spend: bool) -> Decision:
         now = self._clock.now()
         keys = [self._bucket_key(key), self._daily_key(key, now)]
-        # repr() of a float is the shortest string that parses back to the same double.
-        args: list[str | int] = [
-            repr(now),
-            quota.per_minute,
-            quota.per_day,
-            1 if spend else 0,
-            repr(EPSILON),
-            seconds_until_midnight(now) * 1000 + _DAILY_MARGIN_MS,
-            _IDLE_MARGIN_MS,
-        ]
         with _unavailable_on_error():
-            reply = await self._decide_script(keys=keys, args=args)
+            reply = await self._decide_script(
+                keys=keys, args=self._budget_args(now, quota, spend=spend)
+            )
         minute_ok, day_ok, tokens, used = reply
         return decide(
             quota,
@@ -152,6 +180,19 @@ class RedisRateLimiter(RateLimiter):
             minute_ok=int(minute_ok) == 1,
             day_ok=int(day_ok) == 1,
         )
+
+    @staticmethod
+    def _budget_args(now: float, quota: Quota, *, spend: bool) -> list[str | int]:
+        # repr() of a float is the shortest string that parses back to the same double.
+        return [
+            repr(now),
+            quota.per_minute,
+            quota.per_day,
+            1 if spend else 0,
+            repr(EPSILON),
+            seconds_until_midnight(now) * 1000 + _DAILY_MARGIN_MS,
+            _IDLE_MARGIN_MS,
+        ]
 
     def _bucket_key(self, key: str) -> str:
         return f"{self._prefix}{{{key}}}:bucket"

@@ -58,17 +58,11 @@ class AdmissionGate:
         quota = Quota(principal.tier.requests_per_minute, principal.tier.requests_per_day)
         key = principal.rate_limit_key
         try:
-            lease = await self._limiter.acquire_slot(
-                key, principal.tier.max_concurrent_executions, _SLOT_LEASE_SECONDS
+            # The slot and the spend in one step: one round trip when the limits live in
+            # Redis, and no window in which a slot is held for a refused request.
+            admittance = await self._limiter.admit(
+                key, quota, principal.tier.max_concurrent_executions, _SLOT_LEASE_SECONDS
             )
-            if lease is None:
-                decision = await self._limiter.peek(key, quota)
-            else:
-                try:
-                    decision = await self._limiter.consume(key, quota)
-                except BaseException:
-                    await self._release(key, lease)
-                    raise
         except RateLimiterUnavailable:
             if not self._fail_open:
                 self._metrics.rejections.labels("rate_limiter_unavailable").inc()
@@ -82,7 +76,8 @@ class AdmissionGate:
             logger.error("rate limiter unavailable; admitting executions (fail open)")
             return None, None
 
-        if lease is None:
+        decision = admittance.decision
+        if admittance.at_concurrency_cap:
             self._refuse(principal, "too_many_concurrent")
             raise LimitExceeded(
                 f"This key already has {principal.tier.max_concurrent_executions} executions "
@@ -91,8 +86,7 @@ class AdmissionGate:
                 headers={**rate_limit_headers(decision), "Retry-After": "1"},
                 retry_after=1,
             )
-        if not decision.allowed:
-            await self._release(key, lease)
+        if admittance.lease is None:
             assert decision.refusal is not None
             self._refuse(principal, decision.refusal.value)
             raise LimitExceeded(
@@ -101,7 +95,7 @@ class AdmissionGate:
                 headers=rate_limit_headers(decision),
                 retry_after=decision.retry_after_seconds,
             )
-        return lease, decision
+        return admittance.lease, decision
 
     async def _release(self, key: str, lease: str) -> None:
         try:
