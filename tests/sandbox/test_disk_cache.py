@@ -8,7 +8,16 @@ from pathlib import Path
 
 import pytest
 
-from wasmwiz.sandbox import Outcome, RunRequest, Sandbox, SandboxError, load_example
+from wasmwiz.sandbox import (
+    InspectionLimits,
+    Limits,
+    ModuleRejected,
+    Outcome,
+    RunRequest,
+    Sandbox,
+    SandboxError,
+    load_example,
+)
 
 
 def variant(index: int) -> bytes:
@@ -32,6 +41,51 @@ def test_a_restart_with_a_warm_disk_cache_compiles_nothing(tmp_path: Path) -> No
     assert result.stdout == b"Hello, dk00001!\n"
     assert (stats.compiles, stats.disk_cache_hits) == (0, 1)
     assert second._compiler._pool._live == 0  # no worker was even started
+
+
+# Declares (and exports) a minimum of 16 pages, 1 MiB, of memory.
+SIXTEEN_PAGES = b"""(module
+  (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
+  (memory (export "memory") 16)
+  (func (export "_start") (call $exit (i32.const 0))))
+"""
+TWO_FUNCTIONS = b"""(module
+  (func $nothing)
+  (func (export "_start") (call $nothing)))
+"""
+MiB = 1024 * 1024
+
+
+def test_a_stricter_memory_limit_is_not_bypassed_by_a_cached_artifact(tmp_path: Path) -> None:
+    with Sandbox(cache_dir=tmp_path, limits=Limits(memory_bytes=4 * MiB)) as roomy:
+        roomy.prepare(SIXTEEN_PAGES)
+        assert roomy.stats().compiles == 1
+
+    # Restarted with MEMORY_LIMIT lowered under the module's declared minimum: the
+    # refusal is the same 422 a fresh upload gets, not a run that fails on memory.
+    with Sandbox(cache_dir=tmp_path, limits=Limits(memory_bytes=MiB // 2)) as strict:
+        with pytest.raises(ModuleRejected) as caught:
+            strict.prepare(SIXTEEN_PAGES)
+        assert strict.stats().disk_cache_hits == 0
+    assert caught.value.code == "declared_memory_too_large"
+
+
+def test_stricter_inspection_limits_are_not_bypassed_by_a_cached_artifact(
+    tmp_path: Path,
+) -> None:
+    with Sandbox(cache_dir=tmp_path) as first:
+        first.prepare(TWO_FUNCTIONS)
+
+    with Sandbox(cache_dir=tmp_path, inspection=InspectionLimits(max_functions=1)) as strict:
+        with pytest.raises(ModuleRejected) as caught:
+            strict.prepare(TWO_FUNCTIONS)
+        assert strict.stats().disk_cache_hits == 0
+    assert caught.value.code == "too_many_functions"
+
+    # The same rules as when it was stored: the artifact is found again.
+    with Sandbox(cache_dir=tmp_path) as again:
+        again.prepare(TWO_FUNCTIONS)
+        assert (again.stats().compiles, again.stats().disk_cache_hits) == (0, 1)
 
 
 def test_a_tampered_artifact_is_never_loaded(tmp_path: Path) -> None:

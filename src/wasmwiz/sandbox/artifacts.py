@@ -57,7 +57,8 @@ class LoadedArtifact:
 
 
 class ArtifactStore:
-    """Serialized artifacts keyed by module SHA-256 and engine fingerprint, size-bounded."""
+    """Serialized artifacts keyed by module SHA-256 and a fingerprint (the engine and the
+    rules the module was accepted under), size-bounded."""
 
     def __init__(self, directory: Path, max_bytes: int, fingerprint: str) -> None:
         self._root = directory

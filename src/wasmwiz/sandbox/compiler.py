@@ -10,7 +10,9 @@ overran a compile limit is remembered by its digest and refused at once next tim
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
+import json
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -52,6 +54,28 @@ class CompiledModule:
         return self.artifact_bytes + COST_OVERHEAD
 
 
+def _cache_fingerprint(
+    max_module_bytes: int, max_memory_bytes: int, inspection: InspectionLimits
+) -> str:
+    """The disk cache's key beyond the module: the engine, and what the checks accepted.
+
+    A disk hit skips the checks that ran before the module was compiled, so an artifact
+    is only reused under the same acceptance rules; after MAX_WASM_SIZE, MEMORY_LIMIT or
+    an inspection limit changes, every module is checked (and compiled) again rather
+    than loaded past a rule it would now break.
+    """
+    accepted_under = json.dumps(
+        {
+            "engine": config_fingerprint(),
+            "max_module_bytes": max_module_bytes,
+            "max_memory_bytes": max_memory_bytes,
+            "inspection": dataclasses.asdict(inspection),
+        },
+        sort_keys=True,
+    )
+    return hashlib.sha256(accepted_under.encode()).hexdigest()[:32]
+
+
 def digest(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
@@ -85,7 +109,11 @@ class Compiler:
         self._max_memory_bytes = max_memory_bytes
         self._inspection = inspection
         self._store = (
-            ArtifactStore(cache_dir, disk_cache_max_bytes, config_fingerprint())
+            ArtifactStore(
+                cache_dir,
+                disk_cache_max_bytes,
+                _cache_fingerprint(max_module_bytes, max_memory_bytes, inspection),
+            )
             if cache_dir is not None
             else None
         )
