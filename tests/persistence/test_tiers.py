@@ -1,10 +1,13 @@
-"""Subscription tier queries over the seeded tiers."""
+"""Subscription tier queries over the seeded tiers, and the limits a tier row may hold."""
 
 from __future__ import annotations
 
 import pytest
+from sqlalchemy import update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from wasmwiz.persistence import Database, SubscriptionTier
 from wasmwiz.persistence.repositories import tiers
 
 pytestmark = pytest.mark.anyio
@@ -28,3 +31,35 @@ async def test_get_by_id(db_session: AsyncSession) -> None:
 
 async def test_list_tiers_from_smallest_to_largest(db_session: AsyncSession) -> None:
     assert [tier.name for tier in await tiers.list_tiers(db_session)] == ["free", "basic", "pro"]
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"requests_per_minute": 0},
+        {"requests_per_day": 0},
+        {"max_concurrent_executions": 0},
+        {"max_fuel": 0},
+        {"requests_per_minute": -5},
+    ],
+    ids=lambda change: next(iter(change)) + f"={next(iter(change.values()))}",
+)
+async def test_a_limit_below_one_is_refused_by_the_database(
+    database: Database, change: dict[str, int]
+) -> None:
+    # A zero limit cannot be a rate-limit quota: every execution under the tier would
+    # fail. The database refuses the row when the operator writes it (migration 0003).
+    async with database.session() as session:
+        with pytest.raises(IntegrityError):
+            await session.execute(
+                update(SubscriptionTier).where(SubscriptionTier.name == "free").values(**change)
+            )
+        await session.rollback()
+
+    async with database.session() as session:
+        free = await tiers.get_by_name(session, "free")
+        assert free is not None
+        assert free.requests_per_minute == 10  # unchanged
+        # The boundary is allowed: one a minute, no fuel cap.
+        free.requests_per_minute, free.max_fuel = 1, None
+        await session.commit()

@@ -8,6 +8,7 @@ from datetime import datetime
 from sqlalchemy import (
     BigInteger,
     Boolean,
+    CheckConstraint,
     Float,
     ForeignKey,
     Index,
@@ -47,6 +48,15 @@ def _created_at() -> Mapped[datetime]:
 
 class SubscriptionTier(Base):
     __tablename__ = "subscription_tiers"
+    # As migration 0003: a limit of 0 cannot be a quota (suspend with deactivation).
+    __table_args__ = (
+        CheckConstraint("requests_per_minute >= 1", name="requests_per_minute_positive"),
+        CheckConstraint("requests_per_day >= 1", name="requests_per_day_positive"),
+        CheckConstraint(
+            "max_concurrent_executions >= 1", name="max_concurrent_executions_positive"
+        ),
+        CheckConstraint("max_fuel IS NULL OR max_fuel >= 1", name="max_fuel_positive"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(32), unique=True)
