@@ -44,6 +44,19 @@ def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
+def _decision(quota: Quota, now: float, budget: list[Any]) -> Decision:
+    """A Decision from the budget part of a script's reply: {minute_ok, day_ok, tokens, used}."""
+    minute_ok, day_ok, tokens, used = budget
+    return decide(
+        quota,
+        now=now,
+        tokens=float(_text(tokens)),
+        daily_used=int(used),
+        minute_ok=int(minute_ok) == 1,
+        day_ok=int(day_ok) == 1,
+    )
+
+
 class RedisRateLimiter(RateLimiter):
     """Token buckets, daily counters and leases in Redis.
 
@@ -139,15 +152,8 @@ class RedisRateLimiter(RateLimiter):
         ]
         with _unavailable_on_error():
             reply = await self._admit_script(keys=keys, args=args)
-        at_cap, minute_ok, day_ok, tokens, used = reply
-        decision = decide(
-            quota,
-            now=now,
-            tokens=float(_text(tokens)),
-            daily_used=int(used),
-            minute_ok=int(minute_ok) == 1,
-            day_ok=int(day_ok) == 1,
-        )
+        at_cap, *budget = reply
+        decision = _decision(quota, now, budget)
         at_concurrency_cap = int(at_cap) == 1
         admitted = not at_concurrency_cap and decision.allowed
         return Admittance(lease_id if admitted else None, decision, at_concurrency_cap)
@@ -171,15 +177,7 @@ class RedisRateLimiter(RateLimiter):
             reply = await self._decide_script(
                 keys=keys, args=self._budget_args(now, quota, spend=spend)
             )
-        minute_ok, day_ok, tokens, used = reply
-        return decide(
-            quota,
-            now=now,
-            tokens=float(_text(tokens)),
-            daily_used=int(used),
-            minute_ok=int(minute_ok) == 1,
-            day_ok=int(day_ok) == 1,
-        )
+        return _decision(quota, now, reply)
 
     @staticmethod
     def _budget_args(now: float, quota: Quota, *, spend: bool) -> list[str | int]:
