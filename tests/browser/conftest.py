@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,11 @@ from wasmwiz.persistence.migrate import upgrade
 
 CHROMIUM = Path("/usr/bin/chromium")
 AXE = Path(__file__).parent / "vendor" / "axe.min.js"
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+DOCS_SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+# The journey's screenshots replace docs/screenshots only when asked
+# (`WASMWIZ_UPDATE_SCREENSHOTS=1 make test`); otherwise a test run leaves the checkout as
+# it found it and the pictures go to a temporary directory.
+UPDATE_SCREENSHOTS = os.environ.get("WASMWIZ_UPDATE_SCREENSHOTS") == "1"
 DESKTOP = {"width": 1280, "height": 860}
 PHONE = {"width": 375, "height": 780}
 
@@ -98,13 +103,23 @@ def check_accessibility(page: Page, label: str) -> None:
     assert not bad, f"accessibility violations on {label}: {json.dumps(summary, indent=1)}"
 
 
-def screenshot(page: Page, name: str) -> None:
-    """Save the page at desktop and phone widths into docs/screenshots/."""
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+@pytest.fixture
+def screenshots(tmp_path: Path) -> Path:
+    """Where the journey's screenshots go: docs/screenshots/ when updating, else tmp_path."""
+    if UPDATE_SCREENSHOTS:
+        DOCS_SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        return DOCS_SCREENSHOTS
+    return tmp_path
+
+
+def screenshot(page: Page, directory: Path, name: str) -> None:
+    """Save the page at desktop and phone widths into `directory`."""
     original = page.viewport_size or DESKTOP
     for suffix, size in (("desktop", DESKTOP), ("phone", PHONE)):
         page.set_viewport_size(size)
-        page.screenshot(path=str(SCREENSHOTS / f"{name}-{suffix}.png"), full_page=True)
+        path = directory / f"{name}-{suffix}.png"
+        page.screenshot(path=str(path), full_page=True)
+        assert path.stat().st_size > 0, path
     page.set_viewport_size(original)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import time
 import uuid
+from pathlib import Path
 
 import httpx
 import pytest
@@ -50,7 +51,7 @@ def sign_up(page: Page, base: str) -> str:
     return email
 
 
-def test_newcomer_journey(page: Page, server_factory: ServerFactory) -> None:
+def test_newcomer_journey(page: Page, server_factory: ServerFactory, screenshots: Path) -> None:
     base = server_factory().url
     watch = Watch(page)
 
@@ -75,7 +76,7 @@ def test_newcomer_journey(page: Page, server_factory: ServerFactory) -> None:
     expect(page.locator("#result-status")).to_have_text("success")
     expect(page.locator("#stdout")).to_have_text("Hello, WasmWiz!\n")
     expect(page.locator("#stat-exit")).to_have_text("0")
-    screenshot(page, "playground")
+    screenshot(page, screenshots, "playground")
     check_accessibility(page, "playground with a result")
 
     # Create a key; it is shown once, in full.
@@ -87,7 +88,7 @@ def test_newcomer_journey(page: Page, server_factory: ServerFactory) -> None:
     assert re.fullmatch(r"ww_[A-Za-z0-9_-]{43}", key)
     page.get_by_role("button", name="Copy").click()
     expect(page.locator("#copy-status")).not_to_be_empty()
-    screenshot(page, "keys")
+    screenshot(page, screenshots, "keys")
     check_accessibility(page, "API keys page with a new key")
 
     # The key works with the JSON API.
@@ -110,7 +111,7 @@ def test_newcomer_journey(page: Page, server_factory: ServerFactory) -> None:
     expect(rows.filter(has_text="API key")).to_have_count(1)
     expect(rows.filter(has_text="Playground")).to_have_count(1)
     expect(page.locator(".metric-value").first).to_contain_text("2")
-    screenshot(page, "usage")
+    screenshot(page, screenshots, "usage")
     check_accessibility(page, "usage page")
 
     # Revoke, confirming the dialog; the API refuses the key from then on.
