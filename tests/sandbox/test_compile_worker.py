@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 import time
 
 import pytest
@@ -18,6 +20,7 @@ from wasmwiz.sandbox import (
     Sandbox,
     load_example,
 )
+from wasmwiz.sandbox.compile_protocol import EXIT_OUT_OF_MEMORY, REQUEST, WORKER_MODULE
 
 # 100,000 empty functions take about 6 CPU seconds and 640 MiB to compile here.
 SLOW_TO_COMPILE = wasm_builder.many_functions(100_000)
@@ -109,3 +112,19 @@ def test_started_workers_are_replaced_at_once_when_killed() -> None:
         assert (pool._live, len(pool._idle)) == (2, 2)
         assert all(worker.process.poll() is None for worker in pool._idle)
         assert_still_works(sandbox)
+
+
+def test_a_python_memory_error_in_the_worker_exits_as_out_of_memory() -> None:
+    # Python, not wasmtime, runs out under the worker's address-space limit: here by a
+    # request claiming a 4 GiB module, which the worker's read allocates up front. (The
+    # service never sends one; a big artifact's copy into bytes is the real case.)
+    worker = subprocess.Popen(
+        [sys.executable, "-I", "-m", WORKER_MODULE, str(400 * 1024 * 1024)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    stdout, stderr = worker.communicate(REQUEST.pack(1000, 4 << 30), timeout=60)
+
+    assert worker.returncode == EXIT_OUT_OF_MEMORY, stderr.decode()
+    assert stdout == b""  # no reply, and no traceback on the protocol's stream

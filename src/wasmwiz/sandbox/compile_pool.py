@@ -18,6 +18,7 @@ import threading
 import time
 
 from wasmwiz.sandbox.compile_protocol import (
+    EXIT_OUT_OF_MEMORY,
     REPLY,
     REQUEST,
     STATUS_COMPILED,
@@ -171,7 +172,7 @@ class CompilePool:
             return ModuleRejected(
                 "compile_timeout", f"compiling the module took more than the {budget}s allowed"
             )
-        if died_of in _MEMORY_SIGNALS:
+        if died_of in _MEMORY_SIGNALS or code == EXIT_OUT_OF_MEMORY:
             return ModuleRejected(
                 "compile_memory_limit",
                 f"compiling the module needed more than the "

@@ -15,4 +15,9 @@ REPLY = struct.Struct("<BQ")
 STATUS_COMPILED = 0
 STATUS_REFUSED = 1
 
+# The worker's exit status when Python itself ran out of memory (a MemoryError under its
+# address-space limit), which the service reports like the kernel's stop for the same
+# cause: compile_memory_limit. Any other exit status is the worker's own failure.
+EXIT_OUT_OF_MEMORY = 3
+
 WORKER_MODULE = "wasmwiz.sandbox.compile_worker"

@@ -16,7 +16,13 @@ from typing import BinaryIO
 
 import wasmtime
 
-from wasmwiz.sandbox.compile_protocol import REPLY, REQUEST, STATUS_COMPILED, STATUS_REFUSED
+from wasmwiz.sandbox.compile_protocol import (
+    EXIT_OUT_OF_MEMORY,
+    REPLY,
+    REQUEST,
+    STATUS_COMPILED,
+    STATUS_REFUSED,
+)
 from wasmwiz.sandbox.engine import engine_config
 
 
@@ -70,7 +76,12 @@ def main(argv: list[str]) -> None:
     replies = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)
     engine = wasmtime.Engine(engine_config())
-    serve(sys.stdin.buffer, replies, engine)
+    try:
+        serve(sys.stdin.buffer, replies, engine)
+    except MemoryError:
+        # Python's own allocations hit RLIMIT_AS (wasmtime's abort instead): say so by
+        # the exit status, at once, without the traceback's further allocations.
+        os._exit(EXIT_OUT_OF_MEMORY)
 
 
 if __name__ == "__main__":
