@@ -82,18 +82,39 @@ class EngineContext:
         self.linker.define_wasi()
         self._host_functions = wasi_host.install(self.linker)
         self._stopped = threading.Event()
+        # The epoch is due to advance once per tick from here; `_ticks_applied` is how
+        # often it has. The ticker needs the GIL, so under load it runs late, then
+        # catches up in a burst.
+        self._epoch_started = time.monotonic()
+        self._ticks_applied = 0
         self._ticker = threading.Thread(target=self._tick, name="wasmwiz-epoch", daemon=True)
         self._ticker.start()
 
     def _tick(self) -> None:
         # Scheduled against the monotonic clock, so a late wake-up catches up with the
         # missed ticks and the epoch keeps tracking wall time under load.
-        next_tick = time.monotonic() + EPOCH_TICK_SECONDS
+        next_tick = self._epoch_started + EPOCH_TICK_SECONDS
         while not self._stopped.wait(max(0.0, next_tick - time.monotonic())):
             now = time.monotonic()
             while next_tick <= now:
                 self.engine.increment_epoch()
+                self._ticks_applied += 1
                 next_tick += EPOCH_TICK_SECONDS
+
+    def ticks_behind(self) -> int:
+        """Ticks that are due but not yet applied: the catch-up burst still to come."""
+        due = int((time.monotonic() - self._epoch_started) / EPOCH_TICK_SECONDS)
+        return max(0, due - self._ticks_applied)
+
+    def epoch_deadline_ticks(self, timeout_seconds: float) -> int:
+        """Ticks from now until a store armed now must be interrupted.
+
+        One spare tick: the next tick may come at once, and poll_oneoff's exact deadline
+        should normally be the one that fires for sleeping guests. Plus the ticks the
+        ticker owes: counted from a lagging epoch, its catch-up burst would otherwise
+        stop the guest that much before its time.
+        """
+        return math.ceil(timeout_seconds / EPOCH_TICK_SECONDS) + 1 + self.ticks_behind()
 
     def close(self) -> None:
         self._stopped.set()
@@ -112,9 +133,7 @@ class EngineContext:
             instances=MAX_INSTANCES,
         )
         store.set_fuel(fuel_budget(limits))
-        # One spare tick: the first tick may come at once, and poll_oneoff's exact
-        # deadline should normally be the one that fires for sleeping guests.
-        store.set_epoch_deadline(math.ceil(limits.timeout_seconds / EPOCH_TICK_SECONDS) + 1)
+        store.set_epoch_deadline(self.epoch_deadline_ticks(limits.timeout_seconds))
         return store
 
 
