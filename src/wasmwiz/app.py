@@ -22,7 +22,7 @@ from wasmwiz.http_common.security_headers import SecurityHeadersMiddleware
 from wasmwiz.http_common.trusted_proxies import TrustedProxiesMiddleware
 from wasmwiz.observability.metrics import Metrics, Sources, start_metrics_server
 from wasmwiz.observability.middleware import RequestContextMiddleware
-from wasmwiz.persistence import Database
+from wasmwiz.persistence import Database, PoolOptions
 from wasmwiz.ratelimit import (
     Clock,
     MemoryRateLimiter,
@@ -85,11 +85,13 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
         async with AsyncExitStack() as resources:
             database = Database(
                 settings.effective_database_url,
-                pool_size=settings.db_pool_size,
-                max_overflow=settings.db_max_overflow,
-                pool_timeout=settings.db_pool_timeout,
-                pool_recycle=settings.db_pool_recycle,
-                pool_pre_ping=settings.db_pool_pre_ping,
+                pool=PoolOptions(
+                    size=settings.db_pool_size,
+                    max_overflow=settings.db_max_overflow,
+                    timeout=settings.db_pool_timeout,
+                    recycle=settings.db_pool_recycle,
+                    pre_ping=settings.db_pool_pre_ping,
+                ),
             )
             resources.push_async_callback(database.dispose)
             limiter = build_rate_limiter(settings, clock or SystemClock())

@@ -10,7 +10,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 
 from tests.persistence.factories import make_user
-from wasmwiz.persistence import Database, normalize_url
+from wasmwiz.persistence import Database, PoolOptions, normalize_url
 from wasmwiz.persistence.database import _server_settings, create_engine
 from wasmwiz.persistence.repositories import users
 
@@ -48,8 +48,8 @@ def test_malformed_postgres_options_are_rejected(options: str) -> None:
 
 
 def test_pool_options_apply_to_postgresql_only(tmp_path: Path) -> None:
-    pg = Database("postgresql://u@db/ww", pool_size=3, max_overflow=1)
-    sqlite = Database(f"sqlite:///{tmp_path / 'x.db'}", pool_size=3)
+    pg = Database("postgresql://u@db/ww", pool=PoolOptions(size=3, max_overflow=1))
+    sqlite = Database(f"sqlite:///{tmp_path / 'x.db'}", pool=PoolOptions(size=3))
     assert pg.engine.pool.size() == 3  # type: ignore[attr-defined]
     assert not pg.is_sqlite
     assert sqlite.is_sqlite

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import event, text
@@ -10,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.ext.asyncio import create_async_engine as _create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry, NullPool
 
-__all__ = ["Database", "create_engine", "normalize_url"]
+__all__ = ["Database", "PoolOptions", "create_engine", "normalize_url"]
 
 _DRIVERS = {
     "postgres": "postgresql+asyncpg",
@@ -47,15 +48,25 @@ def _server_settings(options: str) -> dict[str, str]:
     return settings
 
 
+@dataclass(frozen=True, slots=True)
+class PoolOptions:
+    """The connection pool's settings (the service takes them from DB_POOL_*).
+
+    Size, overflow, timeout and recycling apply to PostgreSQL only; pre-ping to both.
+    """
+
+    size: int = 10
+    max_overflow: int = 10
+    timeout: float = 30.0
+    recycle: int = 1800
+    pre_ping: bool = False
+
+
 def create_engine(
     url: str | URL,
     *,
     echo: bool = False,
-    pool_size: int = 10,
-    max_overflow: int = 10,
-    pool_timeout: float = 30.0,
-    pool_recycle: int = 1800,
-    pool_pre_ping: bool = False,
+    pool: PoolOptions = PoolOptions(),
     pooled: bool = True,
 ) -> AsyncEngine:
     """Create an async engine for `url`; see `Database` for the URL forms accepted.
@@ -65,7 +76,7 @@ def create_engine(
     parsed = normalize_url(url)
     # pre-ping tests each connection as it leaves the pool, so one the server dropped
     # (a restart, a failover) is replaced instead of failing a request.
-    kwargs: dict[str, Any] = {"echo": echo, "pool_pre_ping": pool_pre_ping}
+    kwargs: dict[str, Any] = {"echo": echo, "pool_pre_ping": pool.pre_ping}
     if not pooled:
         kwargs["poolclass"] = NullPool
 
@@ -80,10 +91,10 @@ def create_engine(
             kwargs["connect_args"] = {"server_settings": _server_settings(options)}
         if pooled:
             kwargs |= {
-                "pool_size": pool_size,
-                "max_overflow": max_overflow,
-                "pool_timeout": pool_timeout,
-                "pool_recycle": pool_recycle,
+                "pool_size": pool.size,
+                "max_overflow": pool.max_overflow,
+                "pool_timeout": pool.timeout,
+                "pool_recycle": pool.recycle,
             }
         return _create_async_engine(parsed, **kwargs)
 
@@ -120,26 +131,10 @@ class Database:
     """
 
     def __init__(
-        self,
-        url: str | URL,
-        *,
-        echo: bool = False,
-        pool_size: int = 10,
-        max_overflow: int = 10,
-        pool_timeout: float = 30.0,
-        pool_recycle: int = 1800,
-        pool_pre_ping: bool = False,
+        self, url: str | URL, *, echo: bool = False, pool: PoolOptions = PoolOptions()
     ) -> None:
         self.url = normalize_url(url)
-        self.engine = create_engine(
-            url,
-            echo=echo,
-            pool_size=pool_size,
-            max_overflow=max_overflow,
-            pool_timeout=pool_timeout,
-            pool_recycle=pool_recycle,
-            pool_pre_ping=pool_pre_ping,
-        )
+        self.engine = create_engine(url, echo=echo, pool=pool)
         self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
 
     @property
