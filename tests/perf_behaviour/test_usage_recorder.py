@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from tests.persistence.factories import make_key, make_user, usage_record
+from tests.persistence.factories import count_queries, make_key, make_user, usage_record
 from wasmwiz.persistence import Database, UsageLog
 from wasmwiz.services.usage_recorder import UsageRecorder
 
@@ -52,22 +52,15 @@ async def test_steady_load_is_written_in_a_few_batches(database: Database, tmp_p
         user = await make_user(session)
         await session.commit()
     recorder = UsageRecorder(database, spool_path=tmp_path / "spool.jsonl", flush_interval=0.2)
-    writes = 0
-    write = recorder._write
-
-    async def counted_write(batch: object) -> None:
-        nonlocal writes
-        writes += 1
-        await write(batch)  # type: ignore[arg-type]
-
-    recorder._write = counted_write  # type: ignore[method-assign]
-    await recorder.start()
-    # A record every millisecond for a second: about five intervals' worth.
-    for _ in range(1000):
-        recorder.record(usage_record(user.id))
-        await asyncio.sleep(0.001)
-    await recorder.close()
+    with count_queries(database.engine) as statements:
+        await recorder.start()
+        # A record every millisecond for a second: about five intervals' worth.
+        for _ in range(1000):
+            recorder.record(usage_record(user.id))
+            await asyncio.sleep(0.001)
+        await recorder.close()
+    inserts = [sql for sql in statements if sql.lstrip().upper().startswith("INSERT")]
 
     assert await _stored(database) == 1000
     # One write per interval (and one at close), not one per handful of records.
-    assert writes <= 12, writes
+    assert len(inserts) <= 12, len(inserts)
