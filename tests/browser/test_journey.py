@@ -11,33 +11,14 @@ import httpx
 import pytest
 from playwright.sync_api import Page, expect
 
+from tests.api.wat import HELLO, printing
 from tests.browser.conftest import Watch, check_accessibility, screenshot
 from tests.fixtures.app import ServerFactory
 
 pytestmark = pytest.mark.browser
 
 PASSWORD = "a long passphrase for tests"
-HELLO = (
-    b'(module (import "wasi_snapshot_preview1" "fd_write" '
-    b"(func $w (param i32 i32 i32 i32) (result i32)))"
-    b' (memory (export "memory") 1) (data (i32.const 16) "Hello, WasmWiz!\\n")'
-    b' (func (export "_start") (i32.store (i32.const 0) (i32.const 16))'
-    b" (i32.store (i32.const 4) (i32.const 16))"
-    b" (drop (call $w (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8)))))"
-)
 SCRIPT_OUTPUT = "<script>alert(1)</script><img src=x onerror=alert(2)>"
-
-
-def print_wat(text: str) -> str:
-    """WebAssembly text for a program that prints `text` (ASCII, no quotes or backslashes)."""
-    return (
-        '(module (import "wasi_snapshot_preview1" "fd_write" '
-        "(func $w (param i32 i32 i32 i32) (result i32)))"
-        f' (memory (export "memory") 1) (data (i32.const 16) "{text}")'
-        ' (func (export "_start") (i32.store (i32.const 0) (i32.const 16))'
-        f" (i32.store (i32.const 4) (i32.const {len(text)}))"
-        " (drop (call $w (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8)))))"
-    )
 
 
 def sign_up(page: Page, base: str) -> str:
@@ -180,7 +161,7 @@ def test_program_output_is_text_and_runs_no_script(
     page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
 
     page.get_by_role("tab", name="Paste text").click()
-    page.get_by_label("WebAssembly text").fill(print_wat(SCRIPT_OUTPUT))
+    page.get_by_label("WebAssembly text").fill(printing(SCRIPT_OUTPUT))
     page.get_by_role("button", name="Run").click()
     expect(page.locator("#result-status")).to_have_text("success")
     expect(page.locator("#stdout")).to_have_text(SCRIPT_OUTPUT)

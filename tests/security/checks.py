@@ -6,14 +6,9 @@ from typing import Any
 
 import httpx
 
-HELLO = b"""(module
-  (import "wasi_snapshot_preview1" "fd_write" (func $w (param i32 i32 i32 i32) (result i32)))
-  (memory (export "memory") 1)
-  (data (i32.const 16) "Hello, WasmWiz!\\n")
-  (func (export "_start")
-    (i32.store (i32.const 0) (i32.const 16))
-    (i32.store (i32.const 4) (i32.const 16))
-    (drop (call $w (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8)))))"""
+from wasmwiz.sandbox import load_example
+
+HELLO = load_example("hello")
 
 
 def execute(api: httpx.Client, wasm: bytes | str, **fields: str) -> httpx.Response:
