@@ -145,7 +145,8 @@ def _output_encoding(request: Request) -> OutputEncoding:
                 {
                     "type": "enum",
                     "loc": ("query", "encoding"),
-                    "msg": "Input should be 'utf-8' or 'base64'",
+                    "msg": "Input should be "
+                    + " or ".join(f"'{choice.value}'" for choice in OutputEncoding),
                     "input": raw,
                 }
             ]
