@@ -97,6 +97,39 @@ async def test_full_queue_raises_sandbox_busy_at_once() -> None:
     assert outcomes == [Outcome.TIMEOUT, Outcome.TIMEOUT]
 
 
+async def test_a_queued_run_whose_caller_left_is_skipped() -> None:
+    loop_wat = load_example("loop")
+    with Sandbox(max_concurrency=1, max_queue=1) as sandbox:
+        sandbox.prepare(loop_wat)
+        running = asyncio.create_task(sandbox.execute(loop_wat, RunRequest(), SHORT))
+        await asyncio.sleep(0.05)
+        queued = asyncio.create_task(sandbox.execute(load_example("hello"), RunRequest()))
+        await asyncio.sleep(0.01)
+        assert sandbox.stats().queued == 1
+        queued.cancel()
+
+        assert (await running).outcome is Outcome.TIMEOUT
+        with contextlib.suppress(asyncio.CancelledError):
+            await queued
+        # The worker skipped the job: hello was never even prepared, and the slot is free.
+        await asyncio.sleep(0.05)
+        stats = sandbox.stats()
+    assert (stats.in_flight, stats.queued) == (0, 0)
+    assert (stats.cache_hits + stats.cache_misses, stats.cache_misses) == (2, 1)
+
+
+async def test_a_failure_on_a_worker_reaches_the_awaiting_caller() -> None:
+    with Sandbox(max_concurrency=2) as sandbox:
+        outcomes = await asyncio.gather(
+            sandbox.execute(b"not wasm", RunRequest()),
+            sandbox.execute(load_example("hello"), RunRequest()),
+            return_exceptions=True,
+        )
+    assert isinstance(outcomes[0], ModuleRejected)
+    assert not isinstance(outcomes[1], BaseException)
+    assert outcomes[1].stdout == b"Hello, WasmWiz!\n"
+
+
 async def test_execute_after_close_is_refused() -> None:
     sandbox = Sandbox(max_concurrency=1)
     sandbox.close()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import threading
 from pathlib import Path
 
@@ -106,8 +105,7 @@ class Sandbox:
         self, data: bytes, request: RunRequest, limits: Limits | None = None
     ) -> RunResult:
         """Prepare and run on a worker thread; raises SandboxBusy at once when saturated."""
-        future = self._pool.submit(lambda: self.run(self.prepare(data), request, limits))
-        return await asyncio.wrap_future(future)
+        return await self._pool.submit_async(lambda: self.run(self.prepare(data), request, limits))
 
     def start_compile_workers(self) -> None:
         """Start the compile worker processes now rather than on the first compile.

@@ -1,8 +1,18 @@
-"""The sandbox's own worker threads: big native stacks, bounded concurrency and queue."""
+"""The sandbox's own worker threads: big native stacks, bounded concurrency and queue.
+
+Jobs wait in a deque; each one is announced by one byte written to a pipe that the idle
+workers block reading. A pipe, not a lock or condition (queue.SimpleQueue): Linux wakes a
+pipe's reader with its synchronous-wakeup hint, so the scheduler tends to run the worker
+on the core the event loop is about to leave idle, with that core's caches warm, instead
+of waking the other core. bench/run.py's hop figures show the difference.
+"""
 
 from __future__ import annotations
 
-import queue
+import asyncio
+import collections
+import contextlib
+import os
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future
@@ -19,7 +29,10 @@ WORKER_STACK_BYTES = 8 * 1024 * 1024
 # threading.stack_size() is process-wide: serialize our use of it.
 _stack_size_lock = threading.Lock()
 
-_Job = tuple[Callable[[], Any], "Future[Any]"]
+# A pipe holds 64 KiB, one byte per waiting job: submit() must never block on it.
+MAX_CAPACITY = 60_000
+
+_Job = tuple[Callable[[], Any], "Future[Any] | asyncio.Future[Any]"]
 _local = threading.local()
 
 
@@ -32,10 +45,13 @@ class WorkerPool:
     """`max_workers` threads started up front; at most `max_queue` jobs wait for one."""
 
     def __init__(self, *, max_workers: int, max_queue: int, name: str = "wasmwiz-sandbox") -> None:
-        if max_workers < 1 or max_queue < 0:
-            raise ValueError("max_workers must be >= 1 and max_queue >= 0")
+        if max_workers < 1 or max_queue < 0 or max_workers + max_queue > MAX_CAPACITY:
+            raise ValueError(
+                f"max_workers must be >= 1, max_queue >= 0 and together at most {MAX_CAPACITY}"
+            )
         self._capacity = max_workers + max_queue
-        self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self._jobs: collections.deque[_Job | None] = collections.deque()
+        self._wake_read, self._wake_write = os.pipe2(os.O_CLOEXEC)
         self._lock = threading.Lock()
         self._pending = 0  # submitted and not finished
         self._running = 0
@@ -66,21 +82,35 @@ class WorkerPool:
     def submit(self, fn: Callable[[], T]) -> Future[T]:
         """Queue `fn`; raise SandboxBusy at once when every worker and queue slot is taken."""
         future: Future[T] = Future()
+        self._enqueue((fn, future))
+        return future
+
+    def submit_async(self, fn: Callable[[], T]) -> asyncio.Future[T]:
+        """As submit, for the running event loop: the job settles the returned future
+        through the loop itself, with no thread-safe future in between. Cancelling it
+        skips the job if it has not started."""
+        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        self._enqueue((fn, future))
+        return future
+
+    def _enqueue(self, job: _Job) -> None:
         with self._lock:
             if self._closed:
                 raise SandboxError("the sandbox is closed")
             if self._pending >= self._capacity:
                 raise SandboxBusy("too many runs in progress; try again later")
             self._pending += 1
-        self._jobs.put((fn, future))
-        return future
+        self._jobs.append(job)
+        os.write(self._wake_write, b"j")
 
     def _work(self) -> None:
         _local.is_worker = True
-        while (job := self._jobs.get()) is not None:
+        # One byte per job, written after the job was appended: the deque is never empty
+        # here. None asks the worker to stop.
+        while os.read(self._wake_read, 1) and (job := self._jobs.popleft()) is not None:
             fn, future = job
             # A job whose caller went away while it was queued is skipped.
-            if not future.set_running_or_notify_cancel():
+            if not _start(future):
                 self._finish(ran=False)
                 continue
             with self._lock:
@@ -91,10 +121,10 @@ class WorkerPool:
                 # Counted as finished before the caller can see the outcome, so stats()
                 # read right after an awaited run never shows it still in flight.
                 self._finish(ran=True)
-                future.set_exception(exc)
+                _settle(future, None, exc)
             else:
                 self._finish(ran=True)
-                future.set_result(result)
+                _settle(future, result, None)
 
     def _finish(self, *, ran: bool) -> None:
         with self._lock:
@@ -109,6 +139,38 @@ class WorkerPool:
                 return
             self._closed = True
         for _ in self._threads:
-            self._jobs.put(None)
+            self._jobs.append(None)
+            os.write(self._wake_write, b"j")
         for thread in self._threads:
             thread.join()
+        os.close(self._wake_read)
+        os.close(self._wake_write)
+
+
+def _start(future: Future[Any] | asyncio.Future[Any]) -> bool:
+    if isinstance(future, asyncio.Future):
+        # Read from this thread without the loop: at worst a cancellation that is just
+        # happening is missed, and the job runs for no one, as one already running does.
+        return not future.cancelled()
+    return future.set_running_or_notify_cancel()
+
+
+def _settle(
+    future: Future[Any] | asyncio.Future[Any], result: Any, error: BaseException | None
+) -> None:
+    if isinstance(future, asyncio.Future):
+        with contextlib.suppress(RuntimeError):  # the loop is closed: no one is waiting
+            future.get_loop().call_soon_threadsafe(_settle_on_loop, future, result, error)
+    elif error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(result)
+
+
+def _settle_on_loop(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
+    if future.cancelled():
+        return
+    if error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(result)
