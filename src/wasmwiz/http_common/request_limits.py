@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -36,7 +35,7 @@ class RequestLimitsMiddleware:
             response = error_response(Request(scope), self._too_large())
             await response(scope, receive, send)
             return
-        deadline = time.monotonic() + self._body_timeout
+        deadline = asyncio.get_running_loop().time() + self._body_timeout
         received = 0
         body_done = False
 
@@ -44,9 +43,11 @@ class RequestLimitsMiddleware:
             nonlocal received, body_done
             if body_done:
                 return await receive()
-            remaining = deadline - time.monotonic()
             try:
-                message = await asyncio.wait_for(receive(), max(remaining, 0))
+                # asyncio.timeout, not wait_for: no task is created per message, and a
+                # message already buffered (a small body) costs only a timer handle.
+                async with asyncio.timeout_at(deadline):
+                    message = await receive()
             except TimeoutError:
                 raise RequestTimeout(
                     f"The request body did not arrive within {self._body_timeout:g} seconds.",
