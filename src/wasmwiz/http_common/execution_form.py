@@ -69,8 +69,8 @@ def execution_request_from_parts(parts: Mapping[str, FormPart]) -> ExecutionRequ
         )
     stdin = parts.get("input")
     return ExecutionRequest(
-        wasm=bytes(wasm.data),
-        stdin=bytes(stdin.data) if stdin is not None else b"",
+        wasm=wasm.data,
+        stdin=stdin.data if stdin is not None else b"",
         args=_parse_args(parts.get("args")),
         env=_parse_env(parts.get("env")),
         program_name=_program_name(wasm.filename),
@@ -83,7 +83,7 @@ def execution_request_from_parts(parts: Mapping[str, FormPart]) -> ExecutionRequ
 def _parse_deterministic(part: FormPart | None) -> bool:
     if part is None:
         return False
-    value = bytes(part.data).strip().lower()
+    value = part.data.strip().lower()
     if value in (b"true", b"1"):
         return True
     if value in (b"false", b"0", b""):
@@ -93,9 +93,9 @@ def _parse_deterministic(part: FormPart | None) -> bool:
 
 def _parse_integer(part: FormPart | None, name: str, *, minimum: int) -> int | None:
     """A decimal integer between `minimum` and 2**64 - 1, or None when the field is absent."""
-    if part is None or not bytes(part.data).strip():
+    if part is None or not part.data.strip():
         return None
-    text = bytes(part.data).strip()
+    text = part.data.strip()
     message = f"`{name}` must be an integer from {minimum} to {_MAX_U64}."
     if not text.isdigit():
         raise InvalidRequest(message, code=f"invalid_{name}")

@@ -26,10 +26,27 @@ class FieldLimit:
 
 @dataclass(slots=True)
 class FormPart:
+    """One field as it arrived: its pieces are joined once, when `data` is first read.
+
+    Pieces, not a growing bytearray: a 2 MB module would otherwise be copied as the
+    buffer grows and once more into bytes, each copy into freshly faulted memory.
+    """
+
     name: str
     filename: str | None
     content_type: str | None
-    data: bytearray = field(default_factory=bytearray)
+    size: int = 0
+    _pieces: list[bytes] = field(default_factory=list, repr=False)
+
+    def append(self, piece: bytes) -> None:
+        self._pieces.append(piece)
+        self.size += len(piece)
+
+    @property
+    def data(self) -> bytes:
+        if len(self._pieces) != 1 or type(self._pieces[0]) is not bytes:
+            self._pieces = [b"".join(self._pieces)]  # also turns a bytearray into bytes
+        return self._pieces[0]
 
 
 @dataclass(slots=True)
@@ -91,8 +108,10 @@ class _FormCollector:
     def on_part_data(self, data: bytes, start: int, end: int) -> None:
         if self._current is None or self._current_limit is None:
             return
-        self._current.data += data[start:end]
-        if len(self._current.data) > self._current_limit.max_bytes:
+        # A piece that is the whole chunk is kept as it is (slicing all of a bytes object
+        # returns that object); otherwise this copies only the piece.
+        self._current.append(data[start:end])
+        if self._current.size > self._current_limit.max_bytes:
             raise self._current_limit.too_large(self._current_limit.max_bytes)
 
 
