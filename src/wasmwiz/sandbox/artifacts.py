@@ -2,10 +2,13 @@
 
 Layout: `<dir>/secret` (32 random bytes, 0600) and `<dir>/<fingerprint>/<sha256>.cwasm`
 with a `<sha256>.json` beside it holding what the runner needs to know about the module
-and an HMAC-SHA256, under the secret, over the fingerprint, digest, metadata and artifact.
+and a MAC, under the secret, over the fingerprint, digest, metadata and artifact: BLAKE3
+in its keyed mode, which is built to be a MAC. It is checked over the whole artifact on
+every load from disk, and BLAKE3 does that about twice as fast as HMAC-SHA256 here even
+with the CPU's SHA extensions (4 MB: about 2 ms against 4 ms in a new process).
 
 Loading an artifact makes wasmtime map it and run its machine code, so only artifacts
-whose HMAC checks out are loaded, and the file verified is the file mapped (through its
+whose MAC checks out are loaded, and the file verified is the file mapped (through its
 open descriptor). Several processes may share the directory: every file appears by an
 atomic rename and is never written in place, and a pair that does not match (a
 concurrent writer, a torn write, a file from elsewhere) is simply a miss.
@@ -14,7 +17,6 @@ concurrent writer, a torn write, a file from elsewhere) is simply a miss.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import hmac
 import json
 import mmap
@@ -25,11 +27,15 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+import blake3
 import wasmtime
 
 from wasmwiz.sandbox.models import SandboxError
 
 _SECRET_NAME = "secret"  # noqa: S105 - a file name, not a secret
+# In every MAC: a record written under an earlier scheme (HMAC-SHA256) never verifies,
+# so it is a miss, compiled again and replaced.
+_MAC_SCHEME = "blake3-keyed-1"
 _PROC_FD = Path("/proc/self/fd")
 
 
@@ -70,14 +76,14 @@ class ArtifactStore:
         self._secret = _load_or_create_secret(directory / _SECRET_NAME)
         self.hits = 0
 
-    def _mac(self, sha256: str, meta: ArtifactMeta) -> hmac.HMAC:
-        mac = hmac.new(self._secret, digestmod=hashlib.sha256)
-        header = json.dumps([self._fingerprint, sha256, meta.to_json()], sort_keys=True)
-        mac.update(header.encode() + b"\0")
-        return mac
+    def _mac(self, sha256: str, meta: ArtifactMeta) -> blake3.blake3:
+        header = json.dumps(
+            [_MAC_SCHEME, self._fingerprint, sha256, meta.to_json()], sort_keys=True
+        )
+        return blake3.blake3(header.encode() + b"\0", key=self._secret)
 
     def load(self, engine: wasmtime.Engine, sha256: str) -> LoadedArtifact | None:
-        """The module stored under `sha256`, if there is one whose HMAC checks out."""
+        """The module stored under `sha256`, if there is one whose MAC checks out."""
         artifact_path, meta_path = self._paths(sha256)
         try:
             record = json.loads(meta_path.read_bytes())
@@ -92,7 +98,7 @@ class ArtifactStore:
             if size == 0:
                 return None
             # Hashed through a read-only mapping: no copy of the artifact into Python bytes
-            # (about 15% of the check for a 4 MB artifact), and hashlib lets go of the GIL.
+            # (about 15% of the check for a 4 MB artifact), and blake3 lets go of the GIL.
             with mmap.mmap(fd, size, prot=mmap.PROT_READ) as mapped:
                 mac.update(mapped)
             if not hmac.compare_digest(mac.digest(), expected):
@@ -188,7 +194,7 @@ def _make_private_dir(path: Path) -> None:
 
 
 def _load_or_create_secret(path: Path) -> bytes:
-    """The directory's HMAC key, created once; concurrent starters agree on one key."""
+    """The directory's MAC key, created once; concurrent starters agree on one key."""
     with contextlib.suppress(FileNotFoundError):
         return _read_secret(path)
     fd, temp_name = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")  # mode 0600
