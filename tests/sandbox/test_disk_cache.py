@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import json
 import os
 import threading
 from pathlib import Path
@@ -121,6 +124,27 @@ def test_an_artifact_from_another_cache_directory_is_not_trusted(tmp_path: Path)
         stats = sandbox.stats()
 
     assert (stats.compiles, stats.disk_cache_hits) == (1, 0)
+
+
+def test_a_record_under_the_old_hmac_scheme_is_a_miss_and_is_replaced(tmp_path: Path) -> None:
+    with Sandbox(cache_dir=tmp_path) as first:
+        first.prepare(variant(5))
+    [artifact] = artifacts(tmp_path)
+    sidecar = artifact.with_suffix(".json")
+    record = json.loads(sidecar.read_bytes())
+    # What the cache wrote before BLAKE3: HMAC-SHA256, under the same secret, over the
+    # same header (without a scheme name) and artifact. Valid then; not trusted now.
+    old = hmac.new((tmp_path / "secret").read_bytes(), digestmod=hashlib.sha256)
+    header = [artifact.parent.name, artifact.stem, record["meta"]]
+    old.update(json.dumps(header, sort_keys=True).encode() + b"\0" + artifact.read_bytes())
+    sidecar.write_text(json.dumps({"meta": record["meta"], "mac": old.hexdigest()}))
+
+    with Sandbox(cache_dir=tmp_path) as second:
+        assert second.run(second.prepare(variant(5)), RunRequest()).stdout == b"Hello, dk00005!\n"
+        assert (second.stats().compiles, second.stats().disk_cache_hits) == (1, 0)
+    with Sandbox(cache_dir=tmp_path) as third:
+        third.prepare(variant(5))
+        assert (third.stats().compiles, third.stats().disk_cache_hits) == (0, 1)
 
 
 def test_the_disk_cache_is_bounded_by_bytes(tmp_path: Path) -> None:
