@@ -59,12 +59,14 @@ def spin() -> bytes:
     return binary(_SPIN)
 
 
-def big_module(target_bytes: int = 2 * 1024 * 1024) -> bytes:
+def big_module(target_bytes: int = 2 * 1024 * 1024, variant: int = 0) -> bytes:
     """An ordinary ~2 MB module: many small distinct functions, the first one called.
 
     Deterministic, so its digest is the same on every run (a fresh VAR_DIR still makes its
     first run a cold compile). Each function is plain integer arithmetic: nothing that
     trips the sandbox's compile limits, just a lot of code, as a large program has.
+    Each `variant` differs in one constant per function: the same size and compile
+    work, another digest, so each one's first run is a cold compile of its own.
     """
     header = """(module
   (import "wasi_snapshot_preview1" "fd_write"
@@ -79,7 +81,7 @@ def big_module(target_bytes: int = 2 * 1024 * 1024) -> bytes:
 """
     body = "\n".join(
         f"    (local.set $x (i32.add (i32.mul (local.get $x) (i32.const {31 + step}))"
-        f" (i32.xor (local.get $x) (i32.const {step * 7919}))))"
+        f" (i32.xor (local.get $x) (i32.const {step * 7919 + variant}))))"
         for step in range(24)
     )
     one = len(binary(header + _function(0, body) + ")"))
