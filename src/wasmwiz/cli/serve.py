@@ -128,6 +128,10 @@ def serve(
         # default would trust anything from 127.0.0.1.
         "proxy_headers": False,
         "server_header": False,
+        # Ours is written by RequestContextMiddleware; uvicorn's (its logger disabled in
+        # configure_logging) would still build the client address and quoted path of
+        # every request before finding no one listening.
+        "access_log": False,
         "h11_max_incomplete_event_size": settings.max_header_size,
         # Draining already waited for in-flight requests; this bounds what is left.
         "timeout_graceful_shutdown": int(settings.shutdown_grace_period) + 1,
