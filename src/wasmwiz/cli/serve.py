@@ -16,6 +16,7 @@ import uvicorn
 from fastapi import FastAPI
 
 from wasmwiz.app import create_app
+from wasmwiz.cli.malloc_arenas import cap_malloc_arenas
 from wasmwiz.config import ConfigurationError, Settings, load_settings
 from wasmwiz.observability.logging import configure_logging
 from wasmwiz.services.health import Lifecycle, Phase
@@ -25,6 +26,7 @@ logger = logging.getLogger(__name__)
 
 def build_app(settings: Settings) -> FastAPI:
     """The app of one serving process, its SIGTERM turned into draining."""
+    cap_malloc_arenas()  # before the app starts threads: each takes an arena at its first malloc
     configure_logging(settings.log_level, json_lines=settings.is_production)
     app = create_app(settings)
     drain_on_sigterm(app.state.lifecycle, grace_seconds=settings.shutdown_grace_period)
