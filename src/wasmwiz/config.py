@@ -86,8 +86,9 @@ class Settings(BaseSettings):
     max_output_size: PositiveInt = 1 * MiB
     execution_timeout: Annotated[float, Field(gt=0, le=300)] = 5.0
     memory_limit: Annotated[int, Field(ge=64 * 1024)] = 128 * MiB
-    max_concurrent_executions: PositiveInt = 4
-    max_queued_executions: Annotated[int, Field(ge=0)] = 64
+    # Together at most the sandbox's WorkerPool.MAX_CAPACITY (4096).
+    max_concurrent_executions: Annotated[int, Field(ge=1, le=256)] = 4
+    max_queued_executions: Annotated[int, Field(ge=0, le=3840)] = 64
     compiled_cache_max_bytes: PositiveInt = 256 * MiB
     # Compilation (docs/security.md): a worker process per compile, bounded from outside.
     compile_timeout: Annotated[float, Field(gt=0, le=600)] = 10.0

@@ -16,6 +16,7 @@ from tests.api.test_rate_limits import set_tier
 from tests.fixtures.app import ServerProcess, create_account
 from wasmwiz.cli.main import main
 from wasmwiz.config import ConfigurationError, load_settings
+from wasmwiz.sandbox.workers import MAX_CAPACITY, WorkerPool
 
 REDIS_URL = os.environ.get("WASMWIZ_TEST_REDIS_URL")
 
@@ -24,6 +25,27 @@ def test_several_workers_with_per_process_limits_are_refused(tmp_path: Path) -> 
     with pytest.raises(ConfigurationError, match="RATE_LIMIT_BACKEND=redis"):
         load_settings(var_dir=tmp_path, workers=2)
     assert load_settings(var_dir=tmp_path, workers=1).workers == 1
+
+
+def test_the_sandbox_queue_is_bounded_by_what_its_wake_pipe_holds(tmp_path: Path) -> None:
+    # One byte per job in a pipe that may hold only one page: beyond it, submitting a
+    # run would block the event loop. The largest settings fill that page exactly.
+    largest = load_settings(
+        var_dir=tmp_path, max_concurrent_executions=256, max_queued_executions=3840
+    )
+    assert largest.max_concurrent_executions + largest.max_queued_executions == MAX_CAPACITY
+    with pytest.raises(
+        ConfigurationError,
+        match="MAX_QUEUED_EXECUTIONS: Input should be less than or equal to 3840",
+    ):
+        load_settings(var_dir=tmp_path, max_queued_executions=3841)
+    with pytest.raises(
+        ConfigurationError,
+        match="MAX_CONCURRENT_EXECUTIONS: Input should be less than or equal to 256",
+    ):
+        load_settings(var_dir=tmp_path, max_concurrent_executions=257)
+    with pytest.raises(ValueError, match="at most 4096"):
+        WorkerPool(max_workers=1, max_queue=MAX_CAPACITY)
 
 
 def test_serve_with_workers_and_the_memory_limiter_exits_with_the_reason(
