@@ -29,9 +29,11 @@ WORKER_STACK_BYTES = 8 * 1024 * 1024
 # threading.stack_size() is process-wide: serialize our use of it.
 _stack_size_lock = threading.Lock()
 
-# One byte per waiting or running job, and submit() must never block writing it. A pipe
-# normally holds 64 KiB, but only one page (4 KiB) once the user's pipes pass the
-# kernel's soft limit (/proc/sys/fs/pipe-user-pages-soft): that page is the bound.
+# A job's byte stays in the pipe until a worker takes the job, and submit() must never
+# block writing it: with every worker busy the pipe holds up to max_queue bytes, plus one
+# per worker when close() asks them to stop. A pipe normally holds 64 KiB, but only one
+# page (4 KiB) once the user's pipes pass the kernel's soft limit
+# (/proc/sys/fs/pipe-user-pages-soft): that page is the bound.
 MAX_CAPACITY = 4096
 
 _Job = tuple[Callable[[], Any], "Future[Any] | asyncio.Future[Any]"]
