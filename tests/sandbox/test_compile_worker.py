@@ -1,12 +1,15 @@
-"""Compilation in worker processes: budgets enforced from outside, failures remembered."""
+"""Compilation in worker processes: budgets enforced from outside, verdicts remembered,
+crashes reported as crashes, and nothing of the service's environment inherited."""
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -14,13 +17,21 @@ from tests.sandbox import wasm_builder
 from wasmwiz.sandbox import (
     CompileLimits,
     InspectionLimits,
-    ModuleRejected,
+    ModuleRefused,
     Outcome,
     RunRequest,
     Sandbox,
     load_example,
 )
-from wasmwiz.sandbox.compile_protocol import EXIT_OUT_OF_MEMORY, REQUEST, WORKER_MODULE
+from wasmwiz.sandbox.compile_protocol import (
+    EXIT_OUT_OF_MEMORY,
+    REQUEST,
+    WORKER_MODULE,
+    WorkerRules,
+)
+from wasmwiz.sandbox.models import CompileWorkerCrashed
+
+SEGFAULTING_WORKER = Path(__file__).parent / "segfaulting_worker.py"
 
 # 100,000 empty functions take about 6 CPU seconds and 640 MiB to compile here.
 SLOW_TO_COMPILE = wasm_builder.many_functions(100_000)
@@ -35,7 +46,7 @@ def assert_still_works(sandbox: Sandbox) -> None:
 
 
 def rejection_code(sandbox: Sandbox, data: bytes) -> str:
-    with pytest.raises(ModuleRejected) as caught:
+    with pytest.raises(ModuleRefused) as caught:
         sandbox.prepare(data)
     return caught.value.code
 
@@ -118,8 +129,15 @@ def test_a_python_memory_error_in_the_worker_exits_as_out_of_memory() -> None:
     # Python, not wasmtime, runs out under the worker's address-space limit: here by a
     # request claiming a 4 GiB module, which the worker's read allocates up front. (The
     # service never sends one; a big artifact's copy into bytes is the real case.)
+    rules = WorkerRules(
+        address_space_bytes=400 * 1024 * 1024,
+        max_module_bytes=10 << 20,
+        max_memory_bytes=128 << 20,
+        max_table_elements=100_000,
+        inspection=InspectionLimits(),
+    )
     worker = subprocess.Popen(
-        [sys.executable, "-I", "-m", WORKER_MODULE, str(400 * 1024 * 1024)],
+        [sys.executable, "-I", "-m", WORKER_MODULE, rules.to_json()],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -128,3 +146,52 @@ def test_a_python_memory_error_in_the_worker_exits_as_out_of_memory() -> None:
 
     assert worker.returncode == EXIT_OUT_OF_MEMORY, stderr.decode()
     assert stdout == b""  # no reply, and no traceback on the protocol's stream
+
+
+def test_workers_start_with_an_empty_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The service's secrets are in its environment; the workers must not see them.
+    monkeypatch.setenv("API_SALT", "the-service-secret")
+    monkeypatch.setenv("DATABASE_URL", "postgresql://user:password@db/wasmwiz")
+    with Sandbox(compile_limits=CompileLimits(workers=2), max_concurrency=1) as sandbox:
+        sandbox.start_compile_workers()
+        assert_still_works(sandbox)  # the workers work without any variable
+        pool = sandbox._compiler._pool
+        environments = [
+            Path(f"/proc/{worker.process.pid}/environ").read_bytes() for worker in pool._idle
+        ]
+        directories = [os.readlink(f"/proc/{worker.process.pid}/cwd") for worker in pool._idle]
+
+    assert len(environments) == 2
+    assert environments == [b"", b""]
+    assert directories == ["/", "/"]
+
+
+def test_a_worker_that_segfaults_is_an_internal_error_and_not_remembered(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    flag = tmp_path / "crash-next"
+    flag.touch()
+    command = (sys.executable, "-I", str(SEGFAULTING_WORKER), str(flag))
+    module = load_example("hello").replace(b"WasmWiz", b"SegvWiz")
+    with Sandbox(
+        compile_limits=CompileLimits(workers=1), worker_command=command, max_concurrency=1
+    ) as sandbox:
+        with (
+            caplog.at_level(logging.WARNING, logger="wasmwiz.security"),
+            pytest.raises(CompileWorkerCrashed) as crashed,
+        ):
+            sandbox.prepare(module)
+        first = sandbox.stats()
+
+        # Not a verdict: the same bytes go to a (new) worker again, and compile.
+        again = sandbox.run(sandbox.prepare(module), RunRequest())
+        second = sandbox.stats()
+
+    assert not isinstance(crashed.value, ModuleRefused)
+    assert "SIGSEGV" in str(crashed.value)
+    assert (first.compile_worker_crashes, first.compile_workers_replaced) == (1, 1)
+    assert again.stdout == b"Hello, SegvWiz!\n"
+    assert (second.compiles, second.compile_worker_crashes) == (1, 1)
+    [event] = [r for r in caplog.records if getattr(r, "event", None) == "compile_worker_crash"]
+    assert event.name == "wasmwiz.security"
+    assert event.exit == -signal.SIGSEGV  # type: ignore[attr-defined]

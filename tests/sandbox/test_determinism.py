@@ -33,9 +33,9 @@ def test_same_seed_same_bytes_and_the_sleep_is_virtual(sandbox: Sandbox) -> None
     assert (real1, mono1) == (VIRTUAL_EPOCH_NS, 0)
     assert (real2, mono2) == (VIRTUAL_EPOCH_NS + SLEEP_NS, SLEEP_NS)
     assert random1 != random2
-    # A 3 s sleep, finished in a small fraction of it.
-    assert first.duration_seconds < 0.3
-    assert second.duration_seconds < 0.3
+    # A 3 s sleep, finished in a fraction of it (the bound leaves room for a busy machine).
+    assert first.duration_seconds < 1.0
+    assert second.duration_seconds < 1.0
 
 
 def test_different_seeds_differ(sandbox: Sandbox) -> None:
@@ -62,4 +62,5 @@ def test_a_virtual_sleep_past_the_time_limit_is_a_timeout(sandbox: Sandbox) -> N
     result = run(sandbox, RunRequest(deterministic=True), Limits(timeout_seconds=1))
 
     assert result.outcome is Outcome.TIMEOUT
-    assert result.duration_seconds < 0.5
+    # Stopped when the virtual clock passed the limit, not after a real second.
+    assert result.duration_seconds < 0.9

@@ -14,7 +14,7 @@ class ModuleCache:
     """Compiled modules keyed by the SHA-256 of the submitted bytes.
 
     Concurrent requests for the same key share one compilation: the first caller
-    compiles, the others wait for its result (or its ModuleRejected). Rejections are not
+    compiles, the others wait for its result (or its ModuleRefused). Rejections are not
     kept here: the Compiler remembers only compile-limit refusals by digest, so any other
     rejected module costs a fresh validation next time.
     """

@@ -3,11 +3,20 @@
 A worker that overruns is killed (by the kernel on RLIMIT_CPU or RLIMIT_AS, or by us on
 the wall-clock backstop) and replaced; the module gets compile_timeout or
 compile_memory_limit. The service and its other requests are untouched: nothing of the
-compilation ran in the service's process.
+checks or the compilation ran in the service's process.
+
+A worker that dies of any other signal (a segfault in the compiler, an abort that its
+memory use does not explain) is a crash: the request gets CompileWorkerCrashed (an
+internal error), nothing is remembered about the module, the crash is counted and logged
+as a security event, since a module that crashes the compiler may be an attack on it.
+How an abort is told apart from running out of memory: a process stopped by RLIMIT_AS
+had grown to its limit, so its peak resident size (ru_maxrss from wait4) is close to it;
+a crash of a worker well below its limit is not memory exhaustion, whatever the signal.
 """
 
 from __future__ import annotations
 
+import collections
 import logging
 import os
 import select
@@ -16,34 +25,60 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Sequence
+from dataclasses import dataclass
 
+from wasmwiz.problem_codes import ProblemCode
+from wasmwiz.sandbox.artifacts import ArtifactMeta
+from wasmwiz.sandbox.compile_account import current_account
 from wasmwiz.sandbox.compile_protocol import (
+    COMPILED_META,
     EXIT_OUT_OF_MEMORY,
     REPLY,
     REQUEST,
     STATUS_COMPILED,
     STATUS_REFUSED,
     WORKER_MODULE,
+    WorkerRules,
+    decode_refusal,
 )
-from wasmwiz.sandbox.models import CompileLimits, ModuleRejected, SandboxError
+from wasmwiz.sandbox.models import (
+    CompileLimits,
+    CompileWorkerCrashed,
+    ModuleRefused,
+    SandboxError,
+)
+from wasmwiz.sandbox.workers import current_key
 
 logger = logging.getLogger(__name__)
+security_log = logging.getLogger("wasmwiz.security")
 
 # A compile gets this many times its CPU budget in wall time before it is killed from
 # outside: CPU time is the budget, wall time only the backstop for a stuck worker.
 WALL_CLOCK_FACTOR = 3
 _CPU_SIGNALS = {int(signal.SIGXCPU)}
-# What a process dying of an exhausted address space looks like: Rust aborts on a failed
-# allocation, a failed mmap can surface as a fault, and the kernel's OOM killer sends KILL.
+# How a process dies of an exhausted address space: Rust aborts on a failed allocation,
+# a failed mmap can surface as a fault, the kernel's OOM killer sends KILL. Each counts
+# as memory exhaustion only with the evidence below.
 _MEMORY_SIGNALS = {int(s) for s in (signal.SIGABRT, signal.SIGSEGV, signal.SIGBUS, signal.SIGKILL)}
+# Peak resident size, as a share of the address-space limit, from which a death by one
+# of those signals is put down to memory. Workers that hit the limit peaked at 90-96% of
+# it (400 MiB and 800 MiB limits); an idle worker is at about 60 MiB.
+MEMORY_EVIDENCE_SHARE = 0.75
+_VALID_SIGNALS = {int(s) for s in signal.Signals}
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+# When each account was last given a compile worker is kept for this many accounts.
+_REMEMBERED_ACCOUNTS = 4096
+# The worker as a command line; tests may run another (a seam, see CompilePool).
+DEFAULT_COMMAND: tuple[str, ...] = (sys.executable, "-I", "-m", WORKER_MODULE)
 
 
-class CompiledArtifact(bytes):
-    """wasmtime's serialized form of a module, as a worker returned it."""
+@dataclass(frozen=True, slots=True)
+class CompileOutput:
+    """A module a worker accepted: what the runner needs to know of it, and its artifact."""
 
-
-class CompileRefused(Exception):
-    """wasmtime in the worker refused the module (it does not validate); the message is its."""
+    meta: ArtifactMeta
+    artifact: bytes
 
 
 class _WorkerGone(Exception):
@@ -53,23 +88,28 @@ class _WorkerGone(Exception):
 
 
 class _Worker:
-    def __init__(self, limits: CompileLimits) -> None:
+    def __init__(self, limits: CompileLimits, rules: WorkerRules, command: Sequence[str]) -> None:
         self._limits = limits
         # Started with spawn semantics (a fresh interpreter via exec), never a bare fork of
         # this process: wasmtime's threads would not survive one. -I: no user site, no
-        # PYTHON* variables and no current directory on the path.
+        # PYTHON* variables and no current directory on the path. An empty environment:
+        # the service's secrets (API_SALT, DATABASE_URL, REDIS_URL…) never reach code
+        # that runs next to a compiler fed untrusted input.
         self.process = subprocess.Popen(  # noqa: S603 - our own interpreter and module
-            [sys.executable, "-I", "-m", WORKER_MODULE, str(limits.memory_bytes)],
+            [*command, rules.to_json()],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             close_fds=True,
+            env={},
+            cwd="/",
         )
         assert self.process.stdin is not None
         assert self.process.stdout is not None
         self._stdin = self.process.stdin
         self._stdout_fd = self.process.stdout.fileno()
+        self.peak_rss_bytes = 0
 
-    def compile(self, binary: bytes) -> tuple[int, bytes]:
+    def compile(self, binary: bytes | memoryview) -> tuple[int, bytes]:
         budget = self._limits.timeout_seconds
         deadline = time.monotonic() + budget * WALL_CLOCK_FACTOR + 1
         try:
@@ -96,9 +136,21 @@ class _Worker:
         return b"".join(chunks)
 
     def kill(self) -> int:
-        """Stop the process (if still running) and return how it ended."""
-        if self.process.poll() is None:
-            self.process.kill()
+        """Stop the process (if still running) and return how it ended.
+
+        Reaped with wait4 to learn its peak resident size (`peak_rss_bytes`).
+        """
+        if self.process.returncode is None:
+            # Not Popen.kill(): it polls first, which would reap the process and lose its
+            # resource usage. Unreaped, the pid cannot have been reused.
+            os.kill(self.process.pid, signal.SIGKILL)
+            try:
+                _, status, usage = os.wait4(self.process.pid, 0)
+            except ChildProcessError:
+                self.process.wait()
+            else:
+                self.process.returncode = os.waitstatus_to_exitcode(status)
+                self.peak_rss_bytes = usage.ru_maxrss * 1024  # kilobytes on Linux
         code = self.process.wait()
         for stream in (self.process.stdin, self.process.stdout):
             if stream is not None:
@@ -115,18 +167,50 @@ class _Worker:
         self.kill()
 
 
-class CompilePool:
-    """`limits.workers` worker processes, started on first use, each doing one job at a time."""
+def _cpu_seconds(worker: _Worker) -> float:
+    """The worker process's CPU time so far (all its threads: wasmtime compiles in parallel)."""
+    try:
+        with open(f"/proc/{worker.process.pid}/stat") as file:
+            stat = file.read()
+    except OSError:
+        return 0.0
+    fields = stat.rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
 
-    def __init__(self, limits: CompileLimits) -> None:
+
+class CompilePool:
+    """`limits.workers` worker processes, started on first use, each doing one job at a time.
+
+    `command` runs the worker (the interpreter and module by default); a test may put a
+    wrapper in front of the real worker, which receives `rules` as its last argument.
+    """
+
+    def __init__(
+        self,
+        limits: CompileLimits,
+        rules: WorkerRules,
+        *,
+        command: Sequence[str] = DEFAULT_COMMAND,
+    ) -> None:
         self._limits = limits
+        self._rules = rules
+        self._command = tuple(command)
         self._idle: list[_Worker] = []
         self._live = 0
         self._closed = False
         self._eager = False
         self._available = threading.Condition()
+        # Waiting compiles per account, and when each account was last served (see
+        # _acquire and _is_next).
+        self._turns: dict[str, collections.deque[object]] = {}
+        self._served: dict[str, int] = {}
+        self._serves = 0
         self.compiles = 0
         self.replaced = 0
+        self.crashes = 0
+
+    def _new_worker(self) -> _Worker:
+        return _Worker(self._limits, self._rules, self._command)
 
     def prestart(self) -> None:
         """Start every worker now (without waiting for them), so no request pays for it.
@@ -136,68 +220,143 @@ class CompilePool:
         with self._available:
             self._eager = True
             while not self._closed and self._live < self._limits.workers:
-                self._idle.append(_Worker(self._limits))
+                self._idle.append(self._new_worker())
                 self._live += 1
                 self._available.notify()
 
-    def compile(self, binary: bytes) -> CompiledArtifact:
-        """The serialized artifact of `binary`, compiled in a worker.
+    def compile(self, data: bytes | memoryview) -> CompileOutput:
+        """Check and compile `data` (as submitted: binary or text) in a worker.
 
-        Raises CompileRefused when wasmtime refuses the module, and ModuleRejected
-        (compile_timeout, compile_memory_limit) when the worker overran its limits.
+        Raises ModuleRefused when a check refuses the module or the worker overran its
+        limits (compile_timeout, compile_memory_limit), and CompileWorkerCrashed when the
+        worker died for any other reason.
         """
+        account = current_account()
+        if account is not None:
+            account.check()  # raises CompileBudgetExceeded before waiting for a worker
         worker = self._acquire()
+        cpu_started = _cpu_seconds(worker)
         try:
-            status, payload = worker.compile(binary)
+            status, payload = worker.compile(data)
         except _WorkerGone as gone:
+            if account is not None:  # overran or crashed: charged its whole CPU limit
+                account.charge(self._limits.timeout_seconds)
             self._discard(worker)
             raise self._verdict(worker, gone) from None
         except BaseException:
             self._discard(worker)
             raise
+        if account is not None:
+            account.charge(_cpu_seconds(worker) - cpu_started)
         self._release(worker)
-        self.compiles += 1
-        if status == STATUS_COMPILED:
-            return CompiledArtifact(payload)
+        if status == STATUS_COMPILED and len(payload) > COMPILED_META.size:
+            self.compiles += 1
+            size, min_memory, min_table = COMPILED_META.unpack_from(payload)
+            return CompileOutput(
+                ArtifactMeta(size=size, min_memory_bytes=min_memory, min_table_elements=min_table),
+                payload[COMPILED_META.size :],
+            )
+        refusal = None
         if status == STATUS_REFUSED:
-            raise CompileRefused(payload.decode("utf-8", "replace"))
-        raise SandboxError(f"compile worker sent an unknown status {status}")
+            try:
+                refusal = decode_refusal(payload)
+            except (ValueError, KeyError, TypeError):
+                refusal = None
+        if refusal is not None:
+            raise refusal
+        raise SandboxError(f"compile worker sent a malformed reply (status {status})")
 
-    def _verdict(self, worker: _Worker, gone: _WorkerGone) -> ModuleRejected:
+    def _verdict(self, worker: _Worker, gone: _WorkerGone) -> SandboxError:
         code = worker.kill()
         died_of = -code if code < 0 else None
-        logger.warning("compile worker stopped (exit %s, wall timeout %s)", code, gone.timed_out)
         budget = self._limits.timeout_seconds
+        memory = self._limits.memory_bytes
+        logger.warning(
+            "compile worker stopped (exit %s, wall timeout %s, peak RSS %d bytes)",
+            code, gone.timed_out, worker.peak_rss_bytes,
+        )  # fmt: skip
         if gone.timed_out or died_of in _CPU_SIGNALS:
-            return ModuleRejected(
-                "compile_timeout", f"compiling the module took more than the {budget}s allowed"
+            return ModuleRefused(
+                ProblemCode.COMPILE_TIMEOUT,
+                f"compiling the module took more than the {budget}s allowed",
             )
-        if died_of in _MEMORY_SIGNALS or code == EXIT_OUT_OF_MEMORY:
-            return ModuleRejected(
-                "compile_memory_limit",
-                f"compiling the module needed more than the "
-                f"{self._limits.memory_bytes} bytes of memory allowed",
+        near_limit = worker.peak_rss_bytes >= memory * MEMORY_EVIDENCE_SHARE
+        if code == EXIT_OUT_OF_MEMORY or (died_of in _MEMORY_SIGNALS and near_limit):
+            return ModuleRefused(
+                ProblemCode.COMPILE_MEMORY_LIMIT,
+                f"compiling the module needed more than the {memory} bytes of memory allowed",
             )
-        raise SandboxError(f"the compile worker failed (exit code {code})")
+        with self._available:
+            self.crashes += 1
+        described = signal.Signals(died_of).name if died_of in _VALID_SIGNALS else f"exit {code}"
+        security_log.warning(
+            "compile worker crashed (%s) while checking or compiling a module",
+            described,
+            extra={
+                "event": "compile_worker_crash",
+                "exit": code,
+                "peak_rss_bytes": worker.peak_rss_bytes,
+            },
+        )
+        return CompileWorkerCrashed(f"the compile worker crashed ({described})")
 
     def _acquire(self) -> _Worker:
+        # Compiles waiting for a worker take turns across accounts (the fairness key of
+        # the job on this thread), FIFO within one: an account with many large modules
+        # waiting delays another account's compile by at most the compiles already
+        # running when it arrived.
+        key = current_key()
+        ticket = object()
         with self._available:
-            while True:
-                if self._closed:
-                    raise SandboxError("the sandbox is closed")
-                if self._idle:
-                    return self._idle.pop()
-                if self._live < self._limits.workers:
-                    self._live += 1
-                    break
-                self._available.wait()
+            self._turns.setdefault(key, collections.deque()).append(ticket)
+            try:
+                while True:
+                    if self._closed:
+                        raise SandboxError("the sandbox is closed")
+                    free = bool(self._idle) or self._live < self._limits.workers
+                    if free and self._is_next(key, ticket):
+                        break
+                    if free:
+                        # Woken for a worker that is not ours: wake whose turn it is.
+                        self._available.notify_all()
+                    self._available.wait()
+            finally:
+                self._take_turn(key, ticket)
+            if self._turns and (self._idle[1:] or self._live < self._limits.workers):
+                self._available.notify_all()  # more free workers than this one
+            if self._idle:
+                return self._idle.pop()
+            self._live += 1
         try:
-            return _Worker(self._limits)
+            return self._new_worker()
         except BaseException:
             with self._available:
                 self._live -= 1
                 self._available.notify()
             raise
+
+    def _is_next(self, key: str, ticket: object) -> bool:
+        """Whether `ticket` goes next: the oldest of the account served longest ago.
+
+        Accounts never served (or not lately) come first, in the order they began to
+        wait. So an account that has just had a compile waits behind every account that
+        is waiting, however early its own requests came.
+        """
+        turn = min(self._turns, key=lambda waiting: self._served.get(waiting, -1))
+        return turn == key and self._turns[key][0] is ticket
+
+    def _take_turn(self, key: str, ticket: object) -> None:
+        queue = self._turns[key]
+        if queue[0] is ticket:
+            queue.popleft()
+            self._serves += 1
+            self._served[key] = self._serves
+            if len(self._served) > _REMEMBERED_ACCOUNTS:
+                self._served = {k: n for k, n in self._served.items() if k in self._turns}
+        else:
+            queue.remove(ticket)  # left unserved: closed, or interrupted
+        if not queue:
+            del self._turns[key]
 
     def _release(self, worker: _Worker) -> None:
         with self._available:

@@ -1,36 +1,47 @@
-"""Validate and compile submitted bytes into a `CompiledModule` ready to instantiate.
+"""Check and compile submitted bytes into a `CompiledModule` ready to instantiate.
 
 The path of a module the process has not seen (`Sandbox.prepare` has checked its size and
-digested it): the refusals remembered by digest, the disk cache, the text conversion and
-size of the binary, the pre-compile inspection (validation.inspect), wasmtime's validator
-(in process: it is linear and quick), then compilation in a worker process, whose
-artifact, given a cache directory, is stored on disk and loaded from there. A module that
-overran a compile limit is remembered by its digest and refused at once next time.
+digested it): the refusals remembered by digest, the disk cache, a look at the 8-byte
+header, then a compile worker process, which does everything whose cost grows with the
+module (text conversion, the pre-compile inspection, wasmtime's validator, compilation)
+under its CPU and memory limits. Its artifact, given a cache directory, is stored on disk
+and loaded from there. A module that overran a compile limit is remembered by its digest
+and refused at once next time; a worker crash is not a verdict and is not remembered.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import threading
 from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import wasmtime
 
+from wasmwiz import __version__
+from wasmwiz.problem_codes import ProblemCode
 from wasmwiz.sandbox import validation
 from wasmwiz.sandbox.artifacts import ArtifactMeta, ArtifactStore
-from wasmwiz.sandbox.compile_pool import CompilePool, CompileRefused
-from wasmwiz.sandbox.engine import MAX_TABLE_ELEMENTS, EngineContext, config_fingerprint
-from wasmwiz.sandbox.models import CompileLimits, InspectionLimits, ModuleRejected
+from wasmwiz.sandbox.compile_pool import DEFAULT_COMMAND, CompilePool
+from wasmwiz.sandbox.compile_protocol import WorkerRules
+from wasmwiz.sandbox.engine import (
+    DEFAULT_FEATURES,
+    MAX_TABLE_ELEMENTS,
+    EngineContext,
+    config_fingerprint,
+)
+from wasmwiz.sandbox.models import CompileLimits, InspectionLimits, ModuleRefused
+from wasmwiz.sandbox.validation import check_size as check_size
+from wasmwiz.sandbox.wasm_reader import HEADER_SIZE
 
 # Python objects and wasmtime's own bookkeeping per cached module, on top of the artifact.
 COST_OVERHEAD = 16 * 1024
 _REMEMBERED_REFUSALS = 10_000
-_COMPILE_LIMIT_CODES = frozenset({"compile_timeout", "compile_memory_limit"})
+_COMPILE_LIMIT_CODES = frozenset({ProblemCode.COMPILE_TIMEOUT, ProblemCode.COMPILE_MEMORY_LIMIT})
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,39 +66,43 @@ class CompiledModule:
 
 
 def _cache_fingerprint(
-    max_module_bytes: int, max_memory_bytes: int, inspection: InspectionLimits
+    max_module_bytes: int,
+    max_memory_bytes: int,
+    inspection: InspectionLimits,
+    features: frozenset[str],
+    *,
+    version: str = __version__,
+    rules_version: int = validation.RULES_VERSION,
 ) -> str:
     """The disk cache's key beyond the module: the engine, and what the checks accepted.
 
-    A disk hit skips the checks that ran before the module was compiled, so an artifact
-    is only reused under the same acceptance rules; after MAX_WASM_SIZE, MEMORY_LIMIT or
-    an inspection limit changes, every module is checked (and compiled) again rather
-    than loaded past a rule it would now break.
+    A disk hit skips every check that ran before the module was compiled, so an artifact
+    is only reused under the same acceptance rules: the engine (options, features,
+    wasmtime, machine), WasmWiz's version, and the digest of its validation rules (the
+    limits, the inspection bounds, the feature set, the rules' own version). After any of
+    them changes, every module is checked (and compiled) again rather than loaded past a
+    rule it would now break.
     """
     accepted_under = json.dumps(
         {
-            "engine": config_fingerprint(),
-            "max_module_bytes": max_module_bytes,
-            "max_memory_bytes": max_memory_bytes,
-            "inspection": dataclasses.asdict(inspection),
+            "engine": config_fingerprint(features - DEFAULT_FEATURES),
+            "wasmwiz": version,
+            "rules": validation.rules_digest(
+                inspection,
+                features,
+                max_module_bytes=max_module_bytes,
+                max_memory_bytes=max_memory_bytes,
+                max_table_elements=MAX_TABLE_ELEMENTS,
+                rules_version=rules_version,
+            ),
         },
         sort_keys=True,
     )
     return hashlib.sha256(accepted_under.encode()).hexdigest()[:32]
 
 
-def digest(data: bytes) -> str:
+def digest(data: bytes | memoryview) -> str:
     return hashlib.sha256(data).hexdigest()
-
-
-def check_size(data: bytes, max_module_bytes: int) -> None:
-    if not data:
-        raise ModuleRejected("empty_wasm", "the module is empty")
-    if len(data) > max_module_bytes:
-        raise ModuleRejected(
-            "wasm_too_large",
-            f"the module is {len(data)} bytes; the limit is {max_module_bytes} bytes",
-        )
 
 
 class Compiler:
@@ -103,6 +118,8 @@ class Compiler:
         compile_limits: CompileLimits,
         cache_dir: Path | None,
         disk_cache_max_bytes: int,
+        cache_mac_key: bytes | None = None,
+        worker_command: Sequence[str] = DEFAULT_COMMAND,
     ) -> None:
         self._context = context
         self._max_module_bytes = max_module_bytes
@@ -112,13 +129,24 @@ class Compiler:
             ArtifactStore(
                 cache_dir,
                 disk_cache_max_bytes,
-                _cache_fingerprint(max_module_bytes, max_memory_bytes, inspection),
+                _cache_fingerprint(
+                    max_module_bytes, max_memory_bytes, inspection, context.features
+                ),
+                mac_key=_required(cache_mac_key),
             )
             if cache_dir is not None
             else None
         )
-        self._pool = CompilePool(compile_limits)
-        self._refused: OrderedDict[str, ModuleRejected] = OrderedDict()
+        rules = WorkerRules(
+            address_space_bytes=compile_limits.memory_bytes,
+            max_module_bytes=max_module_bytes,
+            max_memory_bytes=max_memory_bytes,
+            max_table_elements=MAX_TABLE_ELEMENTS,
+            inspection=inspection,
+            extra_features=context.extra_features,
+        )
+        self._pool = CompilePool(compile_limits, rules, command=worker_command)
+        self._refused: OrderedDict[str, ModuleRefused] = OrderedDict()
         self._lock = threading.Lock()
 
     @property
@@ -130,45 +158,33 @@ class Compiler:
         return self._pool.replaced
 
     @property
+    def worker_crashes(self) -> int:
+        return self._pool.crashes
+
+    @property
     def disk_hits(self) -> int:
         return self._store.hits if self._store is not None else 0
 
-    def compile(self, data: bytes, sha256: str) -> CompiledModule:
-        """Run every check and compile (or load from disk). Raises ModuleRejected."""
+    def compile(self, data: bytes | memoryview, sha256: str) -> CompiledModule:
+        """Run every check and compile (or load from disk). Raises ModuleRefused."""
         with self._lock:
             refused = self._refused.get(sha256)
         if refused is not None:
-            raise ModuleRejected(refused.code, refused.message)
+            raise ModuleRefused(refused.code, refused.message)
         engine = self._context.engine
         if self._store is not None:
             loaded = self._store.load(engine, sha256)
             if loaded is not None:
                 return self._finish(sha256, loaded.meta, loaded.wasm_module, loaded.artifact_bytes)
-        binary = validation.to_binary(data)
-        check_size(binary, self._max_module_bytes)
-        info = validation.inspect(
-            binary,
-            self._inspection,
-            max_memory_bytes=self._max_memory_bytes,
-            max_table_elements=MAX_TABLE_ELEMENTS,
-        )
+        # The header alone, copied: `data` may be a view of the request's buffer.
+        validation.check_header(bytes(data[:HEADER_SIZE]))
         try:
-            wasmtime.Module.validate(engine, binary)
-        except wasmtime.WasmtimeError as exc:
-            raise validation.compile_error_message(str(exc)) from None
-        try:
-            artifact = self._pool.compile(binary)
-        except CompileRefused as exc:
-            raise validation.compile_error_message(str(exc)) from None
-        except ModuleRejected as exc:
+            output = self._pool.compile(data)
+        except ModuleRefused as exc:
             if exc.code in _COMPILE_LIMIT_CODES:
                 self._remember(sha256, exc)
             raise
-        meta = ArtifactMeta(
-            size=len(binary),
-            min_memory_bytes=info.min_memory_bytes,
-            min_table_elements=max(info.table_min_elements, default=0),
-        )
+        meta, artifact = output.meta, output.artifact
         if self._store is not None:
             wasm_module = self._store.save(engine, sha256, artifact, meta)
         else:
@@ -183,7 +199,9 @@ class Compiler:
             instance_pre = self._context.linker.instantiate_pre(wasm_module)
         except wasmtime.WasmtimeError as exc:
             # The inspection accepted every import's name: this is a signature mismatch.
-            raise ModuleRejected("unsupported_import", validation.summarize(str(exc))) from None
+            raise ModuleRefused(
+                ProblemCode.UNSUPPORTED_IMPORT, validation.summarize(str(exc))
+            ) from None
         return CompiledModule(
             sha256=sha256,
             size=meta.size,
@@ -194,7 +212,7 @@ class Compiler:
             instance_pre=instance_pre,
         )
 
-    def _remember(self, sha256: str, refusal: ModuleRejected) -> None:
+    def _remember(self, sha256: str, refusal: ModuleRefused) -> None:
         with self._lock:
             self._refused[sha256] = refusal
             while len(self._refused) > _REMEMBERED_REFUSALS:
@@ -205,3 +223,11 @@ class Compiler:
 
     def close(self) -> None:
         self._pool.close()
+        if self._store is not None:
+            self._store.close()
+
+
+def _required(cache_mac_key: bytes | None) -> bytes:
+    if cache_mac_key is None:
+        raise ValueError("a disk cache (cache_dir) needs a MAC key (cache_mac_key)")
+    return cache_mac_key

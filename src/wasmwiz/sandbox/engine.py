@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ctypes
 import hashlib
 import importlib.metadata
 import json
@@ -10,14 +9,30 @@ import math
 import platform
 import threading
 import time
-from typing import Any
+from collections.abc import Iterable
 
 import wasmtime
-from wasmtime import _ffi as ffi
-from wasmtime._extern import wrap_extern
 
 from wasmwiz.sandbox import wasi_host
 from wasmwiz.sandbox.models import Limits, RunRequest
+from wasmwiz.sandbox.wasmtime_ffi import get_export, set_stdin_bytes
+
+__all__ = [
+    "DEFAULT_FEATURES",
+    "ENGINE_OPTIONS",
+    "MAX_TABLES",
+    "MAX_TABLE_ELEMENTS",
+    "MAX_WASM_STACK",
+    "OPTIONAL_FEATURES",
+    "PROPOSALS",
+    "EngineContext",
+    "config_fingerprint",
+    "enabled_features",
+    "engine_config",
+    "engine_options",
+    "fuel_budget",
+    "get_export",
+]
 
 EPOCH_TICK_SECONDS = 0.01
 # wasmtime aborts the whole process at Engine creation above 2 MiB; our worker threads
@@ -28,41 +43,91 @@ MAX_TABLE_ELEMENTS = 100_000  # tables are outside memory_size; unbounded they e
 MAX_INSTANCES = 1
 UNLIMITED_FUEL = 2**64 - 1
 
-
-# Every Config option the engine sets, in one place: the compile workers build the same
-# Engine from it, and the disk cache keys artifacts by its fingerprint.
-ENGINE_OPTIONS: dict[str, bool | int] = {
-    "epoch_interruption": True,
-    "consume_fuel": True,
-    "max_wasm_stack": MAX_WASM_STACK,
-    # WASI command modules need none of these, and refusing them at compile time gives
-    # clear errors instead of surprises (shared memories, 64-bit memories, GC heaps).
-    "wasm_threads": False,
-    "shared_memory": False,
-    "wasm_memory64": False,
-    "wasm_multi_memory": False,
-    "wasm_gc": False,
-    "wasm_simd": True,
-    "wasm_bulk_memory": True,
-    "wasm_reference_types": True,
-    "wasm_multi_value": True,
-    "wasm_tail_call": True,
-    "wasm_exceptions": True,
+# Every WebAssembly proposal wasmtime-py can switch, by its name in wasmtime's
+# stability tiers (docs.wasmtime.dev/stability-tiers.html), with the Config options that
+# switch it. Each is set explicitly, on or off: nothing is left to wasmtime's defaults,
+# which change between releases.
+PROPOSALS: dict[str, tuple[str, ...]] = {
+    "simd": ("wasm_simd",),
+    "relaxed-simd": ("wasm_relaxed_simd",),
+    "bulk-memory": ("wasm_bulk_memory",),
+    "reference-types": ("wasm_reference_types",),
+    "multi-value": ("wasm_multi_value",),
+    "tail-call": ("wasm_tail_call",),
+    "multi-memory": ("wasm_multi_memory",),
+    "memory64": ("wasm_memory64",),
+    "threads": ("wasm_threads", "shared_memory"),
+    "exceptions": ("wasm_exceptions",),
+    "function-references": ("wasm_function_references",),
+    "wide-arithmetic": ("wasm_wide_arithmetic",),
+    "custom-page-sizes": ("wasm_custom_page_sizes",),
+    "gc": ("wasm_gc",),
+    "stack-switching": ("wasm_stack_switching",),
+    "component-model": ("wasm_component_model",),
 }
+# On by default: the Tier 1 proposals a WASI preview 1 command module can use.
+# multi-memory and memory64 are Tier 1 too but stay off: preview 1 is defined over one
+# 32-bit memory exported as "memory", and each store allows one memory. (Always on and
+# not switchable: mutable-globals, sign-extension-ops, nontrapping-fptoint,
+# extended-const.) docs/security.md says why exceptions are not among them.
+DEFAULT_FEATURES = frozenset(
+    {"simd", "relaxed-simd", "bulk-memory", "reference-types", "multi-value", "tail-call"}
+)
+# What a deployment may add (WASM_EXTRA_FEATURES): Tier 2 proposals that need nothing
+# the sandbox's limits and WASI preview 1 do not give. Threads (shared memories escape
+# the store's limits), gc, stack switching and the component model are never on.
+OPTIONAL_FEATURES = frozenset(
+    {"exceptions", "function-references", "wide-arithmetic", "custom-page-sizes"}
+)
 
 
-def engine_config() -> wasmtime.Config:
+def enabled_features(extra: Iterable[str] = ()) -> frozenset[str]:
+    """The default proposals plus `extra`, each of which must be in OPTIONAL_FEATURES."""
+    extra = frozenset(extra)
+    unknown = extra - OPTIONAL_FEATURES
+    if unknown:
+        raise ValueError(
+            f"unknown or unsupported optional features {sorted(unknown)}; "
+            f"choose from {sorted(OPTIONAL_FEATURES)}"
+        )
+    return DEFAULT_FEATURES | extra
+
+
+def engine_options(extra: Iterable[str] = ()) -> dict[str, bool | int]:
+    """Every Config option the engine sets, in one place: the compile workers build the
+    same Engine from it, and the disk cache keys artifacts by its fingerprint."""
+    features = enabled_features(extra)
+    options: dict[str, bool | int] = {
+        "epoch_interruption": True,
+        "consume_fuel": True,
+        "max_wasm_stack": MAX_WASM_STACK,
+        # externref (reference-types) needs the GC heap; the GC proposal stays off.
+        "gc_support": True,
+        # Relaxed SIMD gives the same answers on every machine, as deterministic runs
+        # promise; the few instructions that differ by CPU take their portable form.
+        "wasm_relaxed_simd_deterministic": True,
+    }
+    for name, switches in PROPOSALS.items():
+        for switch in switches:
+            options[switch] = name in features
+    return options
+
+
+ENGINE_OPTIONS = engine_options()  # the default engine's, for tests and tools
+
+
+def engine_config(extra: Iterable[str] = ()) -> wasmtime.Config:
     config = wasmtime.Config()
-    for name, value in ENGINE_OPTIONS.items():
+    for name, value in engine_options(extra).items():
         setattr(config, name, value)
     return config
 
 
-def config_fingerprint() -> str:
+def config_fingerprint(extra: Iterable[str] = ()) -> str:
     """Identifies what a serialized artifact was compiled for: options, wasmtime, machine."""
     described = json.dumps(
         {
-            "options": ENGINE_OPTIONS,
+            "options": engine_options(extra),
             "wasmtime": importlib.metadata.version("wasmtime"),
             "machine": platform.machine(),
             "system": platform.system(),
@@ -75,8 +140,10 @@ def config_fingerprint() -> str:
 class EngineContext:
     """One Engine, one Linker with WASI (and our shadowing host functions), one ticker."""
 
-    def __init__(self) -> None:
-        self.engine = wasmtime.Engine(engine_config())
+    def __init__(self, extra_features: Iterable[str] = ()) -> None:
+        self.extra_features = frozenset(extra_features)
+        self.features = enabled_features(self.extra_features)
+        self.engine = wasmtime.Engine(engine_config(extra_features))
         self.linker = wasmtime.Linker(self.engine)
         self.linker.allow_shadowing = True
         self.linker.define_wasi()
@@ -146,31 +213,5 @@ def _wasi_config(request: RunRequest) -> wasmtime.WasiConfig:
     wasi = wasmtime.WasiConfig()
     wasi.argv = [request.program_name, *request.args]
     wasi.env = [list(pair) for pair in request.env]
-    _set_stdin_bytes(wasi, request.stdin)
+    set_stdin_bytes(wasi, request.stdin)
     return wasi
-
-
-def _set_stdin_bytes(wasi: wasmtime.WasiConfig, data: bytes) -> None:
-    """Give the guest `data` as stdin, via the C API function wasmtime-py does not wrap."""
-    vec = ffi.wasm_byte_vec_t()
-    source: Any = (ctypes.c_ubyte * len(data)).from_buffer_copy(data)
-    ffi.wasm_byte_vec_new(ctypes.byref(vec), len(data), source)  # copies into Rust memory
-    # The C function takes ownership of the bytes and leaves `vec` empty; deleting an
-    # emptied vector is a no-op, and it frees the copy should a future version copy instead.
-    ffi.wasi_config_set_stdin_bytes(wasi.ptr(), ctypes.byref(vec))
-    ffi.wasm_byte_vec_delete(ctypes.byref(vec))
-
-
-def get_export(store: wasmtime.Store, instance: wasmtime.Instance, name: str) -> Any:
-    """Look up one export by name.
-
-    `Instance.exports()` wraps every export in Python on each call, which for a module
-    with a million exports is seconds of GIL-holding work outside any deadline.
-    """
-    raw_name = name.encode()
-    item = ffi.wasmtime_extern_t()
-    found = ffi.wasmtime_instance_export_get(
-        store._context(), ctypes.byref(instance._instance), raw_name, len(raw_name),
-        ctypes.byref(item),
-    )  # fmt: skip
-    return wrap_extern(item) if found else None

@@ -55,6 +55,10 @@ class RunState:
         self.stop_outcome: Outcome | None = None
         self.stop_reason: str | None = None
         self.host_error: BaseException | None = None
+        # Host work charged to this run (CPU time in host functions, which holds the
+        # GIL) and host calls made; see wasi_host's host-time share.
+        self.host_ns = 0
+        self.host_calls = 0
         self.started_ns = time.monotonic_ns()
         self.deadline = time.monotonic() + timeout_seconds
 
@@ -97,14 +101,27 @@ def current_run() -> RunState | None:
     return state
 
 
+_live = [0]  # runs bound right now, in every thread
+_live_lock = threading.Lock()
+
+
+def live_runs() -> int:
+    """How many runs are in progress in this process (read without the lock: a hint)."""
+    return _live[0]
+
+
 @contextmanager
 def bind_run(state: RunState) -> Iterator[RunState]:
     """Make `state` the current thread's run for host functions called inside the block."""
     previous = current_run()
     _local.run = state
+    with _live_lock:
+        _live[0] += 1
     try:
         yield state
     finally:
+        with _live_lock:
+            _live[0] -= 1
         _local.run = previous
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
+from wasmwiz.problem_codes import ProblemCode
+
 
 class Outcome(enum.StrEnum):
     """How a run ended. Every guest misbehaviour is an outcome, never an exception."""
@@ -62,10 +64,17 @@ class InspectionLimits:
     max_function_locals: int = 10_000
     max_function_body_bytes: int = 1024 * 1024
     max_data_segments: int = 100_000
+    # Each section's declared count is checked against these before its entries are read.
+    max_types: int = 10_000
+    max_imports: int = 1_000
+    max_exports: int = 10_000
+    max_memories: int = 16
+    max_tables: int = 4  # a run's store allows 4 tables: more could never instantiate
 
     def __post_init__(self) -> None:
         if min(self.max_functions, self.max_function_locals, self.max_function_body_bytes,
-               self.max_data_segments) < 1:  # fmt: skip
+               self.max_data_segments, self.max_types, self.max_imports, self.max_exports,
+               self.max_memories, self.max_tables) < 1:  # fmt: skip
             raise ValueError("inspection bounds must be positive")
 
 
@@ -73,7 +82,7 @@ class InspectionLimits:
 class RunRequest:
     """What the caller hands the guest. Nothing of the host's environment is added."""
 
-    stdin: bytes = b""
+    stdin: bytes | memoryview = b""  # may be a view of the request's buffer; wasmtime copies it
     args: tuple[str, ...] = ()  # argv[0] (program_name) is prepended by the sandbox
     env: tuple[tuple[str, str], ...] = ()
     program_name: str = "main.wasm"
@@ -124,29 +133,28 @@ class SandboxStats:
     disk_cache_hits: int
     compiles: int  # modules compiled by a worker process
     compile_workers_replaced: int
+    compile_worker_crashes: int = 0  # workers that died of a signal their limits do not explain
 
 
 class SandboxError(Exception):
     """Base of the sandbox's errors: a host fault or a refused request, never a guest outcome.
 
     SandboxError
-     +-- ModuleRejected   the submitted module is unacceptable (the caller's fault)
+     +-- ModuleRefused    the submitted module is unacceptable (the caller's fault)
      +-- SandboxBusy      the run queue is full; try again later
+     +-- CompileWorkerCrashed  a compile worker died of an unexplained signal
     """
 
 
-class ModuleRejected(SandboxError):
+class ModuleRefused(SandboxError):
     """The submitted bytes are not a module the sandbox will run.
 
-    `code` is stable and machine-readable: empty_wasm, wasm_too_large, invalid_wasm,
-    truncated_wasm, component_not_supported, invalid_wat, unsupported_import,
-    missing_start, unsupported_feature; from the pre-compile inspection
-    declared_memory_too_large, declared_table_too_large, too_many_functions,
-    too_many_locals, function_too_large, too_many_data_segments; from the compile worker
-    compile_timeout, compile_memory_limit.
+    The engine's own refusal; the service turns it into `wasmwiz.errors.ModuleRejected`
+    (or `PayloadTooLarge`). `code` is stable and machine-readable: one of
+    `wasmwiz.problem_codes.MODULE_REFUSALS`.
     """
 
-    def __init__(self, code: str, message: str) -> None:
+    def __init__(self, code: ProblemCode, message: str) -> None:
         super().__init__(f"{code}: {message}")
         self.code = code
         self.message = message
@@ -154,3 +162,8 @@ class ModuleRejected(SandboxError):
 
 class SandboxBusy(SandboxError):
     """Every worker is busy and the queue of waiting runs is full."""
+
+
+class CompileWorkerCrashed(SandboxError):
+    """A compile worker died of a signal its limits do not explain: a fault on our side
+    (or an attack on the compiler), never a verdict on the module."""

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from wasmwiz.sandbox.cache import ModuleCache
+from wasmwiz.sandbox.compile_account import CompileAccount, bind_account
+from wasmwiz.sandbox.compile_pool import DEFAULT_COMMAND
 from wasmwiz.sandbox.compiler import CompiledModule, Compiler, check_size, digest
 from wasmwiz.sandbox.engine import EngineContext
 from wasmwiz.sandbox.models import (
@@ -42,10 +45,12 @@ class Sandbox:
 
     One wasmtime Engine and Linker are shared by every run; each run gets a fresh Store.
     Modules are compiled in separate worker processes (see compile_pool) and cached in
-    memory and, given `cache_dir`, on disk. `prepare` and `run` block the calling thread;
-    `run` executes wasm on the main thread or the sandbox's own big-stack threads only
-    (on any other thread it hands the run to one and waits). `execute` does both on the
-    sandbox's worker threads and is safe to await from an event loop.
+    memory and, given `cache_dir`, on disk, where artifacts are checked with a MAC under
+    `cache_mac_key` (32 bytes: the caller's secret, never stored there). `prepare` and
+    `run` block the calling thread; `run` executes wasm on the main thread or the
+    sandbox's own big-stack threads only (on any other thread it hands the run to one and
+    waits). `execute` does both on the sandbox's worker threads and is safe to await from
+    an event loop.
     """
 
     def __init__(
@@ -54,16 +59,20 @@ class Sandbox:
         limits: Limits = DEFAULT_LIMITS,
         max_concurrency: int = 4,
         max_queue: int = 64,
+        fair_queue: bool = True,
         max_module_bytes: int = 10 * 1024 * 1024,
         cache_max_bytes: int = 256 * 1024 * 1024,
         compile_limits: CompileLimits = DEFAULT_COMPILE_LIMITS,
         inspection: InspectionLimits = DEFAULT_INSPECTION,
         cache_dir: Path | None = None,
         disk_cache_max_bytes: int = 1024 * 1024 * 1024,
+        cache_mac_key: bytes | None = None,
+        extra_features: Iterable[str] = (),
+        worker_command: Sequence[str] = DEFAULT_COMMAND,
     ) -> None:
         self._limits = limits
         self._max_module_bytes = max_module_bytes
-        self._context = EngineContext()
+        self._context = EngineContext(extra_features)
         self._cache = ModuleCache(cache_max_bytes)
         try:
             self._compiler = Compiler(
@@ -74,16 +83,20 @@ class Sandbox:
                 compile_limits=compile_limits,
                 cache_dir=cache_dir,
                 disk_cache_max_bytes=disk_cache_max_bytes,
+                cache_mac_key=cache_mac_key,
+                worker_command=worker_command,
             )
-            self._pool = WorkerPool(max_workers=max_concurrency, max_queue=max_queue)
+            self._pool = WorkerPool(
+                max_workers=max_concurrency, max_queue=max_queue, fair=fair_queue
+            )
         except BaseException:
             self._context.close()
             raise
 
-    def prepare(self, data: bytes) -> CompiledModule:
+    def prepare(self, data: bytes | memoryview) -> CompiledModule:
         """Validate and compile `data` (binary or text), cached by SHA-256 of `data`.
 
-        Raises ModuleRejected when the module is unacceptable.
+        Raises ModuleRefused when the module is unacceptable.
         """
         check_size(data, self._max_module_bytes)
         sha256 = digest(data)
@@ -102,10 +115,27 @@ class Sandbox:
         return future.result()
 
     async def execute(
-        self, data: bytes, request: RunRequest, limits: Limits | None = None
+        self,
+        data: bytes | memoryview,
+        request: RunRequest,
+        limits: Limits | None = None,
+        *,
+        account: str = "",
+        compile_account: CompileAccount | None = None,
     ) -> RunResult:
-        """Prepare and run on a worker thread; raises SandboxBusy at once when saturated."""
-        return await self._pool.submit_async(lambda: self.run(self.prepare(data), request, limits))
+        """Prepare and run on a worker thread; raises SandboxBusy at once when saturated.
+
+        `account` is the fairness key: runs waiting for a worker, and compiles waiting
+        for a compile worker, take turns across accounts. `compile_account`, given, is
+        asked before a module is compiled (CompileBudgetExceeded) and charged after.
+        """
+
+        def job() -> RunResult:
+            with bind_account(compile_account):
+                compiled = self.prepare(data)
+            return self.run(compiled, request, limits)
+
+        return await self._pool.submit_async(job, account)
 
     def start_compile_workers(self) -> None:
         """Start the compile worker processes now rather than on the first compile.
@@ -126,6 +156,7 @@ class Sandbox:
             disk_cache_hits=self._compiler.disk_hits,
             compiles=self._compiler.compiles,
             compile_workers_replaced=self._compiler.workers_replaced,
+            compile_worker_crashes=self._compiler.worker_crashes,
         )
 
     def check(self) -> None:

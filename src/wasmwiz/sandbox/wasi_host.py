@@ -6,11 +6,23 @@ a process-global and re-raises it in whichever thread looks next, so under concu
 run could receive another run's exception. Here a host function never raises into
 wasmtime: it returns an errno, or a trap built directly in C, and records in its run's
 `RunState` why it stopped the guest. The runner classifies from that state first.
+
+Host work is charged to the run. Every call's cost is bounded (IOV_MAX iovecs,
+MAX_SUBSCRIPTIONS subscriptions, random_get in chunks), and the CPU time a run's host
+calls take on their thread (time that holds the GIL; sleeping takes none), plus a fixed
+charge per call for the entry and exit we cannot time, is its host time. All runs
+together may spend HOST_SHARE of wall time in host calls, and HOST_BURST_SECONDS of
+burst, both split evenly between the runs in progress: past its part of the burst, a
+run's host time may be at most its part of its wall time. A call that goes beyond it
+sleeps (without the GIL) until the run is back within its part, and a run whose part
+would only come back after its deadline ends as a timeout. So a guest looping on host
+calls turns its own wall time into waiting, not the event loop's and other runs' time
+into GIL waits; a guest alone can still spend half of its time in host calls (printing
+line by line, reading the clock), and its burst covers several thousand calls.
 """
 
 from __future__ import annotations
 
-import ctypes
 import hashlib
 import os
 import struct
@@ -19,10 +31,22 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import wasmtime
-from wasmtime import _ffi as ffi
 
-from wasmwiz.sandbox.guest import GuestFault, GuestMemory, RunState, StopGuest, current_run
+from wasmwiz.sandbox.guest import (
+    GuestFault,
+    GuestMemory,
+    RunState,
+    StopGuest,
+    current_run,
+    live_runs,
+)
 from wasmwiz.sandbox.models import Outcome
+from wasmwiz.sandbox.wasmtime_ffi import (
+    define_unchecked,
+    invalidate_caller,
+    new_trap,
+    unchecked_callback,
+)
 
 WASI = "wasi_snapshot_preview1"
 
@@ -33,6 +57,12 @@ ERRNO_INVAL = 28
 
 IOV_MAX = 1024  # POSIX writev's limit; bounds the Python work a single call can demand
 MAX_SUBSCRIPTIONS = 1024
+HOST_SHARE = 0.5  # of wall time, for all runs' host calls together
+HOST_BURST_SECONDS = 0.2
+# A fixed charge per call for ctypes' callback entry and exit, which the trampoline
+# cannot time: a generous guess (a whole cheap host call costs some 6-16 us), so a
+# storm of the cheapest calls is not nearly free.
+HOST_CALL_OVERHEAD_NS = 5_000
 RANDOM_CHUNK = 1024 * 1024  # random_get fills big buffers in pieces, checking the deadline
 CLOCK_RESOLUTION_NS = 1000
 # Where a deterministic run's realtime clock starts: 2024-01-01T00:00:00Z.
@@ -77,27 +107,17 @@ def install(linker: wasmtime.Linker) -> list[Any]:
         ("random_get", [i32, i32], random_get),
     ]
     keep_alive: list[Any] = []
-    no_finalizer = ctypes.CFUNCTYPE(None, ctypes.c_void_p)()  # a NULL function pointer
-    module = WASI.encode()
     for name, params, impl in definitions:
         func_type = wasmtime.FuncType(params, [i32])
         widths = [64 if p == i64 else 32 for p in params]
         callback = _trampoline(impl, widths)
-        raw_name = name.encode()
-        error = ffi.wasmtime_linker_define_func_unchecked(
-            linker.ptr(), module, len(module), raw_name, len(raw_name),
-            func_type.ptr(), callback, None, no_finalizer,
-        )  # fmt: skip
-        if error:
-            raise wasmtime.WasmtimeError._from_ptr(error)
+        define_unchecked(linker, WASI, name, func_type, callback)
         keep_alive += [callback, func_type]
     return keep_alive
 
 
 def _trap(message: str) -> int:
-    raw = message.encode()
-    trap = ffi.wasmtime_trap_new(raw, len(raw))
-    return int(ctypes.cast(trap, ctypes.c_void_p).value or 0)
+    return new_trap(message)
 
 
 def _trampoline(impl: HostImpl, widths: list[int]) -> Any:
@@ -105,6 +125,7 @@ def _trampoline(impl: HostImpl, widths: list[int]) -> Any:
         state = current_run()
         if state is None:
             return _trap("WASI call outside of a sandbox run")
+        started_ns = time.thread_time_ns()
         try:
             args = [raw[i].i64 & _MASK64 if w == 64 else raw[i].i32 & _MASK32
                     for i, w in enumerate(widths)]  # fmt: skip
@@ -112,8 +133,9 @@ def _trampoline(impl: HostImpl, widths: list[int]) -> Any:
             try:
                 memory = GuestMemory.from_caller(caller)
             finally:
-                caller._invalidate()
+                invalidate_caller(caller)
             raw[0].i32 = impl(state, memory, args)
+            _charge(state, time.thread_time_ns() - started_ns)
         except StopGuest as stop:
             return _trap(str(stop))
         except BaseException as exc:  # a host bug: report it as a host fault, never as a guest trap
@@ -121,7 +143,28 @@ def _trampoline(impl: HostImpl, widths: list[int]) -> Any:
             return _trap("host function failed")
         return 0
 
-    return ffi.wasmtime_func_unchecked_callback_t(trampoline)
+    return unchecked_callback(trampoline)
+
+
+def _charge(state: RunState, spent_ns: int) -> None:
+    """Add one call's host time; beyond the run's share, sleep it off or end the run."""
+    state.host_calls += 1
+    state.host_ns += spent_ns + HOST_CALL_OVERHEAD_NS
+    # The burst is split like the share: runs starting together (a storm restarting)
+    # cannot each take a whole burst of GIL time at once.
+    runs = max(1, live_runs())
+    over_ns = state.host_ns - HOST_BURST_SECONDS * 1e9 / runs
+    elapsed_ns = state.elapsed_ns()
+    share = HOST_SHARE / runs
+    if over_ns <= share * elapsed_ns:
+        return
+    # Back within its part once the run's wall time reaches over_ns / share.
+    pause = (over_ns / share - elapsed_ns) / 1e9
+    now = time.monotonic()
+    if now + pause > state.deadline:
+        time.sleep(max(0.0, state.deadline - now))
+        state.stop(Outcome.TIMEOUT, "host calls used up the run's time")
+    time.sleep(pause)
 
 
 def fd_write(state: RunState, memory: GuestMemory, args: list[int]) -> int:

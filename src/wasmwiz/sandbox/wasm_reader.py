@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from wasmwiz.problem_codes import ProblemCode
+
 HEADER_SIZE = 8
 
 _SECTION_TYPE = 1
@@ -38,6 +40,16 @@ class ShapeBounds(Protocol):
     def max_function_body_bytes(self) -> int: ...
     @property
     def max_data_segments(self) -> int: ...
+    @property
+    def max_types(self) -> int: ...
+    @property
+    def max_imports(self) -> int: ...
+    @property
+    def max_exports(self) -> int: ...
+    @property
+    def max_memories(self) -> int: ...
+    @property
+    def max_tables(self) -> int: ...
 
 
 class TruncatedWasm(Exception):
@@ -51,7 +63,7 @@ class MalformedWasm(Exception):
 class ShapeExceeded(Exception):
     """The module declares more than a bound allows; `code` names which bound."""
 
-    def __init__(self, code: str, message: str) -> None:
+    def __init__(self, code: ProblemCode, message: str) -> None:
         super().__init__(message)
         self.code = code
 
@@ -90,8 +102,10 @@ class WasmInfo:
     func_types: list[tuple[int, int] | None] = field(default_factory=list)
     imported_function_types: list[int] = field(default_factory=list)
     function_count: int = 0
-    # The export named `_start`: (kind, index), and where the function section lies.
+    # The exports named `_start` and `memory`: (kind, index), and where the function
+    # section lies.
     start_export: tuple[int, int] | None = None
+    memory_export: tuple[int, int] | None = None
     _function_section: tuple[int, int] | None = None
 
     def start_signature(self, data: bytes) -> tuple[int, int] | None:
@@ -113,6 +127,15 @@ class WasmInfo:
         if type_index >= len(self.func_types):
             return None
         return self.func_types[type_index]
+
+    @property
+    def exports_memory(self) -> bool:
+        """Whether the module exports a memory named `memory`, as WASI preview 1 needs."""
+        return self.memory_export is not None and self.memory_export[0] == _KIND_MEMORY
+
+    @property
+    def imports_functions(self) -> bool:
+        return any(entry.is_function for entry in self.imports)
 
     @property
     def min_memory_bytes(self) -> int:
@@ -188,8 +211,9 @@ def read_wasm_info(data: bytes, bounds: ShapeBounds) -> WasmInfo:
 
     Raises TruncatedWasm when the binary is cut short, MalformedWasm when it is corrupt
     in a place this reader looks at, and ShapeExceeded when it declares more than
-    `bounds` allow. Everything else is left to wasmtime's validator. Counts are checked
-    before their entries are read, so a huge declared count costs nothing.
+    `bounds` allow. Everything else is left to wasmtime's validator. Every section's
+    declared count is checked against its bound before any entry is read, so a huge
+    declared count costs nothing and the work is bounded by the bounds, not the input.
     """
     info = WasmInfo()
     top = _Cursor(data, HEADER_SIZE, len(data), top_level=True)
@@ -201,38 +225,44 @@ def read_wasm_info(data: bytes, bounds: ShapeBounds) -> WasmInfo:
             raise TruncatedWasm
         section = _Cursor(data, start, start + size)
         if section_id == _SECTION_TYPE:
-            _read_types(section, info)
+            _read_types(section, info, bounds)
         elif section_id == _SECTION_IMPORT:
-            _read_imports(section, info)
+            _read_imports(section, info, bounds)
         elif section_id == _SECTION_FUNCTION:
             info.function_count = _bounded_count(
-                section, bounds.max_functions, "too_many_functions", "functions"
+                section, bounds.max_functions, ProblemCode.TOO_MANY_FUNCTIONS, "functions"
             )
             info._function_section = (start, start + size)
         elif section_id == _SECTION_TABLE:
-            _read_tables(section, info)
+            count = _bounded_count(
+                section, bounds.max_tables, ProblemCode.TOO_MANY_TABLES, "tables"
+            )
+            _read_tables(section, info, count)
         elif section_id == _SECTION_MEMORY:
-            info.memories.extend(section.memory() for _ in range(section.leb()))
+            count = _bounded_count(
+                section, bounds.max_memories, ProblemCode.TOO_MANY_MEMORIES, "memories"
+            )
+            info.memories.extend(section.memory() for _ in range(count))
         elif section_id == _SECTION_EXPORT:
-            _read_exports(section, info)
+            _read_exports(section, info, bounds)
         elif section_id == _SECTION_CODE:
             _read_code(section, bounds)
         elif section_id == _SECTION_DATA:
-            _bounded_count(section, bounds.max_data_segments, "too_many_data_segments",
+            _bounded_count(section, bounds.max_data_segments, ProblemCode.TOO_MANY_DATA_SEGMENTS,
                            "data segments")  # fmt: skip
         top.pos = start + size
     return info
 
 
-def _bounded_count(section: _Cursor, bound: int, code: str, what: str) -> int:
+def _bounded_count(section: _Cursor, bound: int, code: ProblemCode, what: str) -> int:
     count = section.leb()
     if count > bound:
         raise ShapeExceeded(code, f"the module declares {count} {what}; the limit is {bound}")
     return count
 
 
-def _read_types(section: _Cursor, info: WasmInfo) -> None:
-    for _ in range(section.leb()):
+def _read_types(section: _Cursor, info: WasmInfo, bounds: ShapeBounds) -> None:
+    for _ in range(_bounded_count(section, bounds.max_types, ProblemCode.TOO_MANY_TYPES, "types")):
         if section.byte() != _FORM_FUNC:
             # Rec groups, subtypes, structs and arrays are all GC proposal; the rest of
             # the section cannot be read without it and the module is refused anyway.
@@ -247,23 +277,29 @@ def _read_types(section: _Cursor, info: WasmInfo) -> None:
         info.func_types.append((counts[0], counts[1]))
 
 
-def _read_exports(section: _Cursor, info: WasmInfo) -> None:
-    for _ in range(section.leb()):
+def _read_exports(section: _Cursor, info: WasmInfo, bounds: ShapeBounds) -> None:
+    for _ in range(
+        _bounded_count(section, bounds.max_exports, ProblemCode.TOO_MANY_EXPORTS, "exports")
+    ):
         name = section.name()
         kind = section.byte()
         index = section.leb()
         if name == "_start":
             info.start_export = (kind, index)
+        elif name == "memory":
+            info.memory_export = (kind, index)
 
 
 def _read_code(section: _Cursor, bounds: ShapeBounds) -> None:
-    count = _bounded_count(section, bounds.max_functions, "too_many_functions", "functions")
+    count = _bounded_count(
+        section, bounds.max_functions, ProblemCode.TOO_MANY_FUNCTIONS, "functions"
+    )
     max_body, max_locals = bounds.max_function_body_bytes, bounds.max_function_locals
     for index in range(count):
         body_size = section.leb()
         if body_size > max_body:
             raise ShapeExceeded(
-                "function_too_large",
+                ProblemCode.FUNCTION_TOO_LARGE,
                 f"function body {index} is {body_size} bytes; the limit is {max_body} bytes",
             )
         body_end = section.pos + body_size
@@ -275,15 +311,17 @@ def _read_code(section: _Cursor, bounds: ShapeBounds) -> None:
             locals_total += body.leb()
             if locals_total > max_locals:
                 raise ShapeExceeded(
-                    "too_many_locals",
+                    ProblemCode.TOO_MANY_LOCALS,
                     f"function body {index} declares more than {max_locals} locals",
                 )
             body.value_type()
         section.pos = body_end
 
 
-def _read_imports(section: _Cursor, info: WasmInfo) -> None:
-    for _ in range(section.leb()):
+def _read_imports(section: _Cursor, info: WasmInfo, bounds: ShapeBounds) -> None:
+    for _ in range(
+        _bounded_count(section, bounds.max_imports, ProblemCode.TOO_MANY_IMPORTS, "imports")
+    ):
         entry = ImportEntry(section.name(), section.name(), section.byte())
         info.imports.append(entry)
         if entry.kind == _KIND_FUNC:
@@ -303,8 +341,8 @@ def _read_imports(section: _Cursor, info: WasmInfo) -> None:
             raise MalformedWasm(f"unknown import kind {entry.kind}")
 
 
-def _read_tables(section: _Cursor, info: WasmInfo) -> None:
-    for _ in range(section.leb()):
+def _read_tables(section: _Cursor, info: WasmInfo, count: int) -> None:
+    for _ in range(count):
         if section.peek() == 0x40:
             # A table with an initializer expression: the sizes that follow cannot be
             # skipped without decoding instructions; wasmtime's own limits still apply.
