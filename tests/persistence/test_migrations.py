@@ -11,24 +11,34 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, inspect, text
+from sqlalchemy.pool import QueuePool
 
 from tests.fixtures.database import run_outside_loop
-from wasmwiz.persistence import Base
+from wasmwiz.persistence import Base, Database
 from wasmwiz.persistence.database import create_engine
 from wasmwiz.persistence.migrate import (
     alembic_config,
     current,
     current_async,
+    database_schema_problem,
     downgrade,
     downgrade_async,
     head,
+    schema_problem_async,
     upgrade,
     upgrade_async,
 )
 
 T = TypeVar("T")
 
-TABLES = {"subscription_tiers", "users", "api_keys", "usage_logs", "web_sessions"}
+TABLES = {
+    "subscription_tiers",
+    "users",
+    "api_keys",
+    "usage_logs",
+    "web_sessions",
+    "signup_invites",
+}
 SEEDED_TIERS = [("free", 10, 500, 2), ("basic", 100, 10_000, 10), ("pro", 500, 50_000, 50)]
 
 
@@ -100,6 +110,31 @@ async def test_sync_api_refuses_to_run_inside_an_event_loop(database_url: str) -
         upgrade(database_url)
     with pytest.raises(RuntimeError, match="current_async"):
         current(database_url)
+
+
+@pytest.mark.anyio
+async def test_a_database_reports_its_schema_as_its_url_does(database_url: str) -> None:
+    """Readiness asks through the app's `Database` (its pool), start-up through a URL."""
+    database = Database(database_url)
+    try:
+        missing = await database_schema_problem(database)
+        assert missing == await schema_problem_async(database_url)
+        assert missing is not None
+        assert "wasmwiz db upgrade" in missing
+
+        await upgrade_async(database_url)
+        assert await database_schema_problem(database) is None
+        pool = database.engine.pool
+        assert isinstance(pool, QueuePool)
+        assert pool.checkedin() == 1  # asked on a connection of its pool
+
+        await downgrade_async(database_url, "-1")
+        behind = await database_schema_problem(database)
+        assert behind == await schema_problem_async(database_url)
+        assert behind is not None
+        assert f"this release needs {head()}" in behind
+    finally:
+        await database.dispose()
 
 
 @pytest.mark.anyio

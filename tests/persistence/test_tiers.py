@@ -40,6 +40,7 @@ async def test_list_tiers_from_smallest_to_largest(db_session: AsyncSession) -> 
         {"requests_per_day": 0},
         {"max_concurrent_executions": 0},
         {"max_fuel": 0},
+        {"max_api_keys": 0},
         {"requests_per_minute": -5},
     ],
     ids=lambda change: next(iter(change)) + f"={next(iter(change.values()))}",
@@ -63,3 +64,34 @@ async def test_a_limit_below_one_is_refused_by_the_database(
         # The boundary is allowed: one a minute, no fuel cap.
         free.requests_per_minute, free.max_fuel = 1, None
         await session.commit()
+
+
+async def test_the_seeded_tiers_cap_live_keys(db_session: AsyncSession) -> None:
+    caps = {tier.name: tier.max_api_keys for tier in await tiers.list_tiers(db_session)}
+    assert caps == {"free": 5, "basic": 20, "pro": 100}
+
+
+async def test_create_and_update_a_tier(db_session: AsyncSession) -> None:
+    tiers.create(
+        db_session,
+        name="team",
+        requests_per_minute=200,
+        requests_per_day=20_000,
+        max_concurrent_executions=20,
+        max_api_keys=50,
+    )
+    await db_session.flush()
+    assert await tiers.update(db_session, "team", requests_per_minute=300, max_fuel=10**9)
+    assert not await tiers.update(db_session, "gold", requests_per_minute=1)
+    team = await tiers.get_by_name(db_session, "team")
+    assert team is not None
+    assert (team.requests_per_minute, team.max_fuel, team.max_api_keys) == (300, 10**9, 50)
+    tiers.create(
+        db_session,
+        name="team",
+        requests_per_minute=1,
+        requests_per_day=1,
+        max_concurrent_executions=1,
+    )
+    with pytest.raises(IntegrityError):
+        await db_session.flush()

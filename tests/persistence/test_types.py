@@ -10,6 +10,7 @@ from sqlalchemy.exc import StatementError
 
 from tests.persistence.factories import make_key, make_user
 from wasmwiz.persistence import Database
+from wasmwiz.persistence.migrate import upgrade_async
 from wasmwiz.persistence.repositories import api_keys, tiers
 
 pytestmark = pytest.mark.anyio
@@ -34,10 +35,17 @@ async def test_aware_datetimes_round_trip_as_utc(database: Database) -> None:
     assert loaded.created_at.tzinfo is UTC
 
 
-async def test_server_default_timestamps_read_back_aware(database: Database) -> None:
-    # The seeded tiers got their timestamps from the database's now(), not from Python.
-    async with database.session() as session:
-        free = await tiers.get_by_name(session, "free")
+async def test_server_default_timestamps_read_back_aware(database_url: str) -> None:
+    # The seeded tiers got their timestamps from the database's now(), not from Python,
+    # when this test migrated its own database (the `database` fixture's SQLite file is
+    # a copy of one migrated when the test process started, which may be minutes ago).
+    await upgrade_async(database_url)
+    database = Database(database_url)
+    try:
+        async with database.session() as session:
+            free = await tiers.get_by_name(session, "free")
+    finally:
+        await database.dispose()
     assert free is not None
     assert free.created_at.tzinfo is UTC
     assert abs(datetime.now(UTC) - free.created_at) < timedelta(minutes=5)

@@ -6,6 +6,8 @@ import hashlib
 import hmac
 import secrets
 
+from wasmwiz.auth.key_derivation import Purpose, derive_key
+
 _TOKEN_BYTES = 32
 
 
@@ -26,9 +28,11 @@ def csrf_token(basis: str, secret: str) -> str:
     """The CSRF token for a browser: an HMAC of its session (or pre-session) cookie.
 
     Bound to the cookie, so a token seen by another visitor is useless to an attacker,
-    and it changes when someone signs in. Nothing needs storing server-side.
+    and it changes when someone signs in. Nothing needs storing server-side. Keyed by the
+    CSRF key derived from `secret` (SECRET_KEY), never by the secret itself.
     """
-    return hmac.new(secret.encode(), b"csrf:" + basis.encode(), hashlib.sha256).hexdigest()
+    key = derive_key(secret, Purpose.CSRF)
+    return hmac.new(key, b"csrf:" + basis.encode(), hashlib.sha256).hexdigest()
 
 
 def check_csrf_token(basis: str, candidate: str | None, secret: str) -> bool:

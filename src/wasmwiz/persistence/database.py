@@ -19,6 +19,8 @@ _DRIVERS = {
     "sqlite": "sqlite+aiosqlite",
 }
 _SQLITE_BUSY_TIMEOUT_MS = 5000
+# Execution option marking a unit of work that will write (see Database.writer).
+_WRITER_OPTION = "wasmwiz_writer"
 
 
 def normalize_url(url: str | URL) -> URL:
@@ -118,7 +120,14 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(connection: Any) -> None:
-        connection.exec_driver_sql("BEGIN")
+        # A writer takes SQLite's write lock at BEGIN, waiting its turn under busy_timeout.
+        # A deferred transaction that reads and then writes holds a snapshot that another
+        # writer may overtake meanwhile; SQLite then refuses the upgrade at once with
+        # "database is locked", which busy_timeout does not retry.
+        if connection.get_execution_options().get(_WRITER_OPTION):
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
+        else:
+            connection.exec_driver_sql("BEGIN")
 
 
 class Database:
@@ -136,14 +145,30 @@ class Database:
         self.url = normalize_url(url)
         self.engine = create_engine(url, echo=echo, pool=pool)
         self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
+        self._writer_sessionmaker = async_sessionmaker(
+            self.engine.execution_options(**{_WRITER_OPTION: True}), expire_on_commit=False
+        )
 
     @property
     def is_sqlite(self) -> bool:
         return self.engine.dialect.name == "sqlite"
 
     def session(self) -> AsyncSession:
-        """A new session; use as `async with database.session() as session:`."""
+        """A new session for reading; use as `async with database.session() as session:`.
+
+        A unit of work that writes uses `writer()` instead (tests/persistence/test_writers.py
+        checks that every session in src/ that commits is one).
+        """
         return self.sessionmaker()
+
+    def writer(self) -> AsyncSession:
+        """A new session for a unit of work that writes and commits.
+
+        On SQLite its transactions begin with `BEGIN IMMEDIATE`, so concurrent writers
+        queue for the lock instead of failing; on PostgreSQL it is an ordinary session.
+        Do slow work (password hashing) before opening it: the lock is held until commit.
+        """
+        return self._writer_sessionmaker()
 
     async def ping(self) -> None:
         """Run `SELECT 1`; raises if the database cannot be reached."""

@@ -14,6 +14,7 @@ from sqlalchemy import (
     Index,
     Integer,
     MetaData,
+    SmallInteger,
     String,
     Text,
     Uuid,
@@ -25,7 +26,15 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from wasmwiz.persistence.types import UTCDateTime, utcnow
 
-__all__ = ["ApiKey", "Base", "SubscriptionTier", "UsageLog", "User", "WebSession"]
+__all__ = [
+    "ApiKey",
+    "Base",
+    "SignupInvite",
+    "SubscriptionTier",
+    "UsageLog",
+    "User",
+    "WebSession",
+]
 
 # Every constraint and index gets a deterministic name, so migrations can refer to them
 # on every backend (SQLite batch mode needs names to drop or alter constraints).
@@ -56,6 +65,12 @@ class SubscriptionTier(Base):
             "max_concurrent_executions >= 1", name="max_concurrent_executions_positive"
         ),
         CheckConstraint("max_fuel IS NULL OR max_fuel >= 1", name="max_fuel_positive"),
+        # Migration 0004: the cap on an account's live API keys.
+        CheckConstraint("max_api_keys >= 1", name="max_api_keys_positive"),
+        # Migration 0007: CPU seconds of compiling per minute (docs/security.md).
+        CheckConstraint(
+            "compile_seconds_per_minute >= 1", name="compile_seconds_per_minute_positive"
+        ),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -64,6 +79,8 @@ class SubscriptionTier(Base):
     requests_per_day: Mapped[int] = mapped_column(Integer)
     max_concurrent_executions: Mapped[int] = mapped_column(Integer)
     max_fuel: Mapped[int | None] = mapped_column(BigInteger)
+    max_api_keys: Mapped[int] = mapped_column(Integer, server_default="5")
+    compile_seconds_per_minute: Mapped[int] = mapped_column(Integer, server_default="60")
     created_at: Mapped[datetime] = _created_at()
     updated_at: Mapped[datetime] = mapped_column(
         UTCDateTime(), default=utcnow, onupdate=utcnow, server_default=func.now()
@@ -83,6 +100,8 @@ class User(Base):
     is_active: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
     is_admin: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     created_at: Mapped[datetime] = _created_at()
+    # Set when the account is deleted: the row stays, anonymised, for its usage records.
+    deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     # lazy="raise": under asyncio an implicit lazy load cannot run; load explicitly.
     tier: Mapped[SubscriptionTier] = relationship(lazy="raise")
@@ -93,6 +112,22 @@ class User(Base):
 
 class ApiKey(Base):
     __tablename__ = "api_keys"
+    # As migration 0004: a key's own limits are lower bounds on top of its account's.
+    __table_args__ = (
+        CheckConstraint(
+            "requests_per_minute IS NULL OR requests_per_minute >= 1",
+            name="requests_per_minute_positive",
+        ),
+        CheckConstraint(
+            "requests_per_day IS NULL OR requests_per_day >= 1", name="requests_per_day_positive"
+        ),
+        CheckConstraint(
+            "max_concurrent_executions IS NULL OR max_concurrent_executions >= 1",
+            name="max_concurrent_executions_positive",
+        ),
+        # As migration 0006: auth.HashScheme's values.
+        CheckConstraint("hash_scheme IN (1, 2)", name="hash_scheme_known"),
+    )
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
     user_id: Mapped[uuid.UUID] = mapped_column(
@@ -101,12 +136,21 @@ class ApiKey(Base):
     name: Mapped[str] = mapped_column(String(100))
     prefix: Mapped[str] = mapped_column(String(16))
     # HMAC-SHA256 hex digest of the key under the server secret; the key itself is
-    # never stored. Authentication is one equality lookup on this unique index.
+    # never stored. Authentication is one lookup on this unique index.
     key_hash: Mapped[str] = mapped_column(String(64), unique=True, index=True)
+    # How key_hash was made (auth.HashScheme): 1, under the secret itself (keys from
+    # before 0006, until first used); 2, under the key derived for this purpose.
+    hash_scheme: Mapped[int] = mapped_column(SmallInteger, server_default="1")
     created_at: Mapped[datetime] = _created_at()
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # Space-separated scopes (services.principals.Scope); keys older than 0004 have all.
+    scopes: Mapped[str] = mapped_column(String(200), server_default="execute usage:read keys:write")
+    # The key's own lower limits, enforced on top of the account's; NULL: none of its own.
+    requests_per_minute: Mapped[int | None] = mapped_column(Integer)
+    requests_per_day: Mapped[int | None] = mapped_column(Integer)
+    max_concurrent_executions: Mapped[int | None] = mapped_column(Integer)
 
     user: Mapped[User] = relationship(lazy="raise")
 
@@ -157,9 +201,26 @@ class WebSession(Base):
         ForeignKey("users.id", ondelete="CASCADE"), index=True
     )
     created_at: Mapped[datetime] = _created_at()
-    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # Indexed (migration 0005): the periodic clean-up deletes by it.
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
 
     user: Mapped[User] = relationship(lazy="raise")
 
     def __repr__(self) -> str:
         return f"WebSession(user_id={self.user_id!r})"
+
+
+class SignupInvite(Base):
+    """An invite code an admin made (SIGNUP_MODE=invite); used once. Only its hash is kept."""
+
+    __tablename__ = "signup_invites"
+
+    # SHA-256 hex of the code, as for web sessions: the code has 128 bits of entropy.
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    created_at: Mapped[datetime] = _created_at()
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    used_by: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+
+    def __repr__(self) -> str:
+        return f"SignupInvite(used_at={self.used_at!r})"

@@ -1,9 +1,10 @@
-"""Per-key rate limits: a per-minute token bucket, a daily quota and concurrency slots."""
+"""Rate limits per account and per key: token buckets, daily quotas, concurrency slots."""
 
 from wasmwiz.ratelimit.clock import Clock, ManualClock, SystemClock
 from wasmwiz.ratelimit.memory import MemoryRateLimiter
 from wasmwiz.ratelimit.model import (
-    Admittance,
+    AdmitOutcome,
+    Budget,
     Decision,
     Quota,
     RateLimiter,
@@ -13,7 +14,8 @@ from wasmwiz.ratelimit.model import (
 from wasmwiz.ratelimit.redis_backend import RedisRateLimiter
 
 __all__ = [
-    "Admittance",
+    "AdmitOutcome",
+    "Budget",
     "Clock",
     "Decision",
     "ManualClock",

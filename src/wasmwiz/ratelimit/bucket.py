@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+from collections.abc import Sequence
 
 from wasmwiz.ratelimit.model import Decision, Quota, Refusal
 
@@ -105,3 +106,22 @@ def decide(
         daily_reset_seconds=daily_reset_seconds,
         retry_after_seconds=retry_after,
     )
+
+
+def refusing_budget(decisions: Sequence[Decision], at_cap: Sequence[bool]) -> int | None:
+    """Of budgets checked together, the index of the one to report as refusing, or None.
+
+    The one whose Retry-After is longest (a full concurrency cap counts as 1 s): waiting
+    that long is what it takes for all of them to have room. Ties go to the earliest.
+    """
+    refusing, longest = None, 0
+    for index, (decision, full) in enumerate(zip(decisions, at_cap, strict=True)):
+        if full:
+            retry = 1
+        elif not decision.allowed:
+            retry = decision.retry_after_seconds or 1
+        else:
+            continue
+        if retry > longest:
+            refusing, longest = index, retry
+    return refusing

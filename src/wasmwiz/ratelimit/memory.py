@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import itertools
+from collections.abc import Sequence
 from dataclasses import dataclass
 
-from wasmwiz.ratelimit.bucket import decide, has_token, refill, utc_day
+from wasmwiz.ratelimit.bucket import decide, has_token, refill, refusing_budget, utc_day
 from wasmwiz.ratelimit.clock import Clock, SystemClock
-from wasmwiz.ratelimit.model import Admittance, Decision, Quota, RateLimiter
+from wasmwiz.ratelimit.model import AdmitOutcome, Budget, Decision, Quota, RateLimiter
 
 _SWEEP_INTERVAL_SECONDS = 60.0
 _SWEEP_MIN_ENTRIES = 1024
@@ -59,16 +60,42 @@ class MemoryRateLimiter(RateLimiter):
 
     async def admit(
         self, key: str, quota: Quota, max_concurrent: int, lease_seconds: float = 300.0
-    ) -> Admittance:
+    ) -> AdmitOutcome:
         # No await in here: the slot and the spend are one step on the event loop.
         lease = self._acquire(key, max_concurrent, lease_seconds)
         if lease is None:
-            return Admittance(None, self._decide(key, quota, spend=False), True)
+            return AdmitOutcome(None, self._decide(key, quota, spend=False), True)
         decision = self._decide(key, quota, spend=True)
         if not decision.allowed:
             self._release(key, lease)
             lease = None
-        return Admittance(lease, decision, False)
+        return AdmitOutcome(lease, decision, False)
+
+    async def admit_all(
+        self, budgets: Sequence[Budget], lease_seconds: float = 300.0
+    ) -> AdmitOutcome:
+        if lease_seconds <= 0:
+            raise ValueError("lease_seconds must be positive")
+        # No await in here either: every budget is checked, then all are spent, in one step.
+        now = self._clock.now()
+        at_cap = [len(self._live_leases(b.key, now)) >= b.max_concurrent for b in budgets]
+        decisions = [self._decide(b.key, b.quota, spend=False) for b in budgets]
+        refused = refusing_budget(decisions, at_cap)
+        if refused is not None:
+            return AdmitOutcome(
+                None, decisions[refused], at_cap[refused], refused, tuple(decisions)
+            )
+        lease_id = f"{next(self._lease_ids):x}"
+        for budget in budgets:
+            leases = self._live_leases(budget.key, now)
+            leases[lease_id] = now + lease_seconds
+            self._leases[budget.key] = leases
+        decisions = [self._decide(b.key, b.quota, spend=True) for b in budgets]
+        return AdmitOutcome(lease_id, decisions[0], False, None, tuple(decisions))
+
+    async def release_all(self, keys: Sequence[str], lease_id: str) -> None:
+        for key in keys:
+            self._release(key, lease_id)
 
     def _acquire(self, key: str, max_concurrent: int, lease_seconds: float) -> str | None:
         if lease_seconds <= 0:

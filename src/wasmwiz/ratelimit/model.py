@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import enum
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
+
+from wasmwiz.problem_codes import ProblemCode
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,8 +27,12 @@ class Quota:
 class Refusal(enum.StrEnum):
     """Why a request was refused; the values are the API's problem codes."""
 
-    RATE_LIMITED = "rate_limited"
-    DAILY_QUOTA_EXCEEDED = "daily_quota_exceeded"
+    RATE_LIMITED = ProblemCode.RATE_LIMITED
+    DAILY_QUOTA_EXCEEDED = ProblemCode.DAILY_QUOTA_EXCEEDED
+
+    @property
+    def code(self) -> ProblemCode:
+        return ProblemCode[self.name]
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,7 +57,16 @@ class Decision:
 
 
 @dataclass(frozen=True, slots=True)
-class Admittance:
+class Budget:
+    """One of the budgets an ``admit_all`` must find room in: a key, its quota and slots."""
+
+    key: str
+    quota: Quota
+    max_concurrent: int
+
+
+@dataclass(frozen=True, slots=True)
+class AdmitOutcome:
     """What ``admit`` decided: a lease on a slot and a spent unit, or neither and why."""
 
     lease: str | None
@@ -59,6 +75,10 @@ class Admittance:
     """The budget's figures: spent from when admitted, as ``peek`` would say otherwise."""
     at_concurrency_cap: bool
     """Refused because every slot was taken (the budget was not even asked)."""
+    refused_by: int | None = None
+    """With ``admit_all``: the index of the budget that refused (None when admitted)."""
+    decisions: tuple[Decision, ...] = ()
+    """With ``admit_all``: every budget's figures, in the order the budgets were given."""
 
 
 class RateLimiterUnavailable(Exception):
@@ -99,13 +119,31 @@ class RateLimiter(Protocol):
 
     async def admit(
         self, key: str, quota: Quota, max_concurrent: int, lease_seconds: float = 300.0
-    ) -> Admittance:
+    ) -> AdmitOutcome:
         """``acquire_slot`` and ``consume`` as one atomic step (one round trip to Redis).
 
         Admitted: a lease is held and one unit spent. At the concurrency cap: no lease,
         nothing spent, and the figures ``peek`` would give. Refused by the minute or the
         day: no lease is left held and nothing is spent.
         """
+        ...
+
+    async def admit_all(
+        self, budgets: Sequence[Budget], lease_seconds: float = 300.0
+    ) -> AdmitOutcome:
+        """``admit`` over several budgets at once (an account's and its key's), atomically.
+
+        Admitted only if every budget has a free slot, a token and daily quota left; then
+        one lease id holds a slot in each and one unit is spent from each. Refused: nothing
+        is held or spent in any of them, so a refusal by one budget never costs the others.
+        ``decision`` and ``at_concurrency_cap`` describe the refusing budget (of several,
+        the one whose Retry-After is longest; ties go to the earliest), or the first budget
+        when admitted. ``release_all`` with the same keys gives the slots back.
+        """
+        ...
+
+    async def release_all(self, keys: Sequence[str], lease_id: str) -> None:
+        """``release_slot`` for a lease taken by ``admit_all``, in every budget it holds."""
         ...
 
     async def ping(self) -> None:

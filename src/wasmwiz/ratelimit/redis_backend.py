@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import secrets
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, Self
 
@@ -13,10 +13,17 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
 from wasmwiz.ratelimit import redis_scripts
-from wasmwiz.ratelimit.bucket import EPSILON, decide, seconds_until_midnight, utc_date
+from wasmwiz.ratelimit.bucket import (
+    EPSILON,
+    decide,
+    refusing_budget,
+    seconds_until_midnight,
+    utc_date,
+)
 from wasmwiz.ratelimit.clock import Clock, SystemClock
 from wasmwiz.ratelimit.model import (
-    Admittance,
+    AdmitOutcome,
+    Budget,
     Decision,
     Quota,
     RateLimiter,
@@ -62,7 +69,9 @@ class RedisRateLimiter(RateLimiter):
 
     Keys are ``{prefix}{{{key}}}:...``; the braces are a Cluster hash tag, so the keys a
     script touches always share a slot. Pass an identifier as ``key`` (an API key's id),
-    never a secret: it appears in Redis key names.
+    never a secret: it appears in Redis key names. A key ``outer/inner`` is a budget nested
+    in ``outer`` (a key's own budget inside its account's): it takes ``outer``'s hash tag,
+    so ``admit_all`` over an account and its key touches one Cluster slot.
 
     ``close()`` closes the Redis client only when this limiter created it (``from_url``);
     a client passed in belongs to the caller.
@@ -81,6 +90,7 @@ class RedisRateLimiter(RateLimiter):
         self._decide_script = redis.register_script(redis_scripts.DECIDE)
         self._acquire_script = redis.register_script(redis_scripts.ACQUIRE_SLOT)
         self._admit_script = redis.register_script(redis_scripts.ADMIT)
+        self._admit_all_script = redis.register_script(redis_scripts.ADMIT_ALL)
 
     @classmethod
     def from_url(
@@ -138,7 +148,7 @@ class RedisRateLimiter(RateLimiter):
 
     async def admit(
         self, key: str, quota: Quota, max_concurrent: int, lease_seconds: float = 300.0
-    ) -> Admittance:
+    ) -> AdmitOutcome:
         if lease_seconds <= 0:
             raise ValueError("lease_seconds must be positive")
         now = self._clock.now()
@@ -156,7 +166,54 @@ class RedisRateLimiter(RateLimiter):
         decision = _decision(quota, now, budget)
         at_concurrency_cap = int(at_cap) == 1
         admitted = not at_concurrency_cap and decision.allowed
-        return Admittance(lease_id if admitted else None, decision, at_concurrency_cap)
+        return AdmitOutcome(lease_id if admitted else None, decision, at_concurrency_cap)
+
+    async def admit_all(
+        self, budgets: Sequence[Budget], lease_seconds: float = 300.0
+    ) -> AdmitOutcome:
+        if lease_seconds <= 0:
+            raise ValueError("lease_seconds must be positive")
+        now = self._clock.now()
+        lease_id = secrets.token_urlsafe(16)
+        keys: list[str] = []
+        args: list[str | int] = [
+            repr(now),
+            repr(EPSILON),
+            seconds_until_midnight(now) * 1000 + _DAILY_MARGIN_MS,
+            _IDLE_MARGIN_MS,
+            lease_id,
+            repr(now + lease_seconds),
+        ]
+        for budget in budgets:
+            keys += [
+                self._bucket_key(budget.key),
+                self._daily_key(budget.key, now),
+                self._slots_key(budget.key),
+            ]
+            args += [budget.quota.per_minute, budget.quota.per_day, budget.max_concurrent]
+        with _unavailable_on_error():
+            reply = await self._admit_all_script(keys=keys, args=args)
+        admitted = int(reply[0]) == 1
+        at_cap: list[bool] = []
+        decisions: list[Decision] = []
+        for index, budget in enumerate(budgets):
+            full, *figures = reply[1 + 5 * index : 6 + 5 * index]
+            at_cap.append(int(full) == 1)
+            decisions.append(_decision(budget.quota, now, figures))
+        if admitted:
+            return AdmitOutcome(lease_id, decisions[0], False, None, tuple(decisions))
+        refused = refusing_budget(decisions, at_cap)
+        assert refused is not None, "the script refused, so some budget did"
+        return AdmitOutcome(None, decisions[refused], at_cap[refused], refused, tuple(decisions))
+
+    async def release_all(self, keys: Sequence[str], lease_id: str) -> None:
+        if not keys:
+            return
+        with _unavailable_on_error():
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for key in keys:
+                    pipe.zrem(self._slots_key(key), lease_id)
+                await pipe.execute()
 
     async def release_slot(self, key: str, lease_id: str) -> None:
         with _unavailable_on_error():
@@ -192,11 +249,15 @@ class RedisRateLimiter(RateLimiter):
             _IDLE_MARGIN_MS,
         ]
 
+    def _name(self, key: str) -> str:
+        outer, slash, inner = key.partition("/")
+        return f"{self._prefix}{{{outer}}}{slash}{inner}"
+
     def _bucket_key(self, key: str) -> str:
-        return f"{self._prefix}{{{key}}}:bucket"
+        return f"{self._name(key)}:bucket"
 
     def _daily_key(self, key: str, now: float) -> str:
-        return f"{self._prefix}{{{key}}}:day:{utc_date(now)}"
+        return f"{self._name(key)}:day:{utc_date(now)}"
 
     def _slots_key(self, key: str) -> str:
-        return f"{self._prefix}{{{key}}}:slots"
+        return f"{self._name(key)}:slots"

@@ -103,3 +103,64 @@ return {at_cap and 1 or 0, minute_ok and 1 or 0, day_ok and 1 or 0,
         string.format('%.17g', tokens), used}
 """
 )
+
+# ADMIT over several budgets (an account's and its key's): every one must have a free slot,
+# a token and daily quota, then each is spent and holds the lease; otherwise nothing is.
+# KEYS     per budget i (from 1): KEYS[3i-2] bucket, KEYS[3i-1] day counter, KEYS[3i] slots
+# ARGV     now, epsilon, daily_ttl_ms, idle_margin_ms, lease_id, expires_at,
+#          then per budget i: ARGV[4+3i] capacity, ARGV[5+3i] per_day, ARGV[6+3i] max_concurrent
+# Returns  {admitted (1|0), then per budget: at_cap, minute_ok, day_ok, tokens after, used after}
+ADMIT_ALL = """
+local now = tonumber(ARGV[1])
+local epsilon = tonumber(ARGV[2])
+local budgets = {}
+local admitted = true
+
+for i = 1, #KEYS / 3 do
+  local b = {bucket = KEYS[3 * i - 2], day = KEYS[3 * i - 1], slots = KEYS[3 * i]}
+  b.capacity = tonumber(ARGV[4 + 3 * i])
+  b.rate = b.capacity / 60
+  b.tokens = b.capacity
+  b.updated_at = now
+  local state = redis.call('HMGET', b.bucket, 'tokens', 'updated_at')
+  if state[1] and state[2] then
+    b.updated_at = tonumber(state[2])
+    local elapsed = math.max(0, now - b.updated_at)
+    b.tokens = math.min(b.capacity, tonumber(state[1]) + elapsed * b.rate)
+    b.updated_at = math.max(b.updated_at, now)
+  end
+  b.used = tonumber(redis.call('GET', b.day) or '0')
+  redis.call('ZREMRANGEBYSCORE', b.slots, '-inf', ARGV[1])
+  b.at_cap = redis.call('ZCARD', b.slots) >= tonumber(ARGV[6 + 3 * i])
+  b.minute_ok = b.tokens + epsilon >= 1
+  b.day_ok = b.used < tonumber(ARGV[5 + 3 * i])
+  if b.at_cap or not b.minute_ok or not b.day_ok then
+    admitted = false
+  end
+  budgets[i] = b
+end
+
+local reply = {admitted and 1 or 0}
+for i, b in ipairs(budgets) do
+  if admitted then
+    b.tokens = math.max(0, b.tokens - 1)
+    b.used = redis.call('INCR', b.day)
+    redis.call('PEXPIRE', b.day, ARGV[3])
+    redis.call('HSET', b.bucket,
+      'tokens', string.format('%.17g', b.tokens),
+      'updated_at', string.format('%.17g', b.updated_at))
+    local full_in_ms = math.ceil((b.capacity - b.tokens) / b.rate * 1000)
+    redis.call('PEXPIRE', b.bucket, string.format('%d', full_in_ms + tonumber(ARGV[4])))
+    redis.call('ZADD', b.slots, ARGV[6], ARGV[5])
+    local last = redis.call('ZRANGE', b.slots, -1, -1, 'WITHSCORES')
+    local live_ms = math.ceil((tonumber(last[2]) - now) * 1000)
+    redis.call('PEXPIRE', b.slots, string.format('%d', live_ms + tonumber(ARGV[4])))
+  end
+  table.insert(reply, b.at_cap and 1 or 0)
+  table.insert(reply, b.minute_ok and 1 or 0)
+  table.insert(reply, b.day_ok and 1 or 0)
+  table.insert(reply, string.format('%.17g', b.tokens))
+  table.insert(reply, b.used)
+end
+return reply
+"""

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-import asyncio
 import re
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from wasmwiz.auth import PasswordHasher, check_password_rules
+from wasmwiz.auth import check_password_rules
+from wasmwiz.config import SignupMode
 from wasmwiz.errors import (
     AuthenticationRequired,
     Conflict,
@@ -18,38 +20,52 @@ from wasmwiz.errors import (
     NotFound,
     PermissionDenied,
 )
+from wasmwiz.persistence import Database
 from wasmwiz.persistence.models import SubscriptionTier, User
+from wasmwiz.persistence.repositories import invites as invite_repository
 from wasmwiz.persistence.repositories import tiers as tier_repository
 from wasmwiz.persistence.repositories import users as user_repository
+from wasmwiz.problem_codes import ProblemCode
+from wasmwiz.services.invites import invite_code_hash
 from wasmwiz.services.key_cache import KeyCache
+from wasmwiz.services.password_hashing import PasswordHashing
 
+_WRONG_CREDENTIALS = "The email or the password is wrong."
+_SIGNUP_REFUSED = (
+    "No account can be made with this email and password. If you have an account, sign in."
+)
+_INVALID_INVITE = "This invite code is not valid, or has been used or has expired."
 # Deliberately loose: the only real check of an address is mail reaching it.
 _EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]+$")
-MAX_PAGE_SIZE = 100
 
 
 @dataclass(frozen=True, slots=True)
-class UserPage:
-    users: list[User]
-    page: int
-    per_page: int
-    total: int
+class PasswordChange:
+    """A checked and hashed new password, ready to store in a short write transaction."""
 
-    @property
-    def has_next(self) -> bool:
-        return self.page * self.per_page < self.total
+    user_id: uuid.UUID
+    old_hash: str
+    new_hash: str
 
 
 class AccountService:
+    """Accounts. Password work runs on `hashing` (its own bounded pool) and never inside a
+    database transaction: the flows read, close the session, hash, then write briefly."""
+
     def __init__(
-        self, hasher: PasswordHasher | None = None, *, key_cache: KeyCache | None = None
+        self,
+        hashing: PasswordHashing | None = None,
+        *,
+        key_cache: KeyCache | None = None,
+        signup_mode: SignupMode = SignupMode.OPEN,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
-        self._hasher = hasher or PasswordHasher()
+        # One thread and no queue when not given (CLI commands hash one password at most).
+        self.hashing = hashing or PasswordHashing(threads=1, queue=0)
         # Told of deactivations and tier changes, so this process's keys follow at once.
         self._key_cache = key_cache
-        # Verified against when the email is unknown, so a wrong email costs as much time
-        # as a wrong password and response times do not tell which accounts exist.
-        self._decoy_hash: str | None = None
+        self.signup_mode = signup_mode
+        self._clock = clock
 
     async def create_user(
         self,
@@ -62,12 +78,16 @@ class AccountService:
     ) -> User:
         email = user_repository.normalize_email(email)
         if not _EMAIL.fullmatch(email) or len(email) > 320:
-            raise InvalidRequest(f"{email!r} is not an email address.", code="invalid_email")
+            raise InvalidRequest(
+                f"{email!r} is not an email address.", code=ProblemCode.INVALID_EMAIL
+            )
         tier_row = await tier_repository.get_by_name(session, tier)
         if tier_row is None:
-            raise InvalidRequest(f"There is no tier named {tier!r}.", code="invalid_tier")
+            raise InvalidRequest(f"There is no tier named {tier!r}.", code=ProblemCode.INVALID_TIER)
         if await user_repository.get_by_email(session, email) is not None:
-            raise Conflict(f"A user with the email {email} exists already.", code="email_taken")
+            raise Conflict(
+                f"A user with the email {email} exists already.", code=ProblemCode.EMAIL_TAKEN
+            )
         user = user_repository.create(
             session,
             email=email,
@@ -79,7 +99,7 @@ class AccountService:
             await session.flush()
         except IntegrityError:
             raise Conflict(
-                f"A user with the email {email} exists already.", code="email_taken"
+                f"A user with the email {email} exists already.", code=ProblemCode.EMAIL_TAKEN
             ) from None
         found = await user_repository.get_by_id(session, user.id)
         assert found is not None
@@ -91,61 +111,139 @@ class AccountService:
             raise NotFound(f"No user with the email {email}.")
         return user
 
-    async def sign_up(self, session: AsyncSession, email: str, password: str) -> User:
-        """A new free-tier account with a password."""
+    async def sign_up(
+        self, database: Database, email: str, password: str, *, invite: str = ""
+    ) -> User:
+        """A new free-tier account with a password, or the existing one if it is its password.
+
+        Whether the email has an account is not told by the answer's wording or timing: a
+        refusal for a known email is the same `signup_refused` as for any other reason, and
+        either path costs one argon2 operation. Only success for a new email versus refusal
+        for a known one (with a wrong password) differs, as it must without mail to confirm
+        an address; the sign-up throttle bounds how fast anyone can ask (docs/security.md).
+
+        A place in the hashing pool is taken before the database is touched: when there is
+        none the request is refused (429 `try_later`) without costing a connection.
+        """
+        if self.signup_mode is SignupMode.CLOSED:
+            raise PermissionDenied(
+                "Sign-up is closed on this server.", code=ProblemCode.SIGNUP_CLOSED
+            )
+        async with self.hashing.place():
+            return await self._sign_up(database, email, password, invite)
+
+    async def _sign_up(self, database: Database, email: str, password: str, invite: str) -> User:
         problem = check_password_rules(password)
         if problem is not None:
-            raise InvalidRequest(problem, code="weak_password")
+            raise InvalidRequest(problem, code=ProblemCode.WEAK_PASSWORD)
         email = user_repository.normalize_email(email)
-        if await user_repository.get_by_email(session, email) is not None:
-            raise Conflict(f"An account with the email {email} exists already.", code="email_taken")
-        password_hash = await asyncio.to_thread(self._hasher.hash, password)
-        return await self.create_user(session, email, password_hash=password_hash)
-
-    async def check_password(self, session: AsyncSession, email: str, password: str) -> User:
-        """The active user with this email and password, or a 401 that does not say which."""
-        user = await user_repository.get_by_email(session, email)
-        if user is None or user.password_hash is None:
-            await asyncio.to_thread(self._hasher.verify, self._decoy(), password)
-            raise AuthenticationRequired(
-                "The email or the password is wrong.", code="invalid_credentials"
+        if not _EMAIL.fullmatch(email) or len(email) > 320:
+            raise InvalidRequest(
+                f"{email!r} is not an email address.", code=ProblemCode.INVALID_EMAIL
             )
-        if not await asyncio.to_thread(self._hasher.verify, user.password_hash, password):
-            raise AuthenticationRequired(
-                "The email or the password is wrong.", code="invalid_credentials"
-            )
-        # Only someone who knows the password learns that the account is deactivated.
-        if not user.is_active:
-            raise PermissionDenied("This account is deactivated.", code="account_deactivated")
-        if self._hasher.needs_rehash(user.password_hash):
-            user.password_hash = await asyncio.to_thread(self._hasher.hash, password)
-            await session.flush()
+        invite_hash = invite_code_hash(invite) if invite.strip() else None
+        async with database.session() as session:
+            # Checked before the email, so without a valid code nothing about accounts leaks.
+            if self.signup_mode is SignupMode.INVITE and (
+                invite_hash is None
+                or not await invite_repository.is_usable(session, invite_hash, self._clock())
+            ):
+                raise InvalidRequest(_INVALID_INVITE, code=ProblemCode.INVALID_INVITE)
+            existing = await user_repository.get_by_email(session, email)
+        if existing is not None:
+            if (
+                existing.is_active
+                and existing.password_hash is not None
+                and await self.hashing.verify(existing.password_hash, password)
+            ):
+                return existing
+            raise InvalidRequest(_SIGNUP_REFUSED, code=ProblemCode.SIGNUP_REFUSED)
+        password_hash = await self.hashing.hash(password)
+        async with database.writer() as session:
+            try:
+                user = await self.create_user(session, email, password_hash=password_hash)
+            except Conflict:  # signed up meanwhile, by a parallel request
+                raise InvalidRequest(_SIGNUP_REFUSED, code=ProblemCode.SIGNUP_REFUSED) from None
+            if self.signup_mode is SignupMode.INVITE:
+                assert invite_hash is not None
+                if not await invite_repository.redeem(session, invite_hash, user.id, self._clock()):
+                    raise InvalidRequest(_INVALID_INVITE, code=ProblemCode.INVALID_INVITE)
+            await session.commit()
         return user
 
-    async def change_password(
-        self, session: AsyncSession, user_id: uuid.UUID, current: str, new: str
-    ) -> None:
-        user = await user_repository.get_by_id(session, user_id)
-        if user is None:
-            raise NotFound("No such user.")
-        if user.password_hash is None or not await asyncio.to_thread(
-            self._hasher.verify, user.password_hash, current
-        ):
-            raise InvalidRequest("The current password is wrong.", code="wrong_password")
+    async def sign_in(self, database: Database, email: str, password: str) -> User:
+        """The active user with this email and password, or a 401 that does not say which."""
+        async with self.hashing.place():
+            return await self._sign_in(database, email, password)
+
+    async def _sign_in(self, database: Database, email: str, password: str) -> User:
+        async with database.session() as session:
+            user = await user_repository.get_by_email(session, email)
+        if user is None or user.password_hash is None:
+            # The same argon2 work as a real check: timing does not tell who has an account.
+            await self.hashing.verify_decoy(password)
+            raise AuthenticationRequired(_WRONG_CREDENTIALS, code=ProblemCode.INVALID_CREDENTIALS)
+        if not await self.hashing.verify(user.password_hash, password):
+            raise AuthenticationRequired(_WRONG_CREDENTIALS, code=ProblemCode.INVALID_CREDENTIALS)
+        # Only someone who knows the password learns that the account is deactivated.
+        if not user.is_active:
+            raise PermissionDenied(
+                "This account is deactivated.", code=ProblemCode.ACCOUNT_DEACTIVATED
+            )
+        if self.hashing.needs_rehash(user.password_hash):
+            new_hash = await self.hashing.hash(password)
+            async with database.writer() as session:
+                await user_repository.set_password_hash(
+                    session, user.id, new_hash, replacing=user.password_hash
+                )
+                await session.commit()
+        return user
+
+    async def check_password_change(
+        self, database: Database, user_id: uuid.UUID, current: str, new: str
+    ) -> PasswordChange:
+        """Check the current password and hash the new one, outside any transaction."""
         problem = check_password_rules(new)
         if problem is not None:
-            raise InvalidRequest(problem, code="weak_password")
-        user.password_hash = await asyncio.to_thread(self._hasher.hash, new)
-        await session.flush()
+            raise InvalidRequest(problem, code=ProblemCode.WEAK_PASSWORD)
+        async with self.hashing.place():
+            return await self._check_password_change(database, user_id, current, new)
 
-    async def list_users(self, session: AsyncSession, *, page: int, per_page: int) -> UserPage:
-        page = max(page, 1)
-        per_page = min(max(per_page, 1), MAX_PAGE_SIZE)
-        users = await user_repository.list_users(
-            session, limit=per_page, offset=(page - 1) * per_page
-        )
-        total = await user_repository.count_users(session)
-        return UserPage(users=users, page=page, per_page=per_page, total=total)
+    async def _check_password_change(
+        self, database: Database, user_id: uuid.UUID, current: str, new: str
+    ) -> PasswordChange:
+        async with database.session() as session:
+            user = await user_repository.get_by_id(session, user_id)
+        if user is None:
+            raise NotFound("No such user.")
+        if user.password_hash is None or not await self.hashing.verify(user.password_hash, current):
+            raise InvalidRequest("The current password is wrong.", code=ProblemCode.WRONG_PASSWORD)
+        new_hash = await self.hashing.hash(new)
+        return PasswordChange(user_id=user_id, old_hash=user.password_hash, new_hash=new_hash)
+
+    async def apply_password_change(self, session: AsyncSession, change: PasswordChange) -> None:
+        """Store a checked change (in the caller's writer session)."""
+        if not await user_repository.set_password_hash(
+            session, change.user_id, change.new_hash, replacing=change.old_hash
+        ):
+            raise Conflict(
+                "The password was changed meanwhile; sign in again and retry.",
+                code=ProblemCode.CONFLICT,
+            )
+
+    async def set_password(self, session: AsyncSession, email: str, new: str) -> User:
+        """An operator's reset (`wasmwiz users set-password`): no current password asked.
+
+        The hash is computed before the session's first query, so no transaction spans it.
+        """
+        problem = check_password_rules(new)
+        if problem is not None:
+            raise InvalidRequest(problem, code=ProblemCode.WEAK_PASSWORD)
+        password_hash = await self.hashing.hash(new)
+        user = await self.get_by_email(session, email)
+        user.password_hash = password_hash
+        await session.flush()
+        return user
 
     async def list_tiers(self, session: AsyncSession) -> list[SubscriptionTier]:
         return await tier_repository.list_tiers(session)
@@ -153,7 +251,7 @@ class AccountService:
     async def set_tier(self, session: AsyncSession, user_id: uuid.UUID, tier: str) -> None:
         tier_row = await tier_repository.get_by_name(session, tier)
         if tier_row is None:
-            raise InvalidRequest(f"There is no tier named {tier!r}.", code="invalid_tier")
+            raise InvalidRequest(f"There is no tier named {tier!r}.", code=ProblemCode.INVALID_TIER)
         if not await user_repository.set_tier(session, user_id, tier_row.id):
             raise NotFound("No such user.")
         await session.flush()
@@ -164,7 +262,9 @@ class AccountService:
         self, session: AsyncSession, user_id: uuid.UUID, active: bool, *, acting: uuid.UUID
     ) -> None:
         if user_id == acting and not active:
-            raise InvalidRequest("You cannot deactivate your own account.", code="invalid_request")
+            raise InvalidRequest(
+                "You cannot deactivate your own account.", code=ProblemCode.INVALID_REQUEST
+            )
         if not await user_repository.set_active(session, user_id, active):
             raise NotFound("No such user.")
         await session.flush()
@@ -176,8 +276,3 @@ class AccountService:
         await user_repository.set_admin(session, user.id, admin)
         await session.flush()
         return user
-
-    def _decoy(self) -> str:
-        if self._decoy_hash is None:
-            self._decoy_hash = self._hasher.hash("decoy password, never matched")
-        return self._decoy_hash

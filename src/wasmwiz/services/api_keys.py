@@ -2,22 +2,51 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from wasmwiz.auth import GeneratedApiKey, generate_api_key, hash_api_key, is_well_formed_api_key
-from wasmwiz.errors import AuthenticationRequired, InvalidRequest, NotFound, PermissionDenied
+from wasmwiz.auth import (
+    API_KEY_PREFIX,
+    GeneratedApiKey,
+    HashScheme,
+    candidate_hashes,
+    generate_api_key,
+    is_well_formed_api_key,
+)
+from wasmwiz.errors import (
+    AuthenticationRequired,
+    Conflict,
+    InvalidRequest,
+    NotFound,
+    PermissionDenied,
+)
 from wasmwiz.persistence import Database
 from wasmwiz.persistence.models import ApiKey, SubscriptionTier
 from wasmwiz.persistence.repositories import api_keys as key_repository
+from wasmwiz.persistence.repositories import users as user_repository
+from wasmwiz.problem_codes import ProblemCode
 from wasmwiz.services.key_cache import KeyCache
-from wasmwiz.services.principals import Principal, TierLimits
+from wasmwiz.services.principals import (
+    DEFAULT_KEY_SCOPES,
+    KeyLimits,
+    Principal,
+    Scope,
+    TierLimits,
+    format_scopes,
+    stored_scopes,
+)
+from wasmwiz.services.rate_limits import KeyCreationLimit
 
 MAX_KEY_NAME_LENGTH = 100
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +62,16 @@ def tier_limits(tier: SubscriptionTier) -> TierLimits:
         requests_per_day=tier.requests_per_day,
         max_concurrent_executions=tier.max_concurrent_executions,
         max_fuel=tier.max_fuel,
+        compile_seconds_per_minute=tier.compile_seconds_per_minute,
+        max_api_keys=tier.max_api_keys,
+    )
+
+
+def key_limits(key: ApiKey) -> KeyLimits:
+    return KeyLimits(
+        requests_per_minute=key.requests_per_minute,
+        requests_per_day=key.requests_per_day,
+        max_concurrent_executions=key.max_concurrent_executions,
     )
 
 
@@ -51,11 +90,17 @@ class ApiKeyService:
         *,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         cache: KeyCache | None = None,
+        creation_limit: KeyCreationLimit | None = None,
+        hash_scheme: HashScheme = HashScheme.DERIVED,
     ) -> None:
         self._secret = secret
         self._clock = clock
+        # What new keys are hashed under, and what a key used is moved to (API_KEY_HASH_SCHEME).
+        self._hash_scheme = hash_scheme
         # Off unless given: one-shot callers (the CLI) gain nothing from one.
         self.cache = cache if cache is not None else KeyCache(0)
+        # The server's limit on creating keys per account; the CLI (an operator) has none.
+        self._creation_limit = creation_limit
 
     async def authenticate(self, database: Database, authorization: str | None) -> Principal:
         """The caller behind an `Authorization: Bearer <key>` header, or a 401/403 error.
@@ -72,15 +117,34 @@ class ApiKeyService:
         if scheme.lower() != "bearer" or not candidate:
             raise AuthenticationRequired("Use the Bearer scheme: `Authorization: Bearer <key>`.")
         if not is_well_formed_api_key(candidate):
+            if candidate.startswith(API_KEY_PREFIX):
+                raise AuthenticationRequired(
+                    "That is not a well-formed WasmWiz API key: was it copied whole?"
+                )
             raise AuthenticationRequired("That is not a WasmWiz API key (they start with ww_).")
         now = self._clock()
-        digest = hash_api_key(candidate, self._secret)
+        # The digest under every scheme a stored key may have: one query finds a key
+        # made before secrets were derived per purpose too (docs/api-keys.md).
+        candidates = candidate_hashes(candidate, self._secret, self._hash_scheme)
+        digest = next(iter(candidates))  # the configured scheme's
         cached = self.cache.get(digest, now)
         if cached is not None:
             return cached
+        return await self.cache.coalesce(
+            digest, partial(self._look_up, database, candidates, digest, now)
+        )
+
+    async def _look_up(
+        self,
+        database: Database,
+        candidates: dict[str, HashScheme],
+        digest: str,
+        now: datetime,
+    ) -> Principal:
+        """The key's principal from the database (remembered by the cache), or the refusal."""
         async with database.session() as session:
-            key = await key_repository.get_by_hash(session, digest)
-        if key is None:
+            key = await key_repository.get_by_any_hash(session, candidates)
+        if key is None or candidates.get(key.key_hash) != key.hash_scheme:
             raise AuthenticationRequired("Unknown API key.")
         status = key_status(key, now)
         if status != "active":
@@ -92,9 +156,32 @@ class ApiKeyService:
             email=key.user.email,
             tier=tier_limits(key.user.tier),
             api_key_id=key.id,
+            scopes=stored_scopes(key.scopes),
+            key_limits=key_limits(key),
+            is_admin=key.user.is_admin,
         )
+        if key.hash_scheme != candidates[digest]:
+            await self._rehash(database, key, digest)
         self.cache.put(digest, principal, key_expires_at=key.expires_at)
         return principal
+
+    async def _rehash(self, database: Database, key: ApiKey, digest: str) -> None:
+        """Move a key stored under the other hash scheme to the configured one, once.
+
+        The one write authentication ever does, once per key; if it fails the key still
+        works and the next use tries again.
+        """
+        try:
+            async with database.writer() as session, session.begin():
+                await key_repository.rehash(
+                    session,
+                    key.id,
+                    old_hash=key.key_hash,
+                    new_hash=digest,
+                    hash_scheme=self._hash_scheme,
+                )
+        except SQLAlchemyError as exc:
+            logger.warning("could not rehash API key %s: %s", key.id, exc)
 
     async def create(
         self,
@@ -103,22 +190,81 @@ class ApiKeyService:
         *,
         name: str,
         expires_at: datetime | None = None,
+        scopes: frozenset[Scope] = DEFAULT_KEY_SCOPES,
+        limits: KeyLimits | None = None,
+        granting: frozenset[Scope] | None = None,
     ) -> CreatedApiKey:
+        """A new key for `user_id`, within its tier's key cap; in a `Database.writer()` session.
+
+        `granting`: the scopes of the key asking (None for the web pages and the CLI); a
+        key can give a new key only scopes it holds itself. `limits`: the key's own,
+        at most its account's. With a creation limit (the server's), `session` must not
+        have begun yet: the limit is spent before the write transaction opens, so the
+        limiter's round trip holds no connection and no SQLite write lock, and a refused
+        creation touches the database not at all. In the transaction, the account's row
+        is locked first, so keys created at once are counted one after the other and the
+        cap holds exactly.
+        """
         name = name.strip()
         if not name or len(name) > MAX_KEY_NAME_LENGTH:
             raise InvalidRequest(
-                f"A key name needs 1 to {MAX_KEY_NAME_LENGTH} characters.", code="invalid_name"
+                f"A key name needs 1 to {MAX_KEY_NAME_LENGTH} characters.",
+                code=ProblemCode.INVALID_NAME,
             )
-        if expires_at is not None and expires_at <= self._clock():
-            raise InvalidRequest("The expiry must be in the future.", code="invalid_expiry")
-        generated: GeneratedApiKey = generate_api_key(self._secret)
+        now = self._clock()
+        if expires_at is not None and expires_at.tzinfo is None:
+            raise InvalidRequest(
+                "The expiry needs a time zone, e.g. 2027-01-01T00:00:00Z.",
+                code=ProblemCode.INVALID_EXPIRY,
+            )
+        if expires_at is not None and expires_at <= now:
+            raise InvalidRequest(
+                "The expiry must be in the future.", code=ProblemCode.INVALID_EXPIRY
+            )
+        if not scopes:
+            raise InvalidRequest("A key needs at least one scope.", code=ProblemCode.INVALID_SCOPE)
+        if granting is not None and not scopes <= granting:
+            missing = format_scopes(scopes - granting)
+            raise PermissionDenied(
+                f"A key can create keys only with scopes it holds itself; this one lacks "
+                f"{missing}.",
+                code=ProblemCode.INSUFFICIENT_SCOPE,
+            )
+        if self._creation_limit is not None:
+            if session.in_transaction():
+                raise RuntimeError("spend the key-creation limit before the transaction begins")
+            await self._creation_limit.spend(user_id)
+        if not await user_repository.lock(session, user_id):
+            raise NotFound("No such user.")
+        user = await user_repository.get_by_id(session, user_id)
+        assert user is not None
+        if Scope.ADMIN in scopes and not user.is_admin:
+            raise PermissionDenied(
+                "Only an administrator can create a key with the `admin` scope.",
+                code=ProblemCode.INSUFFICIENT_SCOPE,
+            )
+        limits = limits or KeyLimits()
+        _check_key_limits(limits, tier_limits(user.tier))
+        live = await key_repository.count_live(session, user_id, now=now)
+        if live >= user.tier.max_api_keys:
+            raise Conflict(
+                f"Your account has {live} working keys, the most the {user.tier.name} tier "
+                "allows; revoke one first.",
+                code=ProblemCode.KEY_LIMIT_REACHED,
+            )
+        generated: GeneratedApiKey = generate_api_key(self._secret, self._hash_scheme)
         key = key_repository.create(
             session,
             user_id=user_id,
             name=name,
             prefix=generated.display_prefix,
             key_hash=generated.digest,
+            hash_scheme=generated.hash_scheme,
             expires_at=expires_at,
+            scopes=format_scopes(scopes),
+            requests_per_minute=limits.requests_per_minute,
+            requests_per_day=limits.requests_per_day,
+            max_concurrent_executions=limits.max_concurrent_executions,
         )
         await session.flush()
         return CreatedApiKey(key=key, plaintext=generated.plaintext)
@@ -130,10 +276,39 @@ class ApiKeyService:
 
     async def revoke(
         self, session: AsyncSession, key_id: uuid.UUID, *, user_id: uuid.UUID | None = None
-    ) -> None:
-        if not await key_repository.revoke(session, key_id, user_id=user_id, now=self._clock()):
+    ) -> bool:
+        """Revoke a key; False if it was revoked already (nothing changes then)."""
+        revoked = await key_repository.revoke(session, key_id, user_id=user_id, now=self._clock())
+        if not revoked:
             key = await key_repository.get_by_id(session, key_id, user_id=user_id)
             if key is None:
                 raise NotFound("No such API key.")
         await session.flush()
         self.cache.forget_key(key_id)
+        return revoked
+
+    async def revoke_all(self, session: AsyncSession, user_id: uuid.UUID) -> int:
+        """Revoke every key of a user; how many were still unrevoked.
+
+        This process stops answering for them at once (the cache forgets the user and
+        does not cache their keys again for its lifetime); other replicas within
+        API_KEY_CACHE_SECONDS.
+        """
+        count = await key_repository.revoke_all(session, user_id, now=self._clock())
+        await session.flush()
+        self.cache.forget_user(user_id)
+        return count
+
+
+def _check_key_limits(limits: KeyLimits, tier: TierLimits) -> None:
+    """A key's own limits are at least 1 and at most its account's."""
+    for label, own, account in (
+        ("per-minute", limits.requests_per_minute, tier.requests_per_minute),
+        ("daily", limits.requests_per_day, tier.requests_per_day),
+        ("concurrency", limits.max_concurrent_executions, tier.max_concurrent_executions),
+    ):
+        if own is not None and not 1 <= own <= account:
+            raise InvalidRequest(
+                f"A key's own {label} limit must be from 1 to the account's ({account}).",
+                code=ProblemCode.INVALID_KEY_LIMIT,
+            )

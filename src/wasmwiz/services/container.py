@@ -10,10 +10,11 @@ from wasmwiz.persistence import Database
 from wasmwiz.ratelimit import RateLimiter
 from wasmwiz.sandbox import Sandbox
 from wasmwiz.services.accounts import AccountService
+from wasmwiz.services.admin import AdminService
 from wasmwiz.services.api_keys import ApiKeyService
 from wasmwiz.services.executions import ExecutionService
 from wasmwiz.services.health import HealthService
-from wasmwiz.services.login_throttle import LoginThrottle
+from wasmwiz.services.login_throttle import LoginThrottle, SignupThrottle
 from wasmwiz.services.rate_limits import AdmissionGate
 from wasmwiz.services.usage_recorder import UsageRecorder
 from wasmwiz.services.usage_reports import UsageReportService
@@ -35,4 +36,6 @@ class Services:
     accounts: AccountService
     web_sessions: WebSessionService
     login_throttle: LoginThrottle
+    signup_throttle: SignupThrottle
     usage_reports: UsageReportService
+    admin: AdminService

@@ -3,26 +3,29 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
 from wasmwiz import errors
 from wasmwiz.observability.metrics import Metrics
 from wasmwiz.persistence.repositories.usage_logs import UsageRecord
-from wasmwiz.sandbox import Limits, ModuleRejected, RunRequest, RunResult, Sandbox, SandboxBusy
+from wasmwiz.problem_codes import ProblemCode
+from wasmwiz.sandbox import Limits, ModuleRefused, RunRequest, RunResult, Sandbox, SandboxBusy
+from wasmwiz.sandbox.compile_account import CompileBudgetExceeded
+from wasmwiz.services.compile_budgets import CompileBudgets
 from wasmwiz.services.principals import Principal
-from wasmwiz.services.rate_limits import Admission, AdmissionGate
+from wasmwiz.services.rate_limits import AdmissionGate, AdmittedRequest
 from wasmwiz.services.usage_recorder import UsageRecorder
 
-_TOO_LARGE_CODES = {"wasm_too_large"}
+_TOO_LARGE_CODES = {ProblemCode.WASM_TOO_LARGE}
 _BUSY_RETRY_AFTER = 1
 
 
 @dataclass(frozen=True, slots=True)
 class ExecutionRequest:
-    wasm: bytes
-    stdin: bytes = b""
+    wasm: bytes | memoryview  # a view of the form's buffer, not a copy
+    stdin: bytes | memoryview = b""
     args: Sequence[str] = ()
     env: Mapping[str, str] = field(default_factory=dict)
     program_name: str = "main.wasm"
@@ -35,7 +38,7 @@ class ExecutionRequest:
 class ExecutionReport:
     execution_id: uuid.UUID
     result: RunResult
-    admission: Admission
+    admission: AdmittedRequest
 
 
 class ExecutionService:
@@ -48,7 +51,9 @@ class ExecutionService:
         metrics: Metrics,
         *,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        compile_budgets: CompileBudgets | None = None,
     ) -> None:
+        self._compile_budgets = compile_budgets
         self._metrics = metrics
         self._sandbox = sandbox
         self._gate = gate
@@ -64,7 +69,23 @@ class ExecutionService:
         return replace(self._limits, max_fuel=min(budgets))
 
     async def execute(self, principal: Principal, request: ExecutionRequest) -> ExecutionReport:
+        """Admit and run a request that was already read."""
+        return await self.admit_then_execute(principal, lambda: _already_read(request))
+
+    async def admit_then_execute(
+        self, principal: Principal, read: Callable[[], Awaitable[ExecutionRequest]]
+    ) -> ExecutionReport:
+        """Admit first, then `read` the request and run it, holding the concurrency slot
+        throughout: a caller over its rate, quota or concurrency is refused before the
+        server reads (and buffers) its body. A request that cannot be read has spent its
+        admission and gives the slot back; only runs are recorded."""
         async with self._gate.admit(principal) as admission:
+            try:
+                request = await read()
+            except errors.WasmWizError as exc:
+                # The refusal reports the budgets this request spent, as a run's does.
+                exc.headers = {**admission.headers, **exc.headers}
+                raise
             started_at = self._clock()
             try:
                 result = await self._sandbox.execute(
@@ -78,8 +99,15 @@ class ExecutionService:
                         seed=request.seed,
                     ),
                     self._limits_for(principal, request),
+                    # Runs and compiles waiting for the sandbox take turns by account.
+                    account=principal.rate_limit_key,
+                    compile_account=(
+                        self._compile_budgets.account_for(principal)
+                        if self._compile_budgets is not None
+                        else None
+                    ),
                 )
-            except ModuleRejected as exc:
+            except ModuleRefused as exc:
                 self._metrics.rejections.labels(exc.code).inc()
                 error_type = (
                     errors.PayloadTooLarge
@@ -87,11 +115,21 @@ class ExecutionService:
                     else errors.ModuleRejected
                 )
                 raise error_type(exc.message, code=exc.code, headers=admission.headers) from None
+            except CompileBudgetExceeded as exc:
+                self._metrics.rejections.labels(ProblemCode.COMPILE_BUDGET_EXCEEDED).inc()
+                raise errors.LimitExceeded(
+                    f"This account has used its {principal.tier.compile_seconds_per_minute} "
+                    f"seconds a minute of compiling new modules; retry in {exc.retry_after} s "
+                    "(modules already compiled still run).",
+                    code=ProblemCode.COMPILE_BUDGET_EXCEEDED,
+                    headers={**admission.headers, "Retry-After": str(exc.retry_after)},
+                    retry_after=exc.retry_after,
+                ) from None
             except SandboxBusy:
-                self._metrics.rejections.labels("server_busy").inc()
+                self._metrics.rejections.labels(ProblemCode.SERVER_BUSY).inc()
                 raise errors.ServiceUnavailable(
                     "Every execution slot is busy; try again shortly.",
-                    code="server_busy",
+                    code=ProblemCode.SERVER_BUSY,
                     headers={**admission.headers, "Retry-After": str(_BUSY_RETRY_AFTER)},
                     retry_after=_BUSY_RETRY_AFTER,
                 ) from None
@@ -120,3 +158,7 @@ class ExecutionService:
             )
         )
         return ExecutionReport(execution_id=execution_id, result=result, admission=admission)
+
+
+async def _already_read(request: ExecutionRequest) -> ExecutionRequest:
+    return request

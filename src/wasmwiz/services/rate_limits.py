@@ -1,13 +1,23 @@
-"""The admission gate for executions: per-key rate, daily quota and concurrency."""
+"""The admission gate for executions: the account's rate, daily quota and concurrency,
+and a key's own lower limits on top of them."""
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+import uuid
+from dataclasses import dataclass, field
 
 from wasmwiz.errors import LimitExceeded, ServiceUnavailable
 from wasmwiz.observability.metrics import Metrics
-from wasmwiz.ratelimit import Decision, Quota, RateLimiter, RateLimiterUnavailable, Refusal
+from wasmwiz.problem_codes import ProblemCode
+from wasmwiz.ratelimit import (
+    Budget,
+    Decision,
+    Quota,
+    RateLimiter,
+    RateLimiterUnavailable,
+    Refusal,
+)
 from wasmwiz.services.principals import Principal
 
 logger = logging.getLogger(__name__)
@@ -18,7 +28,12 @@ _SLOT_LEASE_SECONDS = 300.0
 _UNAVAILABLE_RETRY_AFTER = 5
 
 
-def rate_limit_headers(decision: Decision) -> dict[str, str]:
+ACCOUNT_SCOPE = "account"
+KEY_SCOPE = "key"
+
+
+def rate_limit_headers(decision: Decision, scope: str = ACCOUNT_SCOPE) -> dict[str, str]:
+    """The headers for one budget's figures; `X-RateLimit-Scope` says whose they are."""
     headers = {
         "X-RateLimit-Limit": str(decision.limit),
         "X-RateLimit-Remaining": str(decision.remaining),
@@ -26,21 +41,31 @@ def rate_limit_headers(decision: Decision) -> dict[str, str]:
         "X-RateLimit-Daily-Limit": str(decision.daily_limit),
         "X-RateLimit-Daily-Remaining": str(decision.daily_remaining),
         "X-RateLimit-Daily-Reset": str(decision.daily_reset_seconds),
+        "X-RateLimit-Scope": scope,
     }
     if decision.retry_after_seconds is not None:
         headers["Retry-After"] = str(decision.retry_after_seconds)
     return headers
 
 
+def admitted_headers(decisions: tuple[Decision, ...], scopes: tuple[str, ...]) -> dict[str, str]:
+    """For an admitted request: the per-minute figures of the budget with fewer tokens left,
+    the daily ones of the budget with less quota left, and the minute's scope."""
+    minute = min(range(len(decisions)), key=lambda index: decisions[index].remaining)
+    day = min(range(len(decisions)), key=lambda index: decisions[index].daily_remaining)
+    headers = rate_limit_headers(decisions[minute], scopes[minute])
+    daily = rate_limit_headers(decisions[day], scopes[day])
+    for name in ("X-RateLimit-Daily-Limit", "X-RateLimit-Daily-Remaining"):
+        headers[name] = daily[name]
+    return headers
+
+
 @dataclass(frozen=True, slots=True)
-class Admission:
+class AdmittedRequest:
     """What the gate decided for an admitted request (None when the limiter failed open)."""
 
     decision: Decision | None
-
-    @property
-    def headers(self) -> dict[str, str]:
-        return rate_limit_headers(self.decision) if self.decision else {}
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 class AdmissionGate:
@@ -49,69 +74,80 @@ class AdmissionGate:
         self._metrics = metrics
         self._fail_open = fail_open
 
-    def admit(self, principal: Principal) -> _Admitting:
+    def admit(self, principal: Principal) -> _HeldSlot:
         """Spend one unit of the principal's budget and hold one of its concurrency slots
         for as long as the `async with` block runs."""
-        return _Admitting(self, principal)
+        return _HeldSlot(self, principal)
 
-    async def _enter(self, principal: Principal) -> tuple[str | None, Decision | None]:
-        quota = Quota(principal.tier.requests_per_minute, principal.tier.requests_per_day)
-        key = principal.rate_limit_key
+    async def _enter(self, principal: Principal) -> tuple[str | None, AdmittedRequest]:
+        budgets, scopes = _budgets(principal)
         try:
-            # The slot and the spend in one step: one round trip when the limits live in
-            # Redis, and no window in which a slot is held for a refused request.
-            admittance = await self._limiter.admit(
-                key, quota, principal.tier.max_concurrent_executions, _SLOT_LEASE_SECONDS
-            )
+            # Every budget's slot and spend in one step: one round trip when the limits live
+            # in Redis, and no window in which a slot is held for a refused request; a budget
+            # that refuses costs the others nothing.
+            outcome = await self._limiter.admit_all(budgets, _SLOT_LEASE_SECONDS)
         except RateLimiterUnavailable:
             if not self._fail_open:
-                self._metrics.rejections.labels("rate_limiter_unavailable").inc()
+                self._metrics.rejections.labels(ProblemCode.RATE_LIMITER_UNAVAILABLE).inc()
                 logger.error("rate limiter unavailable; refusing executions (fail closed)")
                 raise ServiceUnavailable(
                     "Rate limiting is temporarily unavailable; try again shortly.",
-                    code="rate_limiter_unavailable",
+                    code=ProblemCode.RATE_LIMITER_UNAVAILABLE,
                     headers={"Retry-After": str(_UNAVAILABLE_RETRY_AFTER)},
                     retry_after=_UNAVAILABLE_RETRY_AFTER,
                 ) from None
             logger.error("rate limiter unavailable; admitting executions (fail open)")
-            return None, None
+            return None, AdmittedRequest(decision=None)
 
-        decision = admittance.decision
-        if admittance.at_concurrency_cap:
-            self._refuse(principal, "too_many_concurrent")
+        decision = outcome.decision
+        if outcome.lease is not None:
+            return outcome.lease, AdmittedRequest(
+                decision, admitted_headers(outcome.decisions, scopes)
+            )
+        scope = scopes[outcome.refused_by or 0]
+        headers = rate_limit_headers(decision, scope)
+        if outcome.at_concurrency_cap:
+            self._refuse(principal, ProblemCode.TOO_MANY_CONCURRENT, scope)
+            cap = budgets[outcome.refused_by or 0].max_concurrent
+            whose = "This key" if scope == KEY_SCOPE else "Your account"
             raise LimitExceeded(
-                f"This key already has {principal.tier.max_concurrent_executions} executions "
-                "in flight; wait for one to finish.",
-                code="too_many_concurrent",
-                headers={**rate_limit_headers(decision), "Retry-After": "1"},
+                f"{whose} already has {cap} executions in flight (the {scope}'s limit); "
+                "wait for one to finish.",
+                code=ProblemCode.TOO_MANY_CONCURRENT,
+                headers={**headers, "Retry-After": "1"},
                 retry_after=1,
+                extra={"limit": scope},
             )
-        if admittance.lease is None:
-            assert decision.refusal is not None
-            self._refuse(principal, decision.refusal.value)
-            raise LimitExceeded(
-                _refusal_message(decision),
-                code=decision.refusal.value,
-                headers=rate_limit_headers(decision),
-                retry_after=decision.retry_after_seconds,
-            )
-        return admittance.lease, decision
+        assert decision.refusal is not None
+        self._refuse(principal, decision.refusal.code, scope)
+        raise LimitExceeded(
+            _refusal_message(decision, scope),
+            code=decision.refusal.code,
+            headers=headers,
+            retry_after=decision.retry_after_seconds,
+            extra={"limit": scope},
+        )
 
-    async def _release(self, key: str, lease: str) -> None:
+    async def _release(self, principal: Principal, lease: str) -> None:
+        keys = [principal.rate_limit_key]
+        if principal.key_budget_key is not None:
+            keys.append(principal.key_budget_key)
         try:
-            await self._limiter.release_slot(key, lease)
+            await self._limiter.release_all(keys, lease)
         except RateLimiterUnavailable:
             # The lease expires by itself; nothing is lost but a slot for a while.
             logger.warning("could not release a concurrency slot; it will expire")
 
-    def _refuse(self, principal: Principal, limit: str) -> None:
+    def _refuse(self, principal: Principal, limit: str, scope: str) -> None:
         self._metrics.rejections.labels(limit).inc()
         security_log.warning(
-            "execution refused by %s",
+            "execution refused by the %s's %s",
+            scope,
             limit,
             extra={
                 "event": "rate_limit_refusal",
                 "limit": limit,
+                "scope": scope,
                 "key_id": str(principal.api_key_id) if principal.api_key_id else None,
                 "user_id": str(principal.user_id),
                 "tier": principal.tier.name,
@@ -119,7 +155,7 @@ class AdmissionGate:
         )
 
 
-class _Admitting:
+class _HeldSlot:
     """`async with gate.admit(principal) as admission:` (a class, not a generator-based
     context manager: this runs on every execution)."""
 
@@ -130,23 +166,94 @@ class _Admitting:
         self._principal = principal
         self._lease: str | None = None
 
-    async def __aenter__(self) -> Admission:
-        self._lease, decision = await self._gate._enter(self._principal)
-        return Admission(decision=decision)
+    async def __aenter__(self) -> AdmittedRequest:
+        self._lease, admission = await self._gate._enter(self._principal)
+        return admission
 
     async def __aexit__(self, *exc_info: object) -> None:
         if self._lease is not None:
             lease, self._lease = self._lease, None
-            await self._gate._release(self._principal.rate_limit_key, lease)
+            await self._gate._release(self._principal, lease)
 
 
-def _refusal_message(decision: Decision) -> str:
+def _budgets(principal: Principal) -> tuple[list[Budget], tuple[str, ...]]:
+    """The account's budget, and the key's own when it has lower limits, with their scopes."""
+    tier = principal.tier
+    budgets = [
+        Budget(
+            principal.rate_limit_key,
+            Quota(tier.requests_per_minute, tier.requests_per_day),
+            tier.max_concurrent_executions,
+        )
+    ]
+    limits = principal.key_limits
+    if principal.key_budget_key is None or limits is None:
+        return budgets, (ACCOUNT_SCOPE,)
+    budgets.append(
+        Budget(
+            principal.key_budget_key,
+            Quota(
+                limits.requests_per_minute or tier.requests_per_minute,
+                limits.requests_per_day or tier.requests_per_day,
+            ),
+            limits.max_concurrent_executions or tier.max_concurrent_executions,
+        )
+    )
+    return budgets, (ACCOUNT_SCOPE, KEY_SCOPE)
+
+
+def _refusal_message(decision: Decision, scope: str) -> str:
+    whose = "this key's own" if scope == KEY_SCOPE else "your account's"
     if decision.refusal is Refusal.DAILY_QUOTA_EXCEEDED:
         return (
-            f"The daily quota of {decision.daily_limit} executions is used up; "
+            f"The daily quota of {decision.daily_limit} executions ({whose} limit) is used up; "
             "it resets at 00:00 UTC."
         )
     return (
-        f"More than {decision.limit} executions a minute; "
+        f"More than {decision.limit} executions a minute ({whose} limit); "
         f"retry in {decision.retry_after_seconds} s."
     )
+
+
+class KeyCreationLimit:
+    """A per-account budget for creating API keys (KEY_CREATIONS_PER_MINUTE and _PER_DAY).
+
+    Spent before the database is touched, by every attempt: a flood of creations is
+    refused by the limiter, not by the database.
+    """
+
+    def __init__(
+        self, limiter: RateLimiter, metrics: Metrics, quota: Quota, *, fail_open: bool
+    ) -> None:
+        self._limiter = limiter
+        self._metrics = metrics
+        self._quota = quota
+        self._fail_open = fail_open
+
+    async def spend(self, user_id: uuid.UUID) -> None:
+        try:
+            decision = await self._limiter.consume(f"keys:{user_id}", self._quota)
+        except RateLimiterUnavailable:
+            if self._fail_open:
+                logger.error("rate limiter unavailable; allowing key creation (fail open)")
+                return
+            self._metrics.rejections.labels(ProblemCode.RATE_LIMITER_UNAVAILABLE).inc()
+            raise ServiceUnavailable(
+                "Rate limiting is temporarily unavailable; try again shortly.",
+                code=ProblemCode.RATE_LIMITER_UNAVAILABLE,
+                headers={"Retry-After": str(_UNAVAILABLE_RETRY_AFTER)},
+                retry_after=_UNAVAILABLE_RETRY_AFTER,
+            ) from None
+        if decision.allowed:
+            return
+        self._metrics.rejections.labels(ProblemCode.KEY_CREATION_RATE_LIMITED).inc()
+        if decision.refusal is Refusal.DAILY_QUOTA_EXCEEDED:
+            message = f"Your account has created {decision.daily_limit} keys today, the limit"
+        else:
+            message = f"Your account may create {decision.limit} keys a minute"
+        raise LimitExceeded(
+            f"{message}; retry in {decision.retry_after_seconds} s.",
+            code=ProblemCode.KEY_CREATION_RATE_LIMITED,
+            headers={"Retry-After": str(decision.retry_after_seconds)},
+            retry_after=decision.retry_after_seconds,
+        )

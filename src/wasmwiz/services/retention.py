@@ -32,7 +32,7 @@ async def prune_usage(
     cutoff = (now or datetime.now(UTC)) - timedelta(days=retention_days)
     total = 0
     while True:
-        async with database.session() as session:
+        async with database.writer() as session:
             deleted = await usage_logs.delete_batch_older_than(session, cutoff, limit=batch_size)
             await session.commit()
         total += deleted

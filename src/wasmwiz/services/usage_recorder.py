@@ -142,7 +142,7 @@ class UsageRecorder:
                 await asyncio.sleep(self._retry_delay)
 
     async def _write(self, batch: Sequence[UsageRecord]) -> None:
-        async with self._database.session() as session:
+        async with self._database.writer() as session:
             await usage_logs.insert_many(session, batch)
             for key_id, last_used_at in _last_use_per_key(batch).items():
                 await api_keys.touch_last_used(session, key_id, now=last_used_at)

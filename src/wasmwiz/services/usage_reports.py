@@ -1,4 +1,7 @@
-"""The usage dashboard's figures for one user, shared by the web page and the JSON API."""
+"""The usage dashboard's figures for one account, shared by the web page and the JSON API.
+
+The limits shown are the account's (its tier's), which every key and the playground share.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +13,8 @@ from datetime import UTC, date, datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from wasmwiz.persistence.models import UsageLog
+from wasmwiz.persistence.repositories import api_keys as key_repository
 from wasmwiz.persistence.repositories import usage_logs, usage_stats
 from wasmwiz.services.principals import TierLimits
 
@@ -31,6 +36,9 @@ class RecentRun:
     duration_ms: float
     module_sha256: str
     via_api_key: bool
+    api_key_id: uuid.UUID | None = None
+    api_key_name: str | None = None
+    api_key_prefix: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +53,7 @@ class UsageReport:
     per_minute: int
     tier: str
     recent: list[RecentRun]
+    max_concurrent: int = 0
 
     @property
     def busiest_day(self) -> int:
@@ -85,6 +94,9 @@ class UsageReportService:
                 session, user_id, since=since, rank=nearest_rank(95, total)
             )
         recent = await usage_logs.recent_for_user(session, user_id, limit=RECENT_RUNS)
+        key_names = await key_repository.names_by_id(
+            session, {run.api_key_id for run in recent if run.api_key_id is not None}
+        )
         return UsageReport(
             days=[DayCount(day.day, day.count) for day in daily],
             outcomes=dict(sorted(outcomes.items(), key=lambda item: (-item[1], item[0]))),
@@ -94,16 +106,22 @@ class UsageReportService:
             today=await usage_stats.count_in_range(session, user_id, since=midnight),
             daily_quota=tier.requests_per_day,
             per_minute=tier.requests_per_minute,
+            max_concurrent=tier.max_concurrent_executions,
             tier=tier.name,
-            recent=[
-                RecentRun(
-                    execution_id=run.id,
-                    created_at=run.created_at,
-                    status=run.status,
-                    duration_ms=run.duration_ms,
-                    module_sha256=run.module_sha256,
-                    via_api_key=run.api_key_id is not None,
-                )
-                for run in recent
-            ],
+            recent=[_recent_run(run, key_names) for run in recent],
         )
+
+
+def _recent_run(run: UsageLog, key_names: dict[uuid.UUID, tuple[str, str]]) -> RecentRun:
+    name, prefix = key_names.get(run.api_key_id, (None, None)) if run.api_key_id else (None, None)
+    return RecentRun(
+        execution_id=run.id,
+        created_at=run.created_at,
+        status=run.status,
+        duration_ms=run.duration_ms,
+        module_sha256=run.module_sha256,
+        via_api_key=run.api_key_id is not None,
+        api_key_id=run.api_key_id,
+        api_key_name=name,
+        api_key_prefix=prefix,
+    )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -18,10 +19,13 @@ __all__ = [
     "get_by_email",
     "get_by_id",
     "list_users",
+    "lock",
     "normalize_email",
     "set_active",
     "set_admin",
+    "set_password_hash",
     "set_tier",
+    "soft_delete",
 ]
 
 
@@ -71,15 +75,46 @@ async def get_by_email(session: AsyncSession, email: str) -> User | None:
 
 
 async def list_users(session: AsyncSession, *, limit: int = 50, offset: int = 0) -> list[User]:
-    """Users, oldest first."""
+    """Users not deleted, oldest first."""
     result = await session.scalars(
-        _USERS.order_by(User.created_at, User.id).limit(limit).offset(offset)
+        _USERS.where(User.deleted_at.is_(None))
+        .order_by(User.created_at, User.id)
+        .limit(limit)
+        .offset(offset)
     )
     return list(result)
 
 
 async def count_users(session: AsyncSession) -> int:
-    return await session.scalar(select(func.count()).select_from(User)) or 0
+    """Users not deleted."""
+    statement = select(func.count()).select_from(User).where(User.deleted_at.is_(None))
+    return await session.scalar(statement) or 0
+
+
+async def lock(session: AsyncSession, user_id: uuid.UUID) -> bool:
+    """Make this transaction the account's only writer until it ends; False if no user.
+
+    A no-op UPDATE as the transaction's first statement: PostgreSQL locks the row, so
+    concurrent changes to one account (e.g. counting its keys, then adding one) run one
+    after the other; SQLite takes its write lock before reading anything, so the busy
+    timeout waits for another writer instead of the upgrade failing (`database is locked`).
+    """
+    result = await session.execute(
+        update(User).where(User.id == user_id).values(tier_id=User.tier_id)
+    )
+    return rowcount(result) == 1
+
+
+async def soft_delete(
+    session: AsyncSession, user_id: uuid.UUID, *, email: str, now: datetime
+) -> bool:
+    """Mark a user deleted and anonymise it; the row stays for its usage records."""
+    result = await session.execute(
+        update(User)
+        .where(User.id == user_id, User.deleted_at.is_(None))
+        .values(deleted_at=now, email=email, password_hash=None, is_active=False, is_admin=False)
+    )
+    return rowcount(result) == 1
 
 
 async def _update(session: AsyncSession, user_id: uuid.UUID, **values: object) -> bool:
@@ -98,3 +133,20 @@ async def set_active(session: AsyncSession, user_id: uuid.UUID, active: bool) ->
 
 async def set_admin(session: AsyncSession, user_id: uuid.UUID, admin: bool) -> bool:
     return await _update(session, user_id, is_admin=admin)
+
+
+async def set_password_hash(
+    session: AsyncSession, user_id: uuid.UUID, password_hash: str, *, replacing: str | None
+) -> bool:
+    """Store a new password hash if the stored one is still `replacing`.
+
+    The hash is computed before the transaction opens; the condition makes a change that
+    raced with another one fail instead of silently undoing it.
+    """
+    condition = (
+        User.password_hash.is_(None) if replacing is None else User.password_hash == replacing
+    )
+    result = await session.execute(
+        update(User).where(User.id == user_id, condition).values(password_hash=password_hash)
+    )
+    return rowcount(result) == 1
