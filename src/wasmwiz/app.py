@@ -3,42 +3,56 @@
 from __future__ import annotations
 
 import logging
-import shutil
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from datetime import timedelta
 
 from fastapi import FastAPI
+from sqlalchemy.exc import SQLAlchemyError
 
 from wasmwiz import __version__
 from wasmwiz.api import build_api_router
 from wasmwiz.api.docs import install_api_docs
+from wasmwiz.auth import HashScheme, Purpose, derive_key
 from wasmwiz.config import FailMode, RateLimitBackend, Settings
 from wasmwiz.http_common.draining import DrainingMiddleware
+from wasmwiz.http_common.early_answers import EarlyAnswerMiddleware
 from wasmwiz.http_common.https_redirect import HttpsRedirectMiddleware
-from wasmwiz.http_common.problems import install_problem_handlers
+from wasmwiz.http_common.memory_budget import MemoryBudget
+from wasmwiz.http_common.problems import JsonResponse, install_problem_handlers
 from wasmwiz.http_common.request_limits import RequestLimitsMiddleware
 from wasmwiz.http_common.security_headers import SecurityHeadersMiddleware
 from wasmwiz.http_common.trusted_proxies import TrustedProxiesMiddleware
 from wasmwiz.observability.metrics import Metrics, Sources, start_metrics_server
 from wasmwiz.observability.middleware import RequestContextMiddleware
 from wasmwiz.persistence import Database, PoolOptions
+from wasmwiz.persistence.migrate import database_schema_problem, schema_problem_async
 from wasmwiz.ratelimit import (
     Clock,
     MemoryRateLimiter,
+    Quota,
     RateLimiter,
     RedisRateLimiter,
     SystemClock,
 )
+from wasmwiz.ratelimit.compile_budget import (
+    CompileBudget,
+    MemoryCompileBudget,
+    RedisCompileBudget,
+)
 from wasmwiz.sandbox import CompileLimits, InspectionLimits, Limits, Sandbox
+from wasmwiz.scratch_dir import ScratchDir
 from wasmwiz.services.accounts import AccountService
+from wasmwiz.services.admin import AdminService
 from wasmwiz.services.api_keys import ApiKeyService
+from wasmwiz.services.compile_budgets import CompileBudgets
 from wasmwiz.services.container import Services
 from wasmwiz.services.executions import ExecutionService
 from wasmwiz.services.health import HealthService, Lifecycle, Phase
 from wasmwiz.services.key_cache import KeyCache
-from wasmwiz.services.login_throttle import LoginThrottle
-from wasmwiz.services.rate_limits import AdmissionGate
+from wasmwiz.services.login_throttle import LoginThrottle, SignupThrottle
+from wasmwiz.services.password_hashing import PasswordHashing
+from wasmwiz.services.rate_limits import AdmissionGate, KeyCreationLimit
 from wasmwiz.services.retention import RetentionJob
 from wasmwiz.services.usage_recorder import UsageRecorder
 from wasmwiz.services.usage_reports import UsageReportService
@@ -46,6 +60,21 @@ from wasmwiz.services.web_sessions import WebSessionService
 from wasmwiz.web import install_web
 
 logger = logging.getLogger(__name__)
+
+
+def api_key_service(
+    settings: Settings,
+    *,
+    cache: KeyCache | None = None,
+    creation_limit: KeyCreationLimit | None = None,
+) -> ApiKeyService:
+    """API keys under SECRET_KEY and API_KEY_HASH_SCHEME: the server's and the CLI's."""
+    return ApiKeyService(
+        settings.secret_key,
+        hash_scheme=HashScheme(settings.api_key_hash_scheme),
+        cache=cache,
+        creation_limit=creation_limit,
+    )
 
 
 def sandbox_limits(settings: Settings) -> Limits:
@@ -63,12 +92,38 @@ def build_rate_limiter(settings: Settings, clock: Clock) -> RateLimiter:
     return MemoryRateLimiter(clock=clock)
 
 
-def prepare_temp_dir(settings: Settings) -> None:
-    """Start with an empty temp dir: nothing a previous process left behind is trusted."""
-    temp_dir = settings.effective_temp_dir
-    if temp_dir.exists():
-        shutil.rmtree(temp_dir)
-    temp_dir.mkdir(parents=True, mode=0o700)
+def build_compile_budget(settings: Settings, clock: Clock) -> CompileBudget:
+    """Compile budgets where the rate limits live: shared through Redis, or this process's."""
+    if settings.rate_limit_backend is RateLimitBackend.REDIS:
+        assert settings.redis_url is not None
+        return RedisCompileBudget.from_url(settings.redis_url, clock=clock)
+    return MemoryCompileBudget(clock=clock)
+
+
+def prepare_temp_dir(settings: Settings) -> ScratchDir:
+    """This process's own directory inside WASM_TEMP_DIR, which is never emptied (it may
+    be shared): only directories earlier processes of ours left there are removed."""
+    return ScratchDir.create(settings.effective_temp_dir)
+
+
+class SchemaNotReady(RuntimeError):
+    """The database's schema is behind this release: the message says what to run."""
+
+
+async def check_schema(url: str) -> None:
+    """Refuse to start on a schema the code cannot use, rather than answer every call 500.
+
+    A database that cannot be reached is left to readiness (/health/ready), which reports it
+    and turns healthy when the database returns.
+    """
+    try:
+        problem = await schema_problem_async(url)
+    except (OSError, SQLAlchemyError) as exc:
+        logger.warning("could not check the database schema at start-up: %s", exc)
+        return
+    if problem is not None:
+        logger.error("wasmwiz cannot start: %s", problem)
+        raise SchemaNotReady(problem)
 
 
 def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
@@ -77,12 +132,13 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        prepare_temp_dir(settings)
+        scratch = prepare_temp_dir(settings)
         fail_open = settings.rate_limit_fail_mode is FailMode.OPEN
         # Each resource's cleanup is pushed as soon as it exists, so a start-up that fails
         # half way releases what it built. They unwind in reverse: in-flight runs finish
         # (sandbox) before the recorder's final flush, so their usage records are in it.
         async with AsyncExitStack() as resources:
+            resources.callback(scratch.remove)
             database = Database(
                 settings.effective_database_url,
                 pool=PoolOptions(
@@ -94,8 +150,11 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
                 ),
             )
             resources.push_async_callback(database.dispose)
+            await check_schema(settings.effective_database_url)
             limiter = build_rate_limiter(settings, clock or SystemClock())
             resources.push_async_callback(limiter.close)
+            compile_budget = build_compile_budget(settings, clock or SystemClock())
+            resources.push_async_callback(compile_budget.close)
             recorder = UsageRecorder(
                 database,
                 spool_path=settings.var_dir / "usage-spool.jsonl",
@@ -108,6 +167,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
                 limits=sandbox_limits(settings),
                 max_concurrency=settings.max_concurrent_executions,
                 max_queue=settings.max_queued_executions,
+                fair_queue=settings.sandbox_fair_queue,
                 max_module_bytes=settings.max_wasm_size,
                 cache_max_bytes=settings.compiled_cache_max_bytes,
                 compile_limits=CompileLimits(
@@ -120,14 +180,27 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
                     max_function_locals=settings.max_function_locals,
                     max_function_body_bytes=settings.max_function_body_size,
                     max_data_segments=settings.max_data_segments,
+                    max_types=settings.max_wasm_types,
+                    max_imports=settings.max_wasm_imports,
+                    max_exports=settings.max_wasm_exports,
+                    max_memories=settings.max_wasm_memories,
+                    max_tables=settings.max_wasm_tables,
                 ),
+                extra_features=settings.wasm_extra_feature_set,
                 cache_dir=settings.effective_compiled_cache_dir,
                 disk_cache_max_bytes=settings.compiled_cache_disk_max_bytes,
+                cache_mac_key=derive_key(settings.secret_key, Purpose.ARTIFACT_MAC),
             )
             sandbox.start_compile_workers()
             resources.callback(sandbox.close)
             gate = AdmissionGate(limiter, metrics, fail_open=fail_open)
             key_cache = KeyCache(settings.api_key_cache_seconds)
+            # Password hashing's own few threads, never asyncio's default pool.
+            hashing = PasswordHashing(
+                threads=settings.password_hash_threads, queue=settings.password_hash_queue
+            )
+            resources.callback(hashing.close)
+            await hashing.prepare()
             services = Services(
                 settings=settings,
                 metrics=metrics,
@@ -137,23 +210,59 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
                 gate=gate,
                 recorder=recorder,
                 executions=ExecutionService(
-                    sandbox, gate, recorder, sandbox_limits(settings), metrics
+                    sandbox,
+                    gate,
+                    recorder,
+                    sandbox_limits(settings),
+                    metrics,
+                    compile_budgets=CompileBudgets(compile_budget),
                 ),
-                api_keys=ApiKeyService(settings.api_salt, cache=key_cache),
+                api_keys=api_key_service(
+                    settings,
+                    cache=key_cache,
+                    creation_limit=KeyCreationLimit(
+                        limiter,
+                        metrics,
+                        Quota(settings.key_creations_per_minute, settings.key_creations_per_day),
+                        fail_open=fail_open,
+                    ),
+                ),
                 health=HealthService(
-                    database, sandbox, settings.effective_temp_dir, limiter, lifecycle
+                    database,
+                    sandbox,
+                    scratch.path,
+                    limiter,
+                    lifecycle,
+                    schema_problem=lambda: database_schema_problem(database),
+                    cache_seconds=settings.health_cache_seconds,
                 ),
-                accounts=AccountService(key_cache=key_cache),
+                accounts=AccountService(
+                    hashing, key_cache=key_cache, signup_mode=settings.signup_mode
+                ),
                 web_sessions=WebSessionService(timedelta(hours=settings.session_lifetime_hours)),
                 login_throttle=LoginThrottle(
                     limiter,
                     per_account_per_minute=settings.login_attempts_per_minute,
+                    per_account_per_day=settings.login_attempts_per_day,
                     per_ip_per_minute=settings.login_attempts_per_ip_per_minute,
                     fail_open=fail_open,
                 ),
+                signup_throttle=SignupThrottle(
+                    limiter,
+                    per_network=Quota(
+                        settings.signup_per_network_per_minute,
+                        settings.signup_per_network_per_day,
+                    ),
+                    overall=Quota(
+                        settings.signup_global_per_minute, settings.signup_global_per_day
+                    ),
+                    fail_open=fail_open,
+                ),
                 usage_reports=UsageReportService(),
+                admin=AdminService(key_cache=key_cache),
             )
             app.state.services = services
+            resources.callback(services.health.close)
             metrics.watch(_metric_sources(services, lifecycle))
             if settings.metrics_port is not None:
                 resources.callback(
@@ -187,6 +296,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
         docs_url=None,
         redoc_url=None,
         debug=settings.debug,
+        default_response_class=JsonResponse,
     )
     app.state.lifecycle = lifecycle
     install_problem_handlers(app)
@@ -195,6 +305,10 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
     install_web(app)
     install_http_middleware(app, settings, metrics, lifecycle)
     return app
+
+
+# The routes that take a module upload; every other route takes MAX_FORM_BODY_SIZE.
+UPLOAD_PATHS = frozenset({"/api/v1/execute", "/execute", "/upload"})
 
 
 def install_http_middleware(
@@ -206,6 +320,9 @@ def install_http_middleware(
         RequestLimitsMiddleware,
         max_body_bytes=settings.effective_max_request_body_size,
         body_timeout=settings.request_body_timeout,
+        max_form_body_bytes=settings.max_form_body_size,
+        upload_paths=UPLOAD_PATHS,
+        budget=MemoryBudget(settings.request_memory_budget, wait=settings.request_memory_wait),
     )
     app.add_middleware(DrainingMiddleware, lifecycle=lifecycle)
     if settings.https_redirect:
@@ -213,6 +330,11 @@ def install_http_middleware(
     app.add_middleware(SecurityHeadersMiddleware, hsts_max_age=settings.hsts_max_age)
     app.add_middleware(RequestContextMiddleware, metrics=metrics)
     app.add_middleware(TrustedProxiesMiddleware, networks=settings.trusted_proxy_networks)
+    app.add_middleware(
+        EarlyAnswerMiddleware,
+        drain_bytes=settings.early_answer_drain_bytes,
+        drain_timeout=settings.early_answer_drain_timeout,
+    )
 
 
 def _metric_sources(services: Services, lifecycle: Lifecycle) -> Sources:
@@ -223,6 +345,7 @@ def _metric_sources(services: Services, lifecycle: Lifecycle) -> Sources:
         cache_hits=lambda: sandbox.stats().cache_hits,
         cache_misses=lambda: sandbox.stats().cache_misses,
         cache_bytes=lambda: sandbox.stats().cache_bytes,
+        compile_worker_crashes=lambda: sandbox.stats().compile_worker_crashes,
         usage_pending=lambda: recorder.pending,
         usage_lag=lambda: recorder.lag_seconds,
         usage_written=lambda: recorder.written,
@@ -232,4 +355,8 @@ def _metric_sources(services: Services, lifecycle: Lifecycle) -> Sources:
         db_pool_checked_out=lambda: getattr(pool, "checkedout", lambda: 0)(),
         db_pool_overflow=lambda: getattr(pool, "overflow", lambda: 0)(),
         ready=lambda: 1 if lifecycle.phase is Phase.READY else 0,
+        password_hashes_running=lambda: services.accounts.hashing.running,
+        password_hashes_peak=lambda: services.accounts.hashing.peak_running,
+        password_hashes_refused=lambda: services.accounts.hashing.refused,
+        password_hashes_completed=lambda: services.accounts.hashing.completed,
     )

@@ -13,7 +13,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 MiB = 1024 * 1024
 DEFAULT_VAR_DIR = Path("var")
-MIN_API_SALT_LENGTH = 32
+MIN_SECRET_KEY_LENGTH = 32
 # Substrings of the sample secrets people copy from examples and forget to replace.
 _PLACEHOLDER_SECRETS = ("change-me", "changeme", "change_me", "replace-me", "example")
 
@@ -34,6 +34,12 @@ class FailMode(StrEnum):
     OPEN = "open"
 
 
+class SignupMode(StrEnum):
+    OPEN = "open"
+    INVITE = "invite"
+    CLOSED = "closed"
+
+
 class ConfigurationError(Exception):
     """The settings cannot be used; the message names the offending variable."""
 
@@ -45,8 +51,10 @@ class Settings(BaseSettings):
     """Every knob of the service. See docs/configuration.md for what each one does."""
 
     # An empty variable (`METRICS_PORT=` as in .env.example) means "not set": the default.
+    # No .env by default: the commands ask for one (load_settings(env_file=ENV_FILE)), so
+    # tests and code that embeds the app never pick up a developer's file.
     model_config = SettingsConfigDict(
-        env_file=".env", env_file_encoding="utf-8", extra="ignore", env_ignore_empty=True
+        env_file=None, env_file_encoding="utf-8", extra="ignore", env_ignore_empty=True
     )
 
     environment: Environment = Environment.DEVELOPMENT
@@ -63,7 +71,17 @@ class Settings(BaseSettings):
     trusted_proxies: str = ""
     request_body_timeout: Annotated[float, Field(gt=0)] = 30.0
     max_request_body_size: PositiveInt | None = None
-    max_header_size: Annotated[int, Field(ge=1024)] = 16 * 1024
+    max_header_size: Annotated[int, Field(ge=1024)] = 64 * 1024
+    # Transport bounds (docs/security.md, "Requests"): what a connection may cost before
+    # the app sees a request, and how refusals made before the body is read are delivered.
+    max_header_count: Annotated[int, Field(ge=16, le=10_000)] = 100
+    header_timeout: Annotated[float, Field(gt=0)] = 10.0
+    max_connections: Annotated[int, Field(ge=1)] = 1024
+    max_form_body_size: Annotated[int, Field(ge=1024)] = 64 * 1024
+    request_memory_budget: Annotated[int, Field(ge=MiB)] = 256 * MiB
+    request_memory_wait: Annotated[float, Field(ge=0)] = 2.0
+    early_answer_drain_bytes: Annotated[int, Field(ge=0)] = 128 * MiB
+    early_answer_drain_timeout: Annotated[float, Field(ge=0)] = 10.0
     shutdown_grace_period: Annotated[float, Field(gt=0)] = 30.0
     metrics_token: str = ""
     metrics_port: Annotated[int, Field(ge=1, le=65535)] | None = None
@@ -78,7 +96,15 @@ class Settings(BaseSettings):
 
     var_dir: Path = DEFAULT_VAR_DIR
     database_url: str = ""
+    # The one server secret; each use gets its own key derived from it (auth.key_derivation).
+    # API_SALT is its old name, still accepted: both fields end up holding the one value
+    # (_resolve_secret_key). Read secret_key.
+    secret_key: str = ""
     api_salt: str = ""
+    # How new API keys are hashed, and what a key is moved to when used: 2 under the key
+    # derived from SECRET_KEY, 1 under SECRET_KEY itself (what 0.1.0 reads; for an
+    # upgrade that may still be rolled back, docs/api-keys.md).
+    api_key_hash_scheme: Annotated[int, Field(ge=1, le=2)] = 2
 
     wasm_temp_dir: Path | None = None
     max_wasm_size: PositiveInt = 10 * MiB
@@ -89,6 +115,9 @@ class Settings(BaseSettings):
     # Together at most the sandbox's WorkerPool.MAX_CAPACITY (4096).
     max_concurrent_executions: Annotated[int, Field(ge=1, le=256)] = 4
     max_queued_executions: Annotated[int, Field(ge=0, le=3840)] = 64
+    # Waiting runs served round-robin across accounts; false: one queue in arrival order
+    # (the previous behaviour, kept for side-by-side benchmarks: bench/fairness.py).
+    sandbox_fair_queue: bool = True
     compiled_cache_max_bytes: PositiveInt = 256 * MiB
     # Compilation (docs/security.md): a worker process per compile, bounded from outside.
     compile_timeout: Annotated[float, Field(gt=0, le=600)] = 10.0
@@ -101,12 +130,26 @@ class Settings(BaseSettings):
     max_function_locals: PositiveInt = 10_000
     max_function_body_size: PositiveInt = 1 * MiB
     max_data_segments: PositiveInt = 100_000
+    # Declared counts checked before a section's entries are read (docs/security.md).
+    max_wasm_types: PositiveInt = 10_000
+    max_wasm_imports: PositiveInt = 1_000
+    max_wasm_exports: PositiveInt = 10_000
+    max_wasm_memories: PositiveInt = 16
+    max_wasm_tables: Annotated[int, Field(ge=1, le=4)] = 4  # a run's store allows 4
+    # Optional WebAssembly proposals on top of the default (wasmtime's Tier 1 set):
+    # comma-separated names from the sandbox's OPTIONAL_FEATURES.
+    wasm_extra_features: str = ""
 
     rate_limit_backend: RateLimitBackend = RateLimitBackend.MEMORY
     redis_url: str | None = None
     rate_limit_fail_mode: FailMode = FailMode.CLOSED
     # How stale an authenticated key may be here after a change made elsewhere (key_cache).
     api_key_cache_seconds: Annotated[float, Field(ge=0, le=30)] = 5.0
+    # How long /health and /health/ready reuse one run of their checks (services/health).
+    health_cache_seconds: Annotated[float, Field(ge=0, le=60)] = 5.0
+    # Key creation per account, over the API and the web pages (every attempt counts).
+    key_creations_per_minute: Annotated[int, Field(ge=1, le=1000)] = 5
+    key_creations_per_day: Annotated[int, Field(ge=1, le=100_000)] = 50
 
     usage_flush_interval: Annotated[float, Field(gt=0)] = 0.5
     usage_batch_size: PositiveInt = 500
@@ -114,15 +157,29 @@ class Settings(BaseSettings):
     session_lifetime_hours: Annotated[float, Field(gt=0, le=24 * 90)] = 24 * 7
     login_attempts_per_minute: PositiveInt = 5
     login_attempts_per_ip_per_minute: PositiveInt = 30
+    # Sign-up and sign-in abuse (docs/security.md, "Accounts"): per client network
+    # (IPv4 address, IPv6 /64) and for the whole service, on the rate limiter.
+    login_attempts_per_day: PositiveInt = 100
+    signup_mode: SignupMode = SignupMode.OPEN
+    signup_per_network_per_minute: PositiveInt = 5
+    signup_per_network_per_day: PositiveInt = 50
+    signup_global_per_minute: PositiveInt = 60
+    signup_global_per_day: PositiveInt = 5000
+    password_hash_threads: Annotated[int, Field(ge=1, le=32)] = 2
+    password_hash_queue: Annotated[int, Field(ge=0, le=1000)] = 16
 
     @model_validator(mode="after")
     def _check_combinations(self) -> Self:
         if self.rate_limit_backend is RateLimitBackend.REDIS and not self.redis_url:
             raise ValueError("REDIS_URL must be set when RATE_LIMIT_BACKEND=redis")
-        if self.environment is Environment.PRODUCTION and len(self.api_salt) < MIN_API_SALT_LENGTH:
+        self._resolve_secret_key()
+        if (
+            self.environment is Environment.PRODUCTION
+            and len(self.secret_key) < MIN_SECRET_KEY_LENGTH
+        ):
             raise ValueError(
-                f"API_SALT must be set to a secret of at least {MIN_API_SALT_LENGTH} characters "
-                "when ENVIRONMENT=production"
+                f"SECRET_KEY (or its old name API_SALT) must be set to a secret of at least "
+                f"{MIN_SECRET_KEY_LENGTH} characters when ENVIRONMENT=production"
             )
         self._check_operations()
         if self.workers > 1 and self.rate_limit_backend is RateLimitBackend.MEMORY:
@@ -133,7 +190,32 @@ class Settings(BaseSettings):
             )
         return self
 
+    @property
+    def wasm_extra_feature_set(self) -> frozenset[str]:
+        return frozenset(self.wasm_extra_features.replace(",", " ").split())
+
+    def _check_wasm_features(self) -> None:
+        if not self.wasm_extra_feature_set:
+            return
+        from wasmwiz.sandbox.engine import OPTIONAL_FEATURES  # wasmtime: only when needed
+
+        unknown = self.wasm_extra_feature_set - OPTIONAL_FEATURES
+        if unknown:
+            raise ValueError(
+                f"WASM_EXTRA_FEATURES: {', '.join(sorted(unknown))} cannot be enabled; "
+                f"the optional features are {', '.join(sorted(OPTIONAL_FEATURES))}"
+            )
+
+    def _resolve_secret_key(self) -> None:
+        if self.secret_key and self.api_salt and self.secret_key != self.api_salt:
+            raise ValueError(
+                "SECRET_KEY and API_SALT (its old name) are both set, to different values; "
+                "keep one (API keys made so far are hashed under API_SALT's value)"
+            )
+        self.secret_key = self.api_salt = self.secret_key or self.api_salt
+
     def _check_operations(self) -> None:
+        self._check_wasm_features()
         self.trusted_proxy_networks  # noqa: B018 - raises ValueError naming a bad entry
         if (self.tls_certfile is None) != (self.tls_keyfile is None):
             raise ValueError("TLS_CERTFILE and TLS_KEYFILE must be set together")
@@ -142,10 +224,24 @@ class Settings(BaseSettings):
         if self.environment is not Environment.PRODUCTION:
             return
         # Refused in production because each one is unsafe there, not merely unusual.
-        if any(marker in self.api_salt.lower() for marker in _PLACEHOLDER_SECRETS):
-            raise ValueError("API_SALT is a placeholder value; generate a random secret")
+        if any(marker in self.secret_key.lower() for marker in _PLACEHOLDER_SECRETS):
+            raise ValueError(
+                "SECRET_KEY (or API_SALT) is a placeholder value; generate a random secret"
+            )
         if self.debug:
             raise ValueError("DEBUG must be off when ENVIRONMENT=production")
+        if not self.tls_enabled and not self.trusted_proxies:
+            # Behind a TLS proxy that is not trusted, requests look like plain HTTP and
+            # session cookies would be sent without Secure.
+            raise ValueError(
+                "production needs TLS_CERTFILE/TLS_KEYFILE, or TRUSTED_PROXIES naming the "
+                "TLS-terminating proxy's addresses"
+            )
+        if not self.metrics_token and self.metrics_port is None:
+            raise ValueError(
+                "production needs METRICS_TOKEN, or METRICS_PORT to serve /metrics on a port "
+                "of its own: otherwise /metrics is open to anyone"
+            )
         if self.workers > 1 and self.effective_database_url.startswith("sqlite"):
             raise ValueError(
                 "SQLite cannot be shared by several WORKERS in production; use PostgreSQL"
@@ -192,18 +288,30 @@ class Settings(BaseSettings):
         return self.environment is Environment.PRODUCTION
 
 
-def load_settings(**overrides: object) -> Settings:
+# The file the `wasmwiz` commands read settings from, in the working directory.
+ENV_FILE = ".env"
+
+
+def load_settings(
+    *, generate_salt: bool = True, env_file: str | None = None, **overrides: object
+) -> Settings:
     """Build the settings, turning validation errors into one readable message.
 
-    Outside production a missing API_SALT is generated once and kept under VAR_DIR, so
-    keys created in one run still work in the next.
+    From the environment and `overrides`, and from `env_file` when one is named (the
+    commands name ENV_FILE; nothing else reads a .env).
+
+    Outside production a missing SECRET_KEY is generated once and kept in
+    VAR_DIR/api_salt (the file's name from before the rename), so keys created in one run
+    still work in the next; `generate_salt=False` leaves it empty
+    and writes nothing (commands that hash no key, or have not found a database yet).
     """
     try:
-        settings = Settings(**overrides)  # type: ignore[arg-type]
+        settings = Settings(_env_file=env_file, **overrides)  # type: ignore[arg-type]
     except ValidationError as exc:
         raise ConfigurationError(_describe(exc)) from None
-    if not settings.api_salt:
-        settings = settings.model_copy(update={"api_salt": _development_salt(settings.var_dir)})
+    if generate_salt and not settings.secret_key:
+        secret = _development_salt(settings.var_dir)
+        settings = settings.model_copy(update={"secret_key": secret, "api_salt": secret})
     return settings
 
 

@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from tests.api import wat
-from tests.fixtures.app import Account, ServerFactory
+from tests.fixtures.app import Account, ServerFactory, create_account
 
 pytestmark = pytest.mark.anyio
 
@@ -174,7 +174,15 @@ async def test_others_are_served_while_one_request_spins(
     ("module", "status", "code"),
     [
         (wat.COMPONENT_HEADER + b"\x01\x00", 422, "component_not_supported"),
-        (b"this is neither wasm nor (wat", 422, "invalid_wat"),
+        (b"this is neither wasm nor (wat", 422, "invalid_wasm"),
+        (b"prog.wat", 422, "invalid_wasm"),  # curl -F wasm=prog.wat: the name, not the file
+        (b"(module (func (i32.bogus)))", 422, "invalid_wat"),
+        (
+            b"""(module (import "wasi_snapshot_preview1" "proc_exit" (func (param i32)))
+                  (func (export "_start")))""",
+            422,
+            "missing_memory_export",
+        ),
         (b"\x00asm\x01\x00\x00\x00\x01\x05garbage", 422, "truncated_wasm"),
         (b"\x89PNG\r\n\x1a\n\x00\x00", 422, "invalid_wasm"),
         (wat.UNKNOWN_IMPORT, 422, "unsupported_import"),
@@ -193,6 +201,11 @@ async def test_unacceptable_modules_are_refused_with_their_code(
     assert problem["request_id"] == response.headers["X-Request-ID"]
     if code == "unsupported_import":
         assert "env.foo" in problem["detail"]
+    if module == b"prog.wat":
+        assert '"prog.wat"' in problem["detail"]
+        assert "-F wasm=@prog.wat" in problem["detail"]
+    if code == "invalid_wat":
+        assert problem["detail"].endswith("(at line 1, column 16)")
 
 
 async def test_missing_wasm_field(client: httpx.AsyncClient, account: Account) -> None:
@@ -221,6 +234,43 @@ async def test_bad_form_fields(
     response = await execute(client, account, wat.HELLO, data={field: value})
     assert response.status_code == 400, response.text
     assert response.json()["code"] == code
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "code"),
+    [
+        ("deterministic", "t" * 65, "invalid_deterministic"),
+        ("seed", "1" * 65, "invalid_seed"),
+        ("max_fuel", "9" * 65, "invalid_max_fuel"),
+        ("args", json.dumps(["a" * 70_000]), "invalid_args"),
+        ("env", json.dumps({"A": "b" * 70_000}), "invalid_env"),
+    ],
+)
+async def test_an_over_long_field_is_invalid_like_any_bad_value(
+    client: httpx.AsyncClient, account: Account, field: str, value: str, code: str
+) -> None:
+    """Too long is one more way for a field to be bad: its own code, 400, not a 413."""
+    response = await execute(client, account, wat.HELLO, data={field: value})
+    assert response.status_code == 400, response.text
+    assert response.json()["code"] == code
+    assert "longer than the limit" in response.json()["detail"]
+
+
+async def test_bad_forms_give_their_concurrency_slot_back(
+    server_factory: ServerFactory, migrated_database_url: str
+) -> None:
+    """Admission comes before the body: a form refused after it must not keep the slot."""
+    server = server_factory()
+    free = await create_account(migrated_database_url, tier="free")  # 2 concurrent runs
+    async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:
+        for _ in range(3):
+            refused = await execute(client, free, wat.HELLO, data={"args": "not json"})
+            assert refused.status_code == 400
+            assert refused.json()["code"] == "invalid_args"
+            # The refusal reports the budget it spent, as a run does.
+            assert "X-RateLimit-Remaining" in refused.headers
+        response = await execute(client, free, wat.HELLO)
+    assert response.status_code == 200, response.text
 
 
 async def test_module_over_the_size_limit(server_factory: ServerFactory, account: Account) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import os
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -12,33 +12,15 @@ import pytest
 from sqlalchemy import func, select, update
 
 from tests.api import wat
+from tests.api.conftest import REDIS_URL, START
 from tests.fixtures.app import Account, LiveServer, ServerFactory, create_account
 from tests.fixtures.tcp_proxy import TcpProxy
+from tests.ops.metrics_text import sample
 from wasmwiz.persistence import Database
 from wasmwiz.persistence.models import SubscriptionTier, UsageLog
 from wasmwiz.ratelimit import ManualClock
 
 pytestmark = pytest.mark.anyio
-
-REDIS_URL = os.environ.get("WASMWIZ_TEST_REDIS_URL")
-# 2023-11-14 22:13:20 UTC: far enough from midnight that the daily window does not roll.
-START = 1_700_000_000.0
-
-
-@pytest.fixture(
-    params=["memory", pytest.param("redis", marks=pytest.mark.redis)],
-)
-def backend(request: pytest.FixtureRequest) -> dict[str, Any]:
-    if request.param == "memory":
-        return {}
-    if not REDIS_URL:
-        pytest.skip("WASMWIZ_TEST_REDIS_URL not set: Redis tests skipped")
-    return {"rate_limit_backend": "redis", "redis_url": REDIS_URL}
-
-
-@pytest.fixture
-def clock() -> ManualClock:
-    return ManualClock(START)
 
 
 @pytest.fixture
@@ -54,6 +36,14 @@ async def run_hello(client: httpx.AsyncClient, account: Account) -> httpx.Respon
         headers=account.headers,
         files={"wasm": ("hello.wat", wat.HELLO.encode())},
     )
+
+
+async def wait_until_running(client: httpx.AsyncClient, count: int) -> None:
+    """Until the server runs `count` executions (its in-flight gauge), not a fixed sleep."""
+    deadline = time.monotonic() + 10
+    while sample((await client.get("/metrics")).text, "wasmwiz_executions_in_flight") < count:
+        assert time.monotonic() < deadline, f"{count} runs never in flight at once"
+        await asyncio.sleep(0.05)
 
 
 async def count_usage(database_url: str, account: Account) -> int:
@@ -164,7 +154,7 @@ async def test_a_changed_tier_row_applies_without_restart(
         assert (await run_hello(client, account)).status_code == 429
 
 
-async def test_keys_are_limited_independently(
+async def test_accounts_are_limited_independently(
     limited_server: LiveServer, migrated_database_url: str
 ) -> None:
     first = await create_account(migrated_database_url, tier="free")
@@ -206,7 +196,7 @@ async def test_a_key_at_its_concurrency_cap_is_refused_while_others_are_served(
             )
             for _ in range(2)
         ]
-        await asyncio.sleep(0.5)
+        await wait_until_running(client, 2)
         refused = await run_hello(client, busy)
         assert refused.status_code == 429
         assert refused.json()["code"] == "too_many_concurrent"
@@ -233,7 +223,7 @@ async def test_a_full_process_answers_server_busy_at_once(
                 files={"wasm": ("loop.wat", wat.INFINITE_LOOP.encode())},
             )
         )
-        await asyncio.sleep(0.5)
+        await wait_until_running(client, 1)
         refused = await run_hello(client, second)
         assert refused.status_code == 503
         assert refused.json()["code"] == "server_busy"
@@ -260,8 +250,13 @@ async def test_redis_outage_follows_the_fail_mode_and_recovers(
     redis_proxy: TcpProxy,
     fail_mode: str,
 ) -> None:
+    # Health reuses a run of its checks for HEALTH_CACHE_SECONDS; this test reads it
+    # right before and after the outage, so every call checks afresh.
     server = server_factory(
-        rate_limit_backend="redis", redis_url=redis_proxy.url, rate_limit_fail_mode=fail_mode
+        rate_limit_backend="redis",
+        redis_url=redis_proxy.url,
+        rate_limit_fail_mode=fail_mode,
+        health_cache_seconds=0,
     )
     account = await create_account(migrated_database_url, tier="free")
     async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:

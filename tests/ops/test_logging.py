@@ -21,7 +21,13 @@ def test_production_logs_are_json_lines_with_access_and_security_events(
     tmp_path: Path, migrated_database_url: str, ops_account: Account
 ) -> None:
     log_file = tmp_path / "stdout.log"
-    env = {"ENVIRONMENT": "production", "LOG_LEVEL": "INFO"}
+    env = {
+        "ENVIRONMENT": "production",
+        "LOG_LEVEL": "INFO",
+        # Production refuses to start without these (tests/ops/test_production.py).
+        "TRUSTED_PROXIES": "127.0.0.1",
+        "METRICS_TOKEN": "a-scrape-token",
+    }
     with serve_process(tmp_path, migrated_database_url, env=env, stdout=log_file) as (
         process,
         url,

@@ -17,21 +17,16 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.sandbox.conftest import fixture_wat
-from wasmwiz.sandbox import Limits, ModuleRejected, Outcome, RunRequest, Sandbox, load_example
+from wasmwiz.problem_codes import MODULE_REFUSALS, ProblemCode
+from wasmwiz.sandbox import Limits, ModuleRefused, Outcome, RunRequest, Sandbox, load_example
 
 MUTATED_EXAMPLES = 7_000
 RANDOM_EXAMPLES = 3_000
 LIMITS = Limits(timeout_seconds=0.5, memory_bytes=16 * 1024 * 1024, max_fuel=2_000_000,
                 max_output_bytes=4096)  # fmt: skip
 DEADLINE_MARGIN = 0.5
-# Every code ModuleRejected can carry (docs/errors.md); wasm_too_large is out of reach here.
-DOCUMENTED_CODES = {
-    "empty_wasm", "invalid_wasm", "truncated_wasm", "component_not_supported", "invalid_wat",
-    "unsupported_import", "missing_start", "unsupported_feature",
-    "declared_memory_too_large", "declared_table_too_large", "too_many_functions",
-    "too_many_locals", "function_too_large", "too_many_data_segments",
-    "compile_timeout", "compile_memory_limit",
-}  # fmt: skip
+# Every code the engine refuses a module with; wasm_too_large is out of reach here.
+DOCUMENTED_CODES = MODULE_REFUSALS - {ProblemCode.WASM_TOO_LARGE}
 CORPUS = [
     bytes(wasmtime.wat2wasm(wat.decode()))
     for wat in [
@@ -80,7 +75,7 @@ def fuzz_sandbox() -> Iterator[Sandbox]:
 def check(sandbox: Sandbox, data: bytes, seen: Counter[str]) -> None:
     try:
         compiled = sandbox.prepare(data)
-    except ModuleRejected as refusal:
+    except ModuleRefused as refusal:
         code, message = refusal.code, refusal.message
         assert code in DOCUMENTED_CODES, refusal  # noqa: PT017 - every input, not one
         assert "\n" not in message

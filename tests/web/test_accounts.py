@@ -71,19 +71,37 @@ async def test_sign_up_refuses_a_bad_password_in_words(
     assert "wasmwiz_session" not in response.headers.get("set-cookie", "")
 
 
-async def test_a_taken_email_is_refused(
+async def test_signing_up_again_with_the_password_signs_in(
+    browser: httpx.AsyncClient, live_server: LiveServer
+) -> None:
+    email = new_email()
+    await sign_up(browser, email)
+    async with httpx.AsyncClient(base_url=live_server.url) as other:
+        await sign_up(other, email)  # 303 to /, as for a new account
+        assert email in (await other.get("/")).text
+
+
+async def test_a_taken_email_is_refused_without_saying_so(
     browser: httpx.AsyncClient, live_server: LiveServer
 ) -> None:
     email = new_email()
     await sign_up(browser, email)
     async with httpx.AsyncClient(base_url=live_server.url) as other:
         token = csrf_from((await other.get("/signup")).text)
+        other_password = "someone else's passphrase"
         response = await other.post(
             "/signup",
-            data={"email": email, "password": PASSWORD, "confirm": PASSWORD, "csrf_token": token},
+            data={
+                "email": email,
+                "password": other_password,
+                "confirm": other_password,
+                "csrf_token": token,
+            },
         )
-    assert response.status_code == 409
-    assert "exists already" in response.text
+    assert response.status_code == 400
+    assert "No account can be made with this email and password" in response.text
+    assert "exists" not in response.text
+    assert "wasmwiz_session" not in response.headers.get("set-cookie", "")
 
 
 async def test_sign_in_and_out(browser: httpx.AsyncClient, live_server: LiveServer) -> None:

@@ -61,6 +61,25 @@ async def test_keys_api_touches_only_the_callers_keys(
     assert [key["id"] for key in listed] == [str(account.api_key_id)]
 
 
+@pytest.mark.parametrize("method", ["DELETE", "GET", "PUT", "PATCH"])
+async def test_revoke_all_takes_post_only(
+    client: httpx.AsyncClient, account: Account, method: str
+) -> None:
+    # DELETE matched `/api/v1/keys/{key_id}` and was a 422 for the key id "revoke-all".
+    for headers in ({}, account.headers):
+        response = await client.request(method, "/api/v1/keys/revoke-all", headers=headers)
+        assert response.status_code == 405
+        assert response.headers["allow"] == "POST"
+        assert response.headers["content-type"] == "application/problem+json"
+        assert response.json()["code"] == "method_not_allowed"
+    assert (await client.get("/api/v1/keys", headers=account.headers)).status_code == 200
+    # A key id that is not one is still the request's fault, after authentication.
+    malformed = await client.delete("/api/v1/keys/not-a-key-id", headers=account.headers)
+    assert malformed.status_code == 422
+    assert malformed.json()["code"] == "invalid_request"
+    assert (await client.delete("/api/v1/keys/not-a-key-id")).status_code == 401
+
+
 @pytest.mark.parametrize(
     "body",
     [{}, {"name": ""}, {"name": "x" * 101}, {"name": "x", "expires_at": "2000-01-01T00:00:00Z"}],
@@ -115,10 +134,15 @@ async def test_usage_api_reports_runs_from_keys_and_the_playground(
         assert usage["median_duration_ms"] <= usage["p95_duration_ms"]
         assert usage["daily_quota"] == 500
         assert usage["tier"] == "free"
+        from_keys = [run for run in usage["recent"] if run["via_api_key"]]
+        assert {run["api_key_name"] for run in from_keys} == {"script"}
 
         page = await http.get("/usage")
         assert page.status_code == 200
         assert page.text.count("badge-success") >= 3
+        assert "shared by all your keys and the playground" in page.text
+        assert "per key" not in page.text
+        assert page.text.count("API key “script”") == 2
 
 
 async def test_playground_runs_count_against_the_users_tier(
@@ -142,11 +166,24 @@ async def test_playground_runs_count_against_the_users_tier(
 
 async def test_upload_refusals_are_problem_details(live_server: LiveServer) -> None:
     async with httpx.AsyncClient(base_url=live_server.url, timeout=30) as http:
+        # No session and no token: refused by the CSRF check every page POST passes first.
         anonymous = await http.post(
             "/upload", headers={"Accept": "application/json"}, files={"wasm": ("m.wat", b"x")}
         )
-        assert anonymous.status_code == 401
-        assert anonymous.json()["code"] == "unauthorized"
+        assert anonymous.status_code == 403
+        assert anonymous.json()["code"] == "csrf_failed"
+        # A session that has ended (its page's token no longer matches): sign in again.
+        ended = await http.post(
+            "/upload",
+            headers={
+                "X-CSRF-Token": "0" * 64,
+                "Accept": "application/json",
+                "Cookie": "wasmwiz_session=a-session-that-has-ended",
+            },
+            files={"wasm": ("m.wat", b"x")},
+        )
+        assert ended.status_code == 401
+        assert ended.json()["code"] == "unauthorized"
         await sign_up(http, new_email())
         token = await page_csrf(http, "/")
         bad = await http.post(
@@ -245,3 +282,155 @@ async def is_admin(database_url: str, email: str) -> bool:
             return (await AccountService().get_by_email(session, email)).is_admin
     finally:
         await database.dispose()
+
+
+async def web_key(http: httpx.AsyncClient, **form: object) -> str:
+    """Create a key on the keys page; the new key, from the page that shows it once."""
+    response = await http.post("/generate-key", data=form)
+    if response.status_code == 303:
+        response = await http.get(response.headers["location"])
+    assert response.status_code == 200, response.text
+    return response.text.split('id="new-key" class="code" type="text" readonly value="')[1][:46]
+
+
+async def test_the_playground_and_every_key_share_the_accounts_budget(
+    live_server: LiveServer,
+) -> None:
+    async with httpx.AsyncClient(base_url=live_server.url, timeout=30) as http:
+        await sign_up(http, new_email())  # free tier: 10 runs a minute, per account
+        token = await page_csrf(http, "/")
+        for _ in range(4):
+            played = await http.post(
+                "/upload",
+                headers={"X-CSRF-Token": token, "Accept": "application/json"},
+                files={"wasm": ("hello.wat", wat.HELLO.encode())},
+            )
+            assert played.status_code == 200
+        keys = [await web_key(http, name=f"k{n}", csrf_token=token) for n in range(2)]
+        statuses = []
+        for n in range(8):
+            response = await http.post(
+                "/api/v1/execute",
+                headers={"Authorization": f"Bearer {keys[n % 2]}"},
+                files={"wasm": ("m.wat", wat.HELLO.encode())},
+            )
+            statuses.append(response.status_code)
+        assert statuses == [200] * 6 + [429] * 2
+        assert response.json()["limit"] == "account"
+
+
+async def test_keys_page_chooses_scopes_and_limits_and_revokes_every_key(
+    live_server: LiveServer,
+) -> None:
+    async with httpx.AsyncClient(base_url=live_server.url, timeout=30) as http:
+        await sign_up(http, new_email())
+        token = await page_csrf(http)
+        page = (await http.get("/api-keys")).text
+        assert 'value="keys:write"' in page
+        assert 'value="admin"' not in page  # not an administrator
+        made = await web_key(
+            http, name="runner", scopes=["execute"], requests_per_minute="2", csrf_token=token
+        )
+        runner = {"Authorization": f"Bearer {made}"}
+        assert (await http.get("/api/v1/usage", headers=runner)).status_code == 403
+        for expected in (200, 200, 429):
+            response = await http.post(
+                "/api/v1/execute", headers=runner, files={"wasm": ("m.wat", wat.HELLO.encode())}
+            )
+            assert response.status_code == expected
+        assert response.json()["limit"] == "key"
+        too_high = await http.post(
+            "/generate-key",
+            data={"name": "x", "requests_per_minute": "11", "csrf_token": token},
+        )
+        assert too_high.status_code == 400
+        assert "at most" in too_high.text or "from 1 to" in too_high.text
+        other = {"Authorization": f"Bearer {await web_key(http, name='other', csrf_token=token)}"}
+        assert (await http.get("/api/v1/usage", headers=other)).status_code == 200
+
+        done = await http.post("/api-keys/revoke-all", data={"csrf_token": token})
+        assert done.status_code == 303
+        assert "Every key is revoked" in (await http.get(done.headers["location"])).text
+        for headers in (runner, other):
+            response = await http.post(
+                "/api/v1/execute", headers=headers, files={"wasm": ("m.wat", wat.HELLO.encode())}
+            )
+            assert response.status_code == 401
+
+
+async def test_admin_page_creates_and_edits_tiers_and_deletes_users(
+    server_factory: ServerFactory, migrated_database_url: str
+) -> None:
+    server = server_factory()
+    async with (
+        httpx.AsyncClient(base_url=server.url) as admin,
+        httpx.AsyncClient(base_url=server.url) as user,
+    ):
+        admin_email, user_email = new_email(), new_email()
+        await sign_up(admin, admin_email)
+        await sign_up(user, user_email)
+        await make_admin(migrated_database_url, admin_email)
+        token = await page_csrf(admin, "/admin")
+        limits = {
+            "requests_per_minute": "3",
+            "requests_per_day": "50",
+            "max_concurrent_executions": "1",
+            "max_fuel": "",
+            "max_api_keys": "2",
+        }
+        forged = await user.post(
+            "/admin/tiers", data={"name": "team", **limits, "csrf_token": await page_csrf(user)}
+        )
+        assert forged.status_code == 403
+        created = await admin.post(
+            "/admin/tiers", data={"name": "team", **limits, "csrf_token": token}
+        )
+        assert created.status_code == 303
+        page = (await admin.get("/admin")).text
+        assert 'action="/admin/tiers/team"' in page
+        user_id = page.split(f"{user_email}")[1].split("/admin/users/")[1].split("/")[0]
+        moved = await admin.post(
+            f"/admin/users/{user_id}/tier", data={"tier": "team", "csrf_token": token}
+        )
+        assert moved.status_code == 303
+
+        user_token = await page_csrf(user, "/")
+        run = await user.post(
+            "/upload",
+            headers={"X-CSRF-Token": user_token, "Accept": "application/json"},
+            files={"wasm": ("hello.wat", wat.HELLO.encode())},
+        )
+        assert run.headers["X-RateLimit-Limit"] == "3"
+        edited = await admin.post(
+            "/admin/tiers/team", data={**limits, "requests_per_minute": "7", "csrf_token": token}
+        )
+        assert edited.status_code == 303
+        run = await user.post(
+            "/upload",
+            headers={"X-CSRF-Token": user_token, "Accept": "application/json"},
+            files={"wasm": ("hello.wat", wat.HELLO.encode())},
+        )
+        assert run.headers["X-RateLimit-Limit"] == "7"
+        bad = await admin.post(
+            "/admin/tiers/team", data={**limits, "requests_per_minute": "0", "csrf_token": token}
+        )
+        assert bad.status_code == 400
+
+        deleted = await admin.post(f"/admin/users/{user_id}/delete", data={"csrf_token": token})
+        assert deleted.status_code == 303
+        assert (await user.get("/usage")).status_code == 303  # signed out
+        assert (await log_in(user, user_email)).status_code != 303
+        assert user_email not in (await admin.get("/admin")).text
+
+
+async def test_revoking_a_revoked_key_on_the_page_says_so(live_server: LiveServer) -> None:
+    async with httpx.AsyncClient(base_url=live_server.url, timeout=30) as http:
+        await sign_up(http, new_email())
+        token = await page_csrf(http)
+        await web_key(http, name="once", csrf_token=token)
+        listed = (await http.get("/api-keys")).text
+        key_id = listed.split('action="/api-keys/')[1].split("/revoke")[0]
+        first = await http.post(f"/api-keys/{key_id}/revoke", data={"csrf_token": token})
+        assert "The key is revoked" in (await http.get(first.headers["location"])).text
+        again = await http.post(f"/api-keys/{key_id}/revoke", data={"csrf_token": token})
+        assert "revoked already" in (await http.get(again.headers["location"])).text

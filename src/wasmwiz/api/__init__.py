@@ -2,7 +2,7 @@
 
 from fastapi import APIRouter
 
-from wasmwiz.api import executions, health, keys, metrics, usage
+from wasmwiz.api import admin, executions, health, keys, metrics, usage
 
 
 def build_api_router() -> APIRouter:
@@ -12,6 +12,7 @@ def build_api_router() -> APIRouter:
     router.include_router(metrics.router)
     router.include_router(keys.router)
     router.include_router(usage.router)
+    router.include_router(admin.router)
     return router
 
 

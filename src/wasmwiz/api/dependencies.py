@@ -1,31 +1,35 @@
-"""FastAPI dependencies: the app's services and the authenticated caller."""
+"""FastAPI dependencies: the app's services, and the authenticated caller with its scope.
+
+Each API route names the scope it needs in its signature (`KeysWriter`, `UsageReader`,
+`Administrator`); the execute route, which authenticates in its body before reading the
+form, calls `get_principal`, which requires `execute`. A key without the scope gets 403
+`insufficient_scope`.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Annotated
 
 from fastapi import Depends, Request
 
+from wasmwiz.http_common.app_state import request_services
 from wasmwiz.services.container import Services
-from wasmwiz.services.principals import Principal
-
-
-def get_services(request: Request) -> Services:
-    services: Services = request.app.state.services
-    return services
+from wasmwiz.services.principals import Principal, Scope
 
 
 async def services_dependency(request: Request) -> Services:
     # async on purpose: FastAPI runs a plain-def dependency on its thread pool, a thread
     # hop per request for one attribute read (measured: bench/, docs/performance.md).
-    return get_services(request)
+    return request_services(request)
 
 
 ServicesDep = Annotated[Services, Depends(services_dependency)]
 
 
-async def get_principal(request: Request) -> Principal:
-    services = get_services(request)
+async def authenticate(request: Request) -> Principal:
+    """The caller behind the request's API key, whatever its scopes."""
+    services = request_services(request)
     principal = await services.api_keys.authenticate(
         services.database, request.headers.get("authorization")
     )
@@ -34,4 +38,24 @@ async def get_principal(request: Request) -> Principal:
     return principal
 
 
-PrincipalDep = Annotated[Principal, Depends(get_principal)]
+async def get_principal(request: Request) -> Principal:
+    """The caller of an execution: an API key with the `execute` scope."""
+    principal = await authenticate(request)
+    principal.require(Scope.EXECUTE)
+    return principal
+
+
+def require_scope(scope: Scope) -> Callable[[Principal], Awaitable[Principal]]:
+    """A dependency: the authenticated caller, if its key holds `scope`."""
+
+    async def dependency(principal: Annotated[Principal, Depends(authenticate)]) -> Principal:
+        principal.require(scope)
+        return principal
+
+    dependency.__name__ = f"require_{scope.name.lower()}"
+    return dependency
+
+
+UsageReader = Annotated[Principal, Depends(require_scope(Scope.USAGE_READ))]
+KeysWriter = Annotated[Principal, Depends(require_scope(Scope.KEYS_WRITE))]
+Administrator = Annotated[Principal, Depends(require_scope(Scope.ADMIN))]

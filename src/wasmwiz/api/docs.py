@@ -14,7 +14,7 @@ from fastapi import FastAPI
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
-from wasmwiz.api.dependencies import get_principal
+from wasmwiz.api.dependencies import authenticate
 from wasmwiz.api.openapi import install_openapi
 
 STATIC_DIR = Path(__file__).parent / "static" / "docs"
@@ -29,8 +29,10 @@ _SWAGGER_PAGE = """<!doctype html>
   <title>{title} API reference</title>
   <link rel="icon" type="image/png" href="docs/static/favicon-32x32.png">
   <link rel="stylesheet" href="docs/static/swagger-ui.css">
+  <style>{style}</style>
 </head>
 <body>
+  {back}
   <div id="swagger-ui" data-spec-url="{spec_url}"></div>
   <script src="docs/static/swagger-ui-bundle.js"></script>
   <script src="docs/static/swagger-init.js"></script>
@@ -45,8 +47,10 @@ _REDOC_PAGE = """<!doctype html>
   <meta name="viewport" content="width=device-width, initial-scale=1">
   <title>{title} API reference</title>
   <link rel="icon" type="image/png" href="docs/static/favicon-32x32.png">
+  <style>{style}</style>
 </head>
 <body>
+  {back}
   <div id="redoc" data-spec-url="{spec_url}"></div>
   <script src="docs/static/redoc.standalone.js"></script>
   <script src="docs/static/redoc-init.js"></script>
@@ -55,13 +59,24 @@ _REDOC_PAGE = """<!doctype html>
 """
 
 
+# The way back to the web pages; and no default 8 px body margin around ReDoc's layout.
+_STYLE = (
+    "body{margin:0}.wasmwiz-back{font:14px/1.4 system-ui,sans-serif;padding:8px 16px;"
+    "background:#1f2933;color:#fff}.wasmwiz-back a{color:#fff}"
+)
+_BACK = (
+    '<nav class="wasmwiz-back" aria-label="WasmWiz"><a href="./">WasmWiz pages</a> · '
+    '<a href="docs">Swagger UI</a> · <a href="redoc">ReDoc</a></nav>'
+)
+
+
 def install_api_docs(app: FastAPI) -> None:
     """Serve the OpenAPI document (at `app.openapi_url`), /docs, /redoc and their assets."""
-    install_openapi(app, get_principal)
+    install_openapi(app, authenticate)
     spec_url = escape((app.openapi_url or "/openapi.json").lstrip("/"), quote=True)
     title = escape(app.title)
-    swagger = _SWAGGER_PAGE.format(title=title, spec_url=spec_url)
-    redoc = _REDOC_PAGE.format(title=title, spec_url=spec_url)
+    swagger = _SWAGGER_PAGE.format(title=title, spec_url=spec_url, style=_STYLE, back=_BACK)
+    redoc = _REDOC_PAGE.format(title=title, spec_url=spec_url, style=_STYLE, back=_BACK)
 
     async def swagger_ui() -> HTMLResponse:
         return HTMLResponse(swagger)

@@ -7,10 +7,11 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 from fastapi.exceptions import RequestValidationError
 
-from wasmwiz.api.dependencies import get_principal, get_services
+from wasmwiz.api.dependencies import get_principal
 from wasmwiz.api.openapi import EXECUTE_RESPONSES, SECURITY_SCHEME
 from wasmwiz.api.schemas import ExecutionResponse, OutputEncoding
-from wasmwiz.http_common.execution_form import read_execution_form
+from wasmwiz.http_common.app_state import request_services
+from wasmwiz.http_common.execution_form import read_execution_form, refuse_declared_oversize
 
 router = APIRouter(tags=["executions"])
 
@@ -59,28 +60,36 @@ _OPENAPI: dict[str, Any] = {
                             "type": "string",
                             "description": 'A JSON array of strings, e.g. ["-n", "3"]. '
                             "argv[0] is the module's file name.",
+                            "example": "[]",
                         },
                         "env": {
                             "type": "string",
                             "description": 'A JSON object of strings, e.g. {"LANG": "C"}. '
                             "The guest sees exactly these variables and nothing of the host's.",
+                            "example": "{}",
                         },
                         "deterministic": {
                             "type": "boolean",
                             "description": "true: virtual clocks (starting 2024-01-01T00:00:00Z, "
                             "advanced only by sleeping) and random_get seeded by `seed`, so "
                             "the same request prints the same bytes.",
+                            "example": False,
                         },
                         "seed": {
                             "type": "integer",
                             "minimum": 0,
                             "description": "random_get's seed when deterministic (default 0).",
+                            "example": 0,
                         },
                         "max_fuel": {
                             "type": "integer",
                             "minimum": 1,
                             "description": "A fuel budget; the run ends `fuel_exhausted` when "
-                            "it is used up. The tier's own cap, if any, still applies.",
+                            "it is used up. The tier's own cap, if any, still applies. "
+                            "Without it only that cap and the time limit bound a run; the "
+                            "example (10^12) is more than any run can use within the time "
+                            "limit.",
+                            "example": 1_000_000_000_000,
                         },
                     },
                 }
@@ -101,14 +110,8 @@ _DESCRIPTION = (
 )
 
 
-@router.post(
-    "/api/v1/execute",
-    summary="Run a WebAssembly module",
-    description=_DESCRIPTION,
-    response_model=ExecutionResponse,
-    responses=EXECUTE_RESPONSES,
-    openapi_extra=_OPENAPI,
-)
+# Decorators register bottom-up: /api/v1/execute first, so the documents (Swagger UI,
+# ReDoc, openapi.json) list it before its alias.
 @router.post(
     "/execute",
     summary="Run a WebAssembly module (alias of /api/v1/execute)",
@@ -117,18 +120,32 @@ _DESCRIPTION = (
     responses=EXECUTE_RESPONSES,
     openapi_extra=_OPENAPI,
 )
+@router.post(
+    "/api/v1/execute",
+    summary="Run a WebAssembly module",
+    description=_DESCRIPTION,
+    response_model=ExecutionResponse,
+    responses=EXECUTE_RESPONSES,
+    openapi_extra=_OPENAPI,
+)
 async def execute(request: Request) -> Response:
     principal = await get_principal(request)
-    services = get_services(request)
+    services = request_services(request)
     encoding = _output_encoding(request)
     settings = services.settings
-    execution_request = await read_execution_form(
-        request, max_wasm_size=settings.max_wasm_size, max_input_size=settings.max_input_size
+    sizes = {"max_wasm_size": settings.max_wasm_size, "max_input_size": settings.max_input_size}
+    refuse_declared_oversize(request, **sizes)
+    # Admission (rate, quota, a concurrency slot) before the first byte of the body is
+    # read: a refused caller costs a head, not a 10 MiB buffer.
+    report = await services.executions.admit_then_execute(
+        principal, lambda: read_execution_form(request, **sizes)
     )
-    report = await services.executions.execute(principal, execution_request)
     answer = ExecutionResponse.from_result(report.execution_id, report.result, encoding)
+    # A trailing newline, as every JSON answer has, so a shell prompt starts on its own line.
     return Response(
-        answer.model_dump_json(), media_type="application/json", headers=report.admission.headers
+        answer.model_dump_json() + "\n",
+        media_type="application/json",
+        headers=report.admission.headers,
     )
 
 

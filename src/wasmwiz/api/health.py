@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse
 
 from wasmwiz.api.dependencies import ServicesDep
 from wasmwiz.api.schemas import HealthCheck, HealthResponse
+from wasmwiz.http_common.problems import JsonResponse
 from wasmwiz.services.health import CheckResult
 
 router = APIRouter(tags=["health"])
@@ -15,11 +15,13 @@ router = APIRouter(tags=["health"])
 @router.get(
     "/health",
     summary="Service health",
-    description="200 when every check passes, 503 naming the failing check otherwise.",
+    description="200 when every check passes, 503 naming the failing check otherwise. "
+    "The checks run at most once per HEALTH_CACHE_SECONDS (default 5 s); calls in between "
+    "get that run's answer.",
     response_model=HealthResponse,
     responses={503: {"model": HealthResponse, "description": "A check failed."}},
 )
-async def health(services: ServicesDep) -> JSONResponse:
+async def health(services: ServicesDep) -> JsonResponse:
     return _report(await services.health.run_checks())
 
 
@@ -30,7 +32,7 @@ async def health(services: ServicesDep) -> JSONResponse:
     "database outage never gets healthy replicas restarted.",
     response_model=HealthResponse,
 )
-async def live() -> JSONResponse:
+async def live() -> JsonResponse:
     return _report([])
 
 
@@ -38,25 +40,28 @@ async def live() -> JSONResponse:
     "/health/ready",
     summary="Readiness",
     description="200 when this instance should get traffic: started, not draining, and the "
-    "database, rate limiter (Redis when configured), temp dir and sandbox all pass. "
-    "503 otherwise, naming what failed.",
+    "database, its schema, the rate limiter (Redis when configured), temp dir and sandbox "
+    "all pass. "
+    "503 otherwise, naming what failed. The checks are those of `/health`, shared and "
+    "reused for HEALTH_CACHE_SECONDS; the sandbox self-test runs on a thread of its own, "
+    "so a sandbox busy with guests stays ready.",
     response_model=HealthResponse,
     responses={503: {"model": HealthResponse, "description": "Not ready."}},
 )
-async def ready(request: Request) -> JSONResponse:
+async def ready(request: Request) -> JsonResponse:
     services = getattr(request.app.state, "services", None)
     if services is None:
         return _report([CheckResult("lifecycle", False, "starting")])
     return _report(await services.health.readiness())
 
 
-def _report(results: list[CheckResult]) -> JSONResponse:
+def _report(results: list[CheckResult]) -> JsonResponse:
     body = HealthResponse(
         status="ok" if all(result.ok for result in results) else "unavailable",
         checks=[HealthCheck(name=r.name, ok=r.ok, detail=r.detail) for r in results],
     )
-    # No caching: a probe must see the state now.
-    return JSONResponse(
+    # No caching on the way: the server already reuses a run for a few seconds at most.
+    return JsonResponse(
         body.model_dump(),
         status_code=200 if body.status == "ok" else 503,
         headers={"Cache-Control": "no-store"},

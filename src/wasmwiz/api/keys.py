@@ -1,4 +1,4 @@
-"""GET/POST /api/v1/keys and DELETE /api/v1/keys/{id}: the caller's own API keys."""
+"""/api/v1/keys: the caller's own API keys (list, create, revoke one or all); `keys:write`."""
 
 from __future__ import annotations
 
@@ -7,13 +7,18 @@ from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
-from pydantic import BaseModel, Field
+from pydantic import AwareDatetime, BaseModel, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from wasmwiz.api.dependencies import PrincipalDep, ServicesDep
+from wasmwiz.api.dependencies import KeysWriter, ServicesDep
 from wasmwiz.api.openapi import problem_responses
+from wasmwiz.problem_codes import ProblemCode
 from wasmwiz.services.key_listing import MAX_PER_PAGE, ListedKey, list_key_page
+from wasmwiz.services.principals import DEFAULT_KEY_SCOPES, KeyLimits, Scope, stored_scopes
 
 router = APIRouter(tags=["keys"])
+
+_LIMIT_DESCRIPTION = "The key's own limit, at most the account's; null: the account's alone."
 
 
 class ApiKeyOut(BaseModel):
@@ -25,6 +30,10 @@ class ApiKeyOut(BaseModel):
     expires_at: datetime | None
     revoked_at: datetime | None
     status: str = Field(description="`active`, `expired` or `revoked`.")
+    scopes: list[Scope] = Field(description="What the key may do.")
+    requests_per_minute: int | None = Field(description=_LIMIT_DESCRIPTION)
+    requests_per_day: int | None = Field(description=_LIMIT_DESCRIPTION)
+    max_concurrent_executions: int | None = Field(description=_LIMIT_DESCRIPTION)
 
     @classmethod
     def of(cls, listed: ListedKey) -> ApiKeyOut:
@@ -38,6 +47,10 @@ class ApiKeyOut(BaseModel):
             expires_at=key.expires_at,
             revoked_at=key.revoked_at,
             status=listed.status,
+            scopes=[scope for scope in Scope if scope in stored_scopes(key.scopes)],
+            requests_per_minute=key.requests_per_minute,
+            requests_per_day=key.requests_per_day,
+            max_concurrent_executions=key.max_concurrent_executions,
         )
 
 
@@ -50,8 +63,20 @@ class ApiKeyPage(BaseModel):
 
 class ApiKeyCreate(BaseModel):
     name: str = Field(min_length=1, max_length=100, examples=["ci"])
-    expires_at: datetime | None = Field(
+    # Aware only: a naive time has no instant to compare with (it was a 500).
+    expires_at: AwareDatetime | None = Field(
         default=None, description="When the key stops working (RFC 3339, with a zone)."
+    )
+    scopes: list[Scope] = Field(
+        default=sorted(DEFAULT_KEY_SCOPES),
+        max_length=len(Scope),
+        description="What the new key may do; at most the scopes of the key making it. "
+        "`admin` only for an administrator's key.",
+    )
+    requests_per_minute: int | None = Field(default=None, ge=1, description=_LIMIT_DESCRIPTION)
+    requests_per_day: int | None = Field(default=None, ge=1, description=_LIMIT_DESCRIPTION)
+    max_concurrent_executions: int | None = Field(
+        default=None, ge=1, description=_LIMIT_DESCRIPTION
     )
 
 
@@ -59,14 +84,19 @@ class ApiKeyCreated(ApiKeyOut):
     key: str = Field(description="The full key. It is shown only in this response.")
 
 
+class RevokedAll(BaseModel):
+    revoked: int = Field(description="How many keys were still working and are revoked now.")
+
+
 @router.get(
     "/api/v1/keys",
     summary="List your API keys",
-    description="The authenticated key's user's keys, newest first, a page at a time.",
+    description="The authenticated key's account's keys, newest first, a page at a time. "
+    "Needs the `keys:write` scope.",
     response_model=ApiKeyPage,
 )
 async def list_keys(
-    principal: PrincipalDep,
+    principal: KeysWriter,
     services: ServicesDep,
     page: Annotated[int, Query(ge=1, le=100_000)] = 1,
     per_page: Annotated[int, Query(ge=1, le=MAX_PER_PAGE)] = 20,
@@ -86,18 +116,39 @@ async def list_keys(
 @router.post(
     "/api/v1/keys",
     summary="Create an API key",
-    description="Creates a key for the authenticated key's user. The full key is in this "
-    "response only; store it now.",
+    description="Creates a key for the authenticated key's account, with at most that key's "
+    "scopes (by default `execute` and `usage:read`) and, if given, limits of its own below "
+    "the account's. The full key is in this response only; store it now. Needs the "
+    "`keys:write` scope. Each tier caps the account's working keys (409 "
+    "`key_limit_reached`), and creating keys is rate limited per account "
+    "(429 `key_creation_rate_limited`).",
     response_model=ApiKeyCreated,
     status_code=201,
-    responses=problem_responses("invalid_name", "invalid_expiry", instance="/api/v1/keys"),
+    responses=problem_responses(
+        ProblemCode.INVALID_NAME,
+        ProblemCode.INVALID_EXPIRY,
+        ProblemCode.INVALID_KEY_LIMIT,
+        ProblemCode.KEY_LIMIT_REACHED,
+        ProblemCode.KEY_CREATION_RATE_LIMITED,
+        instance="/api/v1/keys",
+    ),
 )
 async def create_key(
-    body: ApiKeyCreate, principal: PrincipalDep, services: ServicesDep, response: Response
+    body: ApiKeyCreate, principal: KeysWriter, services: ServicesDep, response: Response
 ) -> ApiKeyCreated:
-    async with services.database.session() as session:
+    async with services.database.writer() as session:
         created = await services.api_keys.create(
-            session, principal.user_id, name=body.name, expires_at=body.expires_at
+            session,
+            principal.user_id,
+            name=body.name,
+            expires_at=body.expires_at,
+            scopes=frozenset(body.scopes),
+            limits=KeyLimits(
+                requests_per_minute=body.requests_per_minute,
+                requests_per_day=body.requests_per_day,
+                max_concurrent_executions=body.max_concurrent_executions,
+            ),
+            granting=principal.scopes,
         )
         await session.commit()
     response.headers["Cache-Control"] = "no-store"
@@ -105,20 +156,44 @@ async def create_key(
     return ApiKeyCreated(**listed.model_dump(), key=created.plaintext)
 
 
+@router.post(
+    "/api/v1/keys/revoke-all",
+    summary="Revoke every API key",
+    description="Revokes every key of the account, the one making this request included: "
+    "nothing works with them from then on (on other replicas of the service within "
+    "API_KEY_CACHE_SECONDS, 5 s by default). Make a new key on the web pages. Needs the "
+    "`keys:write` scope.",
+    response_model=RevokedAll,
+)
+async def revoke_all_keys(principal: KeysWriter, services: ServicesDep) -> RevokedAll:
+    async with services.database.writer() as session:
+        revoked = await services.api_keys.revoke_all(session, principal.user_id)
+        await session.commit()
+    return RevokedAll(revoked=revoked)
+
+
+@router.delete("/api/v1/keys/revoke-all", include_in_schema=False)
+async def revoke_all_keys_by_delete() -> None:
+    """Before `/api/v1/keys/{key_id}`, which would take this DELETE as a malformed key id
+    (422): like any other method but POST on this address, it is a 405."""
+    raise StarletteHTTPException(405, headers={"Allow": "POST"})
+
+
 @router.delete(
     "/api/v1/keys/{key_id}",
     summary="Revoke an API key",
     description="Revokes one of your keys at once; requests with it get 401 from then on "
     "(on other replicas of the service within API_KEY_CACHE_SECONDS, 5 s by default). "
-    "404 if it is not yours.",
+    "Revoking a key that is revoked already changes nothing and also answers 204. "
+    "404 if it is not yours. Needs the `keys:write` scope.",
     status_code=204,
     response_class=Response,
     responses={
         204: {"description": "Revoked."},
-        **problem_responses("not_found", instance="/api/v1/keys/{key_id}"),
+        **problem_responses(ProblemCode.NOT_FOUND, instance="/api/v1/keys/{key_id}"),
     },
 )
-async def revoke_key(key_id: uuid.UUID, principal: PrincipalDep, services: ServicesDep) -> None:
-    async with services.database.session() as session:
+async def revoke_key(key_id: uuid.UUID, principal: KeysWriter, services: ServicesDep) -> None:
+    async with services.database.writer() as session:
         await services.api_keys.revoke(session, key_id, user_id=principal.user_id)
         await session.commit()

@@ -10,6 +10,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from wasmwiz.api.dependencies import ServicesDep
 from wasmwiz.api.openapi import problem_responses
 from wasmwiz.errors import AuthenticationRequired, NotFound
+from wasmwiz.problem_codes import ProblemCode
 
 router = APIRouter(tags=["operations"])
 
@@ -35,12 +36,12 @@ router = APIRouter(tags=["operations"])
             },
         },
         **problem_responses(
-            "unauthorized",
-            "not_found",
+            ProblemCode.UNAUTHORIZED,
+            ProblemCode.NOT_FOUND,
             instance="/metrics",
             details={
-                "unauthorized": "A valid metrics token is required.",
-                "not_found": "Metrics are served on their own port.",
+                ProblemCode.UNAUTHORIZED: "A valid metrics token is required.",
+                ProblemCode.NOT_FOUND: "Metrics are served on their own port.",
             },
         ),
     },

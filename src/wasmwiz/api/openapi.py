@@ -18,6 +18,7 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute
 
 from wasmwiz.http_common.problems import PROBLEM_MEDIA_TYPE
+from wasmwiz.problem_codes import ProblemCode
 
 PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
 SECURITY_SCHEME = "apiKey"
@@ -43,81 +44,108 @@ PROBLEM_SCHEMA: dict[str, Any] = {
     "additionalProperties": True,
 }
 
-# Every problem code a route can answer with: its status and a typical `detail`.
-PROBLEMS: dict[str, tuple[int, str]] = {
-    "missing_wasm": (
-        400,
-        "Send the module in the `wasm` field (a .wasm binary or .wat text file).",
+# A typical `detail` of every problem code a route can answer with, for the examples; the
+# status comes from the registry (wasmwiz.problem_codes).
+TYPICAL_DETAILS: dict[ProblemCode, str] = {
+    ProblemCode.MISSING_WASM: (
+        "Send the module in the `wasm` field (a .wasm binary or .wat text file)."
     ),
-    "invalid_args": (400, "`args` must be a JSON array of strings."),
-    "invalid_env": (400, "`env` must be a JSON object whose values are strings."),
-    "invalid_deterministic": (400, "`deterministic` must be true or false."),
-    "invalid_seed": (400, "`seed` must be an integer from 0 to 18446744073709551615."),
-    "invalid_max_fuel": (400, "`max_fuel` must be an integer from 1 to 18446744073709551615."),
-    "unknown_field": (
-        400,
+    ProblemCode.INVALID_ARGS: "`args` must be a JSON array of strings.",
+    ProblemCode.INVALID_ENV: "`env` must be a JSON object whose values are strings.",
+    ProblemCode.INVALID_DETERMINISTIC: "`deterministic` must be true or false.",
+    ProblemCode.INVALID_SEED: "`seed` must be an integer from 0 to 18446744073709551615.",
+    ProblemCode.INVALID_MAX_FUEL: "`max_fuel` must be an integer from 1 to 18446744073709551615.",
+    ProblemCode.UNKNOWN_FIELD: (
         "Unknown form field 'stdin'; the fields are: args, deterministic, env, input, "
-        "max_fuel, seed, wasm.",
+        "max_fuel, seed, wasm."
     ),
-    "invalid_form": (
-        400,
-        "The multipart body could not be parsed: Expected boundary character 45, got 103 at "
-        "index 2",
+    ProblemCode.INVALID_FORM: (
+        "The multipart body could not be parsed: Expected boundary character 45, got 103 at index 2"
     ),
-    "unsupported_media_type": (400, "Send the request as multipart/form-data."),
-    "invalid_name": (400, "A key name needs 1 to 100 characters."),
-    "invalid_expiry": (400, "The expiry must be in the future."),
-    "unauthorized": (401, "Send your API key as `Authorization: Bearer <key>`."),
-    "forbidden": (403, "This account is deactivated."),
-    "not_found": (404, "No such API key."),
-    "request_timeout": (408, "The request body was not received in time."),
-    "wasm_too_large": (413, "The module is larger than the limit of 10485760 bytes."),
-    "input_too_large": (413, "The input is larger than the limit of 1048576 bytes."),
-    "request_too_large": (
-        413,
-        "The request body (20000000 bytes) is larger than the limit of 11730944 bytes.",
+    ProblemCode.UNSUPPORTED_MEDIA_TYPE: "Send the request as multipart/form-data.",
+    ProblemCode.INVALID_NAME: "A key name needs 1 to 100 characters.",
+    ProblemCode.INVALID_EXPIRY: "The expiry must be in the future.",
+    ProblemCode.INVALID_SCOPE: "Unknown scope 'exec'; the scopes are: execute, usage:read, ...",
+    ProblemCode.INVALID_KEY_LIMIT: (
+        "A key's own per-minute limit must be from 1 to the account's (10)."
     ),
-    "invalid_request": (422, "The request is not valid: query.encoding"),
-    "empty_wasm": (422, "the module is empty"),
-    "invalid_wasm": (422, "neither a WebAssembly binary nor UTF-8 WebAssembly text"),
-    "truncated_wasm": (422, "the binary ends unexpectedly"),
-    "invalid_wat": (422, "expected `)`"),
-    "component_not_supported": (
-        422,
-        "component-model binaries are not supported; submit a WASI preview 1 core module",
+    ProblemCode.INVALID_TIER: "There is no tier named 'gold'.",
+    ProblemCode.UNAUTHORIZED: "Send your API key as `Authorization: Bearer <key>`.",
+    ProblemCode.FORBIDDEN: "This account is deactivated.",
+    ProblemCode.INSUFFICIENT_SCOPE: (
+        "This API key lacks the `keys:write` scope; create a key with it (web page API "
+        "keys, or POST /api/v1/keys)."
     ),
-    "unsupported_import": (422, "import env.foo is not a WASI preview 1 function"),
-    "missing_start": (422, "the module exports no `_start` function"),
-    "unsupported_feature": (422, "the threads proposal is not supported"),
-    "declared_memory_too_large": (
-        422,
-        "the module declares at least 4096 pages of memory; the limit is 2048",
+    ProblemCode.NOT_FOUND: "No such API key.",
+    ProblemCode.KEY_LIMIT_REACHED: (
+        "Your account has 5 working keys, the most the free tier allows; revoke one first."
     ),
-    "declared_table_too_large": (422, "a table declares at least 1000000 elements"),
-    "too_many_functions": (422, "the module has more functions than the limit"),
-    "too_many_locals": (422, "a function declares more locals than the limit"),
-    "function_too_large": (422, "a function body is larger than the limit"),
-    "too_many_data_segments": (422, "the module has more data segments than the limit"),
-    "compile_timeout": (422, "compiling the module took longer than the limit"),
-    "compile_memory_limit": (422, "compiling the module needed more memory than the limit"),
-    "rate_limited": (429, "More than 10 executions a minute; retry in 6 s."),
-    "daily_quota_exceeded": (
-        429,
-        "The daily quota of 500 executions is used up; it resets at 00:00 UTC.",
+    ProblemCode.TIER_EXISTS: "A tier named 'team' exists already.",
+    ProblemCode.REQUEST_TIMEOUT: "The request body was not received in time.",
+    ProblemCode.WASM_TOO_LARGE: "The module is larger than the limit of 10485760 bytes.",
+    ProblemCode.INPUT_TOO_LARGE: "The input is larger than the limit of 1048576 bytes.",
+    ProblemCode.REQUEST_TOO_LARGE: (
+        "The request body (20000000 bytes) is larger than the limit of 11730944 bytes."
     ),
-    "too_many_concurrent": (
-        429,
-        "This key already has 2 executions in flight; wait for one to finish.",
+    ProblemCode.INVALID_REQUEST: "The request is not valid: query.encoding",
+    ProblemCode.EMPTY_WASM: "the module is empty",
+    ProblemCode.INVALID_WASM: "neither a WebAssembly binary nor UTF-8 WebAssembly text",
+    ProblemCode.TRUNCATED_WASM: "the binary ends unexpectedly",
+    ProblemCode.INVALID_WAT: "expected `)`",
+    ProblemCode.COMPONENT_NOT_SUPPORTED: (
+        "component-model binaries are not supported; submit a WASI preview 1 core module"
     ),
-    "server_busy": (503, "Every execution slot is busy; try again shortly."),
-    "rate_limiter_unavailable": (
-        503,
-        "Rate limiting is temporarily unavailable; try again shortly.",
+    ProblemCode.UNSUPPORTED_IMPORT: "import env.foo is not a WASI preview 1 function",
+    ProblemCode.MISSING_START: "the module exports no `_start` function",
+    ProblemCode.MISSING_MEMORY_EXPORT: (
+        "the module imports WASI functions but exports no memory named `memory`; WASI "
+        "preview 1 needs it (a toolchain exports it unless told not to)"
     ),
-    "shutting_down": (503, "The server is shutting down."),
-    "internal_error": (
-        500,
-        "Something went wrong on our side; the request id identifies it in our logs.",
+    ProblemCode.UNSUPPORTED_FEATURE: (
+        "the function-references proposal is not enabled on this server: function "
+        "references support is not enabled (at offset 0x30)"
+    ),
+    ProblemCode.DECLARED_MEMORY_TOO_LARGE: (
+        "the module declares at least 4096 pages of memory; the limit is 2048"
+    ),
+    ProblemCode.DECLARED_TABLE_TOO_LARGE: "a table declares at least 1000000 elements",
+    ProblemCode.TOO_MANY_FUNCTIONS: "the module has more functions than the limit",
+    ProblemCode.TOO_MANY_LOCALS: "a function declares more locals than the limit",
+    ProblemCode.FUNCTION_TOO_LARGE: "a function body is larger than the limit",
+    ProblemCode.TOO_MANY_DATA_SEGMENTS: "the module has more data segments than the limit",
+    ProblemCode.TOO_MANY_TYPES: "the module declares 4294967295 types; the limit is 16",
+    ProblemCode.TOO_MANY_IMPORTS: "the module declares 4294967295 imports; the limit is 16",
+    ProblemCode.TOO_MANY_EXPORTS: "the module declares 4294967295 exports; the limit is 16",
+    ProblemCode.TOO_MANY_MEMORIES: "the module declares 4294967295 memories; the limit is 16",
+    ProblemCode.TOO_MANY_TABLES: "the module declares 4294967295 tables; the limit is 16",
+    ProblemCode.COMPILE_TIMEOUT: "compiling the module took longer than the limit",
+    ProblemCode.COMPILE_MEMORY_LIMIT: "compiling the module needed more memory than the limit",
+    ProblemCode.RATE_LIMITED: (
+        "More than 10 executions a minute (your account's limit); retry in 6 s."
+    ),
+    ProblemCode.DAILY_QUOTA_EXCEEDED: (
+        "The daily quota of 500 executions (your account's limit) is used up; it resets at "
+        "00:00 UTC."
+    ),
+    ProblemCode.TOO_MANY_CONCURRENT: (
+        "Your account already has 2 executions in flight (the account's limit); wait for "
+        "one to finish."
+    ),
+    ProblemCode.KEY_CREATION_RATE_LIMITED: (
+        "Your account may create 5 keys a minute; retry in 12 s."
+    ),
+    ProblemCode.COMPILE_BUDGET_EXCEEDED: (
+        "This account has used its 20 seconds a minute of compiling new modules; retry in "
+        "9 s (modules already compiled still run)."
+    ),
+    ProblemCode.SERVER_BUSY: "Every execution slot is busy; try again shortly.",
+    ProblemCode.RATE_LIMITER_UNAVAILABLE: (
+        "Rate limiting is temporarily unavailable; try again shortly."
+    ),
+    ProblemCode.SHUTTING_DOWN: "The server is shutting down.",
+    ProblemCode.DATABASE_UNAVAILABLE: "The database is unavailable; try again shortly.",
+    ProblemCode.INTERNAL_ERROR: (
+        "Something went wrong on our side; the request id identifies it in our logs."
     ),
 }
 
@@ -135,6 +163,12 @@ RATE_LIMIT_HEADERS: dict[str, Any] = {
     "X-RateLimit-Daily-Limit": _header("The per-day quota."),
     "X-RateLimit-Daily-Remaining": _header("Requests left today after this one."),
     "X-RateLimit-Daily-Reset": _header("Seconds (rounded up) until 00:00 UTC."),
+    "X-RateLimit-Scope": _header(
+        "Whose limit the figures are: `account` (shared by all its keys and the web pages) "
+        "or `key` (the key's own lower limit). On a 429, the limit that refused; otherwise "
+        "the one with fewer requests left this minute.",
+        "string",
+    ),
 }
 RETRY_AFTER_HEADER: dict[str, Any] = {
     "Retry-After": _header("Whole seconds (at least 1) to wait before retrying.")
@@ -145,31 +179,33 @@ REQUEST_ID_HEADER: dict[str, Any] = {
 
 
 def problem_example(
-    code: str, instance: str = "/api/v1/execute", detail: str | None = None
+    code: ProblemCode, instance: str = "/api/v1/execute", detail: str | None = None
 ) -> dict[str, Any]:
-    status, typical = PROBLEMS[code]
+    status, typical = code.status, TYPICAL_DETAILS[code]
     return {
         "type": "about:blank",
         "title": HTTPStatus(status).phrase,
         "status": status,
         "detail": detail or typical,
-        "code": code,
+        "code": str(code),
         "instance": instance,
         "request_id": "5f0c1e0b8c4d4e51a3d2f0f3b1c2d3e4",
     }
 
 
 def problem_responses(
-    *codes: str, instance: str = "/api/v1/execute", details: dict[str, str] | None = None
+    *codes: ProblemCode,
+    instance: str = "/api/v1/execute",
+    details: dict[ProblemCode, str] | None = None,
 ) -> dict[int | str, Any]:
     """The `responses` entries for these problem codes, grouped by status, one example each.
 
     `details` overrides the typical `detail` of a code where this route words it otherwise.
     """
     details = details or {}
-    by_status: dict[int, list[str]] = {}
+    by_status: dict[int, list[ProblemCode]] = {}
     for code in codes:
-        by_status.setdefault(PROBLEMS[code][0], []).append(code)
+        by_status.setdefault(code.status, []).append(code)
     responses: dict[int | str, Any] = {}
     for status, status_codes in sorted(by_status.items()):
         names = ", ".join(f"`{code}`" for code in status_codes)
@@ -179,8 +215,8 @@ def problem_responses(
                 PROBLEM_MEDIA_TYPE: {
                     "schema": PROBLEM_REF,
                     "examples": {
-                        code: {
-                            "summary": code,
+                        str(code): {
+                            "summary": str(code),
                             "value": problem_example(code, instance, details.get(code)),
                         }
                         for code in status_codes
@@ -201,6 +237,7 @@ def _execution_example(status: str, **fields: Any) -> dict[str, Any]:
         "exit_code": 0,
         "duration_ms": 0.412,
         "fuel_consumed": 45,
+        "fuel_consumed_is_lower_bound": False,
         "memory_peak_bytes": 65536,
         "output_truncated": False,
         "stderr_truncated": False,
@@ -227,6 +264,7 @@ _EXECUTION_EXAMPLES: dict[str, Any] = {
         output="",
         exit_code=None,
         duration_ms=5000.9,
+        fuel_consumed_is_lower_bound=True,
         error="The run passed the 5 s time limit.",
     ),
     "memory_limit": _execution_example(
@@ -263,39 +301,49 @@ EXECUTE_RESPONSES: dict[int | str, Any] = {
         "headers": {**RATE_LIMIT_HEADERS, **REQUEST_ID_HEADER},
     },
     **problem_responses(
-        "missing_wasm",
-        "invalid_args",
-        "invalid_env",
-        "unknown_field",
-        "invalid_form",
-        "unsupported_media_type",
-        "request_timeout",
-        "wasm_too_large",
-        "input_too_large",
-        "request_too_large",
-        "invalid_request",
-        "empty_wasm",
-        "invalid_wasm",
-        "truncated_wasm",
-        "invalid_wat",
-        "component_not_supported",
-        "unsupported_import",
-        "missing_start",
-        "unsupported_feature",
-        "declared_memory_too_large",
-        "declared_table_too_large",
-        "too_many_functions",
-        "too_many_locals",
-        "function_too_large",
-        "too_many_data_segments",
-        "compile_timeout",
-        "compile_memory_limit",
-        "rate_limited",
-        "daily_quota_exceeded",
-        "too_many_concurrent",
-        "server_busy",
-        "rate_limiter_unavailable",
-        "shutting_down",
+        ProblemCode.MISSING_WASM,
+        ProblemCode.INVALID_ARGS,
+        ProblemCode.INVALID_ENV,
+        ProblemCode.INVALID_DETERMINISTIC,
+        ProblemCode.INVALID_SEED,
+        ProblemCode.INVALID_MAX_FUEL,
+        ProblemCode.UNKNOWN_FIELD,
+        ProblemCode.INVALID_FORM,
+        ProblemCode.UNSUPPORTED_MEDIA_TYPE,
+        ProblemCode.REQUEST_TIMEOUT,
+        ProblemCode.WASM_TOO_LARGE,
+        ProblemCode.INPUT_TOO_LARGE,
+        ProblemCode.REQUEST_TOO_LARGE,
+        ProblemCode.INVALID_REQUEST,
+        ProblemCode.EMPTY_WASM,
+        ProblemCode.INVALID_WASM,
+        ProblemCode.TRUNCATED_WASM,
+        ProblemCode.INVALID_WAT,
+        ProblemCode.COMPONENT_NOT_SUPPORTED,
+        ProblemCode.UNSUPPORTED_IMPORT,
+        ProblemCode.MISSING_START,
+        ProblemCode.MISSING_MEMORY_EXPORT,
+        ProblemCode.UNSUPPORTED_FEATURE,
+        ProblemCode.DECLARED_MEMORY_TOO_LARGE,
+        ProblemCode.DECLARED_TABLE_TOO_LARGE,
+        ProblemCode.TOO_MANY_FUNCTIONS,
+        ProblemCode.TOO_MANY_LOCALS,
+        ProblemCode.FUNCTION_TOO_LARGE,
+        ProblemCode.TOO_MANY_DATA_SEGMENTS,
+        ProblemCode.TOO_MANY_TYPES,
+        ProblemCode.TOO_MANY_IMPORTS,
+        ProblemCode.TOO_MANY_EXPORTS,
+        ProblemCode.TOO_MANY_MEMORIES,
+        ProblemCode.TOO_MANY_TABLES,
+        ProblemCode.COMPILE_TIMEOUT,
+        ProblemCode.COMPILE_MEMORY_LIMIT,
+        ProblemCode.RATE_LIMITED,
+        ProblemCode.DAILY_QUOTA_EXCEEDED,
+        ProblemCode.TOO_MANY_CONCURRENT,
+        ProblemCode.COMPILE_BUDGET_EXCEEDED,
+        ProblemCode.SERVER_BUSY,
+        ProblemCode.RATE_LIMITER_UNAVAILABLE,
+        ProblemCode.SHUTTING_DOWN,
     ),
 }
 EXECUTE_RESPONSES[429]["headers"] = {**RATE_LIMIT_HEADERS, **RETRY_AFTER_HEADER}
@@ -314,6 +362,26 @@ _KEY = {
     "expires_at": None,
     "revoked_at": None,
     "status": "active",
+    "scopes": ["execute", "usage:read"],
+    "requests_per_minute": None,
+    "requests_per_day": None,
+    "max_concurrent_executions": None,
+}
+_TIER = {
+    "name": "free",
+    "requests_per_minute": 10,
+    "requests_per_day": 500,
+    "max_concurrent_executions": 2,
+    "max_fuel": None,
+    "max_api_keys": 5,
+}
+_USER = {
+    "id": "7c1f0c56-8f3e-4d43-b2a4-6f0d2b8e9a11",
+    "email": "ada@example.com",
+    "tier": "free",
+    "is_active": True,
+    "is_admin": False,
+    "created_at": "2026-11-29T20:25:46Z",
 }
 _HEALTHY = {
     "status": "ok",
@@ -331,12 +399,33 @@ _RECENT_RUN = {
     "duration_ms": 0.412,
     "module_sha256": "9f2c6a0d5e1b4f7a8c3d2e1f0a9b8c7d6e5f4a3b2c1d0e9f8a7b6c5d4e3f2a1b",
     "via_api_key": True,
+    "api_key_id": "1d540a36-2e9a-4de2-9d6d-5c03e36fd858",
+    "api_key_name": "ci",
 }
 # Examples of the response schemas, by component name (JSON Schema `examples`).
 SCHEMA_EXAMPLES: dict[str, list[Any]] = {
     "ApiKeyOut": [_KEY],
     "ApiKeyPage": [{"items": [_KEY], "page": 1, "per_page": 20, "next_page": None}],
-    "ApiKeyCreate": [{"name": "ci", "expires_at": "2027-01-01T00:00:00Z"}],
+    "ApiKeyCreate": [
+        {"name": "ci", "expires_at": "2027-01-01T00:00:00Z"},
+        {"name": "nightly job", "scopes": ["execute"], "requests_per_minute": 2},
+    ],
+    "RevokedAll": [{"revoked": 3}],
+    "TierOut": [_TIER],
+    "TierList": [{"items": [_TIER]}],
+    "TierCreate": [
+        {
+            "name": "team",
+            "requests_per_minute": 200,
+            "requests_per_day": 20000,
+            "max_concurrent_executions": 20,
+            "max_api_keys": 50,
+        }
+    ],
+    "TierChange": [{"requests_per_minute": 20}],
+    "UserOut": [_USER],
+    "UserPageOut": [{"items": [_USER], "page": 1, "per_page": 50, "total": 1, "next_page": None}],
+    "UserChange": [{"tier": "pro"}, {"active": False}],
     "ApiKeyCreated": [{**_KEY, "key": "ww_zYjQeyI5t1oq_-K8vWFdcYXYPP5UcpIH4qFS2ERGa94"}],
     "HealthResponse": [
         _HEALTHY,
@@ -361,12 +450,13 @@ SCHEMA_EXAMPLES: dict[str, list[Any]] = {
             "today": 2,
             "daily_quota": 500,
             "per_minute": 10,
+            "max_concurrent": 2,
             "tier": "free",
             "recent": [_RECENT_RUN],
         }
     ],
     "ExecutionResponse": [_EXECUTION_EXAMPLES["success"]["value"]],
-    "Problem": [problem_example("unauthorized")],
+    "Problem": [problem_example(ProblemCode.UNAUTHORIZED)],
 }
 
 
@@ -431,8 +521,12 @@ def build_openapi(app: FastAPI, authenticate: Callable[..., Any]) -> dict[str, A
         for operation in path_item.values():
             responses = operation.get("responses", {})
             if "422" in responses and _is_fastapi_validation(responses["422"]):
-                responses["422"] = problem_responses("invalid_request", instance=path)[422]
-            responses.setdefault("500", problem_responses("internal_error", instance=path)[500])
+                responses["422"] = problem_responses(ProblemCode.INVALID_REQUEST, instance=path)[
+                    422
+                ]
+            responses.setdefault(
+                "500", problem_responses(ProblemCode.INTERNAL_ERROR, instance=path)[500]
+            )
             # Added here, not in the route: FastAPI drops the nulls from examples it renders.
             for response in responses.values():
                 media = response.get("content", {}).get("application/json", {})
@@ -445,11 +539,35 @@ def build_openapi(app: FastAPI, authenticate: Callable[..., Any]) -> dict[str, A
         operation = spec["paths"][path][method]
         operation["security"] = [{SECURITY_SCHEME: []}]
         responses = operation["responses"]
-        auth = problem_responses("unauthorized", "forbidden", instance=path)
+        # Every authenticated route can refuse a key without its scope (api.dependencies).
+        auth = problem_responses(
+            ProblemCode.UNAUTHORIZED,
+            ProblemCode.FORBIDDEN,
+            ProblemCode.INSUFFICIENT_SCOPE,
+            instance=path,
+        )
         auth[401]["headers"] = {"WWW-Authenticate": _header('`Bearer realm="wasmwiz"`', "string")}
         for status, response in auth.items():
             responses.setdefault(str(status), response)
+        # Authenticating reads the database (unless the key cache answers): an outage is
+        # a 503 on every such route (http_common.database_errors).
+        _add_problem(responses, path, ProblemCode.DATABASE_UNAVAILABLE, RETRY_AFTER_HEADER)
     return spec
+
+
+def _add_problem(
+    responses: dict[str, Any], path: str, code: ProblemCode, headers: dict[str, Any]
+) -> None:
+    """Add `code` to the problem response of its status, creating that response if none."""
+    status = code.status
+    added = problem_responses(code, instance=path)[status]
+    existing = responses.setdefault(str(status), added)
+    existing.setdefault("headers", {}).update(headers)
+    examples = existing["content"][PROBLEM_MEDIA_TYPE]["examples"]
+    if code not in examples:
+        examples[code] = added["content"][PROBLEM_MEDIA_TYPE]["examples"][code]
+        names = ", ".join(f"`{name}`" for name in examples)
+        existing["description"] = f"{HTTPStatus(status).phrase}: {names}."
 
 
 def _is_fastapi_validation(response: dict[str, Any]) -> bool:

@@ -8,7 +8,7 @@ from datetime import date, datetime
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
-from wasmwiz.api.dependencies import PrincipalDep, ServicesDep
+from wasmwiz.api.dependencies import ServicesDep, UsageReader
 from wasmwiz.services.usage_reports import REPORT_DAYS
 
 router = APIRouter(tags=["usage"])
@@ -26,6 +26,8 @@ class RecentRunOut(BaseModel):
     duration_ms: float
     module_sha256: str
     via_api_key: bool = Field(description="False for runs from the web playground.")
+    api_key_id: uuid.UUID | None = Field(description="The key the run came from; null: web.")
+    api_key_name: str | None = Field(description="That key's name (it may be revoked since).")
 
 
 class UsageOut(BaseModel):
@@ -35,8 +37,12 @@ class UsageOut(BaseModel):
     median_duration_ms: float | None
     p95_duration_ms: float | None
     today: int = Field(description="Executions since 00:00 UTC, by every key and the web.")
-    daily_quota: int = Field(description="The tier's daily quota (per key; resets 00:00 UTC).")
-    per_minute: int = Field(description="The tier's per-minute rate limit (per key).")
+    daily_quota: int = Field(
+        description="The account's daily quota (its tier's), shared by every key and the "
+        "web; resets 00:00 UTC. `today` counts against it."
+    )
+    per_minute: int = Field(description="The account's per-minute rate limit, shared likewise.")
+    max_concurrent: int = Field(description="The account's limit on runs in flight at once.")
     tier: str
     recent: list[RecentRunOut]
 
@@ -45,10 +51,11 @@ class UsageOut(BaseModel):
     "/api/v1/usage",
     summary="Your usage",
     description="Executions per day, outcomes, duration percentiles, today's count against "
-    "the daily quota and the latest runs, for the authenticated key's user.",
+    "the account's daily quota and the latest runs with the key each came from, for the "
+    "authenticated key's account. Needs the `usage:read` scope.",
     response_model=UsageOut,
 )
-async def usage(principal: PrincipalDep, services: ServicesDep) -> UsageOut:
+async def usage(principal: UsageReader, services: ServicesDep) -> UsageOut:
     async with services.database.session() as session:
         report = await services.usage_reports.report(session, principal.user_id, principal.tier)
     return UsageOut(
@@ -60,6 +67,7 @@ async def usage(principal: PrincipalDep, services: ServicesDep) -> UsageOut:
         today=report.today,
         daily_quota=report.daily_quota,
         per_minute=report.per_minute,
+        max_concurrent=report.max_concurrent,
         tier=report.tier,
         recent=[
             RecentRunOut(
@@ -69,6 +77,8 @@ async def usage(principal: PrincipalDep, services: ServicesDep) -> UsageOut:
                 duration_ms=run.duration_ms,
                 module_sha256=run.module_sha256,
                 via_api_key=run.via_api_key,
+                api_key_id=run.api_key_id,
+                api_key_name=run.api_key_name,
             )
             for run in report.recent
         ],

@@ -7,6 +7,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from wasmwiz.errors import ServiceUnavailable
 from wasmwiz.http_common.problems import error_response
+from wasmwiz.problem_codes import ProblemCode
 from wasmwiz.services.health import Lifecycle, Phase
 
 # Probes and scrapes keep working while draining: they are how the platform sees it.
@@ -26,7 +27,7 @@ class DrainingMiddleware:
         if self.lifecycle.phase is Phase.DRAINING:
             refusal = ServiceUnavailable(
                 "The server is shutting down; retry, and another instance will answer.",
-                code="shutting_down",
+                code=ProblemCode.SHUTTING_DOWN,
                 # Closing the connection sends the client's retry to a live instance.
                 headers={"Connection": "close"},
                 retry_after=_RETRY_AFTER,

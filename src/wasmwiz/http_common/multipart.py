@@ -3,10 +3,18 @@
 Starlette's own form parser spools file parts to disk without a size limit, so a 1 GB
 upload would be written out before anyone could refuse it. This reader keeps parts in
 memory and stops reading the moment a part or the whole body passes its limit.
+
+A payload field (one whose limit is above `BUFFER_FROM`: the module, stdin) that arrives
+in more than one piece is written into one anonymous mapping the size of its limit, each
+piece copied in as it arrives and then let go: one copy of the field, never the pieces
+and a joined copy at once. The mapping is address space only until written (the kernel
+maps pages as they are touched), and it goes back to the system, not to malloc's heap,
+when the request lets go of it.
 """
 
 from __future__ import annotations
 
+import mmap
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 
@@ -14,8 +22,15 @@ from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
 
 from wasmwiz.errors import InvalidRequest, PayloadTooLarge, WasmWizError
+from wasmwiz.problem_codes import ProblemCode
 
+# python-multipart (0.0.27 and later) also caps a part's header lines (size and count);
+# these bound what this reader itself accumulates, whatever the parser lets through.
 _MAX_HEADER_BYTES = 8 * 1024
+_MAX_HEADER_NAME_BYTES = 256
+# Fields allowed more than this are written into one mapping (see the module docstring);
+# smaller ones (the JSON and number fields) keep their pieces and join them once.
+BUFFER_FROM = 64 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,24 +41,48 @@ class FieldLimit:
 
 @dataclass(slots=True)
 class FormPart:
-    """One field as it arrived: its pieces are joined once, when `data` is first read.
+    """One field as it arrived.
 
-    Pieces, not a growing bytearray: a 2 MB module would otherwise be copied as the
-    buffer grows and once more into bytes, each copy into freshly faulted memory.
+    A field in one piece keeps it (no copy). A field in several pieces is joined once,
+    when `data` is first read; with a `capacity` (a payload field: the most it may hold)
+    the pieces go instead into one mapping of that size as they arrive, and `contents`
+    is a view of it. Never a growing bytearray: a 2 MB module would be copied as the
+    buffer grows.
     """
 
     name: str
     filename: str | None
     content_type: str | None
+    capacity: int = 0
     size: int = 0
     _pieces: list[bytes] = field(default_factory=list, repr=False)
+    _buffer: mmap.mmap | None = field(default=None, repr=False)
 
-    def append(self, piece: bytes) -> None:
-        self._pieces.append(piece)
-        self.size += len(piece)
+    def append(self, data: bytes, start: int, end: int) -> None:
+        """Add `data[start:end]`; the caller has checked that it fits within `capacity`."""
+        if self._buffer is None and self.capacity and self._pieces:
+            self._buffer = mmap.mmap(-1, self.capacity)
+            self._buffer.write(self._pieces.pop())
+        if self._buffer is not None:
+            self._buffer.write(memoryview(data)[start:end])
+        else:
+            # A piece that is the whole chunk is kept as it is (slicing all of a bytes
+            # object returns that object); otherwise this copies only the piece.
+            self._pieces.append(data[start:end])
+        self.size += end - start
+
+    @property
+    def contents(self) -> bytes | memoryview:
+        """The field's bytes, not copied: a view of the mapping, or the one piece."""
+        if self._buffer is not None:
+            return memoryview(self._buffer)[: self.size]
+        return self.data
 
     @property
     def data(self) -> bytes:
+        """The field's bytes as one bytes object (a copy, for a field in a mapping)."""
+        if self._buffer is not None:
+            return self._buffer[: self.size]
         if len(self._pieces) != 1 or type(self._pieces[0]) is not bytes:
             self._pieces = [b"".join(self._pieces)]  # also turns a bytearray into bytes
         return self._pieces[0]
@@ -72,11 +111,15 @@ class _FormCollector:
 
     def on_header_field(self, data: bytes, start: int, end: int) -> None:
         self._headers.field_name += data[start:end]
+        if len(self._headers.field_name) > _MAX_HEADER_NAME_BYTES:
+            raise InvalidRequest(
+                "A multipart header name is too long.", code=ProblemCode.INVALID_FORM
+            )
 
     def on_header_value(self, data: bytes, start: int, end: int) -> None:
         self._headers.value += data[start:end]
         if len(self._headers.value) > _MAX_HEADER_BYTES:
-            raise InvalidRequest("A multipart header is too long.", code="invalid_form")
+            raise InvalidRequest("A multipart header is too long.", code=ProblemCode.INVALID_FORM)
 
     def on_header_end(self) -> None:
         self._headers.raw[bytes(self._headers.field_name).lower()] = bytes(self._headers.value)
@@ -86,33 +129,37 @@ class _FormCollector:
     def on_headers_finished(self) -> None:
         disposition, options = parse_options_header(self._headers.raw.get(b"content-disposition"))
         if disposition != b"form-data" or b"name" not in options:
-            raise InvalidRequest("Each part needs a form-data name.", code="invalid_form")
+            raise InvalidRequest("Each part needs a form-data name.", code=ProblemCode.INVALID_FORM)
         name = options[b"name"].decode("utf-8", "replace")
         if name not in self.limits:
             known = ", ".join(sorted(self.limits))
             raise InvalidRequest(
-                f"Unknown form field {name!r}; the fields are: {known}.", code="unknown_field"
+                f"Unknown form field {name!r}; the fields are: {known}.",
+                code=ProblemCode.UNKNOWN_FIELD,
             )
         if name in self.parts:
-            raise InvalidRequest(f"The field {name!r} was sent twice.", code="invalid_form")
+            raise InvalidRequest(
+                f"The field {name!r} was sent twice.", code=ProblemCode.INVALID_FORM
+            )
         filename = options.get(b"filename")
         content_type = self._headers.raw.get(b"content-type")
+        limit = self.limits[name]
         self._current = FormPart(
             name=name,
             filename=filename.decode("utf-8", "replace") if filename is not None else None,
             content_type=content_type.decode("latin-1") if content_type else None,
+            capacity=limit.max_bytes if limit.max_bytes > BUFFER_FROM else 0,
         )
-        self._current_limit = self.limits[name]
+        self._current_limit = limit
         self.parts[name] = self._current
 
     def on_part_data(self, data: bytes, start: int, end: int) -> None:
         if self._current is None or self._current_limit is None:
             return
-        # A piece that is the whole chunk is kept as it is (slicing all of a bytes object
-        # returns that object); otherwise this copies only the piece.
-        self._current.append(data[start:end])
-        if self._current.size > self._current_limit.max_bytes:
+        # Refused before the piece is kept: a field never holds more than its limit.
+        if self._current.size + end - start > self._current_limit.max_bytes:
             raise self._current_limit.too_large(self._current_limit.max_bytes)
+        self._current.append(data, start, end)
 
 
 async def read_form(
@@ -125,7 +172,7 @@ async def read_form(
     media_type, options = parse_options_header(content_type)
     if media_type != b"multipart/form-data" or b"boundary" not in options:
         raise InvalidRequest(
-            "Send the request as multipart/form-data.", code="unsupported_media_type"
+            "Send the request as multipart/form-data.", code=ProblemCode.UNSUPPORTED_MEDIA_TYPE
         )
     collector = _FormCollector(limits)
     parser = MultipartParser(
@@ -146,12 +193,12 @@ async def read_form(
             if received > max_body_bytes:
                 raise PayloadTooLarge(
                     f"The request body is larger than {max_body_bytes} bytes.",
-                    code="request_too_large",
+                    code=ProblemCode.REQUEST_TOO_LARGE,
                 )
             parser.write(chunk)
         parser.finalize()
     except MultipartParseError as exc:
         raise InvalidRequest(
-            f"The multipart body could not be parsed: {exc}", code="invalid_form"
+            f"The multipart body could not be parsed: {exc}", code=ProblemCode.INVALID_FORM
         ) from None
     return collector.parts

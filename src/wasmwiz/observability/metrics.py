@@ -21,6 +21,7 @@ class Sources:
     cache_hits: Callable[[], float]
     cache_misses: Callable[[], float]
     cache_bytes: Callable[[], float]
+    compile_worker_crashes: Callable[[], float]
     usage_pending: Callable[[], float]
     usage_lag: Callable[[], float]
     usage_written: Callable[[], float]
@@ -29,6 +30,10 @@ class Sources:
     db_pool_checked_out: Callable[[], float]
     db_pool_overflow: Callable[[], float]
     ready: Callable[[], float]
+    password_hashes_running: Callable[[], float] = lambda: 0
+    password_hashes_peak: Callable[[], float] = lambda: 0
+    password_hashes_refused: Callable[[], float] = lambda: 0
+    password_hashes_completed: Callable[[], float] = lambda: 0
 
 
 class _Sampled(Collector):
@@ -54,6 +59,12 @@ class _Sampled(Collector):
         )
         yield _gauge(
             "wasmwiz_compile_cache_bytes", "Memory held by compiled modules.", s.cache_bytes
+        )
+        yield _counter(
+            "wasmwiz_compile_worker_crashes",
+            "Compile workers that died of a signal their limits do not explain (a security "
+            "event: see docs/security.md).",
+            s.compile_worker_crashes,
         )
         yield _gauge(
             "wasmwiz_usage_records_pending",
@@ -86,6 +97,26 @@ class _Sampled(Collector):
         )
         yield _gauge(
             "wasmwiz_ready", "1 when ready for traffic, 0 while starting or draining.", s.ready
+        )
+        yield _gauge(
+            "wasmwiz_password_hashes_running",
+            "Password hashes and checks running now (at most PASSWORD_HASH_THREADS).",
+            s.password_hashes_running,
+        )
+        yield _gauge(
+            "wasmwiz_password_hashes_peak",
+            "The most password hashes and checks that ran at once since start.",
+            s.password_hashes_peak,
+        )
+        yield _counter(
+            "wasmwiz_password_hashes_refused",
+            "Password hashes refused with 429 try_later (queue full) since start.",
+            s.password_hashes_refused,
+        )
+        yield _counter(
+            "wasmwiz_password_hashes",
+            "Password hashes and checks done since start.",
+            s.password_hashes_completed,
         )
 
 

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Request
 from starlette.responses import Response
 
 from wasmwiz.auth.passwords import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH
 from wasmwiz.errors import InvalidRequest, WasmWizError
+from wasmwiz.problem_codes import ProblemCode
 from wasmwiz.services.container import Services
 from wasmwiz.web.rendering import WebRoute, redirect, render, safe_next
 from wasmwiz.web.viewer import (
@@ -17,7 +18,6 @@ from wasmwiz.web.viewer import (
     Viewer,
     ViewerDep,
     clear_session_cookie,
-    require_csrf,
     set_session_cookie,
 )
 
@@ -33,7 +33,7 @@ def _client_ip(request: Request) -> str:
 async def _signed_in(
     request: Request, services: Services, viewer: Viewer, user_id: uuid.UUID, target: str
 ) -> Response:
-    async with services.database.session() as session:
+    async with services.database.writer() as session:
         started = await services.web_sessions.start(session, user_id)
         # A session from before signing in is not carried over (session fixation).
         await services.web_sessions.end(session, viewer.session_token)
@@ -44,11 +44,21 @@ async def _signed_in(
     return response
 
 
+def _refused(
+    request: Request, viewer: Viewer, template: str, context: dict[str, Any], exc: WasmWizError
+) -> Response:
+    response = render(request, viewer, template, context, status_code=exc.status_code)
+    if exc.retry_after is not None:
+        response.headers["Retry-After"] = str(exc.retry_after)
+    return response
+
+
 @router.get("/signup")
-async def signup_page(request: Request, viewer: ViewerDep) -> Response:
+async def signup_page(request: Request, viewer: ViewerDep, services: ServicesDep) -> Response:
     if viewer.signed_in:
         return redirect("/")
-    return render(request, viewer, "signup.html", {"rules": PASSWORD_RULES})
+    context = {"rules": PASSWORD_RULES, "mode": services.accounts.signup_mode.value}
+    return render(request, viewer, "signup.html", context)
 
 
 @router.post("/signup")
@@ -59,17 +69,23 @@ async def signup(
     email: Annotated[str, Form(max_length=320)] = "",
     password: Annotated[str, Form(max_length=1024)] = "",
     confirm: Annotated[str, Form(max_length=1024)] = "",
+    invite: Annotated[str, Form(max_length=200)] = "",
 ) -> Response:
-    await require_csrf(request, viewer, services)
     try:
+        # Throttled before anything else: every try costs the network its budget.
+        await services.signup_throttle.attempt(_client_ip(request))
         if password != confirm:
-            raise InvalidRequest("The two passwords differ.", code="passwords_differ")
-        async with services.database.session() as session:
-            user = await services.accounts.sign_up(session, email, password)
-            await session.commit()
+            raise InvalidRequest("The two passwords differ.", code=ProblemCode.PASSWORDS_DIFFER)
+        user = await services.accounts.sign_up(services.database, email, password, invite=invite)
     except WasmWizError as exc:
-        context = {"rules": PASSWORD_RULES, "error": exc.message, "email": email}
-        return render(request, viewer, "signup.html", context, status_code=exc.status_code)
+        context = {
+            "rules": PASSWORD_RULES,
+            "mode": services.accounts.signup_mode.value,
+            "error": exc.message,
+            "email": email,
+            "invite": invite,
+        }
+        return _refused(request, viewer, "signup.html", context, exc)
     return await _signed_in(request, services, viewer, user.id, "/")
 
 
@@ -89,25 +105,18 @@ async def login(
     password: Annotated[str, Form(max_length=1024)] = "",
     next: Annotated[str, Form(max_length=2048)] = "/",
 ) -> Response:
-    await require_csrf(request, viewer, services)
     try:
         await services.login_throttle.attempt(email, _client_ip(request))
-        async with services.database.session() as session:
-            user = await services.accounts.check_password(session, email, password)
-            await session.commit()
+        user = await services.accounts.sign_in(services.database, email, password)
     except WasmWizError as exc:
         context = {"error": exc.message, "email": email, "next": safe_next(next)}
-        response = render(request, viewer, "login.html", context, status_code=exc.status_code)
-        if exc.retry_after is not None:
-            response.headers["Retry-After"] = str(exc.retry_after)
-        return response
+        return _refused(request, viewer, "login.html", context, exc)
     return await _signed_in(request, services, viewer, user.id, safe_next(next))
 
 
 @router.post("/logout")
 async def logout(request: Request, viewer: ViewerDep, services: ServicesDep) -> Response:
-    await require_csrf(request, viewer, services)
-    async with services.database.session() as session:
+    async with services.database.writer() as session:
         await services.web_sessions.end(session, viewer.session_token)
         await session.commit()
     response = redirect("/login")
@@ -131,19 +140,21 @@ async def change_password(
     confirm: Annotated[str, Form(max_length=1024)] = "",
 ) -> Response:
     user = viewer.require_user()
-    await require_csrf(request, viewer, services)
     context: dict[str, object] = {"rules": PASSWORD_RULES}
     try:
         if password != confirm:
-            raise InvalidRequest("The two new passwords differ.", code="passwords_differ")
-        async with services.database.session() as session:
-            await services.accounts.change_password(session, user.id, current, password)
+            raise InvalidRequest("The two new passwords differ.", code=ProblemCode.PASSWORDS_DIFFER)
+        change = await services.accounts.check_password_change(
+            services.database, user.id, current, password
+        )
+        async with services.database.writer() as session:
+            await services.accounts.apply_password_change(session, change)
             assert viewer.session_token is not None
             # Whoever else knew the old password is signed out; this browser stays in.
             await services.web_sessions.end_others(session, user.id, viewer.session_token)
             await session.commit()
     except WasmWizError as exc:
         context["error"] = exc.message
-        return render(request, viewer, "account.html", context, status_code=exc.status_code)
+        return _refused(request, viewer, "account.html", context, exc)
     context["notice"] = "Your password is changed. Other browsers signed in as you are signed out."
     return render(request, viewer, "account.html", context)

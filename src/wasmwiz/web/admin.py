@@ -1,17 +1,20 @@
-"""The admin page: users with their tier; change a tier, deactivate or reactivate."""
+"""The admin page: tiers (create, edit) and users (change tier, deactivate, delete)."""
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from typing import Annotated
 
 from fastapi import APIRouter, Form, Query, Request
 from starlette.responses import Response
 
-from wasmwiz.errors import PermissionDenied
+from wasmwiz.errors import InvalidRequest, PermissionDenied
 from wasmwiz.persistence.models import User
+from wasmwiz.problem_codes import ProblemCode
+from wasmwiz.services.admin import tier_limit_fields
 from wasmwiz.web.rendering import WebRoute, redirect, render
-from wasmwiz.web.viewer import ServicesDep, Viewer, ViewerDep, require_csrf
+from wasmwiz.web.viewer import ServicesDep, Viewer, ViewerDep
 
 router = APIRouter(route_class=WebRoute, include_in_schema=False)
 
@@ -21,7 +24,7 @@ PER_PAGE = 25
 def _require_admin(viewer: Viewer) -> User:
     user = viewer.require_user()
     if not user.is_admin:
-        raise PermissionDenied("Only administrators can see this page.", code="forbidden")
+        raise PermissionDenied("Only administrators can see this page.", code=ProblemCode.FORBIDDEN)
     return user
 
 
@@ -34,9 +37,14 @@ async def admin_page(
 ) -> Response:
     _require_admin(viewer)
     async with services.database.session() as session:
-        users = await services.accounts.list_users(session, page=page, per_page=PER_PAGE)
-        tiers = await services.accounts.list_tiers(session)
-    context = {"users": users, "tiers": tiers, "notice": request.query_params.get("done")}
+        users = await services.admin.list_users(session, page=page, per_page=PER_PAGE)
+        tiers = await services.admin.list_tiers(session)
+    context = {
+        "users": users,
+        "tiers": tiers,
+        "limit_fields": list(tier_limit_fields().items()),
+        "notice": request.query_params.get("done"),
+    }
     return render(request, viewer, "admin.html", context)
 
 
@@ -49,9 +57,8 @@ async def change_tier(
     tier: Annotated[str, Form(max_length=32)] = "",
 ) -> Response:
     _require_admin(viewer)
-    await require_csrf(request, viewer, services)
-    async with services.database.session() as session:
-        await services.accounts.set_tier(session, user_id, tier)
+    async with services.database.writer() as session:
+        await services.admin.set_tier(session, user_id, tier)
         await session.commit()
     return redirect("/admin?done=tier")
 
@@ -65,11 +72,62 @@ async def change_active(
     active: Annotated[str, Form(max_length=5)] = "",
 ) -> Response:
     admin = _require_admin(viewer)
-    await require_csrf(request, viewer, services)
-    async with services.database.session() as session:
-        await services.accounts.set_active(session, user_id, active == "true", acting=admin.id)
-        if active != "true":
-            # A deactivated user is signed out everywhere at once.
-            await services.web_sessions.end_all(session, user_id)
+    async with services.database.writer() as session:
+        # A deactivated user is signed out everywhere at once.
+        await services.admin.set_active(session, user_id, active == "true", acting=admin.id)
         await session.commit()
     return redirect("/admin?done=" + ("activated" if active == "true" else "deactivated"))
+
+
+@router.post("/admin/users/{user_id}/delete")
+async def delete_user(
+    request: Request, user_id: uuid.UUID, viewer: ViewerDep, services: ServicesDep
+) -> Response:
+    admin = _require_admin(viewer)
+    async with services.database.writer() as session:
+        await services.admin.delete_user(session, user_id, acting=admin.id)
+        await session.commit()
+    return redirect("/admin?done=deleted")
+
+
+@router.post("/admin/tiers")
+async def create_tier(request: Request, viewer: ViewerDep, services: ServicesDep) -> Response:
+    _require_admin(viewer)
+    form = await request.form()
+    name = form.get("name")
+    limits = _tier_limits(form)
+    async with services.database.writer() as session:
+        await services.admin.create_tier(session, name if isinstance(name, str) else "", limits)
+        await session.commit()
+    return redirect("/admin?done=tier_created")
+
+
+@router.post("/admin/tiers/{name}")
+async def update_tier(
+    request: Request, name: str, viewer: ViewerDep, services: ServicesDep
+) -> Response:
+    _require_admin(viewer)
+    limits = _tier_limits(await request.form())
+    async with services.database.writer() as session:
+        await services.admin.update_tier(session, name, limits)
+        await session.commit()
+    return redirect("/admin?done=tier_updated")
+
+
+def _tier_limits(form: Mapping[str, object]) -> dict[str, object]:
+    """The limit fields of a tier form; an empty optional limit (max_fuel) means none."""
+    limits: dict[str, object] = {}
+    for field, spec in tier_limit_fields().items():
+        raw = form.get(field)
+        text = raw.strip() if isinstance(raw, str) else ""
+        if not text:
+            if spec.nullable:
+                limits[field] = None
+            continue
+        try:
+            limits[field] = spec.kind(text)
+        except ValueError:
+            raise InvalidRequest(
+                f"{field} must be a number.", code=ProblemCode.INVALID_TIER
+            ) from None
+    return limits

@@ -1,24 +1,30 @@
-"""Pages for API keys: list, create (shown once), revoke."""
+"""Pages for API keys: list, create (shown once) with scopes and limits, revoke one or all."""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Annotated
+from urllib.parse import quote, unquote
 
 from fastapi import APIRouter, Form, Query, Request
 from starlette.responses import Response
 
 from wasmwiz.errors import InvalidRequest, WasmWizError
+from wasmwiz.problem_codes import ProblemCode
 from wasmwiz.services.container import Services
 from wasmwiz.services.key_listing import list_key_page
+from wasmwiz.services.principals import DEFAULT_KEY_SCOPES, KeyLimits, Scope, parse_scopes
 from wasmwiz.web.rendering import WebRoute, redirect, render
-from wasmwiz.web.viewer import ServicesDep, Viewer, ViewerDep, require_csrf
+from wasmwiz.web.viewer import ServicesDep, Viewer, ViewerDep, is_https
 
 router = APIRouter(route_class=WebRoute, include_in_schema=False)
 
 PER_PAGE = 10
+NEW_KEY_COOKIE = "wasmwiz_new_key"
+NEW_KEY_COOKIE_SECONDS = 120
 EXPIRY_CHOICES = [("", "Never"), ("7", "In 7 days"), ("30", "In 30 days"), ("90", "In 90 days")]
 
 
@@ -36,7 +42,15 @@ async def _page(
         keys = await list_key_page(
             services.api_keys, session, user.id, page=page, per_page=PER_PAGE
         )
-    context = {"keys": keys, "expiry_choices": EXPIRY_CHOICES, **(extra or {})}
+    choosable = [scope for scope in Scope if scope is not Scope.ADMIN or user.is_admin]
+    context = {
+        "keys": keys,
+        "expiry_choices": EXPIRY_CHOICES,
+        "scope_choices": choosable,
+        "default_scopes": DEFAULT_KEY_SCOPES,
+        "tier": user.tier,
+        **(extra or {}),
+    }
     return render(
         request,
         viewer,
@@ -54,7 +68,14 @@ async def keys_page(
     services: ServicesDep,
     page: Annotated[int, Query(ge=1, le=100_000)] = 1,
 ) -> Response:
-    return await _page(request, viewer, services, page)
+    shown = request.cookies.get(NEW_KEY_COOKIE)
+    if not shown:
+        return await _page(request, viewer, services, page)
+    plaintext, _, name = shown.partition(":")
+    created = _ShownKey(key=_ShownName(unquote(name)), plaintext=plaintext)
+    response = await _page(request, viewer, services, 1, extra={"created": created})
+    response.delete_cookie(NEW_KEY_COOKIE, path="/api-keys")
+    return response
 
 
 @router.post("/generate-key")
@@ -64,22 +85,58 @@ async def generate_key(
     services: ServicesDep,
     name: Annotated[str, Form(max_length=200)] = "",
     expires_in_days: Annotated[str, Form(max_length=8)] = "",
+    scopes: Annotated[list[str] | None, Form(max_length=40)] = None,
+    requests_per_minute: Annotated[str, Form(max_length=12)] = "",
+    requests_per_day: Annotated[str, Form(max_length=12)] = "",
+    max_concurrent_executions: Annotated[str, Form(max_length=12)] = "",
 ) -> Response:
     user = viewer.require_user()
-    await require_csrf(request, viewer, services)
     try:
         expires_at = _expiry(expires_in_days)
-        async with services.database.session() as session:
+        # No box ticked (or a form without them): the default scopes.
+        chosen = parse_scopes(scopes or []) or DEFAULT_KEY_SCOPES
+        limits = KeyLimits(
+            requests_per_minute=_own_limit(requests_per_minute),
+            requests_per_day=_own_limit(requests_per_day),
+            max_concurrent_executions=_own_limit(max_concurrent_executions),
+        )
+        async with services.database.writer() as session:
             created = await services.api_keys.create(
-                session, user.id, name=name, expires_at=expires_at
+                session, user.id, name=name, expires_at=expires_at, scopes=chosen, limits=limits
             )
             await session.commit()
     except WasmWizError as exc:
         extra = {"error": exc.message, "name": name}
         return await _page(request, viewer, services, 1, extra=extra, status_code=exc.status_code)
-    # The page is the response to the POST itself, never a redirect: the key is shown
-    # this once and is not stored anywhere it could be shown again.
-    return await _page(request, viewer, services, 1, extra={"created": created})
+    if "text/html" not in request.headers.get("accept", ""):
+        # A script's form post: the page is the response itself, as it always was.
+        return await _page(request, viewer, services, 1, extra={"created": created})
+    # A browser gets post/redirect/get, so a reload cannot create a second key. The key
+    # rides to the one GET that shows it in a cookie for that page only: HttpOnly,
+    # short-lived, deleted by that GET. The server still keeps only its hash.
+    response = redirect("/api-keys?created=1")
+    response.set_cookie(
+        NEW_KEY_COOKIE,
+        f"{created.plaintext}:{quote(created.key.name)}",
+        max_age=NEW_KEY_COOKIE_SECONDS,
+        path="/api-keys",
+        httponly=True,
+        samesite="strict",
+        secure=is_https(request),
+    )
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@dataclass(frozen=True, slots=True)
+class _ShownName:
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class _ShownKey:
+    key: _ShownName
+    plaintext: str
 
 
 @router.post("/api-keys/{key_id}/revoke")
@@ -87,16 +144,38 @@ async def revoke_key(
     request: Request, key_id: uuid.UUID, viewer: ViewerDep, services: ServicesDep
 ) -> Response:
     user = viewer.require_user()
-    await require_csrf(request, viewer, services)
-    async with services.database.session() as session:
-        await services.api_keys.revoke(session, key_id, user_id=user.id)
+    async with services.database.writer() as session:
+        revoked = await services.api_keys.revoke(session, key_id, user_id=user.id)
         await session.commit()
-    return redirect("/api-keys?revoked=1")
+    # A second click (or a stale tab) on a revoked key says so instead of "revoked".
+    return redirect("/api-keys?revoked=" + ("1" if revoked else "already"))
+
+
+@router.post("/api-keys/revoke-all")
+async def revoke_all_keys(request: Request, viewer: ViewerDep, services: ServicesDep) -> Response:
+    user = viewer.require_user()
+    async with services.database.writer() as session:
+        await services.api_keys.revoke_all(session, user.id)
+        await session.commit()
+    return redirect("/api-keys?revoked=all")
+
+
+def _own_limit(value: str) -> int | None:
+    value = value.strip()
+    if not value:
+        return None
+    if not value.isdigit() or len(value) > 9:
+        raise InvalidRequest(
+            "A key's own limit is a whole number.", code=ProblemCode.INVALID_KEY_LIMIT
+        )
+    return int(value)
 
 
 def _expiry(days: str) -> datetime | None:
     if not days:
         return None
     if not days.isdigit() or not 1 <= int(days) <= 3650:
-        raise InvalidRequest("Choose an expiry between 1 and 3650 days.", code="invalid_expiry")
+        raise InvalidRequest(
+            "Choose an expiry between 1 and 3650 days.", code=ProblemCode.INVALID_EXPIRY
+        )
     return datetime.now(UTC) + timedelta(days=int(days))

@@ -9,10 +9,10 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from starlette.responses import Response
 
 from wasmwiz.errors import NotFound
-from wasmwiz.http_common.execution_form import read_execution_form
+from wasmwiz.http_common.execution_form import read_execution_form, refuse_declared_oversize
 from wasmwiz.sandbox import RunResult, load_example
 from wasmwiz.web.rendering import WebRoute, render
-from wasmwiz.web.viewer import ServicesDep, ViewerDep, require_csrf
+from wasmwiz.web.viewer import ServicesDep, ViewerDep
 
 router = APIRouter(route_class=WebRoute, include_in_schema=False)
 
@@ -53,12 +53,13 @@ async def example_source(name: str) -> PlainTextResponse:
 async def upload(request: Request, viewer: ViewerDep, services: ServicesDep) -> JSONResponse:
     """Run a module for the signed-in user; counts against their tier like an API call."""
     principal = viewer.principal()
-    await require_csrf(request, viewer, services)
     settings = services.settings
-    execution_request = await read_execution_form(
-        request, max_wasm_size=settings.max_wasm_size, max_input_size=settings.max_input_size
+    sizes = {"max_wasm_size": settings.max_wasm_size, "max_input_size": settings.max_input_size}
+    refuse_declared_oversize(request, **sizes)
+    # As the API's execute: admitted (rate, quota, a slot) before the body is read.
+    report = await services.executions.admit_then_execute(
+        principal, lambda: read_execution_form(request, **sizes)
     )
-    report = await services.executions.execute(principal, execution_request)
     body = {"execution_id": str(report.execution_id), **run_summary(report.result)}
     return JSONResponse(body, headers=report.admission.headers)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
 from datetime import datetime
 from importlib.resources import files
 from typing import Any
@@ -104,6 +105,19 @@ class WebRoute(APIRoute):
                 )
 
         return handle
+
+
+@dataclass(frozen=True, slots=True)
+class _PageError:
+    message: str
+    code: str
+
+
+async def html_error_page(request: Request, status: int, code: str, message: str) -> Response:
+    """The error page for a browser's request that no route answered (404, 405)."""
+    viewer = await get_viewer(request)
+    context = {"error": _PageError(message, code), "status": status}
+    return render(request, viewer, "error.html", context, status_code=status)
 
 
 def _wants_json(request: Request) -> bool:

@@ -11,7 +11,9 @@ from starlette.responses import Response
 
 from wasmwiz.auth import check_csrf_token, csrf_token, generate_session_token
 from wasmwiz.errors import PermissionDenied
+from wasmwiz.http_common.app_state import request_services
 from wasmwiz.persistence.models import User
+from wasmwiz.problem_codes import ProblemCode
 from wasmwiz.services.api_keys import tier_limits
 from wasmwiz.services.container import Services
 from wasmwiz.services.principals import Principal
@@ -56,16 +58,11 @@ class Viewer:
         )
 
 
-def get_services(request: Request) -> Services:
-    services: Services = request.app.state.services
-    return services
-
-
-ServicesDep = Annotated[Services, Depends(get_services)]
+ServicesDep = Annotated[Services, Depends(request_services)]
 
 
 async def get_viewer(request: Request) -> Viewer:
-    services = get_services(request)
+    services = request_services(request)
     token = request.cookies.get(SESSION_COOKIE)
     user = None
     if token:
@@ -81,14 +78,34 @@ async def get_viewer(request: Request) -> Viewer:
         session_token=token if user is not None else None,
         presession=presession,
         new_presession=new_presession,
-        csrf=csrf_token(basis, services.settings.api_salt),
+        csrf=csrf_token(basis, services.settings.secret_key),
     )
 
 
 ViewerDep = Annotated[Viewer, Depends(get_viewer)]
 
 
-async def require_csrf(request: Request, viewer: Viewer, services: Services) -> None:
+# The methods that change state: a page route answering one of them needs the CSRF token.
+UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+async def enforce_csrf(request: Request, viewer: ViewerDep, services: ServicesDep) -> None:
+    """Every page route's dependency (`install_web` adds it to each router): a request with
+    an unsafe method is refused unless its CSRF token is right, before the route runs. In
+    one place, so a new route cannot forget it."""
+    if request.method not in UNSAFE_METHODS:
+        return
+    try:
+        await _check_csrf(request, viewer, services)
+    except PermissionDenied:
+        if request.cookies.get(SESSION_COOKIE) and viewer.user is None:
+            # The page's token was made for a session that has since ended: what the
+            # visitor needs to hear is "sign in again" (401, or the sign-in page).
+            raise LoginRequired from None
+        raise
+
+
+async def _check_csrf(request: Request, viewer: Viewer, services: Services) -> None:
     """Refuse a state-changing request whose CSRF token (form field or header) is wrong."""
     candidate = request.headers.get(CSRF_HEADER)
     if candidate is None and request.headers.get("content-type", "").startswith(
@@ -98,7 +115,7 @@ async def require_csrf(request: Request, viewer: Viewer, services: Services) -> 
         value = form.get(CSRF_FIELD)
         candidate = value if isinstance(value, str) else None
     basis = viewer.session_token or viewer.presession
-    if not check_csrf_token(basis, candidate, services.settings.api_salt):
+    if not check_csrf_token(basis, candidate, services.settings.secret_key):
         security_log.warning(
             "CSRF check failed",
             extra={
@@ -110,7 +127,7 @@ async def require_csrf(request: Request, viewer: Viewer, services: Services) -> 
         )
         raise PermissionDenied(
             "The form's security token is missing or out of date. Reload the page and try again.",
-            code="csrf_failed",
+            code=ProblemCode.CSRF_FAILED,
         )
 
 

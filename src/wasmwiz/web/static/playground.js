@@ -21,6 +21,7 @@
   var progress = $("progress");
   var progressBar = $("progress-bar");
   var progressText = $("progress-text");
+  var resultPanel = $("result");
   var selectedFile = null;
   var mode = "file";
 
@@ -116,12 +117,17 @@
     }
   });
 
-  // Arguments split like a shell would: spaces separate, quotes group.
-  function splitWords(text) {
+  // Arguments split like a shell would: spaces separate, quotes group. A quote left open
+  // is refused rather than passed on as a character of the argument.
+  function splitWords(text, what) {
     var words = [];
-    var pattern = /"([^"]*)"|'([^']*)'|(\S+)/g;
+    var pattern = /"([^"]*)"|'([^']*)'|([^\s"']+)|(["'])/g;
     var match;
     while ((match = pattern.exec(text)) !== null) {
+      if (match[4] !== undefined) {
+        throw new Error(what + " have a " + match[4] + " that is never closed: close it, or " +
+          "put it inside the other kind of quotes.");
+      }
       words.push(match[1] !== undefined ? match[1] : match[2] !== undefined ? match[2] : match[3]);
     }
     return words;
@@ -129,7 +135,7 @@
 
   function parseEnv(text) {
     var env = {};
-    var words = splitWords(text);
+    var words = splitWords(text, "The environment variables");
     for (var i = 0; i < words.length; i++) {
       var at = words[i].indexOf("=");
       if (at < 1) {
@@ -165,7 +171,7 @@
       throw new Error("The input is " + formatBytes(input.size) + "; the limit is " + formatBytes(limits.input) + ".");
     }
     if (input.size) { data.append("input", input, "stdin"); }
-    var args = splitWords($("args").value);
+    var args = splitWords($("args").value, "The arguments");
     if (args.length) { data.append("args", JSON.stringify(args)); }
     var env = parseEnv($("env").value);
     if (Object.keys(env).length) { data.append("env", JSON.stringify(env)); }
@@ -173,6 +179,7 @@
   }
 
   function setBusy(busy, message) {
+    if (!busy) { resultPanel.removeAttribute("aria-busy"); }
     runButton.disabled = busy;
     runButton.textContent = busy ? "Running…" : "Run";
     progress.hidden = !busy;
@@ -218,21 +225,55 @@
     }
   }
 
+  // One sentence per outcome: the server's `error` repeats the outcome's name ("trap: …")
+  // and, for a non-zero exit, only the code, which the sentence already says.
+  function outcomeMessage(result) {
+    if (result.status === "exit_nonzero") {
+      return "The program exited with code " + result.exit_code + ".";
+    }
+    var message = OUTCOMES[result.status] || "";
+    if (result.error && result.status !== "success") {
+      var detail = result.error.replace(new RegExp("^" + result.status + ": "), "");
+      message += " " + detail.charAt(0).toUpperCase() + detail.slice(1);
+      if (!/[.!?]$/.test(message)) { message += "."; }
+    }
+    return message;
+  }
+
   function showResult(result) {
+    resultPanel.classList.remove("is-running");
     $("result-empty").hidden = true;
     $("result-body").hidden = false;
     var badge = $("result-status");
     badge.textContent = result.status;
     badge.className = "badge badge-" + result.status;
-    var message = OUTCOMES[result.status] || "";
-    if (result.error && result.status !== "success") { message += " " + result.error; }
-    $("result-message").textContent = message;
+    $("result-message").textContent = outcomeMessage(result);
     $("stat-exit").textContent = result.exit_code === null ? "—" : String(result.exit_code);
     $("stat-duration").textContent = result.duration_ms < 1000 ? result.duration_ms.toFixed(1) + " ms" : (result.duration_ms / 1000).toFixed(2) + " s";
     $("stat-memory").textContent = formatBytes(result.memory_peak_bytes);
-    $("stat-fuel").textContent = result.fuel_consumed.toLocaleString("en");
+    // After a timeout the count is only what was stored at the guest's last call: say so.
+    $("stat-fuel").textContent = result.fuel_consumed_is_lower_bound ?
+      "at least " + result.fuel_consumed.toLocaleString("en") + " (stopped by the time limit)" :
+      result.fuel_consumed.toLocaleString("en");
     showStream("stdout", result.stdout);
     showStream("stderr", result.stderr);
+  }
+
+  // A refusal (429, 422, 503…) is this run's result: shown in the panel, not below the form.
+  function showRefusal(status, message) {
+    resultPanel.classList.remove("is-running");
+    $("result-empty").hidden = true;
+    $("result-body").hidden = false;
+    var badge = $("result-status");
+    badge.textContent = "refused (" + status + ")";
+    badge.className = "badge badge-refused";
+    $("result-message").textContent = message;
+    ["stat-exit", "stat-duration", "stat-memory", "stat-fuel"].forEach(function (id) {
+      $(id).textContent = "—";
+    });
+    var nothing = { text: "", truncated: false, binary: false, bytes: 0 };
+    showStream("stdout", nothing);
+    showStream("stderr", nothing);
   }
 
   function run() {
@@ -263,13 +304,20 @@
       if (request.status === 200) {
         showResult(JSON.parse(request.responseText));
       } else {
-        showError(problemMessage(request.status, request.responseText));
+        showRefusal(request.status, problemMessage(request.status, request.responseText));
       }
     });
     request.addEventListener("error", function () {
       setBusy(false);
-      showError("The request did not reach the server. Check your connection and try again.");
+      showRefusal("no answer", "The request did not reach the server. Check your connection and try again.");
     });
+    // The previous result stays readable but dimmed, marked as not this run's, until the answer.
+    resultPanel.classList.add("is-running");
+    resultPanel.setAttribute("aria-busy", "true");
+    $("result-status").textContent = "running…";
+    $("result-status").className = "badge";
+    $("result-message").textContent = "";
+    $("result-empty").textContent = "Running…";
     progressBar.value = 0;
     setBusy(true, "Uploading…");
     request.send(data);

@@ -1,0 +1,216 @@
+"""/api/v1/admin/...: tiers and accounts, for an administrator's key with the `admin` scope."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Response
+from pydantic import BaseModel, Field
+
+from wasmwiz.api.dependencies import Administrator, ServicesDep
+from wasmwiz.api.openapi import problem_responses
+from wasmwiz.persistence.models import SubscriptionTier, User
+from wasmwiz.problem_codes import ProblemCode
+from wasmwiz.services.admin import MAX_PER_PAGE
+
+router = APIRouter(tags=["admin"])
+
+_ADMIN = (
+    " Needs an administrator's key with the `admin` scope (403 `insufficient_scope` otherwise)."
+)
+
+
+class TierOut(BaseModel):
+    name: str
+    requests_per_minute: int = Field(description="Executions a minute, per account.")
+    requests_per_day: int = Field(description="Executions a UTC day, per account.")
+    max_concurrent_executions: int = Field(description="Runs in flight at once, per account.")
+    max_fuel: int | None = Field(description="The most fuel a run may burn; null: no cap.")
+    max_api_keys: int = Field(description="Working API keys an account may have.")
+    compile_seconds_per_minute: int | None = Field(
+        default=None,
+        description="CPU seconds a minute of compiling modules no cache holds, per account.",
+    )
+
+    @classmethod
+    def of(cls, tier: SubscriptionTier) -> TierOut:
+        return cls.model_validate(tier, from_attributes=True)
+
+
+class TierList(BaseModel):
+    items: list[TierOut]
+
+
+class TierChange(BaseModel):
+    requests_per_minute: int | None = Field(default=None, ge=1)
+    requests_per_day: int | None = Field(default=None, ge=1)
+    max_concurrent_executions: int | None = Field(default=None, ge=1)
+    max_fuel: int | None = Field(default=None, ge=1, description="null: no cap.")
+    max_api_keys: int | None = Field(default=None, ge=1)
+    compile_seconds_per_minute: int | None = Field(default=None, ge=1)
+
+
+class TierCreate(TierChange):
+    name: str = Field(min_length=1, max_length=32, pattern=r"^[a-z0-9_-]+$", examples=["team"])
+    requests_per_minute: int = Field(ge=1)
+    requests_per_day: int = Field(ge=1)
+    max_concurrent_executions: int = Field(ge=1)
+    max_api_keys: int = Field(default=5, ge=1)
+
+
+class UserOut(BaseModel):
+    id: uuid.UUID
+    email: str
+    tier: str
+    is_active: bool
+    is_admin: bool
+    created_at: datetime
+
+    @classmethod
+    def of(cls, user: User) -> UserOut:
+        return cls(
+            id=user.id,
+            email=user.email,
+            tier=user.tier.name,
+            is_active=user.is_active,
+            is_admin=user.is_admin,
+            created_at=user.created_at,
+        )
+
+
+class UserPageOut(BaseModel):
+    items: list[UserOut]
+    page: int
+    per_page: int
+    total: int = Field(description="Accounts in all (deleted ones are not listed).")
+    next_page: int | None = Field(description="The next page's number, or null on the last.")
+
+
+class UserChange(BaseModel):
+    tier: str | None = Field(default=None, max_length=32, description="Move to this tier.")
+    active: bool | None = Field(
+        default=None,
+        description="false: deactivate (its keys are refused, its sessions end); true: reactivate.",
+    )
+
+
+@router.get(
+    "/api/v1/admin/tiers",
+    summary="List tiers",
+    description="Every tier with its limits." + _ADMIN,
+    response_model=TierList,
+)
+async def list_tiers(principal: Administrator, services: ServicesDep) -> TierList:
+    async with services.database.session() as session:
+        tiers = await services.admin.list_tiers(session)
+    return TierList(items=[TierOut.of(tier) for tier in tiers])
+
+
+@router.post(
+    "/api/v1/admin/tiers",
+    summary="Create a tier",
+    description="A new tier; move accounts to it with PATCH /api/v1/admin/users/{id}." + _ADMIN,
+    response_model=TierOut,
+    status_code=201,
+    responses=problem_responses(
+        ProblemCode.INVALID_TIER, ProblemCode.TIER_EXISTS, instance="/api/v1/admin/tiers"
+    ),
+)
+async def create_tier(body: TierCreate, principal: Administrator, services: ServicesDep) -> TierOut:
+    limits = body.model_dump(exclude={"name"}, exclude_unset=True)
+    limits.setdefault("max_api_keys", body.max_api_keys)
+    async with services.database.writer() as session:
+        tier = await services.admin.create_tier(session, body.name, limits)
+        await session.commit()
+    return TierOut.of(tier)
+
+
+@router.patch(
+    "/api/v1/admin/tiers/{name}",
+    summary="Change a tier's limits",
+    description="Changes the limits given and leaves the others. Running servers apply them "
+    "within API_KEY_CACHE_SECONDS (5 s by default), this one at once." + _ADMIN,
+    response_model=TierOut,
+    responses=problem_responses(
+        ProblemCode.INVALID_TIER, ProblemCode.NOT_FOUND, instance="/api/v1/admin/tiers/{name}"
+    ),
+)
+async def update_tier(
+    name: str, body: TierChange, principal: Administrator, services: ServicesDep
+) -> TierOut:
+    async with services.database.writer() as session:
+        tier = await services.admin.update_tier(session, name, body.model_dump(exclude_unset=True))
+        await session.commit()
+    return TierOut.of(tier)
+
+
+@router.get(
+    "/api/v1/admin/users",
+    summary="List accounts",
+    description="Accounts, oldest first, a page at a time." + _ADMIN,
+    response_model=UserPageOut,
+)
+async def list_users(
+    principal: Administrator,
+    services: ServicesDep,
+    page: Annotated[int, Query(ge=1, le=100_000)] = 1,
+    per_page: Annotated[int, Query(ge=1, le=MAX_PER_PAGE)] = 50,
+) -> UserPageOut:
+    async with services.database.session() as session:
+        result = await services.admin.list_users(session, page=page, per_page=per_page)
+    return UserPageOut(
+        items=[UserOut.of(user) for user in result.users],
+        page=result.page,
+        per_page=result.per_page,
+        total=result.total,
+        next_page=result.page + 1 if result.has_next else None,
+    )
+
+
+@router.patch(
+    "/api/v1/admin/users/{user_id}",
+    summary="Change an account's tier or deactivate it",
+    description="Moves the account to another tier and/or deactivates or reactivates it; "
+    "applies to its keys at once on this server, within API_KEY_CACHE_SECONDS elsewhere." + _ADMIN,
+    response_model=UserOut,
+    responses=problem_responses(
+        ProblemCode.INVALID_TIER,
+        ProblemCode.NOT_FOUND,
+        instance="/api/v1/admin/users/{user_id}",
+    ),
+)
+async def change_user(
+    user_id: uuid.UUID, body: UserChange, principal: Administrator, services: ServicesDep
+) -> UserOut:
+    async with services.database.writer() as session:
+        user = None
+        if body.tier is not None:
+            user = await services.admin.set_tier(session, user_id, body.tier)
+        if body.active is not None:
+            user = await services.admin.set_active(
+                session, user_id, body.active, acting=principal.user_id
+            )
+        if user is None:
+            user = await services.admin.get_user(session, user_id)
+        await session.commit()
+    return UserOut.of(user)
+
+
+@router.delete(
+    "/api/v1/admin/users/{user_id}",
+    summary="Delete an account",
+    description="Revokes its keys, ends its web sessions and anonymises the account; its "
+    "usage records are kept for billing (docs/operations.md)." + _ADMIN,
+    status_code=204,
+    response_class=Response,
+    responses={
+        204: {"description": "Deleted."},
+        **problem_responses(ProblemCode.NOT_FOUND, instance="/api/v1/admin/users/{user_id}"),
+    },
+)
+async def delete_user(user_id: uuid.UUID, principal: Administrator, services: ServicesDep) -> None:
+    async with services.database.writer() as session:
+        await services.admin.delete_user(session, user_id, acting=principal.user_id)
+        await session.commit()
