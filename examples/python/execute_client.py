@@ -1,7 +1,7 @@
 """Runs a WebAssembly module on WasmWiz with the Python client in the `wasmwiz` package.
 
     export WASMWIZ_URL=http://127.0.0.1:8080 WASMWIZ_API_KEY=ww_...
-    echo "Ada" | python examples/python/execute_client.py src/wasmwiz/examples/echo.wat
+    echo "Ada" | .venv/bin/python examples/python/execute_client.py src/wasmwiz/examples/echo.wat
 """
 
 import sys

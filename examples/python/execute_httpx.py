@@ -1,7 +1,7 @@
 """Runs a WebAssembly module on WasmWiz with plain httpx (`pip install httpx`).
 
     export WASMWIZ_URL=http://127.0.0.1:8080 WASMWIZ_API_KEY=ww_...
-    echo "Ada" | python examples/python/execute_httpx.py src/wasmwiz/examples/echo.wat
+    echo "Ada" | .venv/bin/python examples/python/execute_httpx.py src/wasmwiz/examples/echo.wat
 """
 
 import base64

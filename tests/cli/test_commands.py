@@ -8,21 +8,8 @@ from pathlib import Path
 import pytest
 
 from tests.api import wat
-from tests.fixtures.app import TEST_SALT
+from tests.cli.conftest import KEY
 from wasmwiz.cli.main import main
-
-KEY = re.compile(r"^ww_[A-Za-z0-9_-]{43}$", re.MULTILINE)
-
-
-@pytest.fixture
-def environment(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, migrated_database_url: str
-) -> Path:
-    monkeypatch.setenv("DATABASE_URL", migrated_database_url)
-    monkeypatch.setenv("API_SALT", TEST_SALT)
-    monkeypatch.setenv("VAR_DIR", str(tmp_path / "var"))
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
 
 
 def test_users_and_keys_lifecycle(environment: Path, capsys: pytest.CaptureFixture[str]) -> None:

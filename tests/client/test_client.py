@@ -148,7 +148,7 @@ def test_no_key_raises_authentication_error(server: LiveServer) -> None:
 @pytest.mark.parametrize(
     ("module", "code"),
     [
-        (b"not a module", "invalid_wat"),
+        (b"(module (func", "invalid_wat"),  # text that starts like WAT but is not
         (wat.UNKNOWN_IMPORT.encode(), "unsupported_import"),
         (wat.COMPONENT_HEADER, "component_not_supported"),
     ],

@@ -97,8 +97,20 @@ def matches(expected: Any, actual: Any) -> bool:
     return bool(expected == actual)
 
 
+def shown_as(shown: str, actual: str) -> bool:
+    """`actual` is what the docs show, where "…" stands for any text on its line."""
+    pattern = ".*?".join(re.escape(part) for part in shown.split(ELLIPSIS))
+    return re.fullmatch(pattern, actual.strip("\n")) is not None
+
+
 def test_every_quickstart_command(make_run: tuple[str, str, str], tmp_path: Path) -> None:
     url, key, demo = make_run
+    # What `make run` prints is what the page shows, with this run's key, port and path.
+    printed = next(code for language, code in blocks() if language == "text")
+    assert shown_as(
+        printed.strip("\n").replace("127.0.0.1:8080", url.removeprefix("http://")),
+        demo.replace(key, "ww_…"),
+    ), demo
     # The curl command that `make run` printed works as printed.
     printed = demo.split("Run the bundled hello-world module with:", 1)[1]
     curl = " ".join(line.strip().rstrip("\\") for line in printed.strip().splitlines())
@@ -125,6 +137,7 @@ def test_every_quickstart_command(make_run: tuple[str, str, str], tmp_path: Path
         assert done.returncode == 0, f"{code}\n{done.stderr}"
         if next_language == "json":
             assert matches(json.loads(expected), json.loads(done.stdout)), (code, done.stdout)
+            assert done.stdout.endswith("}\n"), "the prompt would land after the `}`"
         elif next_language == "text":
             assert done.stdout == expected, (code, done.stdout)
         else:

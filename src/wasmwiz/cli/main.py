@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import Any
 
-from wasmwiz.cli import admin, openapi_spec, remote, usage
-from wasmwiz.config import ConfigurationError, Settings, load_settings
+from wasmwiz import __version__
+from wasmwiz.cli import admin, invites, openapi_spec, remote, tiers, usage
+from wasmwiz.config import ENV_FILE, ConfigurationError, Settings, load_settings
+from wasmwiz.services.principals import Scope
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -21,13 +24,39 @@ def main(argv: Sequence[str] | None = None) -> int:
     if "--" in raw:
         split = raw.index("--")
         raw, guest_args = raw[:split], raw[split + 1 :]
-    args = parser.parse_args(raw)
+    args, extra = parser.parse_known_args(raw)
+    if extra:
+        hint = ""
+        if args.command in ("run", "remote"):
+            command = "wasmwiz remote run" if args.command == "remote" else "wasmwiz run"
+            example = f"{command} {args.module} -- {' '.join(extra)}"
+            hint = f"; the program's arguments go after a bare `--`: {example}"
+        parser.error(f"unrecognized arguments: {' '.join(extra)}{hint}")
     args.guest_args = guest_args
+    try:
+        return _dispatch(args)
+    except BrokenPipeError:
+        # `wasmwiz keys list … | head`: the reader is gone, which is not an error of ours.
+        # Point stdout at /dev/null so the interpreter's final flush does not fail again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
+
+
+def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "remote":
         # A client of another server: it needs none of this server's settings (or VAR_DIR).
         return remote.run(args)
     try:
-        settings = load_settings()
+        # No secret is written until we know the command has a database to use it with.
+        settings = load_settings(generate_salt=False, env_file=ENV_FILE)
+        if args.needs_schema:
+            from wasmwiz.persistence.migrate import schema_problem
+
+            problem = schema_problem(settings.effective_database_url)
+            if problem is not None:
+                print(f"wasmwiz: {problem}", file=sys.stderr)
+                return 1
+            settings = load_settings(env_file=ENV_FILE)
     except ConfigurationError as exc:
         print(f"wasmwiz: {exc}", file=sys.stderr)
         return 2
@@ -41,6 +70,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="wasmwiz", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"wasmwiz {__version__}")
+    # Commands check the database's schema first (and only then create the development
+    # API_SALT), except those that leave both alone: db, run, remote, openapi.
+    parser.set_defaults(needs_schema=True)
     commands = parser.add_subparsers(dest="command", required=True)
 
     serve = commands.add_parser("serve", help="serve the HTTP API and web pages")
@@ -52,6 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.set_defaults(handler=_serve)
 
     database = commands.add_parser("db", help="database schema")
+    database.set_defaults(needs_schema=False)
     database_commands = database.add_subparsers(dest="db_command", required=True)
     upgrade = database_commands.add_parser("upgrade", help="apply migrations")
     upgrade.add_argument("revision", nargs="?", default="head")
@@ -74,13 +108,20 @@ def build_parser() -> argparse.ArgumentParser:
     set_admin.add_argument("email")
     set_admin.add_argument("--revoke", action="store_true", help="take admin rights away")
     set_admin.set_defaults(handler=_async(admin.set_admin))
+    set_password = user_commands.add_parser(
+        "set-password",
+        help="set a user's password, so an account made here can sign in on the web",
+        description="Reads the password from stdin when it is piped, or asks for it twice.",
+    )
+    set_password.add_argument("email")
+    set_password.set_defaults(handler=_async(admin.set_password))
 
     keys = commands.add_parser("keys", help="API keys")
     key_commands = keys.add_subparsers(dest="keys_command", required=True)
     create_key = key_commands.add_parser("create", help="create a key (printed once)")
     create_key.add_argument("email")
     create_key.add_argument("--name", default="default")
-    create_key.add_argument("--expires-in-days", type=int, default=None)
+    create_key.add_argument("--expires-in-days", type=_positive_int, default=None)
     create_key.set_defaults(handler=_async(admin.create_key))
     list_keys = key_commands.add_parser("list", help="list a user's keys")
     list_keys.add_argument("email")
@@ -88,6 +129,16 @@ def build_parser() -> argparse.ArgumentParser:
     revoke_key = key_commands.add_parser("revoke", help="revoke a key by id")
     revoke_key.add_argument("key_id")
     revoke_key.set_defaults(handler=_async(admin.revoke_key))
+    create_key.add_argument(
+        "--scope",
+        action="append",
+        dest="scopes",
+        choices=[scope.value for scope in Scope],
+        help="what the key may do (repeat; default: execute and usage:read)",
+    )
+    tiers.add_parsers(commands, user_commands, key_commands, _async)
+
+    invites.add_parser(commands, _async)
 
     demo = commands.add_parser("demo", help="create the demo user and key if none exist")
     demo.add_argument("--url", default=None, help="base URL to show in the curl example")
@@ -95,13 +146,23 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = commands.add_parser("run", help="run a module locally through the sandbox")
     run.add_argument("module", type=Path)
-    run.add_argument("--input", type=Path, help="file to use as stdin")
-    run.set_defaults(handler=admin.run_locally)
+    run.add_argument("--input", help="file to use as stdin ('-' for ours; piped stdin is used)")
+    run.set_defaults(handler=admin.run_locally, needs_schema=False)
 
     remote.add_parser(commands)
     openapi_spec.add_parser(commands)
     usage.add_parser(commands)
     return parser
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number of days, at least 1: {text!r}")
+    return value
 
 
 def _async(
@@ -136,16 +197,24 @@ def _db_upgrade(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _db_downgrade(settings: Settings, args: argparse.Namespace) -> int:
-    from wasmwiz.persistence.migrate import downgrade
+    from wasmwiz.persistence.migrate import downgrade, sqlite_path
 
+    path = sqlite_path(settings.effective_database_url)
+    if path is not None and not path.exists():
+        print(f"wasmwiz: no database at {path}", file=sys.stderr)
+        return 1
     downgrade(settings.effective_database_url, args.revision)
     print(f"database downgraded to {args.revision}")
     return 0
 
 
 def _db_current(settings: Settings, args: argparse.Namespace) -> int:
-    from wasmwiz.persistence.migrate import current, head
+    from wasmwiz.persistence.migrate import current, head, sqlite_path
 
+    path = sqlite_path(settings.effective_database_url)
+    if path is not None and not path.exists():
+        print(f"none: no database at {path} (this release's head: {head()})")
+        return 0
     revision = current(settings.effective_database_url)
     print(f"{revision or 'none'} (this release's head: {head()})")
     return 0

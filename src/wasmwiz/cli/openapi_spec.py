@@ -14,7 +14,7 @@ from wasmwiz.config import Settings
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     spec = commands.add_parser("openapi", help="print the OpenAPI document as JSON")
     spec.add_argument("--output", help="write it to this file instead of stdout")
-    spec.set_defaults(handler=write_openapi)
+    spec.set_defaults(handler=write_openapi, needs_schema=False)
 
 
 def render(spec: dict[str, Any]) -> str:

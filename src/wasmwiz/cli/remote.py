@@ -9,6 +9,7 @@ the exit code says which (the codes are documented in docs/api-reference.md).
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from typing import BinaryIO
 
@@ -61,6 +62,11 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 def run(args: argparse.Namespace, *, stdin: BinaryIO | None = None) -> int:
     try:
         env = dict(_split_env(item) for item in args.env)
+        if not os.environ.get(API_KEY_ENV):
+            raise WasmWizClientError(
+                f"No API key: set {API_KEY_ENV} (the web page /api-keys or "
+                "`wasmwiz keys create EMAIL` makes one)"
+            )
         stdin_bytes = _read_input(args.input, stdin or sys.stdin.buffer)
         with Client.from_env(retry=args.retry) as client:
             result = client.execute(
@@ -89,8 +95,16 @@ def report(result: ExecutionResult) -> int:
     sys.stderr.flush()
     if result.finished:
         return result.exit_code or 0
-    _fail(f"{result.status}: {result.error}")
+    _fail(outcome_line(result.status, result.error))
     return EXIT_TIMEOUT if result.status == Outcome.TIMEOUT else EXIT_STOPPED
+
+
+def outcome_line(outcome: str, error: str | None) -> str:
+    """`trap: unreachable instruction executed`, not `trap: trap: …`: the error may already
+    start with the outcome's name."""
+    if not error:
+        return outcome
+    return error if error.startswith(f"{outcome}: ") else f"{outcome}: {error}"
 
 
 def _read_input(path: str | None, stdin: BinaryIO) -> bytes | None:

@@ -17,7 +17,8 @@ from fastapi import FastAPI
 
 from wasmwiz.app import create_app
 from wasmwiz.cli.malloc_arenas import cap_malloc_arenas
-from wasmwiz.config import ConfigurationError, Settings, load_settings
+from wasmwiz.config import ENV_FILE, ConfigurationError, Settings, load_settings
+from wasmwiz.http_common.transport import BoundedHttpToolsProtocol, TransportLimits
 from wasmwiz.observability.logging import configure_logging
 from wasmwiz.services.health import Lifecycle, Phase
 
@@ -28,14 +29,27 @@ def build_app(settings: Settings) -> FastAPI:
     """The app of one serving process, its SIGTERM turned into draining."""
     cap_malloc_arenas()  # before the app starts threads: each takes an arena at its first malloc
     configure_logging(settings.log_level, json_lines=settings.is_production)
+    # Here, not in `serve`: a worker process builds its app before its first connection.
+    BoundedHttpToolsProtocol.configure(transport_limits(settings))
     app = create_app(settings)
     drain_on_sigterm(app.state.lifecycle, grace_seconds=settings.shutdown_grace_period)
     return app
 
 
+def transport_limits(settings: Settings) -> TransportLimits:
+    return TransportLimits(
+        max_head_bytes=settings.max_header_size,
+        max_header_count=settings.max_header_count,
+        head_timeout=settings.header_timeout,
+        max_connections=settings.max_connections,
+        drain_bytes=settings.early_answer_drain_bytes,
+        drain_timeout=settings.early_answer_drain_timeout,
+    )
+
+
 def app_factory() -> FastAPI:
     """Entry point for worker processes: each builds its own app from the environment."""
-    return build_app(load_settings())
+    return build_app(load_settings(env_file=ENV_FILE))
 
 
 class _SettingsAppFactory:
@@ -134,7 +148,8 @@ def serve(
         # configure_logging) would still build the client address and quoted path of
         # every request before finding no one listening.
         "access_log": False,
-        "h11_max_incomplete_event_size": settings.max_header_size,
+        # httptools with bounded heads and connections (http_common/transport.py).
+        "http": BoundedHttpToolsProtocol,
         # Draining already waited for in-flight requests; this bounds what is left.
         "timeout_graceful_shutdown": int(settings.shutdown_grace_period) + 1,
         "ssl_certfile": str(settings.tls_certfile) if settings.tls_certfile else None,

@@ -84,15 +84,35 @@ def resolve_retry(retry: RetryPolicy | bool) -> RetryPolicy | None:
 def client_headers(api_key: str | None, extra: Mapping[str, str] | None) -> dict[str, str]:
     headers = {"User-Agent": f"wasmwiz-client/{__version__}", "Accept": "application/json"}
     if api_key:
+        check_api_key(api_key)
         headers["Authorization"] = f"Bearer {api_key}"
     headers.update(extra or {})
     return headers
 
 
+def check_api_key(api_key: str) -> None:
+    """Refuse a key that cannot go in a header, saying why without ever showing it."""
+    for position, char in enumerate(api_key, start=1):
+        if not char.isascii() or not char.isprintable() or char.isspace():
+            what = "a line break" if char in "\r\n" else f"the character {char!a}"
+            raise WasmWizClientError(
+                f"The API key has {what} at position {position} of {len(api_key)}: "
+                "copy it again without it (the key is not shown here)."
+            )
+
+
+def normalize_base_url(url: str) -> str:
+    """The service's root: a URL copied with the API's prefix (`…/api/v1`) works too."""
+    url = url.strip().rstrip("/")
+    return url.removesuffix("/api/v1").rstrip("/")
+
+
 def settings_from_env(base_url: str | None, api_key: str | None) -> tuple[str, str | None]:
     url = base_url or os.environ.get(URL_ENV)
     if not url:
-        raise WasmWizClientError(f"No service URL: pass base_url or set {URL_ENV}.")
+        raise WasmWizClientError(
+            f"No service URL: set {URL_ENV}, e.g. export {URL_ENV}=http://127.0.0.1:8080"
+        )
     return url, api_key or os.environ.get(API_KEY_ENV)
 
 

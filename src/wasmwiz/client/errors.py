@@ -16,7 +16,8 @@
         │   └── TooManyConcurrentError    `too_many_concurrent`
         └── ServiceUnavailableError       503
             ├── ServerBusyError           `server_busy`
-            └── RateLimiterUnavailableError `rate_limiter_unavailable`
+            ├── RateLimiterUnavailableError `rate_limiter_unavailable`
+            └── DatabaseUnavailableError  `database_unavailable`
 
 A program that ran and failed (trap, timeout, memory limit…) is not an exception: it is an
 `ExecutionResult` whose `status` says how it ended.
@@ -118,6 +119,10 @@ class RateLimiterUnavailableError(ServiceUnavailableError):
     """The rate limiter cannot be reached and the service fails closed."""
 
 
+class DatabaseUnavailableError(ServiceUnavailableError):
+    """The service cannot reach its database now; the request itself was fine."""
+
+
 _BY_CODE: dict[str, type[ProblemError]] = {
     "invalid_request": InvalidRequestError,
     "rate_limited": RateLimitedError,
@@ -125,6 +130,7 @@ _BY_CODE: dict[str, type[ProblemError]] = {
     "too_many_concurrent": TooManyConcurrentError,
     "server_busy": ServerBusyError,
     "rate_limiter_unavailable": RateLimiterUnavailableError,
+    "database_unavailable": DatabaseUnavailableError,
 }
 
 _BY_STATUS: dict[int, type[ProblemError]] = {

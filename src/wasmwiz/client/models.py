@@ -61,12 +61,13 @@ class ExecutionResult:
     exit_code: int | None
     error: str | None
     duration_ms: float
-    fuel_consumed: int
+    fuel_consumed: int  # after a timeout, a lower bound: see fuel_consumed_is_lower_bound
     memory_peak_bytes: int
     stdout_truncated: bool
     stderr_truncated: bool
     request_id: str | None
     rate_limit: RateLimit | None
+    fuel_consumed_is_lower_bound: bool = False
 
     @property
     def ok(self) -> bool:
@@ -101,6 +102,9 @@ class ExecutionResult:
             stderr_truncated=bool(body["stderr_truncated"]),
             request_id=headers.get("x-request-id"),
             rate_limit=RateLimit.from_headers(headers),
+            fuel_consumed_is_lower_bound=bool(
+                body.get("fuel_consumed_is_lower_bound", status == Outcome.TIMEOUT)
+            ),
         )
 
 

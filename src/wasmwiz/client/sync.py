@@ -18,6 +18,7 @@ from wasmwiz.client._protocol import (
     client_headers,
     error_for,
     execute_request,
+    normalize_base_url,
     read_execution,
     read_health,
     resolve_retry,
@@ -48,7 +49,7 @@ class Client:
         self._retry = resolve_retry(retry)
         self._sleep = sleep
         self._http = httpx.Client(
-            base_url=base_url,
+            base_url=normalize_base_url(base_url),
             headers=client_headers(api_key, headers),
             timeout=timeout,
             transport=transport,
