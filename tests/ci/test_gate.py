@@ -65,7 +65,15 @@ def test_a_layering_violation_fails_the_layers_stage(tree: ScratchTree) -> None:
     assert "wasmwiz.services.breakage_layers" in result.output
 
 
+# The test stage's self-tests run `make test` (two pytest passes, the second on xdist
+# workers) in the copy, once or twice: a minute alone, more beside the suite's own
+# workers. One worker in the copy keeps the two-pass path and costs less; the timeout is
+# the stage's own (gate.py).
+STAGE_TIMEOUT = 600
+
+
 @pytest.mark.postgres
+@pytest.mark.timeout(STAGE_TIMEOUT)
 def test_a_test_failing_only_on_postgres_fails_the_test_stage(tree: ScratchTree) -> None:
     tree.write(
         "tests/test_breakage_postgres.py",
@@ -74,13 +82,16 @@ def test_a_test_failing_only_on_postgres_fails_the_test_stage(tree: ScratchTree)
         '    assert not database_url.startswith("postgresql")\n',
     )
 
-    result = tree.stage("test", "COVERAGE=", "TESTS=tests/test_breakage_postgres.py")
+    result = tree.stage(
+        "test", "COVERAGE=", "TESTS=tests/test_breakage_postgres.py", "TEST_WORKERS=1"
+    )
 
     assert result.returncode != 0, result.output
     assert "FAILED tests/test_breakage_postgres.py::test_dialect[postgres]" in result.output
     assert "1 failed, 1 passed" in result.output
 
 
+@pytest.mark.timeout(2 * STAGE_TIMEOUT)
 def test_coverage_below_the_floor_fails_the_test_stage(tree: ScratchTree) -> None:
     # The floor is the gate's own (pyproject.toml). To stay fast the run is narrowed to a
     # package of its own with one test: fully covered it passes, an untested module sinks it.
@@ -97,6 +108,7 @@ def test_coverage_below_the_floor_fails_the_test_stage(tree: ScratchTree) -> Non
     narrowed = (
         "COVERAGE=--cov=wasmwiz.breakage_coverage --cov-report=term-missing",
         "TESTS=tests/test_breakage_coverage.py",
+        "TEST_WORKERS=1",
     )
     untested = "\n\n".join(
         f"def branch_{n}(flag: bool) -> int:\n    if flag:\n        return {n}\n    return -{n}\n"

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
-from sqlalchemy import update
+from sqlalchemy import event, update
 
 from tests.api import wat
 from tests.fixtures.app import TEST_SALT, Account, ServerFactory, create_account
@@ -171,3 +174,69 @@ async def test_a_key_that_revokes_itself_over_http_is_refused_on_the_next_reques
         refused = await client.post("/api/v1/execute", headers=account.headers, files=files)
     assert refused.status_code == 401
     assert refused.json()["code"] == "unauthorized"
+
+
+@contextmanager
+def key_lookups(database: Database) -> Iterator[list[str]]:
+    """The SELECTs on api_keys that `database` runs while the block runs."""
+    queries: list[str] = []
+
+    def count(_conn: object, _cursor: object, statement: str, *_: object) -> None:
+        if "api_keys" in statement and statement.lstrip().upper().startswith("SELECT"):
+            queries.append(statement)
+
+    event.listen(database.engine.sync_engine, "before_cursor_execute", count)
+    try:
+        yield queries
+    finally:
+        event.remove(database.engine.sync_engine, "before_cursor_execute", count)
+
+
+@pytest.mark.anyio
+async def test_requests_that_miss_together_share_one_lookup(
+    database: Database, migrated_database_url: str
+) -> None:
+    """At expiry, a crowd of requests for one key asks the database once, not once each."""
+    account = await create_account(migrated_database_url)
+    ticks = Ticks()
+    service = ApiKeyService(TEST_SALT, cache=KeyCache(TTL, monotonic=ticks))
+    bearer = f"Bearer {account.api_key}"
+    with key_lookups(database) as queries:
+        await service.authenticate(database, bearer)
+        assert len(queries) == 1
+        ticks.now += TTL  # the entry expires
+        crowd = await asyncio.gather(*(service.authenticate(database, bearer) for _ in range(50)))
+        assert {principal.api_key_id for principal in crowd} == {account.api_key_id}
+        assert len(queries) == 2
+
+        # With the cache off, every request asks.
+        uncached = ApiKeyService(TEST_SALT, cache=KeyCache(0))
+        await asyncio.gather(*(uncached.authenticate(database, bearer) for _ in range(5)))
+        assert len(queries) == 7
+
+
+@pytest.mark.anyio
+async def test_a_refusal_reaches_every_waiter_and_a_revocation_here_is_not_joined(
+    database: Database, migrated_database_url: str
+) -> None:
+    account = await create_account(migrated_database_url)
+    cache = KeyCache(TTL, monotonic=Ticks())
+    service = ApiKeyService(TEST_SALT, cache=cache)
+    unknown = f"Bearer {account.api_key[:-4]}zzzz"
+    outcomes = await asyncio.gather(
+        *(service.authenticate(database, unknown) for _ in range(5)), return_exceptions=True
+    )
+    assert all(isinstance(outcome, AuthenticationRequired) for outcome in outcomes)
+
+    # A lookup is in flight when the key changes here (revoke() writes, then forgets the
+    # key): a request arriving after that starts a lookup of its own instead of taking
+    # the answer of one that may have read the row before the change.
+    bearer = f"Bearer {account.api_key}"
+    with key_lookups(database) as queries:
+        early = asyncio.ensure_future(service.authenticate(database, bearer))
+        await asyncio.sleep(0)  # its lookup is in flight: a query takes several turns
+        cache.forget_key(account.api_key_id)
+        late = await service.authenticate(database, bearer)
+        await early
+    assert late.api_key_id == account.api_key_id
+    assert len(queries) == 2

@@ -53,6 +53,8 @@ def test_serve_with_workers_and_the_memory_limiter_exits_with_the_reason(
 ) -> None:
     monkeypatch.setenv("VAR_DIR", str(tmp_path))
     monkeypatch.delenv("RATE_LIMIT_BACKEND", raising=False)
+    # A migrated database: serve refuses a missing schema before it looks at its flags.
+    assert main(["db", "upgrade"]) == 0
     assert main(["serve", "--workers", "2", "--port", "1"]) == 2
     assert "RATE_LIMIT_BACKEND=redis" in capsys.readouterr().err
 
