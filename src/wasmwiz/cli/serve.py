@@ -150,6 +150,8 @@ def serve(
         "access_log": False,
         # httptools with bounded heads and connections (http_common/transport.py).
         "http": BoundedHttpToolsProtocol,
+        # No route speaks WebSocket: an upgrade request is served as a plain request.
+        "ws": "none",
         # Draining already waited for in-flight requests; this bounds what is left.
         "timeout_graceful_shutdown": int(settings.shutdown_grace_period) + 1,
         "ssl_certfile": str(settings.tls_certfile) if settings.tls_certfile else None,

@@ -160,6 +160,12 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         except httptools.HttpParserError:
             self._bad_request()
 
+    def _unsupported_upgrade_warning(self) -> None:
+        # WasmWiz speaks no WebSocket (`wasmwiz serve` passes ws="none"): an upgrade
+        # request is served as the plain request it also is, which is not worth a log
+        # line, let alone uvicorn's advice to install a WebSocket library.
+        pass
+
     def _bad_request(self) -> None:
         message = "Invalid HTTP request received."
         self.logger.warning(message)
