@@ -75,14 +75,22 @@ def test_a_job_sees_its_key_and_nothing_leaks_to_the_next() -> None:
     assert current_key() == ""
 
 
+ROUNDS_SECONDS = 10
+
+
 def test_submits_from_other_threads_while_closing_all_settle() -> None:
     # Before the fix a submit that passed the closed check could queue its job behind
     # close()'s stop bytes, and its future never settled. Threads switch as often as the
     # interpreter allows, over many short rounds, to open that window if it exists.
+    # A round takes about 2 ms on a quiet machine; on a loaded one every forced switch
+    # waits for the scheduler, so the rounds stop after ROUNDS_SECONDS, not at a count.
     previous = sys.getswitchinterval()
     sys.setswitchinterval(1e-6)
+    rounds: list[tuple[int, int]] = []
+    deadline = time.monotonic() + ROUNDS_SECONDS
     try:
-        rounds = [_close_while_submitting() for _ in range(150)]
+        while len(rounds) < 150 and (len(rounds) < 5 or time.monotonic() < deadline):
+            rounds.append(_close_while_submitting())
     finally:
         sys.setswitchinterval(previous)
     assert sum(unsettled for _, unsettled in rounds) == 0
