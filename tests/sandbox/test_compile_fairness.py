@@ -48,9 +48,10 @@ async def test_another_accounts_compile_waits_for_one_compile_not_the_whole_burs
         await asyncio.gather(*burst)
         total = time.monotonic() - started
 
-    # Compiled after big0 (the compile running when it came) and before big1 and big2:
-    # first come, first served, it would wait for all three. Finishing is compile and
-    # run, and the big runs overlap, so only small's place against big1 and big2 is
-    # asserted (it finished even before big0 in one run, and big2 before big1 in another).
-    assert finished.index("small") < min(finished.index("big1"), finished.index("big2")), finished
+    # Compiled after the big one whose compile was running when it came, and before the
+    # other two: first come, first served, it would wait for all three. Which big one
+    # reaches the worker first is up to the run threads (big1 did, in one run), and
+    # finishing is compile and run, with the big runs overlapping, so what is asserted
+    # is that at most one big one finished before small (in one run none did).
+    assert finished.index("small") <= 1, finished
     print(f"small done after {small_done:.2f} s of {total:.2f} s")
