@@ -6,10 +6,12 @@ compilation) runs in a compile worker. The server process only streams the body 
 hostile module, and a control of the same size that the server refuses from its header
 alone, must peak under 16 MiB of RSS in the server (one copy of the module and the
 transport's buffers; before the checks moved, a memory-section flood peaked at 370 MiB).
-CPU: the issue's bound is 20 ms for the whole request, but taking in any 10 MiB body
-costs more than that here (about 25-35 ms: the socket and HTTP parser, the copy into
-the buffer and its page faults, SHA-256; see docs/security.md), so what is held is that
-a hostile module costs no more than 20 ms beyond the control (before: seconds).
+CPU: the issue's bound, 20 ms on the event loop's side, is asserted for the event loop's
+thread (the server process's main thread) for each hostile module. Across all the
+server's threads, taking in any 10 MiB body costs more than that here (21-35 ms: the
+socket and HTTP parser, the copy into the buffer and its page faults, SHA-256 on the
+sandbox's thread; see docs/security.md), so what is held there is that a hostile module
+costs no more than 20 ms beyond the control (before: seconds).
 
 CPU is counted per thread from /proc/<pid>/task/*/schedstat (nanoseconds), leaving out
 the threads that burn CPU while the server is idle (the epoch ticker, about 12 ms a
@@ -28,6 +30,7 @@ import contextlib
 import statistics
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 import httpx
 import pytest
@@ -118,13 +121,15 @@ class Meter:
         }
         # What the counted threads spend idle, per second (the event loop's timers, the
         # compile pool's watchers): a long compile in a worker would otherwise be charged
-        # to the server for merely waiting on it.
+        # to the server for merely waiting on it. The event loop's own share is kept apart.
         self.idle_ns_per_second = (
             sum(ns - before.get(tid, ns) for tid, ns in after.items() if tid not in self.background)
             / 2
         )
+        main = str(pid)
+        self.loop_idle_ns_per_second = (after.get(main, 0) - before.get(main, 0)) / 2
 
-    async def measure(self, client: httpx.AsyncClient, data: bytes) -> tuple[int, int, str]:
+    async def measure(self, client: httpx.AsyncClient, data: bytes) -> Cost:
         # Reset the RSS high-water mark (a write to procfs, which does not block).
         Path(f"/proc/{self.pid}/clear_refs").write_text("5")  # noqa: ASYNC240
         rss_before = status_bytes(self.pid, "VmRSS")
@@ -137,23 +142,35 @@ class Meter:
         cpu = sum(
             ns - before.get(tid, 0) for tid, ns in after.items() if tid not in self.background
         ) - int(self.idle_ns_per_second * elapsed)
+        main = str(self.pid)
+        loop_cpu = after[main] - before[main] - int(self.loop_idle_ns_per_second * elapsed)
         assert 400 <= response.status_code < 500, response.text
-        return cpu, peak, response.json()["code"]
+        return Cost(cpu, loop_cpu, peak, response.json()["code"])
 
 
-async def cost(meter: Meter, client: httpx.AsyncClient, data: bytes, code: str) -> tuple[int, int]:
-    """The least CPU and the median peak RSS of REPEATS requests with `data`, each refused
-    with `code`. The least, for CPU: what a request costs is its floor, and a busy moment
-    only adds to it (a median of three still moved by 20 ms between runs of one tree);
-    parsing in the server would raise every sample, the floor included."""
+class Cost(NamedTuple):
+    cpu: int  # ns, every request-driven thread of the server process
+    loop_cpu: int  # ns, the event loop's thread alone
+    peak: int  # bytes of RSS above where the request began
+    code: str
+
+
+async def cost(meter: Meter, client: httpx.AsyncClient, data: bytes, code: str) -> Cost:
+    """The least CPU (all threads, and the event loop's) and the median peak RSS of
+    REPEATS requests with `data`, each refused with `code`. The least, for CPU: what a
+    request costs is its floor, and a busy moment only adds to it (a median of three
+    still moved by 20 ms between runs of one tree); parsing in the server would raise
+    every sample, the floor included."""
     samples = []
     for index in range(1, REPEATS + 1):
-        cpu, peak, got = await meter.measure(client, varied(data, index))
-        assert got == code
-        samples.append((cpu, peak))
-    return (
-        min(cpu for cpu, _ in samples),
-        int(statistics.median(peak for _, peak in samples)),
+        sample = await meter.measure(client, varied(data, index))
+        assert sample.code == code
+        samples.append(sample)
+    return Cost(
+        min(sample.cpu for sample in samples),
+        min(sample.loop_cpu for sample in samples),
+        int(statistics.median(sample.peak for sample in samples)),
+        code,
     )
 
 
@@ -199,16 +216,21 @@ async def test_hostile_modules_cost_the_server_no_more_than_any_big_body(tmp_pat
     finally:
         server.stop()
 
-    baseline_cpu = max(control[0], control_after[0])
-    baseline_rss = max(control[1], control_after[1])
+    baseline_cpu = max(control.cpu, control_after.cpu)
+    baseline_rss = max(control.peak, control_after.peak)
     report = {
-        name: f"{cpu / 1e6:.1f} ms, {peak / MiB:.1f} MiB" for name, (cpu, peak) in costs.items()
+        name: f"{c.cpu / 1e6:.1f} ms (event loop {c.loop_cpu / 1e6:.1f}), {c.peak / MiB:.1f} MiB"
+        for name, c in costs.items()
     }
-    print(f"control: {baseline_cpu / 1e6:.1f} ms, {baseline_rss / MiB:.1f} MiB; hostile: {report}")
+    print(
+        f"control: {baseline_cpu / 1e6:.1f} ms (event loop {control.loop_cpu / 1e6:.1f}), "
+        f"{baseline_rss / MiB:.1f} MiB; hostile: {report}"
+    )
     assert baseline_rss < RSS_BOUND
-    for name, (cpu, peak) in costs.items():
-        assert cpu - baseline_cpu < CPU_BOUND_NS, name
-        assert peak < RSS_BOUND, name
+    for name, c in costs.items():
+        assert c.loop_cpu < CPU_BOUND_NS, name  # the issue's bound, on the event loop
+        assert c.cpu - baseline_cpu < CPU_BOUND_NS, name  # and nothing beyond any big body
+        assert c.peak < RSS_BOUND, name
     assert [answer.json()["code"] for answer in answers] == [code for _, code in HOSTILE.values()]
     assert latencies
     assert max(latencies) < 2.0
