@@ -78,6 +78,10 @@ def test_a_job_sees_its_key_and_nothing_leaks_to_the_next() -> None:
 ROUNDS_SECONDS = 10
 
 
+# Serial: with a 1 us switch interval every forced switch waits for the scheduler, so
+# beside other test processes on two cores one round took minutes (CI timed out at
+# 120 s within a single round); alone, 150 rounds take well under a second.
+@pytest.mark.serial
 def test_submits_from_other_threads_while_closing_all_settle() -> None:
     # Before the fix a submit that passed the closed check could queue its job behind
     # close()'s stop bytes, and its future never settled. Threads switch as often as the
