@@ -55,16 +55,13 @@ POLL_STORM = f"""(module {_IMPORTS}
       (br $again))))"""
 
 HELLO_REQUESTS = 50
-ROUNDS = 3
-# The issue's target: hello-world's p99 under 50 ms while the storms run. Three rounds of
-# 50 requests, run alone (make test's serial pass): on a quiet 2-core machine the median
-# round's p99 measured 27-38 ms in six runs of seven and 91 ms in one (every round of that
-# run was slow), and the round in which the storms time out and restart is the slowest.
-# So the gate asserts a bound no run near the target misses by chance but that a starved
-# event loop (seconds) cannot meet, and prints the figure against the target;
-# docs/performance.md carries the comparison.
+ROUNDS = 5
+# The issue's target: hello-world's p99 under 50 ms while the storms run. It is asserted
+# on the median of five rounds' p99 (50 requests each, run alone in make test's serial
+# pass), so one round that a noisy neighbour slows, or the round in which the storms time
+# out and restart, does not decide it. On a quiet 2-core machine the median round's p99
+# measured 24-28 ms and the slowest request 33-45 ms; a starved event loop takes seconds.
 P99_TARGET = 0.050
-P99_BOUND = 0.150
 
 
 async def _storm(
@@ -140,9 +137,9 @@ async def test_four_host_call_storms_leave_hello_world_fast(tmp_path: Path) -> N
         f"{', '.join(f'{p * 1000:.1f}' for p in p99s)} ms, max {max(latencies) * 1000:.1f} ms; "
         f"server CPU {cpu_spent:.2f} s; {outcomes}"
     )
-    target = "within" if statistics.median(p99s) < P99_TARGET else "over"
-    print(f"median round p99 {statistics.median(p99s) * 1000:.1f} ms: {target} the 50 ms target")
-    assert max(p99s) < P99_BOUND
+    median_p99 = statistics.median(p99s)
+    print(f"median round p99 {median_p99 * 1000:.1f} ms against the 50 ms target")
+    assert median_p99 < P99_TARGET
 
 
 def _cpu_seconds(pid: int) -> float:
