@@ -18,7 +18,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import httpx
 from sqlalchemy import func, select
@@ -148,6 +148,10 @@ def free_port() -> int:
 class BenchServer:
     """`wasmwiz serve` as its own process, the way it runs in production."""
 
+    # `python -m <command_module> <command_prefix...> --port N`
+    command_module = "wasmwiz.cli.main"
+    command_prefix: tuple[str, ...] = ("serve",)
+
     def __init__(self, var_dir: Path, database_url: str, **settings: str) -> None:
         self.var_dir = var_dir
         self.database_url = database_url
@@ -156,7 +160,7 @@ class BenchServer:
         self.url = f"http://127.0.0.1:{self.port}"
         self.process: subprocess.Popen[bytes] | None = None
 
-    def start(self) -> BenchServer:
+    def start(self) -> Self:
         env = {
             **os.environ,
             "DATABASE_URL": self.database_url,
@@ -167,7 +171,14 @@ class BenchServer:
         }
         log = (self.var_dir / "server.log").open("ab")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "wasmwiz.cli.main", "serve", "--port", str(self.port)],
+            [
+                sys.executable,
+                "-m",
+                self.command_module,
+                *self.command_prefix,
+                "--port",
+                str(self.port),
+            ],
             env=env,
             cwd=self.var_dir,
             stdout=log,
