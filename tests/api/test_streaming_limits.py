@@ -8,6 +8,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from tests.fixtures.app import Account, LiveServer, ServerFactory
+from tests.fixtures.raw_http import read_response
 
 ONE_GIB = 1024**3
 MiB = 1024 * 1024
@@ -30,12 +31,8 @@ def _request_head(account: Account, extra: str) -> bytes:
 
 
 def _read_status(sock: socket.socket) -> tuple[int, bytes]:
-    data = b""
-    while b"\r\n\r\n" not in data:
-        chunk = sock.recv(65536)
-        if not chunk:
-            break
-        data += chunk
+    """The whole answer: its head and body may arrive in separate segments."""
+    data = read_response(sock)
     status = int(data.split(b" ", 2)[1])
     return status, data
 

@@ -152,10 +152,10 @@ def serve(
         "http": BoundedHttpToolsProtocol,
         # No route speaks WebSocket: an upgrade request is served as a plain request.
         "ws": "none",
-        # asyncio's own loop, not uvloop: under load uvloop let new connections wait in
-        # the accept queue (171 of 200 still there 0.25 s into a burst, taken at about
-        # 130 a second), their first requests answered after up to 3 s while the rest
-        # took 0.3 s; asyncio takes them at once (docs/performance.md, bench/event_loop.py).
+        # asyncio's own loop, not uvloop: while busy, uvloop takes about one waiting
+        # connection per turn of the loop, so a burst of new clients waits in the accept
+        # queue for seconds; asyncio takes them all at once (docs/performance.md,
+        # bench/event_loop.py, tests/security/test_connection_burst.py).
         "loop": "asyncio",
         # Draining already waited for in-flight requests; this bounds what is left.
         "timeout_graceful_shutdown": int(settings.shutdown_grace_period) + 1,
