@@ -22,7 +22,7 @@ $(RUNTIME_STAMP): pyproject.toml constraints.txt | $(BIN)/python
 
 $(STAMP): pyproject.toml constraints.txt | $(BIN)/python
 	@echo "Installing WasmWiz with the development toolchain into $(VENV) (once, a few minutes)…"
-	@$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
+	@$(BIN)/python -m pip install --quiet -c constraints.txt -e . --group dev
 	@touch $(STAMP) $(RUNTIME_STAMP)
 
 install: $(STAMP)
