@@ -18,13 +18,11 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from tests.fixtures.app import TEST_SALT, start_server_process
+from tests.fixtures.app import create_account, start_server_process
 from tests.security.checks import HELLO
 from wasmwiz.persistence import Database
 from wasmwiz.persistence.migrate import upgrade_async
 from wasmwiz.persistence.models import SubscriptionTier
-from wasmwiz.services.accounts import AccountService
-from wasmwiz.services.api_keys import ApiKeyService
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 
@@ -40,8 +38,8 @@ MOST_WAITING = 20
 
 async def _unlimited_key(database_url: str) -> str:
     """A key whose tier admits everything, so what is measured is the transport."""
-    database = Database(database_url)
     tier = f"burst-{uuid.uuid4().hex[:8]}"
+    database = Database(database_url)
     try:
         async with database.session() as session:
             session.add(
@@ -53,13 +51,10 @@ async def _unlimited_key(database_url: str) -> str:
                     max_fuel=None,
                 )
             )
-            await session.flush()
-            user = await AccountService().create_user(session, f"{tier}@example.com", tier=tier)
-            created = await ApiKeyService(TEST_SALT).create(session, user.id, name="burst")
             await session.commit()
     finally:
         await database.dispose()
-    return created.plaintext
+    return (await create_account(database_url, tier=tier)).api_key
 
 
 def _request(host: str, key: str) -> bytes:
