@@ -21,7 +21,6 @@ import os
 import sys
 import time
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 from bench.fairness import closed_loop, little_wait
@@ -37,7 +36,6 @@ from bench.support import (
 )
 
 LOOP_ENV = "BENCH_EVENT_LOOP"
-REPO = Path(__file__).resolve().parents[1]
 LOOPS = ("asyncio", "uvloop")
 CLIENTS = (1, 50, 200)
 
@@ -106,9 +104,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     if importlib.util.find_spec("uvloop") is None:
         print("uvloop is not installed (pip install uvloop)", file=sys.stderr)
         return 2
-    os.environ["PYTHONPATH"] = os.pathsep.join(
-        [str(REPO), *filter(None, [os.environ.get("PYTHONPATH")])]
-    )
     print(f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f} at start")
     print(
         "wrk at 1, 50 and 200 clients: req/s, p50, p99 / Little's-law wait; then the "

@@ -44,6 +44,7 @@ from bench.support import (
     Mix,
     WrkResult,
     ms,
+    percentile,
     prepare_database,
     run_wrk,
     sqlite_url,
@@ -139,17 +140,13 @@ def closed_loop(
         requests=len(ordered),
         seconds=elapsed,
         p50=ordered[len(ordered) // 2],
-        p99=_p99(ordered),
+        p99=percentile(ordered, 99),
         errors=errors,
         fewest=min(served),
         most=max(served),
         first_max=max(firsts, default=float("nan")),
-        later_p99=_p99(sorted(latencies)),
+        later_p99=percentile(latencies, 99) if latencies else float("nan"),
     )
-
-
-def _p99(ordered: list[float]) -> float:
-    return ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] if ordered else float("nan")
 
 
 def little_wait(result: WrkResult, clients: int) -> float:

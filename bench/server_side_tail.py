@@ -36,6 +36,7 @@ from bench.http import hello_mix
 from bench.support import (
     BenchServer,
     ms,
+    percentile,
     prepare_database,
     run_wrk,
     sqlite_url,
@@ -44,7 +45,6 @@ from bench.support import (
 )
 
 RECORD_ENV = "BENCH_TAIL_RECORD"
-REPO = Path(__file__).resolve().parents[1]
 
 
 def _serve(argv: Sequence[str]) -> int:
@@ -104,11 +104,6 @@ class TracedServer(BenchServer):
         return records
 
 
-def _quantile(samples: list[float], q: float) -> float:
-    ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, int(len(ordered) * q))] if ordered else float("nan")
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
     if args_list[:1] == ["--serve"]:
@@ -125,9 +120,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         database_url = sqlite_url(directory)
         account = prepare_database(database_url)
         os.environ[RECORD_ENV] = str(directory / "tail-records.json")
-        os.environ["PYTHONPATH"] = os.pathsep.join(
-            [str(REPO), *filter(None, [os.environ.get("PYTHONPATH")])]
-        )
         server = TracedServer(directory, database_url, max_queued_executions="256").start()
         mix = [hello_mix()]
         try:
@@ -153,13 +145,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                 inside, between = records["inside"], records["between"]
                 print(
                     f"{clients:>8}{result.throughput:>8,.0f}{ms(wait):>11}{ms(result.p99):>11}"
-                    f"{ms(result.max):>11}{ms(_quantile(inside, 0.99)):>12}"
-                    f"{ms(max(inside)):>11}{ms(_quantile(between, 0.99)):>13}"
+                    f"{ms(result.max):>11}{ms(percentile(inside, 99)):>12}"
+                    f"{ms(max(inside)):>11}{ms(percentile(between, 99)):>13}"
                     f"{ms(max(between)):>11}"
                 )
                 print(
                     f"{'':8}p99 / wait: wrk {result.p99 / wait:.1f}x, in the server "
-                    f"{_quantile(inside, 0.99) / wait:.1f}x; {len(inside)} requests answered"
+                    f"{percentile(inside, 99) / wait:.1f}x; {len(inside)} requests answered"
                 )
         finally:
             server.stop()

@@ -169,6 +169,12 @@ class BenchServer:
             "LOG_LEVEL": "INFO",
             **{name.upper(): value for name, value in self.settings.items()},
         }
+        if not self.command_module.startswith("wasmwiz."):
+            # A bench module wrapping serve (it runs from var_dir): the checkout goes last
+            # on the path, so a tree put first (bench/untrusted_body.py) still wins.
+            env["PYTHONPATH"] = os.pathsep.join(
+                filter(None, [env.get("PYTHONPATH"), str(BENCH_DIR.parent)])
+            )
         log = (self.var_dir / "server.log").open("ab")
         self.process = subprocess.Popen(
             [
