@@ -5,7 +5,7 @@ from __future__ import annotations
 import ctypes
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 
 import wasmtime
@@ -147,6 +147,13 @@ class GuestMemory:
     def require(self, ptr: int, length: int) -> None:
         if ptr < 0 or length < 0 or ptr + length > self._size:
             raise GuestFault
+
+    def require_spans(self, spans: Iterable[tuple[int, int]]) -> None:
+        """As require for each (ptr, length), for unsigned values such as unpacked iovecs."""
+        size = self._size
+        for ptr, length in spans:
+            if ptr + length > size:
+                raise GuestFault
 
     def read(self, ptr: int, length: int) -> bytes:
         self.require(ptr, length)

@@ -78,10 +78,9 @@ EVENTTYPE_CLOCK = 0
 EVENTTYPE_FD_READ = 1
 EVENTTYPE_FD_WRITE = 2
 
-_SUBSCRIPTION = struct.Struct("<QB7x")  # userdata, tag; the union follows at offset 16
-_SUBSCRIPTION_CLOCK = struct.Struct("<I4xQQH")  # clock id, timeout, precision, flags
-_SUBSCRIPTION_FD = struct.Struct("<I")
-_SUBSCRIPTION_SIZE = 48
+# userdata, tag, then the union: a clock subscription's clock id, timeout, precision and
+# flags, or an fd subscription's fd (where the clock id would be). One unpack per call.
+_SUBSCRIPTION = struct.Struct("<QB7xI4xQQH6x")
 _EVENT = struct.Struct("<QHB5xQH6x")  # userdata, errno, type, nbytes, flags
 _IOVEC = struct.Struct("<II")
 _U32 = struct.Struct("<I")
@@ -174,16 +173,17 @@ def fd_write(state: RunState, memory: GuestMemory, args: list[int]) -> int:
     if count > IOV_MAX:
         return ERRNO_INVAL
     try:
-        vectors = list(_IOVEC.iter_unpack(memory.read(iovs, count * _IOVEC.size)))
-        for ptr, length in vectors:
-            memory.require(ptr, length)
+        raw = memory.read(iovs, count * _IOVEC.size)
+        vectors = list(_IOVEC.iter_unpack(raw))
+        memory.require_spans(vectors)
         memory.require(nwritten_ptr, _U32.size)
     except GuestFault:
         return ERRNO_FAULT
     written = 0
     for ptr, length in vectors:
-        state.capture(fd, memory, ptr, length)
-        written += length
+        if length:
+            state.capture(fd, memory, ptr, length)
+            written += length
     memory.write(nwritten_ptr, _U32.pack(written & _MASK32))
     return ERRNO_SUCCESS
 
@@ -246,25 +246,22 @@ def poll_oneoff(state: RunState, memory: GuestMemory, args: list[int]) -> int:
     if count == 0 or count > MAX_SUBSCRIPTIONS:
         return ERRNO_INVAL
     try:
-        raw = memory.read(in_ptr, count * _SUBSCRIPTION_SIZE)
+        raw = memory.read(in_ptr, count * _SUBSCRIPTION.size)
         memory.require(out_ptr, count * _EVENT.size)
         memory.require(nevents_ptr, _U32.size)
     except GuestFault:
         return ERRNO_FAULT
     events: list[bytes] = []
     timers: list[tuple[float, int]] = []  # (delay in seconds, userdata)
-    for offset in range(0, len(raw), _SUBSCRIPTION_SIZE):
-        userdata, tag = _SUBSCRIPTION.unpack_from(raw, offset)
+    for userdata, tag, clock_id_or_fd, timeout, _precision, flags in _SUBSCRIPTION.iter_unpack(raw):
         if tag == EVENTTYPE_CLOCK:
-            clock_id, timeout, _precision, flags = _SUBSCRIPTION_CLOCK.unpack_from(raw, offset + 16)
-            delay = _delay_seconds(state, clock_id, timeout, flags)
+            delay = _delay_seconds(state, clock_id_or_fd, timeout, flags)
             if delay is None:
                 events.append(_EVENT.pack(userdata, ERRNO_INVAL, tag, 0, 0))
             else:
                 timers.append((delay, userdata))
         elif tag in (EVENTTYPE_FD_READ, EVENTTYPE_FD_WRITE):
-            (fd,) = _SUBSCRIPTION_FD.unpack_from(raw, offset + 16)
-            events.append(_fd_event(state, userdata, tag, fd))
+            events.append(_fd_event(state, userdata, tag, clock_id_or_fd))
         else:
             return ERRNO_INVAL
     if not events:
