@@ -4,9 +4,8 @@ glibc gives each new thread that allocates its own arena, up to eight per core. 
 sandbox's worker threads allocate through wasmtime (Rust uses the system allocator) and
 Python, so memory freed by one thread's arena is not reused by another's, and the
 process grows with fragmentation rather than with use. Two arenas are the usual remedy
-for multi-threaded Python services. Measured in the 60 s soak (bench/soak.py, one run
-each, back to back): peak RSS 209 -> 172 MiB, growth after warm-up +8.7% -> +5.7%, and
-no change in throughput at 50 clients (738 against 753 req/s).
+for multi-threaded Python services; what it did to the soak's RSS is in
+docs/performance.md (bench/soak.py).
 
 An operator's own MALLOC_ARENA_MAX wins: glibc read it when the process started.
 """

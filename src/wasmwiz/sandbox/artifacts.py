@@ -153,8 +153,8 @@ class ArtifactStore:
                 return None
             mac = self._mac(sha256, meta)
             if _PROC_FD.is_dir():
-                # Hashed through a read-only mapping: no copy into Python bytes (about 15%
-                # of the check for a 4 MB artifact), and blake3 lets go of the GIL.
+                # Hashed through a read-only mapping: no copy into Python bytes, and
+                # blake3 lets go of the GIL.
                 with mmap.mmap(fd, size, prot=mmap.PROT_READ) as mapped:
                     mac.update(mapped)
                 if not hmac.compare_digest(mac.digest(), expected):

@@ -62,8 +62,8 @@ _CPU_SIGNALS = {int(signal.SIGXCPU)}
 # as memory exhaustion only with the evidence below.
 _MEMORY_SIGNALS = {int(s) for s in (signal.SIGABRT, signal.SIGSEGV, signal.SIGBUS, signal.SIGKILL)}
 # Peak resident size, as a share of the address-space limit, from which a death by one
-# of those signals is put down to memory. Workers that hit the limit peaked at 90-96% of
-# it (400 MiB and 800 MiB limits); an idle worker is at about 60 MiB.
+# of those signals is put down to memory: workers that hit the limit peak close to it,
+# far above an idle worker (docs/security.md has the measured shares).
 MEMORY_EVIDENCE_SHARE = 0.75
 _VALID_SIGNALS = {int(s) for s in signal.Signals}
 _CLOCK_TICKS = os.sysconf("SC_CLK_TCK")

@@ -60,8 +60,8 @@ MAX_SUBSCRIPTIONS = 1024
 HOST_SHARE = 0.5  # of wall time, for all runs' host calls together
 HOST_BURST_SECONDS = 0.2
 # A fixed charge per call for ctypes' callback entry and exit, which the trampoline
-# cannot time: a generous guess (a whole cheap host call costs some 6-16 us), so a
-# storm of the cheapest calls is not nearly free.
+# cannot time: a generous guess, of the order of a whole cheap host call, so a storm of
+# the cheapest calls is not nearly free.
 HOST_CALL_OVERHEAD_NS = 5_000
 RANDOM_CHUNK = 1024 * 1024  # random_get fills big buffers in pieces, checking the deadline
 CLOCK_RESOLUTION_NS = 1000

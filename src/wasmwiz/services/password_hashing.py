@@ -21,7 +21,7 @@ _RETRY_AFTER_SECONDS = 2
 class PasswordHashing:
     """argon2id hashes and checks, at most `threads` at once and `queue` more waiting.
 
-    Each hash costs about 150 ms of CPU and 64 MiB, so the pool is its own: asyncio's
+    Each hash is costly by design (docs/security.md), so the pool is its own: asyncio's
     default pool (up to 32 threads) is shared with everything else, health checks included,
     and would let a sign-up flood take gigabytes. A call beyond the queue is refused with
     429 `try_later` instead of waiting behind it.
