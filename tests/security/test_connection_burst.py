@@ -29,10 +29,13 @@ pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 BUSY_CONNECTIONS = 50
 BURST_CONNECTIONS = 150
 LOTS = 1_000_000_000
-# The accept queue as read 0.1 s and later into the burst: asyncio's loop takes every
-# waiting connection in the callback that sees the first one (0 at every sample in the
-# runs that were measured); uvloop left 110-170 of 150 there for about a second.
-SETTLE_SECONDS = 0.1
+# The accept queue as read 0.5 s and later into the burst (the burst is usually all
+# answered by then, leaving no reading to check). asyncio's loop takes every
+# waiting connection in the callback that sees the first one, once the turn it is in
+# ends: a busy turn can take a fifth of a second (one gate read 26 waiting until 0.16 s,
+# then 0). uvloop took them at about 130 a second, so 110-170 of the 150 still waited
+# well past 0.5 s.
+SETTLE_SECONDS = 0.5
 MOST_WAITING = 20
 
 
@@ -139,8 +142,7 @@ async def test_a_burst_of_connections_is_accepted_while_the_server_is_busy(
         queue = []
         while not burst.done() and time.perf_counter() - burst_started < 10:
             elapsed = time.perf_counter() - burst_started
-            if elapsed >= SETTLE_SECONDS:
-                queue.append((round(elapsed, 2), accept_queue(port)))
+            queue.append((round(elapsed, 2), accept_queue(port)))
             await asyncio.sleep(0.02)
         answers = await burst
         stop.set()
@@ -151,8 +153,10 @@ async def test_a_burst_of_connections_is_accepted_while_the_server_is_busy(
     statuses = {status for status, _ in answers} | set(busy_answers)
     slowest = max(seconds for _, seconds in answers)
     print(
-        f"accept queue from {SETTLE_SECONDS} s (seconds, waiting): {queue[:8]}; slowest "
-        f"first answer {slowest * 1000:.0f} ms; {len(busy_answers)} answers on the busy ones"
+        f"accept queue (seconds, waiting): {queue[::5]}; slowest first answer "
+        f"{slowest * 1000:.0f} ms; {len(busy_answers)} answers on the busy ones"
     )
     assert statuses == {b"200"}
-    assert max((waiting for _, waiting in queue), default=0) <= MOST_WAITING
+    # By SETTLE_SECONDS every burst connection has had its answer, or few still wait.
+    settled = [waiting for elapsed, waiting in queue if elapsed >= SETTLE_SECONDS]
+    assert max(settled, default=0) <= MOST_WAITING
