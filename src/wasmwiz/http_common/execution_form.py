@@ -85,7 +85,14 @@ async def read_execution_form(
     refuse_declared_oversize(request, max_wasm_size=max_wasm_size, max_input_size=max_input_size)
     limits = execution_form_limits(max_wasm_size, max_input_size)
     max_body = max_execution_body(max_wasm_size, max_input_size)
-    parts = await read_form(request.stream(), request.headers.get("content-type"), limits, max_body)
+    declared = request.headers.get("content-length", "")
+    parts = await read_form(
+        request.stream(),
+        request.headers.get("content-type"),
+        limits,
+        max_body,
+        declared_bytes=int(declared) if declared.isdigit() else None,
+    )
     return execution_request_from_parts(parts)
 
 

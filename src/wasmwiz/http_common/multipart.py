@@ -5,15 +5,20 @@ upload would be written out before anyone could refuse it. This reader keeps par
 memory and stops reading the moment a part or the whole body passes its limit.
 
 A payload field (one whose limit is above `BUFFER_FROM`: the module, stdin) that arrives
-in more than one piece is written into one anonymous mapping the size of its limit, each
-piece copied in as it arrives and then let go: one copy of the field, never the pieces
-and a joined copy at once. The mapping is address space only until written (the kernel
-maps pages as they are touched), and it goes back to the system, not to malloc's heap,
-when the request lets go of it.
+in more than one piece is written into one private anonymous mapping, each piece copied
+in as it arrives and then let go: one copy of the field, never the pieces and a joined
+copy at once. The mapping goes back to the system, not to malloc's heap, when the
+request lets go of it. Its size is the field's limit, or the body's declared length when
+that is smaller. For a declared length (charged to the memory budget when the first
+piece is read), one mapping is made as the body begins, its pages put in place
+(MAP_POPULATE) on a worker thread, where the event loop's thread would otherwise take
+them one page fault at a time (docs/performance.md). Without one (a chunked body),
+pages are mapped as they are touched, so an unknown length never holds more than arrived.
 """
 
 from __future__ import annotations
 
+import asyncio
 import mmap
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
@@ -31,6 +36,14 @@ _MAX_HEADER_NAME_BYTES = 256
 # Fields allowed more than this are written into one mapping (see the module docstring);
 # smaller ones (the JSON and number fields) keep their pieces and join them once.
 BUFFER_FROM = 64 * 1024
+_POPULATE = getattr(mmap, "MAP_POPULATE", 0)  # Linux only
+
+
+def private_mapping(size: int, *, populate: bool = False) -> mmap.mmap:
+    """An anonymous mapping of this process alone (not shared memory, whose page faults
+    cost more), with its pages in place when `populate`."""
+    flags = mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | (_POPULATE if populate else 0)
+    return mmap.mmap(-1, size, flags=flags)
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,11 +71,21 @@ class FormPart:
     _pieces: list[bytes] = field(default_factory=list, repr=False)
     _buffer: mmap.mmap | None = field(default=None, repr=False)
 
+    @property
+    def needs_buffer(self) -> bool:
+        """A payload field about to take its second piece: it needs its mapping now."""
+        return self._buffer is None and self.capacity > 0 and bool(self._pieces)
+
+    def use_buffer(self, buffer: mmap.mmap) -> None:
+        """Move into `buffer` (at least `capacity` long), the piece held so far first."""
+        self._buffer = buffer
+        buffer.write(self._pieces.pop())
+
     def append(self, data: bytes, start: int, end: int) -> None:
-        """Add `data[start:end]`; the caller has checked that it fits within `capacity`."""
-        if self._buffer is None and self.capacity and self._pieces:
-            self._buffer = mmap.mmap(-1, self.capacity)
-            self._buffer.write(self._pieces.pop())
+        """Add `data[start:end]`; the caller has checked that it fits within `capacity`,
+        and given a payload field its buffer when it `needs_buffer`."""
+        if self.needs_buffer:
+            self.use_buffer(private_mapping(self.capacity))
         if self._buffer is not None:
             self._buffer.write(memoryview(data)[start:end])
         else:
@@ -98,8 +121,11 @@ class _PartHeaders:
 class _FormCollector:
     """Parser callbacks that collect parts and raise the moment a limit is passed."""
 
-    def __init__(self, limits: Mapping[str, FieldLimit]) -> None:
+    def __init__(self, limits: Mapping[str, FieldLimit], body_bytes: int | None = None) -> None:
         self.limits = limits
+        self.body_bytes = body_bytes
+        # Made as the body began to arrive: the first payload field in pieces takes it.
+        self.spare: mmap.mmap | None = None
         self.parts: dict[str, FormPart] = {}
         self._headers = _PartHeaders()
         self._current: FormPart | None = None
@@ -144,14 +170,31 @@ class _FormCollector:
         filename = options.get(b"filename")
         content_type = self._headers.raw.get(b"content-type")
         limit = self.limits[name]
+        capacity = limit.max_bytes if limit.max_bytes > BUFFER_FROM else 0
+        if capacity and self.body_bytes is not None:
+            capacity = min(capacity, self.body_bytes)  # no part is longer than its body
         self._current = FormPart(
             name=name,
             filename=filename.decode("utf-8", "replace") if filename is not None else None,
             content_type=content_type.decode("latin-1") if content_type else None,
-            capacity=limit.max_bytes if limit.max_bytes > BUFFER_FROM else 0,
+            capacity=capacity,
         )
         self._current_limit = limit
         self.parts[name] = self._current
+
+    def _map_buffer(self, size: int) -> mmap.mmap:
+        spare, self.spare = self.spare, None
+        if spare is not None and len(spare) >= size:
+            return spare
+        if spare is not None:
+            spare.close()
+        return private_mapping(size, populate=self.body_bytes is not None)
+
+    def close(self) -> None:
+        """Let go of a spare mapping no field needed (every field came in one piece)."""
+        if self.spare is not None:
+            self.spare.close()
+            self.spare = None
 
     def on_part_data(self, data: bytes, start: int, end: int) -> None:
         if self._current is None or self._current_limit is None:
@@ -159,6 +202,8 @@ class _FormCollector:
         # Refused before the piece is kept: a field never holds more than its limit.
         if self._current.size + end - start > self._current_limit.max_bytes:
             raise self._current_limit.too_large(self._current_limit.max_bytes)
+        if self._current.needs_buffer:
+            self._current.use_buffer(self._map_buffer(self._current.capacity))
         self._current.append(data, start, end)
 
 
@@ -167,14 +212,21 @@ async def read_form(
     content_type: str | None,
     limits: Mapping[str, FieldLimit],
     max_body_bytes: int,
+    declared_bytes: int | None = None,
 ) -> dict[str, FormPart]:
-    """Parse a multipart body from `stream`; only the fields named in `limits` are accepted."""
+    """Parse a multipart body from `stream`; only the fields named in `limits` are accepted.
+
+    `declared_bytes`, the body's Content-Length, sizes the payload fields' mappings; a
+    body longer than it is refused (HTTP framing never delivers one).
+    """
     media_type, options = parse_options_header(content_type)
     if media_type != b"multipart/form-data" or b"boundary" not in options:
         raise InvalidRequest(
             "Send the request as multipart/form-data.", code=ProblemCode.UNSUPPORTED_MEDIA_TYPE
         )
-    collector = _FormCollector(limits)
+    payload_limit = max((limit.max_bytes for limit in limits.values()), default=0)
+    spare_bytes = min(declared_bytes or 0, payload_limit)
+    collector = _FormCollector(limits, declared_bytes)
     parser = MultipartParser(
         options[b"boundary"],
         {
@@ -189,11 +241,22 @@ async def read_form(
     received = 0
     try:
         async for chunk in stream:
+            if spare_bytes > BUFFER_FROM and not received:
+                # Not before the first piece: reading it charged the body to the memory
+                # budget (http_common/request_limits.py), which these pages are part of.
+                collector.spare = await asyncio.to_thread(
+                    private_mapping, spare_bytes, populate=True
+                )
             received += len(chunk)
             if received > max_body_bytes:
                 raise PayloadTooLarge(
                     f"The request body is larger than {max_body_bytes} bytes.",
                     code=ProblemCode.REQUEST_TOO_LARGE,
+                )
+            if declared_bytes is not None and received > declared_bytes:
+                raise InvalidRequest(
+                    "The request body is longer than its Content-Length.",
+                    code=ProblemCode.INVALID_FORM,
                 )
             parser.write(chunk)
         parser.finalize()
@@ -201,4 +264,6 @@ async def read_form(
         raise InvalidRequest(
             f"The multipart body could not be parsed: {exc}", code=ProblemCode.INVALID_FORM
         ) from None
+    finally:
+        collector.close()
     return collector.parts
