@@ -7,6 +7,9 @@ limits small enough that each test takes a moment.
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
+import os
 import socket
 import threading
 import time
@@ -32,17 +35,25 @@ LIMITS = TransportLimits(
 
 
 async def echo_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
-    """Answers `METHOD PATH BODY-LENGTH`; refuses a WebSocket handshake."""
+    """Answers `METHOD PATH BODY-LENGTH`; refuses a WebSocket handshake. On /digest it
+    reads slowly and answers `SHA256-HEX MESSAGES`: the body as the app received it."""
     if scope["type"] == "websocket":
         await receive()
         await send({"type": "websocket.close"})
         return
-    length, more = 0, True
+    length, more, messages = 0, True, 0
+    digest = hashlib.sha256()
     while more:
         message = await receive()
+        messages += 1
         length += len(message.get("body", b""))
+        digest.update(message.get("body", b""))
         more = message.get("more_body", False)
+        if scope["path"] == "/digest":
+            await asyncio.sleep(0.005)  # pieces pile up in the protocol meanwhile
     text = f"{scope['method']} {scope['path']} {length}".encode()
+    if scope["path"] == "/digest":
+        text = f"{digest.hexdigest()} {messages}".encode()
     headers = [(b"content-length", str(len(text)).encode())]
     await send({"type": "http.response.start", "status": 200, "headers": headers})
     await send({"type": "http.response.body", "body": text})
@@ -145,6 +156,29 @@ def test_a_request_passes_through_and_the_next_one_too(serve: ServerFactory) -> 
         sock.sendall(body)
         third = read_response(sock)
         assert third.endswith(b"PUT /echo %d" % len(body)), third[-80:]
+
+
+@pytest.mark.parametrize("pieces", [1, 64])
+def test_a_body_reaches_the_app_byte_for_byte(serve: ServerFactory, pieces: int) -> None:
+    """The protocol hands a piece on as httptools made it when nothing is waiting, and
+    appends to what is waiting when the app lags: both deliver the body unchanged."""
+    server = serve()
+    body = os.urandom(1024 * KiB)
+    size = len(body) // pieces
+    with server.connect() as sock:
+        sock.sendall(
+            b"POST /digest HTTP/1.1\r\nhost: test\r\ncontent-length: %d\r\n\r\n" % len(body)
+        )
+        for start in range(0, len(body), size):
+            sock.sendall(body[start : start + size])
+            if pieces > 1:
+                time.sleep(0.001)
+        answer = read_response(sock)
+    digest, messages = answer.rsplit(b"\r\n\r\n", 1)[1].split()
+    assert digest == hashlib.sha256(body).hexdigest().encode()
+    if pieces > 1:
+        # The slow app took fewer messages than there were pieces: some were joined.
+        assert int(messages) < pieces
 
 
 def test_a_head_over_the_size_limit_is_refused_with_431(serve: ServerFactory) -> None:

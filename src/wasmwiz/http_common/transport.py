@@ -19,6 +19,7 @@ from typing import Any, ClassVar
 
 import httptools
 from uvicorn.config import Config
+from uvicorn.protocols.http.flow_control import HIGH_WATER_LIMIT
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.server import ServerState
 
@@ -183,6 +184,20 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         if self._header_count > self.limits.max_header_count:
             raise _HeadRefused
         super().on_header(name, value)
+
+    def on_body(self, body: bytes) -> None:
+        # uvicorn appends each piece to the cycle's bytearray, and its `receive` copies that
+        # into bytes: two copies of every body byte on the event loop's thread. A piece that
+        # finds the buffer empty (the app keeps up, as it does) is kept as the bytes object
+        # httptools made, which `bytes()` in `receive` hands on without copying.
+        cycle = self.cycle
+        if cycle.body or cycle.response_complete or self.parser.should_upgrade():
+            super().on_body(body)
+            return
+        cycle.body = body  # type: ignore[assignment]  # read only through bytes()
+        if len(body) > HIGH_WATER_LIMIT:
+            self.flow.pause_reading()
+        cycle.message_event.set()
 
     def on_headers_complete(self) -> None:
         self._in_head = False
