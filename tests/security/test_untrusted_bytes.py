@@ -8,10 +8,10 @@ alone, must peak under 16 MiB of RSS in the server (one copy of the module and t
 transport's buffers; before the checks moved, a memory-section flood peaked at 370 MiB).
 CPU: the issue's bound, 20 ms on the event loop's side, is asserted for the event loop's
 thread (the server process's main thread) for each hostile module. Across all the
-server's threads, taking in any 10 MiB body costs more than that here (21-35 ms: the
-socket and HTTP parser, the copy into the buffer and its page faults, SHA-256 on the
-sandbox's thread; see docs/security.md), so what is held there is that a hostile module
-costs no more than 20 ms beyond the control (before: seconds).
+server's threads, taking in any 10 MiB body can cost that much by itself on a slow
+machine (the socket and HTTP parser, the buffer's pages, SHA-256 on the sandbox's
+thread; see docs/security.md), so what is held there is that a hostile module costs no
+more than 20 ms beyond the control (before: seconds).
 
 CPU is counted per thread from /proc/<pid>/task/*/schedstat (nanoseconds), leaving out
 the threads that burn CPU while the server is idle (the epoch ticker, about 12 ms a
