@@ -58,10 +58,11 @@ HELLO_REQUESTS = 50
 ROUNDS = 9
 # The issue's target: hello-world's p99 under 50 ms while the storms run. It is printed,
 # as the median of nine rounds' p99 (50 requests each, run alone in make test's serial
-# pass) and as the p99 of all the requests together; on a quiet 2-core machine they
-# measured 29-48 ms and 39-54 ms: at the line, so a gate asserting it would fail by
-# chance. The assertion is the bound a starved event loop (seconds) cannot meet and no
-# run near the target misses: the median round's p99 under twice the target.
+# pass) and as the p99 of all the requests together; docs/security.md has what they
+# measured. The same machine runs up to 2.5 times slower from one hour to the next, so
+# a gate asserting the target itself could fail by chance. The assertion is the bound a
+# starved event loop (seconds) cannot meet and no run near the target misses: the
+# median round's p99 under twice the target.
 P99_TARGET = 0.050
 P99_BOUND = 2 * P99_TARGET
 
