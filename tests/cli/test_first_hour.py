@@ -112,7 +112,7 @@ async def test_the_app_refuses_to_start_on_a_schema_behind_its_own(
         async with app.router.lifespan_context(app):
             pass
 
-    await asyncio.to_thread(upgrade, database_url, "0003")
+    run_outside_loop(lambda: upgrade(database_url, "0003"))
     with pytest.raises(SchemaNotReady, match=f"is at revision 0003, this release needs {head()}"):
         async with app.router.lifespan_context(app):
             pass
@@ -131,7 +131,7 @@ async def test_a_newer_schema_is_accepted_as_the_next_release_s(
             await session.commit()
     finally:
         await database.dispose()
-    assert await asyncio.to_thread(schema_problem, migrated_database_url) is None
+    assert run_outside_loop(lambda: schema_problem(migrated_database_url)) is None
 
 
 # 5: a password for an account made on the command line -------------------------------
