@@ -11,6 +11,7 @@ from starlette.requests import Request
 
 from wasmwiz.errors import InvalidRequest, PayloadTooLarge, WasmWizError
 from wasmwiz.http_common.multipart import FieldLimit, FormPart, read_form
+from wasmwiz.http_common.request_limits import declared_content_length
 from wasmwiz.problem_codes import ProblemCode
 from wasmwiz.services.executions import ExecutionRequest
 
@@ -70,8 +71,8 @@ def refuse_declared_oversize(request: Request, *, max_wasm_size: int, max_input_
     """413 for a body whose Content-Length is over the form's limit, from the head alone:
     before admission, so such a request spends none of the caller's budget."""
     max_body = max_execution_body(max_wasm_size, max_input_size)
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > max_body:
+    declared = declared_content_length(request.scope)
+    if declared is not None and declared > max_body:
         raise PayloadTooLarge(
             f"The request body ({declared} bytes) is larger than the limit of {max_body} bytes.",
             code=ProblemCode.REQUEST_TOO_LARGE,
@@ -85,13 +86,12 @@ async def read_execution_form(
     refuse_declared_oversize(request, max_wasm_size=max_wasm_size, max_input_size=max_input_size)
     limits = execution_form_limits(max_wasm_size, max_input_size)
     max_body = max_execution_body(max_wasm_size, max_input_size)
-    declared = request.headers.get("content-length", "")
     parts = await read_form(
         request.stream(),
         request.headers.get("content-type"),
         limits,
         max_body,
-        declared_bytes=int(declared) if declared.isdigit() else None,
+        declared_bytes=declared_content_length(request.scope),
     )
     return execution_request_from_parts(parts)
 

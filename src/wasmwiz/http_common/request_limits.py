@@ -65,7 +65,7 @@ class RequestLimitsMiddleware:
             await self.app(scope, receive, send)
             return
         limit = self.limit_for(scope["path"])
-        declared = _content_length(scope)
+        declared = declared_content_length(scope)
         if declared is not None and declared > limit:
             # Refused before authentication or routing: nothing of it needs reading.
             response = error_response(Request(scope), _too_large(limit))
@@ -136,11 +136,9 @@ def _too_large(limit: int) -> PayloadTooLarge:
     )
 
 
-def _content_length(scope: Scope) -> int | None:
+def declared_content_length(scope: Scope) -> int | None:
+    """The body's Content-Length, or None when there is none (or it is not a number)."""
     for name, value in scope["headers"]:
         if name == b"content-length":
-            try:
-                return int(value)
-            except ValueError:
-                return None
+            return int(value) if value.isdigit() else None
     return None
