@@ -12,8 +12,10 @@ request lets go of it. Its size is the field's limit, or the body's declared len
 that is smaller. For a declared length (charged to the memory budget when the first
 piece is read), one mapping is made as the body begins, its pages put in place
 (MAP_POPULATE) on a worker thread, where the event loop's thread would otherwise take
-them one page fault at a time (docs/performance.md). Without one (a chunked body),
-pages are mapped as they are touched, so an unknown length never holds more than arrived.
+them one page fault at a time (docs/performance.md); the first payload field in pieces
+takes it, and a second one (stdin after the module) has its own populated where it is
+made. Without a declared length (a chunked body), pages are mapped as they are touched,
+so an unknown length never holds more than arrived.
 """
 
 from __future__ import annotations
@@ -83,9 +85,8 @@ class FormPart:
 
     def append(self, data: bytes, start: int, end: int) -> None:
         """Add `data[start:end]`; the caller has checked that it fits within `capacity`,
-        and given a payload field its buffer when it `needs_buffer`."""
-        if self.needs_buffer:
-            self.use_buffer(private_mapping(self.capacity))
+        and given a payload field its buffer when it `needs_buffer` (without one, the
+        pieces are kept and joined when read)."""
         if self._buffer is not None:
             self._buffer.write(memoryview(data)[start:end])
         else:
