@@ -13,7 +13,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from wasmwiz import __version__
 from wasmwiz.api import build_api_router
 from wasmwiz.api.docs import install_api_docs
-from wasmwiz.auth import HashScheme, Purpose, derive_key
+from wasmwiz.auth import HashScheme, PasswordHasher, Purpose, derive_key
 from wasmwiz.config import FailMode, RateLimitBackend, Settings
 from wasmwiz.http_common.draining import DrainingMiddleware
 from wasmwiz.http_common.early_answers import EarlyAnswerMiddleware
@@ -191,13 +191,20 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
                 disk_cache_max_bytes=settings.compiled_cache_disk_max_bytes,
                 cache_mac_key=derive_key(settings.secret_key, Purpose.ARTIFACT_MAC),
             )
-            sandbox.start_compile_workers()
+            if settings.compile_workers_at_start:
+                sandbox.start_compile_workers()
             resources.callback(sandbox.close)
             gate = AdmissionGate(limiter, metrics, fail_open=fail_open)
             key_cache = KeyCache(settings.api_key_cache_seconds)
             # Password hashing's own few threads, never asyncio's default pool.
             hashing = PasswordHashing(
-                threads=settings.password_hash_threads, queue=settings.password_hash_queue
+                PasswordHasher(
+                    time_cost=settings.password_hash_time_cost,
+                    memory_kib=settings.password_hash_memory_kib,
+                    parallelism=settings.password_hash_parallelism,
+                ),
+                threads=settings.password_hash_threads,
+                queue=settings.password_hash_queue,
             )
             resources.callback(hashing.close)
             await hashing.prepare()

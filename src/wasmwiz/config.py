@@ -123,6 +123,8 @@ class Settings(BaseSettings):
     compile_timeout: Annotated[float, Field(gt=0, le=600)] = 10.0
     compile_memory_limit: Annotated[int, Field(ge=256 * MiB)] = 2048 * MiB
     compile_workers: Annotated[int, Field(ge=1, le=64)] = 2
+    # Start them with the server, so no request waits for one; false: on the first compile.
+    compile_workers_at_start: bool = True
     compiled_cache_dir: Path | None = None
     compiled_cache_disk_max_bytes: Annotated[int, Field(ge=0)] = 1024 * MiB
     # Pre-compile inspection: modules declaring more are refused before compiling.
@@ -167,6 +169,11 @@ class Settings(BaseSettings):
     signup_global_per_day: PositiveInt = 5000
     password_hash_threads: Annotated[int, Field(ge=1, le=32)] = 2
     password_hash_queue: Annotated[int, Field(ge=0, le=1000)] = 16
+    # argon2id's cost (RFC 9106's low-memory profile by default). Lower values make stored
+    # passwords cheaper to guess; the test suite alone runs on the minimum.
+    password_hash_time_cost: Annotated[int, Field(ge=1, le=100)] = 3
+    password_hash_memory_kib: Annotated[int, Field(ge=8, le=4 * 1024 * 1024)] = 64 * 1024
+    password_hash_parallelism: Annotated[int, Field(ge=1, le=64)] = 4
 
     @model_validator(mode="after")
     def _check_combinations(self) -> Self:
@@ -182,6 +189,11 @@ class Settings(BaseSettings):
                 f"{MIN_SECRET_KEY_LENGTH} characters when ENVIRONMENT=production"
             )
         self._check_operations()
+        if self.password_hash_memory_kib < 8 * self.password_hash_parallelism:
+            raise ValueError(
+                "PASSWORD_HASH_MEMORY_KIB must be at least 8 KiB per lane "
+                "(8 times PASSWORD_HASH_PARALLELISM): argon2 refuses less"
+            )
         if self.workers > 1 and self.rate_limit_backend is RateLimitBackend.MEMORY:
             # Each process would keep its own buckets, quotas and slots: N times every limit.
             raise ValueError(

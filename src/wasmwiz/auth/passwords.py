@@ -19,11 +19,26 @@ def check_password_rules(password: str) -> str | None:
     return None
 
 
-class PasswordHasher:
-    """argon2id with the library's defaults (RFC 9106 low-memory profile)."""
+_DEFAULT = argon2.profiles.RFC_9106_LOW_MEMORY
 
-    def __init__(self) -> None:
-        self._hasher = argon2.PasswordHasher()
+
+class PasswordHasher:
+    """argon2id; by default RFC 9106's low-memory profile (argon2-cffi's own defaults).
+
+    Each hash records its parameters, so a hash made under other parameters still
+    verifies, and `needs_rehash` says when it should be made again under these.
+    """
+
+    def __init__(
+        self,
+        *,
+        time_cost: int = _DEFAULT.time_cost,
+        memory_kib: int = _DEFAULT.memory_cost,
+        parallelism: int = _DEFAULT.parallelism,
+    ) -> None:
+        self._hasher = argon2.PasswordHasher(
+            time_cost=time_cost, memory_cost=memory_kib, parallelism=parallelism
+        )
 
     def hash(self, password: str) -> str:
         return self._hasher.hash(password)
