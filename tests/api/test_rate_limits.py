@@ -13,7 +13,13 @@ from sqlalchemy import func, select, update
 
 from tests.api import wat
 from tests.api.conftest import REDIS_URL, START
-from tests.fixtures.app import Account, LiveServer, ServerFactory, create_account
+from tests.fixtures.app import (
+    WORKERS_AT_START,
+    Account,
+    LiveServer,
+    ServerFactory,
+    create_account,
+)
 from tests.fixtures.tcp_proxy import TcpProxy
 from tests.ops.metrics_text import sample
 from wasmwiz.persistence import Database
@@ -167,10 +173,14 @@ async def test_accounts_are_limited_independently(
 
 
 async def test_health_and_auth_routes_are_not_rate_limited(
-    limited_server: LiveServer, migrated_database_url: str
+    server_factory: ServerFactory,
+    backend: dict[str, Any],
+    clock: ManualClock,
+    migrated_database_url: str,
 ) -> None:
+    server = server_factory(app_options={"clock": clock}, **backend, **WORKERS_AT_START)
     account = await create_account(migrated_database_url, tier="free")
-    async with httpx.AsyncClient(base_url=limited_server.url, timeout=30) as client:
+    async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:
         for _ in range(12):
             assert (await client.get("/health")).status_code == 200
         for _ in range(10):

@@ -14,6 +14,7 @@ from sqlalchemy.engine import make_url
 
 from tests.api.wat import HELLO
 from tests.fixtures.app import (
+    WORKERS_AT_START,
     ServerFactory,
     create_account,
     make_settings,
@@ -36,7 +37,7 @@ def _wait_for_status(url: str, status: int, *, within: float = 20) -> httpx.Resp
 
 
 def test_live_and_ready_answer_200_with_their_checks(server_factory: ServerFactory) -> None:
-    server = server_factory()
+    server = server_factory(**WORKERS_AT_START)
     live = httpx.get(f"{server.url}/health/live")
     assert live.status_code == 200
     assert live.json() == {"status": "ok", "checks": []}
@@ -52,7 +53,7 @@ def test_ready_turns_503_when_the_schema_falls_behind_this_release(
 ) -> None:
     """Start-up refuses an old schema; one that falls behind later (a restore from an old
     backup, a downgrade) takes the instance out of service instead of answering 500s."""
-    server = server_factory(health_cache_seconds=0)
+    server = server_factory(health_cache_seconds=0, **WORKERS_AT_START)
     assert httpx.get(f"{server.url}/health/ready").status_code == 200
     downgrade(migrated_database_url, "-1")
     ready = _wait_for_status(f"{server.url}/health/ready", 503)
@@ -74,7 +75,11 @@ def test_ready_turns_503_without_the_database_and_200_when_it_returns(
     try:
         through_proxy = real.set(host="127.0.0.1", port=proxy.port)
         server = start_server(
-            make_settings(tmp_path, through_proxy.render_as_string(hide_password=False))
+            make_settings(
+                tmp_path,
+                through_proxy.render_as_string(hide_password=False),
+                **WORKERS_AT_START,
+            )
         )
         ready_url = f"{server.url}/health/ready"
         _wait_for_status(ready_url, 200)
@@ -240,7 +245,7 @@ def test_health_reuses_one_run_of_its_checks_for_its_cache_time(
 ) -> None:
     """Unauthenticated /health in a loop costs a lookup: the checks (the database, the
     sandbox self-test) run once per HEALTH_CACHE_SECONDS."""
-    server = server_factory(health_cache_seconds=60)
+    server = server_factory(health_cache_seconds=60, **WORKERS_AT_START)
     sandbox = server.server.config.app.state.services.sandbox
     started = time.monotonic()
     first = httpx.get(f"{server.url}/health").json()
@@ -259,7 +264,7 @@ def test_health_reuses_one_run_of_its_checks_for_its_cache_time(
 def test_health_checks_write_nothing(server_factory: ServerFactory) -> None:
     """A check any caller can trigger must not create files: the mtimes of the temp dir
     and the directories in it, which a file created and deleted there would move, stay."""
-    server = server_factory(health_cache_seconds=0)
+    server = server_factory(health_cache_seconds=0, **WORKERS_AT_START)
     temp_dir = server.settings.effective_temp_dir
 
     def mtimes() -> dict[Path, int]:

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.fixtures.app import LiveServer, ServerFactory
+from tests.fixtures.app import WORKERS_AT_START, LiveServer, ServerFactory
 from wasmwiz.http_common.security_headers import NON_PAGE_CSP, PAGE_CSP
 
 EXPECTED = {
@@ -111,7 +111,7 @@ def test_forwarded_headers_are_ignored_from_anyone_else(
 
 
 def test_http_is_redirected_to_https_except_for_probes(server_factory: ServerFactory) -> None:
-    server = server_factory(https_redirect=True, trusted_proxies="127.0.0.1")
+    server = server_factory(https_redirect=True, trusted_proxies="127.0.0.1", **WORKERS_AT_START)
     redirected = httpx.post(f"{server.url}/api/v1/execute?encoding=base64", content=b"x")
     assert redirected.status_code == 308  # keeps the method and the body
     host = server.url.removeprefix("http://").split(":")[0]
