@@ -7,8 +7,9 @@ import json
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
+from pydantic.fields import FieldInfo
 from starlette.requests import Request
 
 from wasmwiz.errors import InvalidRequest, PayloadTooLarge, WasmWizError
@@ -125,8 +126,25 @@ def execution_form_from_parts(parts: Mapping[str, FormPart]) -> ExecutionForm:
         elif (missing := field_rules(field).missing) is not None:
             code, detail = missing
             raise InvalidRequest(detail, code=code)
+        else:
+            values[name] = _DEFAULTS[name]()
     # Each decoder has checked its value against the field's declaration: no second pass.
+    # Every field is given: pydantic's own defaulting inspects a default factory's
+    # signature on every call (docs/performance.md).
     return ExecutionForm.model_construct(**values)
+
+
+def _default(field: FieldInfo) -> Callable[[], Any]:
+    if field.default_factory is None:
+        return functools.partial(_value, field.default)
+    return cast(Callable[[], Any], field.default_factory)
+
+
+def _value(value: Any) -> Any:
+    return value
+
+
+_DEFAULTS = {name: _default(field) for name, field in _FIELDS.items() if not field.is_required()}
 
 
 def _payload(part: FormPart, name: str) -> bytes | memoryview:
