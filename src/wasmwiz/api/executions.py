@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request, Response
-from fastapi.exceptions import RequestValidationError
+from fastapi import APIRouter, Query, Request, Response
 
 from wasmwiz.api.dependencies import Executor
 from wasmwiz.api.openapi import EXECUTE_RESPONSES
@@ -17,28 +16,16 @@ from wasmwiz.http_common.execution_form_model import execution_form_schema
 router = APIRouter(tags=["executions"])
 
 _ENCODING_DESCRIPTION = "`base64` returns stdout and stderr base64-encoded, byte for byte."
+EncodingQuery = Annotated[OutputEncoding, Query(description=_ENCODING_DESCRIPTION)]
 
 # The form is read by the route itself, streaming, after admission (a FastAPI body
 # parameter would read it all first): the request body is documented from the model the
 # reader fills.
 _FORM_BODY: dict[str, Any] = {
-    "parameters": [
-        {
-            "name": "encoding",
-            "in": "query",
-            "required": False,
-            "schema": {
-                "$ref": "#/components/schemas/OutputEncoding",
-                "description": _ENCODING_DESCRIPTION,
-                "default": OutputEncoding.UTF8.value,
-            },
-            "description": _ENCODING_DESCRIPTION,
-        }
-    ],
     "requestBody": {
         "required": True,
         "content": {"multipart/form-data": {"schema": execution_form_schema()}},
-    },
+    }
 }
 
 
@@ -71,9 +58,10 @@ _DESCRIPTION = (
     responses=EXECUTE_RESPONSES,
     openapi_extra=_FORM_BODY,
 )
-async def execute(request: Request, principal: Executor) -> Response:
+async def execute(
+    request: Request, principal: Executor, encoding: EncodingQuery = OutputEncoding.UTF8
+) -> Response:
     services = request_services(request)
-    encoding = _output_encoding(request)
     settings = services.settings
     sizes = {"max_wasm_size": settings.max_wasm_size, "max_input_size": settings.max_input_size}
     refuse_declared_oversize(request, **sizes)
@@ -89,24 +77,3 @@ async def execute(request: Request, principal: Executor) -> Response:
         media_type="application/json",
         headers=report.admission.headers,
     )
-
-
-def _output_encoding(request: Request) -> OutputEncoding:
-    raw = request.query_params.get("encoding")
-    if raw is None:
-        return OutputEncoding.UTF8
-    try:
-        return OutputEncoding(raw)
-    except ValueError:
-        # The same refusal FastAPI gives a bad query parameter (422 invalid_request).
-        raise RequestValidationError(
-            [
-                {
-                    "type": "enum",
-                    "loc": ("query", "encoding"),
-                    "msg": "Input should be "
-                    + " or ".join(f"'{choice.value}'" for choice in OutputEncoding),
-                    "input": raw,
-                }
-            ]
-        ) from None
