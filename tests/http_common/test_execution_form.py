@@ -82,14 +82,12 @@ CASES = [
 
 @pytest.mark.parametrize(("name", "raw"), CASES)
 def test_the_reader_accepts_what_the_schema_documents(name: str, raw: str) -> None:
-    documented = _documented(name, raw)
-    try:
+    if _documented(name, raw):
         _read(**{name: raw.encode()})
-    except InvalidRequest as refusal:
-        assert not documented, f"{name}={raw[:40]!r} is documented but refused: {refusal}"
-        assert refusal.code == field_rules(ExecutionForm.model_fields[name]).code
     else:
-        assert documented, f"{name}={raw[:40]!r} is accepted but the schema refuses it"
+        with pytest.raises(InvalidRequest) as refusal:
+            _read(**{name: raw.encode()})
+        assert refusal.value.code == field_rules(ExecutionForm.model_fields[name]).code
 
 
 def test_absent_fields_take_the_documented_defaults() -> None:
@@ -99,7 +97,7 @@ def test_absent_fields_take_the_documented_defaults() -> None:
             assert getattr(form, name) == schema["default"] or (
                 name == "input" and bytes(form.input) == b""
             ), name
-    assert form.args == [] and form.env == {} and form.max_fuel is None
+    assert (form.args, form.env, form.max_fuel) == ([], {}, None)
 
 
 def test_the_fields_read_are_the_fields_documented() -> None:
@@ -128,4 +126,4 @@ def test_the_form_is_filled_with_the_values_read() -> None:
         "max_fuel": 1000,
     }
     assert {name: getattr(form, name) for name in expected} == expected
-    assert bytes(form.wasm) == MODULE and bytes(form.input) == b"stdin"
+    assert (bytes(form.wasm), bytes(form.input)) == (MODULE, b"stdin")
