@@ -56,7 +56,7 @@ def _absent_is_unbounded(schema: dict[str, Any]) -> None:
 
 
 class ExecutionForm(BaseModel):
-    """The multipart form of `POST /api/v1/execute` (and `/execute`, `/upload`)."""
+    """The multipart form of an execution request."""
 
     model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
 
