@@ -287,10 +287,11 @@ async def test_input_over_the_size_limit(client: httpx.AsyncClient, account: Acc
     assert response.json()["code"] == "input_too_large"
 
 
+@pytest.mark.parametrize("encoding", ["rot13", "", "BASE64"])
 async def test_base64_encoding_parameter_is_validated(
-    client: httpx.AsyncClient, account: Account
+    client: httpx.AsyncClient, account: Account, encoding: str
 ) -> None:
-    response = await execute(client, account, wat.HELLO, params={"encoding": "rot13"})
+    response = await execute(client, account, wat.HELLO, params={"encoding": encoding})
     assert response.status_code == 422
     assert response.json()["code"] == "invalid_request"
     assert response.json()["detail"] == "The request is not valid: query.encoding"

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from wasmwiz.http_common.execution_form_model import ExecutionForm
+
 ROOT = Path(__file__).resolve().parents[2]
 GUIDES = [
     ROOT / "README.md",
@@ -42,3 +44,16 @@ def test_relative_links_resolve(guide: Path) -> None:
             continue
         path = (guide.parent / target.split("#", 1)[0]).resolve()
         assert path.exists(), f"{guide.name} links to {target}, which does not exist"
+
+
+def test_the_api_reference_lists_the_execute_form_as_declared() -> None:
+    """The form table in docs/api-reference.md names each field of the model, and says
+    which are required as the model does."""
+    reference = (ROOT / "docs" / "api-reference.md").read_text()
+    section = reference.split("## Running a module", 1)[1].split("\n\n", 3)[2]
+    rows = dict(re.findall(r"^\| `([a-z_]+)` \| (required|optional) \|", section, re.MULTILINE))
+    declared = {
+        name: "required" if field.is_required() else "optional"
+        for name, field in ExecutionForm.model_fields.items()
+    }
+    assert rows == declared

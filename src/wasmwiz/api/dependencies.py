@@ -1,9 +1,7 @@
 """FastAPI dependencies: the app's services, and the authenticated caller with its scope.
 
-Each API route names the scope it needs in its signature (`KeysWriter`, `UsageReader`,
-`Administrator`); the execute route, which authenticates in its body before reading the
-form, calls `get_principal`, which requires `execute`. A key without the scope gets 403
-`insufficient_scope`.
+Each API route names the scope it needs in its signature (`Executor`, `KeysWriter`,
+`UsageReader`, `Administrator`). A key without the scope gets 403 `insufficient_scope`.
 """
 
 from __future__ import annotations
@@ -11,7 +9,8 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Request, Security
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from wasmwiz.http_common.app_state import request_services
 from wasmwiz.services.container import Services
@@ -27,21 +26,31 @@ async def services_dependency(request: Request) -> Services:
 ServicesDep = Annotated[Services, Depends(services_dependency)]
 
 
-async def authenticate(request: Request) -> Principal:
-    """The caller behind the request's API key, whatever its scopes."""
+# The OpenAPI document's `apiKey` scheme, and the requirement on every route that
+# authenticates: FastAPI derives both from this dependency.
+API_KEY = HTTPBearer(
+    scheme_name="apiKey",
+    bearerFormat="ww_…",
+    description="An API key: `Authorization: Bearer ww_…`. Create one in the web interface, "
+    "with `POST /api/v1/keys`, or `wasmwiz keys create EMAIL`.",
+    auto_error=False,
+)
+
+
+async def authenticate(
+    request: Request, _bearer: Annotated[HTTPAuthorizationCredentials | None, Security(API_KEY)]
+) -> Principal:
+    """The caller behind the request's API key, whatever its scopes.
+
+    The raw header is what is checked (`_bearer` is there for the document): a missing key,
+    another scheme or a wrong key each get our own 401 with its own detail.
+    """
     services = request_services(request)
     principal = await services.api_keys.authenticate(
         services.database, request.headers.get("authorization")
     )
     # The access log names the key by its id, never by its value.
     request.state.key_id = str(principal.api_key_id) if principal.api_key_id else None
-    return principal
-
-
-async def get_principal(request: Request) -> Principal:
-    """The caller of an execution: an API key with the `execute` scope."""
-    principal = await authenticate(request)
-    principal.require(Scope.EXECUTE)
     return principal
 
 
@@ -56,6 +65,7 @@ def require_scope(scope: Scope) -> Callable[[Principal], Awaitable[Principal]]:
     return dependency
 
 
+Executor = Annotated[Principal, Depends(require_scope(Scope.EXECUTE))]
 UsageReader = Annotated[Principal, Depends(require_scope(Scope.USAGE_READ))]
 KeysWriter = Annotated[Principal, Depends(require_scope(Scope.KEYS_WRITE))]
 Administrator = Annotated[Principal, Depends(require_scope(Scope.ADMIN))]

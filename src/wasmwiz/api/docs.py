@@ -14,7 +14,6 @@ from fastapi import FastAPI
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
-from wasmwiz.api.dependencies import authenticate
 from wasmwiz.api.openapi import install_openapi
 
 STATIC_DIR = Path(__file__).parent / "static" / "docs"
@@ -72,7 +71,7 @@ _BACK = (
 
 def install_api_docs(app: FastAPI) -> None:
     """Serve the OpenAPI document (at `app.openapi_url`), /docs, /redoc and their assets."""
-    install_openapi(app, authenticate)
+    install_openapi(app)
     spec_url = escape((app.openapi_url or "/openapi.json").lstrip("/"), quote=True)
     title = escape(app.title)
     swagger = _SWAGGER_PAGE.format(title=title, spec_url=spec_url, style=_STYLE, back=_BACK)

@@ -2,100 +2,30 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request, Response
-from fastapi.exceptions import RequestValidationError
+from fastapi import APIRouter, Query, Request, Response
 
-from wasmwiz.api.dependencies import get_principal
-from wasmwiz.api.openapi import EXECUTE_RESPONSES, SECURITY_SCHEME
+from wasmwiz.api.dependencies import Executor
+from wasmwiz.api.openapi import EXECUTE_RESPONSES
 from wasmwiz.api.schemas import ExecutionResponse, OutputEncoding
 from wasmwiz.http_common.app_state import request_services
 from wasmwiz.http_common.execution_form import read_execution_form, refuse_declared_oversize
+from wasmwiz.http_common.execution_form_model import execution_form_schema
 
 router = APIRouter(tags=["executions"])
 
 _ENCODING_DESCRIPTION = "`base64` returns stdout and stderr base64-encoded, byte for byte."
+EncodingQuery = Annotated[OutputEncoding, Query(description=_ENCODING_DESCRIPTION)]
 
-# The route takes only the Request: the busiest path skips FastAPI's per-request
-# dependency solving and response-model round trip (about a tenth of a hello-world
-# request, bench/request_path.py). What FastAPI would have derived from a richer
-# signature is declared here instead, so the OpenAPI document stays the same.
-_OPENAPI: dict[str, Any] = {
-    "parameters": [
-        {
-            "name": "encoding",
-            "in": "query",
-            "required": False,
-            "schema": {
-                "$ref": "#/components/schemas/OutputEncoding",
-                "description": _ENCODING_DESCRIPTION,
-                "default": OutputEncoding.UTF8.value,
-            },
-            "description": _ENCODING_DESCRIPTION,
-        }
-    ],
-    "security": [{SECURITY_SCHEME: []}],
+# The form is read by the route itself, streaming, after admission (a FastAPI body
+# parameter would read it all first): the request body is documented from the model the
+# reader fills.
+_FORM_BODY: dict[str, Any] = {
     "requestBody": {
         "required": True,
-        "content": {
-            "multipart/form-data": {
-                "schema": {
-                    "type": "object",
-                    "required": ["wasm"],
-                    "properties": {
-                        "wasm": {
-                            "type": "string",
-                            "format": "binary",
-                            "description": "The module: a .wasm binary or .wat text "
-                            "(judged by content). At most MAX_WASM_SIZE bytes (10 MiB).",
-                        },
-                        "input": {
-                            "type": "string",
-                            "format": "binary",
-                            "description": "stdin, as a file or a text field. "
-                            "At most MAX_INPUT_SIZE bytes (1 MiB).",
-                        },
-                        "args": {
-                            "type": "string",
-                            "description": 'A JSON array of strings, e.g. ["-n", "3"]. '
-                            "argv[0] is the module's file name.",
-                            "example": "[]",
-                        },
-                        "env": {
-                            "type": "string",
-                            "description": 'A JSON object of strings, e.g. {"LANG": "C"}. '
-                            "The guest sees exactly these variables and nothing of the host's.",
-                            "example": "{}",
-                        },
-                        "deterministic": {
-                            "type": "boolean",
-                            "description": "true: virtual clocks (starting 2024-01-01T00:00:00Z, "
-                            "advanced only by sleeping) and random_get seeded by `seed`, so "
-                            "the same request prints the same bytes.",
-                            "example": False,
-                        },
-                        "seed": {
-                            "type": "integer",
-                            "minimum": 0,
-                            "description": "random_get's seed when deterministic (default 0).",
-                            "example": 0,
-                        },
-                        "max_fuel": {
-                            "type": "integer",
-                            "minimum": 1,
-                            "description": "A fuel budget; the run ends `fuel_exhausted` when "
-                            "it is used up. The tier's own cap, if any, still applies. "
-                            "Without it only that cap and the time limit bound a run; the "
-                            "example (10^12) is more than any run can use within the time "
-                            "limit.",
-                            "example": 1_000_000_000_000,
-                        },
-                    },
-                }
-            }
-        },
-    },
+        "content": {"multipart/form-data": {"schema": execution_form_schema()}},
+    }
 }
 
 
@@ -118,7 +48,7 @@ _DESCRIPTION = (
     description="The same as `POST /api/v1/execute`, kept as a short path.\n\n" + _DESCRIPTION,
     response_model=ExecutionResponse,
     responses=EXECUTE_RESPONSES,
-    openapi_extra=_OPENAPI,
+    openapi_extra=_FORM_BODY,
 )
 @router.post(
     "/api/v1/execute",
@@ -126,12 +56,12 @@ _DESCRIPTION = (
     description=_DESCRIPTION,
     response_model=ExecutionResponse,
     responses=EXECUTE_RESPONSES,
-    openapi_extra=_OPENAPI,
+    openapi_extra=_FORM_BODY,
 )
-async def execute(request: Request) -> Response:
-    principal = await get_principal(request)
+async def execute(
+    request: Request, principal: Executor, encoding: EncodingQuery = OutputEncoding.UTF8
+) -> Response:
     services = request_services(request)
-    encoding = _output_encoding(request)
     settings = services.settings
     sizes = {"max_wasm_size": settings.max_wasm_size, "max_input_size": settings.max_input_size}
     refuse_declared_oversize(request, **sizes)
@@ -147,24 +77,3 @@ async def execute(request: Request) -> Response:
         media_type="application/json",
         headers=report.admission.headers,
     )
-
-
-def _output_encoding(request: Request) -> OutputEncoding:
-    raw = request.query_params.get("encoding")
-    if raw is None:
-        return OutputEncoding.UTF8
-    try:
-        return OutputEncoding(raw)
-    except ValueError:
-        # The same refusal FastAPI gives a bad query parameter (422 invalid_request).
-        raise RequestValidationError(
-            [
-                {
-                    "type": "enum",
-                    "loc": ("query", "encoding"),
-                    "msg": "Input should be "
-                    + " or ".join(f"'{choice.value}'" for choice in OutputEncoding),
-                    "input": raw,
-                }
-            ]
-        ) from None

@@ -1,27 +1,24 @@
-"""The OpenAPI document: problem-details responses, the Bearer scheme and rate-limit headers.
+"""The OpenAPI document: problem-details responses, rate-limit headers and examples.
 
 Routes declare what is particular to them (`problem_responses(...)`, `EXECUTE_RESPONSES`);
-`build_openapi` adds what follows from the app's structure, so it cannot drift from it:
-the Bearer requirement and 401/403 on every route that authenticates, and problem details
-in place of FastAPI's default validation-error body.
+FastAPI renders them with the routes' models, parameters and security. `build_openapi`
+adds only what FastAPI cannot derive (its docstring says what): the problem details that
+replace FastAPI's validation-error body, the refusals every authenticated route can give,
+and examples holding nulls.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
 from http import HTTPStatus
 from typing import Any
 
-from fastapi import FastAPI, routing
-from fastapi.dependencies.models import Dependant
+from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
-from fastapi.routing import APIRoute
 
 from wasmwiz.http_common.problems import PROBLEM_MEDIA_TYPE
 from wasmwiz.problem_codes import ProblemCode
 
 PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
-SECURITY_SCHEME = "apiKey"
 
 PROBLEM_SCHEMA: dict[str, Any] = {
     "title": "Problem",
@@ -460,38 +457,16 @@ SCHEMA_EXAMPLES: dict[str, list[Any]] = {
 }
 
 
-def _uses(dependant: Dependant, dependency: Callable[..., Any]) -> bool:
-    return any(sub.call is dependency or _uses(sub, dependency) for sub in dependant.dependencies)
+def build_openapi(app: FastAPI) -> dict[str, Any]:
+    """FastAPI's OpenAPI 3.1 document for the app, with what FastAPI cannot derive.
 
-
-def _api_routes(app: FastAPI) -> Iterator[Any]:
-    """Every APIRoute, also inside included routers (FastAPI 0.13x+ keeps those nested)."""
-    iterate = getattr(routing, "iter_route_contexts", None)
-    if iterate is None:
-        yield from (route for route in app.routes if isinstance(route, APIRoute))
-        return
-    for context in iterate(app.routes):
-        if isinstance(context.original_route, APIRoute):
-            yield context
-
-
-def _authenticated_operations(
-    spec: dict[str, Any], app: FastAPI, dependency: Callable[..., Any]
-) -> Iterator[tuple[str, str]]:
-    """Operations that depend on `dependency`, or declare their security themselves
-    (a route that authenticates in its body, like execute's)."""
-    for route in _api_routes(app):
-        if route.include_in_schema and _uses(route.dependant, dependency):
-            for method in route.methods or ():
-                yield route.path_format, method.lower()
-    for path, path_item in spec.get("paths", {}).items():
-        for method, operation in path_item.items():
-            if "security" in operation:
-                yield path, method
-
-
-def build_openapi(app: FastAPI, authenticate: Callable[..., Any]) -> dict[str, Any]:
-    """The app's OpenAPI 3.1 document, completed from its routes and dependencies."""
+    FastAPI renders the routes, their models and parameters, the execute form (from its
+    model) and the Bearer scheme with each route's requirement (from the `authenticate`
+    dependency). Added here: the problem-details schema for a media type FastAPI does not
+    render models into; our `invalid_request` problem in place of FastAPI's validation-error
+    body; the 500 every route can answer and the 401/403/503 every authenticated route can;
+    and the examples with nulls in them (FastAPI drops the nulls from what it renders).
+    """
     spec = get_openapi(
         title=app.title,
         version=app.version,
@@ -502,57 +477,43 @@ def build_openapi(app: FastAPI, authenticate: Callable[..., Any]) -> dict[str, A
         tags=app.openapi_tags,
         servers=app.servers,
     )
-    components = spec.setdefault("components", {})
-    schemas = components.setdefault("schemas", {})
+    schemas = spec.setdefault("components", {}).setdefault("schemas", {})
     schemas["Problem"] = PROBLEM_SCHEMA
-    # Our validation errors are problem details (`invalid_request`), not FastAPI's default.
     schemas.pop("HTTPValidationError", None)
     schemas.pop("ValidationError", None)
-    components["securitySchemes"] = {
-        SECURITY_SCHEME: {
-            "type": "http",
-            "scheme": "bearer",
-            "bearerFormat": "ww_…",
-            "description": "An API key: `Authorization: Bearer ww_…`. Create one in the web "
-            "interface, with `POST /api/v1/keys`, or `wasmwiz keys create EMAIL`.",
-        }
-    }
-    for path, path_item in spec.get("paths", {}).items():
-        for operation in path_item.values():
-            responses = operation.get("responses", {})
-            if "422" in responses and _is_fastapi_validation(responses["422"]):
-                responses["422"] = problem_responses(ProblemCode.INVALID_REQUEST, instance=path)[
-                    422
-                ]
-            responses.setdefault(
-                "500", problem_responses(ProblemCode.INTERNAL_ERROR, instance=path)[500]
-            )
-            # Added here, not in the route: FastAPI drops the nulls from examples it renders.
-            for response in responses.values():
-                media = response.get("content", {}).get("application/json", {})
-                if media.get("schema", {}).get("$ref", "").endswith("/ExecutionResponse"):
-                    media["examples"] = _EXECUTION_EXAMPLES
     for name, examples in SCHEMA_EXAMPLES.items():
         if name in schemas:
             schemas[name]["examples"] = examples
-    for path, method in _authenticated_operations(spec, app, authenticate):
-        operation = spec["paths"][path][method]
-        operation["security"] = [{SECURITY_SCHEME: []}]
-        responses = operation["responses"]
-        # Every authenticated route can refuse a key without its scope (api.dependencies).
-        auth = problem_responses(
-            ProblemCode.UNAUTHORIZED,
-            ProblemCode.FORBIDDEN,
-            ProblemCode.INSUFFICIENT_SCOPE,
-            instance=path,
-        )
-        auth[401]["headers"] = {"WWW-Authenticate": _header('`Bearer realm="wasmwiz"`', "string")}
-        for status, response in auth.items():
-            responses.setdefault(str(status), response)
-        # Authenticating reads the database (unless the key cache answers): an outage is
-        # a 503 on every such route (http_common.database_errors).
-        _add_problem(responses, path, ProblemCode.DATABASE_UNAVAILABLE, RETRY_AFTER_HEADER)
+    for path, path_item in spec.get("paths", {}).items():
+        for operation in path_item.values():
+            _complete(operation, path)
     return spec
+
+
+def _complete(operation: dict[str, Any], path: str) -> None:
+    responses = operation.get("responses", {})
+    if "422" in responses and _is_fastapi_validation(responses["422"]):
+        responses["422"] = problem_responses(ProblemCode.INVALID_REQUEST, instance=path)[422]
+    responses.setdefault("500", problem_responses(ProblemCode.INTERNAL_ERROR, instance=path)[500])
+    for response in responses.values():
+        media = response.get("content", {}).get("application/json", {})
+        if media.get("schema", {}).get("$ref", "").endswith("/ExecutionResponse"):
+            media["examples"] = _EXECUTION_EXAMPLES
+    if "security" not in operation:
+        return
+    # Every authenticated route can refuse a key without its scope (api.dependencies).
+    auth = problem_responses(
+        ProblemCode.UNAUTHORIZED,
+        ProblemCode.FORBIDDEN,
+        ProblemCode.INSUFFICIENT_SCOPE,
+        instance=path,
+    )
+    auth[401]["headers"] = {"WWW-Authenticate": _header('`Bearer realm="wasmwiz"`', "string")}
+    for status, response in auth.items():
+        responses.setdefault(str(status), response)
+    # Authenticating reads the database (unless the key cache answers): an outage is a 503
+    # on every such route (http_common.database_errors).
+    _add_problem(responses, path, ProblemCode.DATABASE_UNAVAILABLE, RETRY_AFTER_HEADER)
 
 
 def _add_problem(
@@ -575,12 +536,12 @@ def _is_fastapi_validation(response: dict[str, Any]) -> bool:
     return bool(schema.get("$ref", "").endswith("/HTTPValidationError"))
 
 
-def install_openapi(app: FastAPI, authenticate: Callable[..., Any]) -> None:
+def install_openapi(app: FastAPI) -> None:
     """Serve `build_openapi`'s document at `app.openapi_url`, built once on first request."""
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
-            app.openapi_schema = build_openapi(app, authenticate)
+            app.openapi_schema = build_openapi(app)
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]

@@ -5,25 +5,30 @@ from __future__ import annotations
 import functools
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, cast
 
+from pydantic.fields import FieldInfo
 from starlette.requests import Request
 
 from wasmwiz.errors import InvalidRequest, PayloadTooLarge, WasmWizError
+from wasmwiz.http_common.execution_form_model import (
+    MAX_ARGS,
+    MAX_ENV_VARS,
+    ExecutionForm,
+    field_rules,
+    integer_bounds,
+)
 from wasmwiz.http_common.multipart import FieldLimit, FormPart, read_form
 from wasmwiz.http_common.request_limits import declared_content_length
 from wasmwiz.problem_codes import ProblemCode
 from wasmwiz.services.executions import ExecutionRequest
 
-MAX_ARGS = 1024
-MAX_ARGS_BYTES = 64 * 1024
-MAX_ENV_VARS = 1024
-MAX_ENV_BYTES = 64 * 1024
 # Room for multipart boundaries and part headers on top of the parts themselves.
 _FORM_OVERHEAD_BYTES = 64 * 1024
 _PROGRAM_NAME = re.compile(r"[^A-Za-z0-9._-]")
-MAX_SMALL_FIELD_BYTES = 64  # deterministic, seed, max_fuel: one short value each
-_MAX_U64 = 2**64 - 1
+_FIELDS = ExecutionForm.model_fields
 
 
 def _limit(max_bytes: int, code: ProblemCode, what: str) -> FieldLimit:
@@ -48,17 +53,16 @@ def _text_limit(max_bytes: int, code: ProblemCode, what: str) -> FieldLimit:
 # Built once per pair of limits: they are fixed per app, and each request needs them.
 @functools.cache
 def execution_form_limits(max_wasm_size: int, max_input_size: int) -> Mapping[str, FieldLimit]:
-    return {
-        "wasm": _limit(max_wasm_size, ProblemCode.WASM_TOO_LARGE, "The module"),
-        "input": _limit(max_input_size, ProblemCode.INPUT_TOO_LARGE, "The input"),
-        "args": _text_limit(MAX_ARGS_BYTES, ProblemCode.INVALID_ARGS, "`args`"),
-        "env": _text_limit(MAX_ENV_BYTES, ProblemCode.INVALID_ENV, "`env`"),
-        "deterministic": _text_limit(
-            MAX_SMALL_FIELD_BYTES, ProblemCode.INVALID_DETERMINISTIC, "`deterministic`"
-        ),
-        "seed": _text_limit(MAX_SMALL_FIELD_BYTES, ProblemCode.INVALID_SEED, "`seed`"),
-        "max_fuel": _text_limit(MAX_SMALL_FIELD_BYTES, ProblemCode.INVALID_MAX_FUEL, "`max_fuel`"),
-    }
+    """A limit for each field of `ExecutionForm`, and none for any other name."""
+    payload_sizes = {"wasm": max_wasm_size, "input": max_input_size}
+    limits = {}
+    for name, field in _FIELDS.items():
+        rules = field_rules(field)
+        if rules.max_bytes is None:
+            limits[name] = _limit(payload_sizes[name], rules.code, rules.what)
+        else:
+            limits[name] = _text_limit(rules.max_bytes, rules.code, rules.what)
+    return limits
 
 
 @functools.cache
@@ -97,30 +101,57 @@ async def read_execution_form(
 
 
 def execution_request_from_parts(parts: Mapping[str, FormPart]) -> ExecutionRequest:
-    wasm = parts.get("wasm")
-    if wasm is None:
-        raise InvalidRequest(
-            "Send the module in the `wasm` field (a .wasm binary or .wat text file).",
-            code=ProblemCode.MISSING_WASM,
-        )
-    stdin = parts.get("input")
+    form = execution_form_from_parts(parts)
+    wasm = parts["wasm"]
     return ExecutionRequest(
-        wasm=wasm.contents,
-        stdin=stdin.contents if stdin is not None else b"",
-        args=_parse_args(parts.get("args")),
-        env=_parse_env(parts.get("env")),
+        wasm=form.wasm,
+        stdin=form.input,
+        args=form.args,
+        env=form.env,
         program_name=_program_name(wasm.filename),
-        deterministic=_parse_deterministic(parts.get("deterministic")),
-        seed=_parse_integer(parts.get("seed"), "seed", ProblemCode.INVALID_SEED, minimum=0) or 0,
-        max_fuel=_parse_integer(
-            parts.get("max_fuel"), "max_fuel", ProblemCode.INVALID_MAX_FUEL, minimum=1
-        ),
+        deterministic=form.deterministic,
+        seed=form.seed,
+        max_fuel=form.max_fuel,
     )
 
 
-def _parse_deterministic(part: FormPart | None) -> bool:
-    if part is None:
-        return False
+def execution_form_from_parts(parts: Mapping[str, FormPart]) -> ExecutionForm:
+    """Fill the form from the parts that arrived (only its own fields: `read_form` refused
+    any other), each decoded by its field's rules."""
+    values: dict[str, Any] = {}
+    for name, field in _FIELDS.items():
+        part = parts.get(name)
+        if part is not None:
+            values[name] = _DECODERS[name](part, name)
+        elif (missing := field_rules(field).missing) is not None:
+            code, detail = missing
+            raise InvalidRequest(detail, code=code)
+        else:
+            values[name] = _DEFAULTS[name]()
+    # Each decoder has checked its value against the field's declaration: no second pass.
+    # Every field is given: pydantic's own defaulting inspects a default factory's
+    # signature on every call (docs/performance.md).
+    return ExecutionForm.model_construct(**values)
+
+
+def _default(field: FieldInfo) -> Callable[[], Any]:
+    if field.default_factory is None:
+        return functools.partial(_value, field.default)
+    return cast(Callable[[], Any], field.default_factory)
+
+
+def _value(value: Any) -> Any:
+    return value
+
+
+_DEFAULTS = {name: _default(field) for name, field in _FIELDS.items() if not field.is_required()}
+
+
+def _payload(part: FormPart, name: str) -> bytes | memoryview:
+    return part.contents
+
+
+def _parse_deterministic(part: FormPart, name: str) -> bool:
     value = part.data.strip().lower()
     if value in (b"true", b"1"):
         return True
@@ -131,24 +162,40 @@ def _parse_deterministic(part: FormPart | None) -> bool:
     )
 
 
-def _parse_integer(
-    part: FormPart | None, name: str, code: ProblemCode, *, minimum: int
-) -> int | None:
-    """A decimal integer between `minimum` and 2**64 - 1, or None when the field is absent."""
-    if part is None or not part.data.strip():
-        return None
+@dataclass(frozen=True, slots=True)
+class _IntegerField:
+    minimum: int
+    maximum: int
+    default: int | None
+    code: ProblemCode
+
+
+# Read from the model once: each request needs them.
+_INTEGERS = {
+    name: _IntegerField(*integer_bounds(field), field.get_default(), field_rules(field).code)
+    for name, field in _FIELDS.items()
+    if name in ("seed", "max_fuel")
+}
+
+
+def _parse_integer(part: FormPart, name: str) -> int | None:
+    """A decimal integer within the field's declared bounds; an empty field is the default."""
     text = part.data.strip()
-    message = f"`{name}` must be an integer from {minimum} to {_MAX_U64}."
+    field = _INTEGERS[name]
+    if not text:
+        return field.default
+    minimum, maximum, code = field.minimum, field.maximum, field.code
+    message = f"`{name}` must be an integer from {minimum} to {maximum}."
     if not text.isdigit():
         raise InvalidRequest(message, code=code)
     value = int(text)
-    if not minimum <= value <= _MAX_U64:
+    if not minimum <= value <= maximum:
         raise InvalidRequest(message, code=code)
     return value
 
 
-def _parse_args(part: FormPart | None) -> list[str]:
-    if part is None or not part.data.strip():
+def _parse_args(part: FormPart, name: str) -> list[str]:
+    if not part.data.strip():
         return []
     try:
         args = json.loads(part.data)
@@ -171,8 +218,8 @@ def _parse_args(part: FormPart | None) -> list[str]:
     return args
 
 
-def _parse_env(part: FormPart | None) -> dict[str, str]:
-    if part is None or not part.data.strip():
+def _parse_env(part: FormPart, name: str) -> dict[str, str]:
+    if not part.data.strip():
         return {}
     message = "`env` must be a JSON object whose values are strings."
     try:
@@ -200,6 +247,19 @@ def _parse_env(part: FormPart | None) -> dict[str, str]:
 
 # JSON's \ud800 escapes can spell lone surrogates, which no UTF-8 argv or environ can hold.
 _SURROGATES = "`{field}` contains a lone surrogate (\\ud800-\\udfff), which is not text."
+
+
+_DECODERS: dict[str, Callable[[FormPart, str], object]] = {
+    "wasm": _payload,
+    "input": _payload,
+    "args": _parse_args,
+    "env": _parse_env,
+    "deterministic": _parse_deterministic,
+    "seed": _parse_integer,
+    "max_fuel": _parse_integer,
+}
+if _DECODERS.keys() != _FIELDS.keys():
+    raise TypeError("every field of ExecutionForm needs a decoder, and only those")
 
 
 def _encodes(text: str) -> bool:

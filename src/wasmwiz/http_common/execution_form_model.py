@@ -1,0 +1,165 @@
+"""The execute form, declared once: the reader fills it, and the OpenAPI document is its schema.
+
+Each field says its wire type, bounds, default, description and example (pydantic), and
+how the streaming reader bounds it (`FieldRules`: the problem code of a bad or oversized
+value, the size of a short text field). The reader (`http_common.execution_form`) accepts
+exactly these fields and takes its integer bounds from here, so what is documented is
+what is parsed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+import annotated_types
+from pydantic import BaseModel, ConfigDict, Field, Json, WithJsonSchema
+from pydantic.fields import FieldInfo
+
+from wasmwiz.problem_codes import ProblemCode
+
+MAX_ARGS = 1024
+MAX_ARGS_BYTES = 64 * 1024
+MAX_ENV_VARS = 1024
+MAX_ENV_BYTES = 64 * 1024
+MAX_SMALL_FIELD_BYTES = 64  # deterministic, seed, max_fuel: one short value each
+MAX_U64 = 2**64 - 1
+
+
+@dataclass(frozen=True, slots=True)
+class FieldRules:
+    """How the reader bounds a field.
+
+    `code` is the problem code of a value that is not valid, too long (a text field: 400)
+    or too large (a payload: 413). A payload has no `max_bytes` here: its limit is a
+    setting (MAX_WASM_SIZE, MAX_INPUT_SIZE). `missing` is the refusal of a required field
+    left out.
+    """
+
+    code: ProblemCode
+    what: str
+    max_bytes: int | None = None
+    missing: tuple[ProblemCode, str] | None = None
+
+
+# A file part, kept as it arrived: a view of the form's mapping or its one piece, never a copy.
+Payload = Annotated[bytes | memoryview, WithJsonSchema({"type": "string", "format": "binary"})]
+
+
+def _absent_is_unbounded(schema: dict[str, Any]) -> None:
+    """A form has no null: a field left out is how a caller asks for no budget."""
+    (value,) = [branch for branch in schema.pop("anyOf") if branch.get("type") != "null"]
+    schema.pop("default", None)
+    schema.update(value)
+    # `example`, not `examples`: what Swagger UI's "Try it out" pre-fills a form field with.
+    schema["example"] = 1_000_000_000_000
+
+
+class ExecutionForm(BaseModel):
+    """The multipart form of an execution request."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
+
+    wasm: Annotated[
+        Payload,
+        Field(
+            description="The module: a .wasm binary or .wat text (judged by content). "
+            "At most MAX_WASM_SIZE bytes (10 MiB)."
+        ),
+        FieldRules(
+            ProblemCode.WASM_TOO_LARGE,
+            "The module",
+            missing=(
+                ProblemCode.MISSING_WASM,
+                "Send the module in the `wasm` field (a .wasm binary or .wat text file).",
+            ),
+        ),
+    ]
+    input: Annotated[
+        Payload,
+        Field(
+            description="stdin, as a file or a text field. At most MAX_INPUT_SIZE bytes (1 MiB)."
+        ),
+        FieldRules(ProblemCode.INPUT_TOO_LARGE, "The input"),
+    ] = b""
+    args: Annotated[
+        Json[Annotated[list[str], Field(max_length=MAX_ARGS)]],
+        Field(
+            description='A JSON array of strings, e.g. ["-n", "3"]. '
+            "argv[0] is the module's file name.",
+            json_schema_extra={"example": "[]"},
+        ),
+        FieldRules(ProblemCode.INVALID_ARGS, "`args`", MAX_ARGS_BYTES),
+    ] = Field(default_factory=list)
+    env: Annotated[
+        Json[Annotated[dict[str, str], Field(max_length=MAX_ENV_VARS)]],
+        Field(
+            description='A JSON object of strings, e.g. {"LANG": "C"}. '
+            "The guest sees exactly these variables and nothing of the host's.",
+            json_schema_extra={"example": "{}"},
+        ),
+        FieldRules(ProblemCode.INVALID_ENV, "`env`", MAX_ENV_BYTES),
+    ] = Field(default_factory=dict)
+    deterministic: Annotated[
+        bool,
+        Field(
+            description="true: virtual clocks (starting 2024-01-01T00:00:00Z, advanced only "
+            "by sleeping) and random_get seeded by `seed`, so the same request prints the "
+            "same bytes.",
+            json_schema_extra={"example": False},
+        ),
+        FieldRules(ProblemCode.INVALID_DETERMINISTIC, "`deterministic`", MAX_SMALL_FIELD_BYTES),
+    ] = False
+    seed: Annotated[
+        int,
+        Field(
+            ge=0,
+            le=MAX_U64,
+            description="random_get's seed when deterministic (default 0).",
+            json_schema_extra={"example": 0},
+        ),
+        FieldRules(ProblemCode.INVALID_SEED, "`seed`", MAX_SMALL_FIELD_BYTES),
+    ] = 0
+    max_fuel: Annotated[
+        int | None,
+        Field(
+            ge=1,
+            le=MAX_U64,
+            description="A fuel budget; the run ends `fuel_exhausted` when it is used up. "
+            "The tier's own cap, if any, still applies. Without it only that cap and the "
+            "time limit bound a run; the example (10^12) is more than any run can use "
+            "within the time limit.",
+            json_schema_extra=_absent_is_unbounded,
+        ),
+        FieldRules(ProblemCode.INVALID_MAX_FUEL, "`max_fuel`", MAX_SMALL_FIELD_BYTES),
+    ] = None
+
+
+def _check_required_fields_name_their_refusal() -> None:
+    for name, field in ExecutionForm.model_fields.items():
+        if field.is_required() != (field_rules(field).missing is not None):
+            raise TypeError(f"{name}: a required field, and only one, names its refusal")
+
+
+def field_rules(field: FieldInfo) -> FieldRules:
+    (rules,) = [item for item in field.metadata if isinstance(item, FieldRules)]
+    return rules
+
+
+def integer_bounds(field: FieldInfo) -> tuple[int, int]:
+    """The (minimum, maximum) an integer field declares."""
+    minimum: list[Any] = [
+        item.ge for item in field.metadata if isinstance(item, annotated_types.Ge)
+    ]
+    maximum: list[Any] = [
+        item.le for item in field.metadata if isinstance(item, annotated_types.Le)
+    ]
+    return int(minimum[0]), int(maximum[0])
+
+
+def execution_form_schema() -> dict[str, Any]:
+    """The form's JSON Schema, as the OpenAPI document's request body."""
+    return ExecutionForm.model_json_schema()
+
+
+_check_required_fields_name_their_refusal()
