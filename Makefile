@@ -8,21 +8,30 @@ STAMP := $(VENV)/.installed-stamp
 
 # Two installs into one virtualenv: `make run` needs the runtime dependencies only; the
 # tests and checks add the development toolchain (ziglang, Playwright, linters: ~1 GB).
+# Each installs a lock in requirements/ with every hash checked and `--no-deps` (a lock is
+# whole: the venv's first pip, older than the lock's, mistakes `coverage[toml]` for an
+# unpinned requirement if it resolves), then our own project without dependencies or build
+# isolation (its build backend is in the lock), then `pip check`: the lock holds all it needs.
 RUNTIME_STAMP := $(VENV)/.runtime-stamp
+RUNTIME_LOCK := requirements/runtime.txt
+DEV_LOCK := requirements/dev.txt
+PIP := $(BIN)/python -m pip
+INSTALL_OURS = $(PIP) install --quiet --no-deps --no-build-isolation -e . && $(PIP) check
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "WasmWiz needs Python 3.11 or newer")'
 	@$(PYTHON) -m venv $(VENV) || { echo "Creating the virtualenv failed. On Debian: apt-get install python3-venv"; exit 1; }
-	@$(BIN)/python -m pip install --quiet --upgrade pip
 
-$(RUNTIME_STAMP): pyproject.toml constraints.txt | $(BIN)/python
+$(RUNTIME_STAMP): pyproject.toml $(RUNTIME_LOCK) | $(BIN)/python
 	@echo "Installing WasmWiz and its runtime dependencies into $(VENV) (once, about a minute)…"
-	@$(BIN)/python -m pip install --quiet -c constraints.txt -e .
+	@$(PIP) install --quiet --require-hashes --no-deps -r $(RUNTIME_LOCK)
+	@$(INSTALL_OURS)
 	@touch $(RUNTIME_STAMP)
 
-$(STAMP): pyproject.toml constraints.txt | $(BIN)/python
+$(STAMP): pyproject.toml $(DEV_LOCK) | $(BIN)/python
 	@echo "Installing WasmWiz with the development toolchain into $(VENV) (once, a few minutes)…"
-	@$(BIN)/python -m pip install --quiet -c constraints.txt -e . --group dev
+	@$(PIP) install --quiet --require-hashes --no-deps -r $(DEV_LOCK)
+	@$(INSTALL_OURS)
 	@touch $(STAMP) $(RUNTIME_STAMP)
 
 install: $(STAMP)
@@ -92,9 +101,16 @@ format: install
 openapi: install
 	$(BIN)/wasmwiz openapi --output docs/openapi.json
 
-# Re-pin every dependency after changing pyproject.toml: installs are reproducible from constraints.txt.
-lock: install
-	$(BIN)/python -m pip freeze --exclude-editable | grep -v '^pip==' > constraints.txt
+# Re-pin after changing a dependency in pyproject.toml: uv resolves once for Python 3.11+ on
+# every platform and writes each file's hashes. Pins already in a lock stay as they are
+# unless pyproject.toml rules them out; `make lock UPGRADE=--upgrade` moves them all.
+# The dev lock takes the runtime lock as constraints, so the two agree on what they share.
+LOCK = $(BIN)/uv pip compile --quiet --universal --python-version 3.11 --generate-hashes \
+	--custom-compile-command "make lock" $(UPGRADE)
+lock: | $(BIN)/python
+	@$(PIP) install --quiet --require-hashes --no-deps -r $(DEV_LOCK)
+	$(LOCK) pyproject.toml requirements/install.in -o $(RUNTIME_LOCK)
+	$(LOCK) pyproject.toml requirements/install.in --group dev -c $(RUNTIME_LOCK) -o $(DEV_LOCK)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
