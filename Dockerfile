@@ -10,10 +10,12 @@ RUN python -m venv /opt/wasmwiz
 COPY requirements/runtime.txt ./requirements/
 COPY pyproject.toml README.md ./
 COPY src ./src
-# The runtime lock with every hash checked (pip and setuptools included), then WasmWiz itself
-# with nothing more fetched: no dependencies, no isolated build environment.
+COPY client ./client
+# The runtime lock with every hash checked (pip and setuptools included), then our two
+# projects, the client (client/) and the server, with nothing more fetched: no dependencies,
+# no isolated build environment.
 RUN /opt/wasmwiz/bin/pip install --require-hashes --no-deps -r requirements/runtime.txt \
-    && /opt/wasmwiz/bin/pip install --no-deps --no-build-isolation . \
+    && /opt/wasmwiz/bin/pip install --no-deps --no-build-isolation ./client . \
     && /opt/wasmwiz/bin/pip check \
     && find /opt/wasmwiz -name '__pycache__' -prune -exec rm -rf {} +
 

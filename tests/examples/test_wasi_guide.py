@@ -21,7 +21,7 @@ import pytest
 from tests.examples.conftest import ROOT
 from tests.fixtures.app import LiveServer, create_account
 from tests.fixtures.database import run_outside_loop
-from wasmwiz.client import Client
+from wasmwiz_client import Client
 
 GUIDE = ROOT / "docs" / "writing-wasi-programs.md"
 BIN = Path(sys.executable).parent
