@@ -102,9 +102,10 @@ format: install
 openapi: install
 	$(BIN)/wasmwiz openapi --output docs/openapi.json
 
-# Re-pin after changing a dependency in pyproject.toml or client/pyproject.toml: uv resolves once for Python 3.11+ on
-# every platform and writes each file's hashes. Pins already in a lock stay as they are
-# unless pyproject.toml rules them out; `make lock UPGRADE=--upgrade` moves them all.
+# Re-pin after changing a dependency in pyproject.toml or client/pyproject.toml: uv
+# resolves once for Python 3.11+ on every platform and writes each file's hashes. Pins
+# already locked stay unless a pyproject rules them out; `make lock UPGRADE=--upgrade`
+# moves them all.
 # The dev lock takes the runtime lock as constraints, so the two agree on what they share.
 LOCK = $(BIN)/uv pip compile --quiet --universal --python-version 3.11 --generate-hashes \
 	--no-emit-package wasmwiz --no-emit-package wasmwiz-client \
