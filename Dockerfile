@@ -7,9 +7,16 @@ FROM python:3.11-slim-bookworm AS build
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /src
 RUN python -m venv /opt/wasmwiz
-COPY constraints.txt pyproject.toml README.md ./
+COPY requirements/runtime.txt ./requirements/
+COPY pyproject.toml README.md ./
 COPY src ./src
-RUN /opt/wasmwiz/bin/pip install -c constraints.txt . \
+COPY client ./client
+# The runtime lock with every hash checked (pip and setuptools included), then our two
+# projects, the client (client/) and the server, with nothing more fetched: no dependencies,
+# no isolated build environment.
+RUN /opt/wasmwiz/bin/pip install --require-hashes --no-deps -r requirements/runtime.txt \
+    && /opt/wasmwiz/bin/pip install --no-deps --no-build-isolation ./client . \
+    && /opt/wasmwiz/bin/pip check \
     && find /opt/wasmwiz -name '__pycache__' -prune -exec rm -rf {} +
 
 FROM python:3.11-slim-bookworm AS runtime

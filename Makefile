@@ -8,21 +8,31 @@ STAMP := $(VENV)/.installed-stamp
 
 # Two installs into one virtualenv: `make run` needs the runtime dependencies only; the
 # tests and checks add the development toolchain (ziglang, Playwright, linters: ~1 GB).
+# Each installs a lock in requirements/ with every hash checked and `--no-deps` (a lock is
+# whole: the venv's first pip, older than the lock's, mistakes `coverage[toml]` for an
+# unpinned requirement if it resolves), then our own two projects (the client in client/, the
+# server) editable, without dependencies or build isolation (their build backend is in the
+# lock), then `pip check`: the lock holds all they need.
 RUNTIME_STAMP := $(VENV)/.runtime-stamp
+RUNTIME_LOCK := requirements/runtime.txt
+DEV_LOCK := requirements/dev.txt
+PIP := $(BIN)/python -m pip
+INSTALL_OURS = $(PIP) install --quiet --no-deps --no-build-isolation -e ./client -e . && $(PIP) check
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "WasmWiz needs Python 3.11 or newer")'
 	@$(PYTHON) -m venv $(VENV) || { echo "Creating the virtualenv failed. On Debian: apt-get install python3-venv"; exit 1; }
-	@$(BIN)/python -m pip install --quiet --upgrade pip
 
-$(RUNTIME_STAMP): pyproject.toml constraints.txt | $(BIN)/python
+$(RUNTIME_STAMP): pyproject.toml client/pyproject.toml $(RUNTIME_LOCK) | $(BIN)/python
 	@echo "Installing WasmWiz and its runtime dependencies into $(VENV) (once, about a minute)…"
-	@$(BIN)/python -m pip install --quiet -c constraints.txt -e .
+	@$(PIP) install --quiet --require-hashes --no-deps -r $(RUNTIME_LOCK)
+	@$(INSTALL_OURS)
 	@touch $(RUNTIME_STAMP)
 
-$(STAMP): pyproject.toml constraints.txt | $(BIN)/python
+$(STAMP): pyproject.toml client/pyproject.toml $(DEV_LOCK) | $(BIN)/python
 	@echo "Installing WasmWiz with the development toolchain into $(VENV) (once, a few minutes)…"
-	@$(BIN)/python -m pip install --quiet -c constraints.txt -e . --group dev
+	@$(PIP) install --quiet --require-hashes --no-deps -r $(DEV_LOCK)
+	@$(INSTALL_OURS)
 	@touch $(STAMP) $(RUNTIME_STAMP)
 
 install: $(STAMP)
@@ -54,8 +64,8 @@ test: install
 check: lint typecheck layers workflows bandit deploy
 
 lint: install
-	$(BIN)/ruff check src tests bench .ci
-	$(BIN)/ruff format --check src tests bench .ci
+	$(BIN)/ruff check src client tests bench .ci
+	$(BIN)/ruff format --check src client tests bench .ci
 
 typecheck: install
 	$(BIN)/mypy
@@ -78,23 +88,32 @@ workflows: install
 	$(BIN)/pre-commit validate-config .pre-commit-config.yaml
 
 bandit: install
-	$(BIN)/bandit -c pyproject.toml -r src --severity-level medium --quiet
+	$(BIN)/bandit -c pyproject.toml -r src client/src --severity-level medium --quiet
 
 # Known vulnerabilities in the pinned dependencies (docs/development.md: where advisories come from).
 audit: install
 	$(BIN)/python .ci/audit.py
 
 format: install
-	$(BIN)/ruff check --fix src tests bench .ci
-	$(BIN)/ruff format src tests bench .ci
+	$(BIN)/ruff check --fix src client tests bench .ci
+	$(BIN)/ruff format src client tests bench .ci
 
 # Regenerate the committed OpenAPI document after changing a route (a test fails until you do).
 openapi: install
 	$(BIN)/wasmwiz openapi --output docs/openapi.json
 
-# Re-pin every dependency after changing pyproject.toml: installs are reproducible from constraints.txt.
-lock: install
-	$(BIN)/python -m pip freeze --exclude-editable | grep -v '^pip==' > constraints.txt
+# Re-pin after changing a dependency in pyproject.toml or client/pyproject.toml: uv
+# resolves once for Python 3.11+ on every platform and writes each file's hashes. Pins
+# already locked stay unless a pyproject rules them out; `make lock UPGRADE=--upgrade`
+# moves them all.
+# The dev lock takes the runtime lock as constraints, so the two agree on what they share.
+LOCK = $(BIN)/uv pip compile --quiet --universal --python-version 3.11 --generate-hashes \
+	--no-emit-package wasmwiz --no-emit-package wasmwiz-client \
+	--custom-compile-command "make lock" $(UPGRADE)
+lock: | $(BIN)/python
+	@$(PIP) install --quiet --require-hashes --no-deps -r $(DEV_LOCK)
+	$(LOCK) requirements/lock.in -o $(RUNTIME_LOCK)
+	$(LOCK) requirements/lock.in --group pyproject.toml:dev -c $(RUNTIME_LOCK) -o $(DEV_LOCK)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

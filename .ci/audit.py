@@ -162,8 +162,9 @@ def run_pip_audit(requirements: Path, osv_url: str, ignored: list[IgnoreEntry]) 
     command = [
         sys.executable, "-m", "pip_audit",
         "--requirement", str(requirements),
-        # constraints.txt pins every package, so nothing needs resolving or installing.
-        "--no-deps", "--disable-pip", "--strict",
+        # The lock pins every package with its hashes, so nothing is resolved or installed
+        # (pip-audit implies no dependency resolution when every pin carries a hash).
+        "--require-hashes", "--disable-pip", "--strict",
         "--vulnerability-service", "osv", "--osv-url", osv_url,
         "--progress-spinner", "off", "--desc", "on", "--aliases", "on",
     ]  # fmt: skip
@@ -179,7 +180,8 @@ def loud(message: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--requirements", type=Path, default=Path("constraints.txt"))
+    # The dev lock holds every pin of the runtime lock too (make lock: they agree).
+    parser.add_argument("--requirements", type=Path, default=Path("requirements/dev.txt"))
     parser.add_argument("--ignore-file", type=Path, default=Path(".ci/audit-ignore.toml"))
     parser.add_argument(
         "--check-ignore-file", action="store_true", help="only validate the ignore file"

@@ -1,4 +1,4 @@
-"""Runs a WebAssembly module on WasmWiz with the Python client in the `wasmwiz` package.
+"""Runs a WebAssembly module on WasmWiz with the Python client, `wasmwiz-client` (client/).
 
     export WASMWIZ_URL=http://127.0.0.1:8080 WASMWIZ_API_KEY=ww_...
     echo "Ada" | .venv/bin/python examples/python/execute_client.py src/wasmwiz/examples/echo.wat
@@ -7,7 +7,7 @@
 import sys
 from pathlib import Path
 
-from wasmwiz.client import Client, ConnectionFailed, ProblemError, RateLimitedError
+from wasmwiz_client import Client, ConnectionFailed, ProblemError, RateLimitedError
 
 
 def main() -> int:

@@ -38,8 +38,9 @@ class StageResult:
 class ScratchTree:
     """A copy of the working tree in `path`, its `.venv` a link to the real one.
 
-    The package is installed editable from the real tree, so every stage runs with the
-    copy's `src` first on PYTHONPATH; make is told not to reinstall (`-o` on the stamp).
+    The packages are installed editable from the real tree, so every stage runs with the
+    copy's `src` and `client/src` first on PYTHONPATH; make is told not to reinstall (`-o`
+    on the stamp).
     """
 
     def __init__(self, path: Path) -> None:
@@ -66,7 +67,9 @@ class ScratchTree:
             # The outer pytest's coverage and bookkeeping are not the copy's business.
             if not name.startswith(("COV_CORE_", "COVERAGE_", "PYTEST_"))
         }
-        environment["PYTHONPATH"] = str(self.path / "src")
+        environment["PYTHONPATH"] = os.pathsep.join(
+            str(self.path / tree) for tree in ("src", "client/src")
+        )
         environment.update(env or {})
         command = [
             "make", "--no-print-directory", "-o", ".venv/.installed-stamp", target, *variables
@@ -88,7 +91,7 @@ class ScratchTree:
 
 
 def _editable_install() -> str:
-    """Where the shared virtualenv's editable install of wasmwiz points."""
+    """Where the shared virtualenv's editable installs of wasmwiz and wasmwiz-client point."""
     return "".join(
         path.read_text()
         for path in sorted((ROOT / ".venv").glob("lib/python*/site-packages/__editable__*wasmwiz*"))

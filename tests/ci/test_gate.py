@@ -126,9 +126,9 @@ def test_coverage_below_the_floor_fails_the_test_stage(tree: ScratchTree) -> Non
 
 
 def _pin_vulnerable_jinja2(tree: ScratchTree) -> None:
-    pins = (tree.path / "constraints.txt").read_text().splitlines()
+    pins = (tree.path / "requirements/dev.txt").read_text().splitlines()
     current = next(line for line in pins if line.lower().startswith("jinja2=="))
-    tree.replace("constraints.txt", current, "Jinja2==2.10")
+    tree.replace("requirements/dev.txt", current, "jinja2==2.10 \\")
 
 
 def _ignore(tree: ScratchTree, expires: dt.date) -> None:

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 import wasmwiz
+import wasmwiz_client
 from tests.ci.gate import load_ci_script
 
 release = load_ci_script("release_check")
@@ -41,6 +42,10 @@ def _tree(tmp_path: Path, version: str) -> Path:
 
 def test_the_installed_distribution_takes_its_version_from_the_package() -> None:
     assert importlib.metadata.version("wasmwiz") == wasmwiz.__version__
+
+
+def test_the_client_distribution_takes_its_own_version_from_its_package() -> None:
+    assert importlib.metadata.version("wasmwiz-client") == wasmwiz_client.__version__
 
 
 def test_a_matching_tag_yields_its_changelog_section(tmp_path: Path) -> None:

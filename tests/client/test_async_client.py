@@ -10,14 +10,14 @@ from tests.api import wat
 from tests.client.conftest import new_account
 from tests.client.programs import echo_then_exit
 from tests.fixtures.app import LiveServer, ServerFactory
-from wasmwiz.client import (
+from wasmwiz.ratelimit import ManualClock
+from wasmwiz_client import (
     AsyncClient,
     AuthenticationError,
     ModuleRejectedError,
     Outcome,
     RateLimitedError,
 )
-from wasmwiz.ratelimit import ManualClock
 
 pytestmark = pytest.mark.anyio
 

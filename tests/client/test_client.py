@@ -13,7 +13,8 @@ from tests.api import wat
 from tests.client.conftest import new_account
 from tests.client.programs import echo_then_exit
 from tests.fixtures.app import LiveServer, ServerFactory
-from wasmwiz.client import (
+from wasmwiz.ratelimit import ManualClock
+from wasmwiz_client import (
     AuthenticationError,
     Client,
     ConnectionFailed,
@@ -30,7 +31,6 @@ from wasmwiz.client import (
     ServerBusyError,
     UnexpectedResponse,
 )
-from wasmwiz.ratelimit import ManualClock
 
 
 def test_hello_world(server: LiveServer, api_key: str) -> None:
@@ -304,7 +304,7 @@ def _problem(status: int, code: str, retry_after: str | None) -> ProblemError:
         headers=headers,
         request=httpx.Request("POST", "http://x/api/v1/execute"),
     )
-    from wasmwiz.client._protocol import error_for
+    from wasmwiz_client._protocol import error_for
 
     error = error_for(response)
     assert isinstance(error, ProblemError)

@@ -21,7 +21,7 @@ import pytest
 from tests.examples.conftest import ROOT
 from tests.fixtures.app import LiveServer, create_account
 from tests.fixtures.database import run_outside_loop
-from wasmwiz.client import Client
+from wasmwiz_client import Client
 
 GUIDE = ROOT / "docs" / "writing-wasi-programs.md"
 BIN = Path(sys.executable).parent
@@ -58,8 +58,9 @@ def built(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
     name, filename = SECTIONS[request.param]
     text = section(name)
     workdir = tmp_path_factory.mktemp(f"{request.param}-guide")
-    # The guide's commands run in a clone of WasmWiz: the pin they install by is here too.
-    (workdir / "constraints.txt").write_text((ROOT / "constraints.txt").read_text())
+    # The guide's commands run in a clone of WasmWiz: the lock they install by is here too.
+    (workdir / "requirements").mkdir()
+    (workdir / "requirements/dev.txt").write_text((ROOT / "requirements/dev.txt").read_text())
     (workdir / filename).write_text(fenced(text, request.param)[0])
     builds = [line for line in commands(text) if "remote run" not in line]
     assert builds, f"no build command in the {name} section"

@@ -13,7 +13,7 @@ from tests.api import wat
 from tests.examples.conftest import ROOT
 from tests.fixtures.app import LiveServer, ServerFactory
 from tests.web.helpers import new_email, page_csrf, sign_up
-from wasmwiz.client import ExecutionResult
+from wasmwiz_client import ExecutionResult
 
 BROWSER = {"Accept": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"}
 pytestmark = pytest.mark.anyio

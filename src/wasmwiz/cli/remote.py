@@ -13,7 +13,7 @@ import os
 import sys
 from typing import BinaryIO
 
-from wasmwiz.client import (
+from wasmwiz_client import (
     API_KEY_ENV,
     URL_ENV,
     Client,

@@ -28,7 +28,7 @@ def _check_version(installed: str) -> None:
         raise ImportError(
             f"WasmWiz needs wasmtime {SUPPORTED_MAJOR}.x (it uses private parts of its "
             f"Python bindings), but wasmtime {installed} is installed; install the version "
-            "pinned in constraints.txt"
+            "pinned in requirements/runtime.txt"
         )
 
 

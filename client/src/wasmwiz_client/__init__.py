@@ -1,17 +1,19 @@
 """A Python client for the WasmWiz API, sync and async, on httpx alone.
 
-    from wasmwiz.client import Client
+    from wasmwiz_client import Client
 
     with Client("http://127.0.0.1:8080", "ww_…") as client:
         result = client.execute(Path("hello.wasm"), input=b"world\\n", args=["-v"])
         print(result.status, result.stdout.decode())
 
-This package imports nothing of the server, so it works wherever httpx is installed.
+The distribution `wasmwiz-client` (client/ in the WasmWiz repository) needs httpx alone and
+imports nothing of the server: `pip install ./client`.
 """
 
-from wasmwiz.client._protocol import API_KEY_ENV, URL_ENV, RetryPolicy
-from wasmwiz.client.aio import AsyncClient
-from wasmwiz.client.errors import (
+from wasmwiz_client._protocol import API_KEY_ENV, URL_ENV, RetryPolicy
+from wasmwiz_client._version import __version__
+from wasmwiz_client.aio import AsyncClient
+from wasmwiz_client.errors import (
     AuthenticationError,
     ConnectionFailed,
     DailyQuotaExceededError,
@@ -31,8 +33,8 @@ from wasmwiz.client.errors import (
     UnexpectedResponse,
     WasmWizClientError,
 )
-from wasmwiz.client.models import ExecutionResult, Outcome, RateLimit
-from wasmwiz.client.sync import Client
+from wasmwiz_client.models import ExecutionResult, Outcome, RateLimit
+from wasmwiz_client.sync import Client
 
 __all__ = [
     "API_KEY_ENV",
@@ -61,4 +63,5 @@ __all__ = [
     "TooManyConcurrentError",
     "UnexpectedResponse",
     "WasmWizClientError",
+    "__version__",
 ]

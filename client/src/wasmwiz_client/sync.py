@@ -1,16 +1,15 @@
-"""The asyncio client: `await AsyncClient(base_url, api_key).execute(wasm, input=…)`."""
+"""The blocking client: `Client(base_url, api_key).execute(wasm, input=…)`."""
 
 from __future__ import annotations
 
-import asyncio
-import functools
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 from types import TracebackType
 from typing import Any, Self
 
 import httpx
 
-from wasmwiz.client._protocol import (
+from wasmwiz_client._protocol import (
     DEFAULT_TIMEOUT,
     EXECUTE_PATH,
     InputSource,
@@ -25,12 +24,12 @@ from wasmwiz.client._protocol import (
     resolve_retry,
     settings_from_env,
 )
-from wasmwiz.client.errors import ConnectionFailed
-from wasmwiz.client.models import ExecutionResult
+from wasmwiz_client.errors import ConnectionFailed
+from wasmwiz_client.models import ExecutionResult
 
 
-class AsyncClient:
-    """An asyncio WasmWiz API client over one pooled httpx connection.
+class Client:
+    """A WasmWiz API client over one pooled httpx connection.
 
     `retry` is off by default: pass `True` (or a `RetryPolicy`) to wait out 429 and 503
     refusals as `Retry-After` says. `transport` and `sleep` are seams for tests.
@@ -44,12 +43,12 @@ class AsyncClient:
         retry: RetryPolicy | bool = False,
         timeout: float = DEFAULT_TIMEOUT,
         headers: Mapping[str, str] | None = None,
-        transport: httpx.AsyncBaseTransport | None = None,
-        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        transport: httpx.BaseTransport | None = None,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self._retry = resolve_retry(retry)
         self._sleep = sleep
-        self._http = httpx.AsyncClient(
+        self._http = httpx.Client(
             base_url=normalize_base_url(base_url),
             headers=client_headers(api_key, headers),
             timeout=timeout,
@@ -59,12 +58,12 @@ class AsyncClient:
     @classmethod
     def from_env(
         cls, base_url: str | None = None, api_key: str | None = None, **options: Any
-    ) -> AsyncClient:
+    ) -> Client:
         """A client for `WASMWIZ_URL` with `WASMWIZ_API_KEY`, unless given explicitly."""
         url, key = settings_from_env(base_url, api_key)
         return cls(url, key, **options)
 
-    async def execute(
+    def execute(
         self,
         wasm: WasmSource,
         *,
@@ -83,8 +82,7 @@ class AsyncClient:
         Returns the result whatever the program did (check `.status`); raises a
         `ProblemError` subclass when the service refuses the request.
         """
-        build = functools.partial(
-            execute_request,
+        request = execute_request(
             wasm,
             input=input,
             args=args,
@@ -94,40 +92,38 @@ class AsyncClient:
             seed=seed,
             max_fuel=max_fuel,
         )
-        # Reading a module from a path is file I/O: keep it off the event loop.
-        request = build() if isinstance(wasm, bytes) else await asyncio.to_thread(build)
         attempt = 0
         while True:
-            response = await self._send("POST", EXECUTE_PATH, **request)
+            response = self._send("POST", EXECUTE_PATH, **request)
             if response.status_code == 200 or self._retry is None:
                 return read_execution(response)
             error = error_for(response)
             delay = self._retry.delay(error, attempt)
             if delay is None:
                 raise error
-            await self._sleep(delay)
+            self._sleep(delay)
             attempt += 1
 
-    async def health(self) -> dict[str, Any]:
+    def health(self) -> dict[str, Any]:
         """The service's health checks; a 503 (a check failing) is returned, not raised."""
-        return read_health(await self._send("GET", "/health"))
+        return read_health(self._send("GET", "/health"))
 
-    async def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+    def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         try:
-            return await self._http.request(method, path, **kwargs)
+            return self._http.request(method, path, **kwargs)
         except httpx.TransportError as exc:
             raise ConnectionFailed(f"Could not reach {self._http.base_url}: {exc}") from exc
 
-    async def aclose(self) -> None:
-        await self._http.aclose()
+    def close(self) -> None:
+        self._http.close()
 
-    async def __aenter__(self) -> Self:
+    def __enter__(self) -> Self:
         return self
 
-    async def __aexit__(
+    def __exit__(
         self,
         exc_type: type[BaseException] | None,
         exc: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
-        await self.aclose()
+        self.close()

@@ -1,15 +1,16 @@
-"""The blocking client: `Client(base_url, api_key).execute(wasm, input=…)`."""
+"""The asyncio client: `await AsyncClient(base_url, api_key).execute(wasm, input=…)`."""
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Mapping, Sequence
+import asyncio
+import functools
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from types import TracebackType
 from typing import Any, Self
 
 import httpx
 
-from wasmwiz.client._protocol import (
+from wasmwiz_client._protocol import (
     DEFAULT_TIMEOUT,
     EXECUTE_PATH,
     InputSource,
@@ -24,12 +25,12 @@ from wasmwiz.client._protocol import (
     resolve_retry,
     settings_from_env,
 )
-from wasmwiz.client.errors import ConnectionFailed
-from wasmwiz.client.models import ExecutionResult
+from wasmwiz_client.errors import ConnectionFailed
+from wasmwiz_client.models import ExecutionResult
 
 
-class Client:
-    """A WasmWiz API client over one pooled httpx connection.
+class AsyncClient:
+    """An asyncio WasmWiz API client over one pooled httpx connection.
 
     `retry` is off by default: pass `True` (or a `RetryPolicy`) to wait out 429 and 503
     refusals as `Retry-After` says. `transport` and `sleep` are seams for tests.
@@ -43,12 +44,12 @@ class Client:
         retry: RetryPolicy | bool = False,
         timeout: float = DEFAULT_TIMEOUT,
         headers: Mapping[str, str] | None = None,
-        transport: httpx.BaseTransport | None = None,
-        sleep: Callable[[float], None] = time.sleep,
+        transport: httpx.AsyncBaseTransport | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self._retry = resolve_retry(retry)
         self._sleep = sleep
-        self._http = httpx.Client(
+        self._http = httpx.AsyncClient(
             base_url=normalize_base_url(base_url),
             headers=client_headers(api_key, headers),
             timeout=timeout,
@@ -58,12 +59,12 @@ class Client:
     @classmethod
     def from_env(
         cls, base_url: str | None = None, api_key: str | None = None, **options: Any
-    ) -> Client:
+    ) -> AsyncClient:
         """A client for `WASMWIZ_URL` with `WASMWIZ_API_KEY`, unless given explicitly."""
         url, key = settings_from_env(base_url, api_key)
         return cls(url, key, **options)
 
-    def execute(
+    async def execute(
         self,
         wasm: WasmSource,
         *,
@@ -82,7 +83,8 @@ class Client:
         Returns the result whatever the program did (check `.status`); raises a
         `ProblemError` subclass when the service refuses the request.
         """
-        request = execute_request(
+        build = functools.partial(
+            execute_request,
             wasm,
             input=input,
             args=args,
@@ -92,38 +94,40 @@ class Client:
             seed=seed,
             max_fuel=max_fuel,
         )
+        # Reading a module from a path is file I/O: keep it off the event loop.
+        request = build() if isinstance(wasm, bytes) else await asyncio.to_thread(build)
         attempt = 0
         while True:
-            response = self._send("POST", EXECUTE_PATH, **request)
+            response = await self._send("POST", EXECUTE_PATH, **request)
             if response.status_code == 200 or self._retry is None:
                 return read_execution(response)
             error = error_for(response)
             delay = self._retry.delay(error, attempt)
             if delay is None:
                 raise error
-            self._sleep(delay)
+            await self._sleep(delay)
             attempt += 1
 
-    def health(self) -> dict[str, Any]:
+    async def health(self) -> dict[str, Any]:
         """The service's health checks; a 503 (a check failing) is returned, not raised."""
-        return read_health(self._send("GET", "/health"))
+        return read_health(await self._send("GET", "/health"))
 
-    def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+    async def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         try:
-            return self._http.request(method, path, **kwargs)
+            return await self._http.request(method, path, **kwargs)
         except httpx.TransportError as exc:
             raise ConnectionFailed(f"Could not reach {self._http.base_url}: {exc}") from exc
 
-    def close(self) -> None:
-        self._http.close()
+    async def aclose(self) -> None:
+        await self._http.aclose()
 
-    def __enter__(self) -> Self:
+    async def __aenter__(self) -> Self:
         return self
 
-    def __exit__(
+    async def __aexit__(
         self,
         exc_type: type[BaseException] | None,
         exc: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
-        self.close()
+        await self.aclose()

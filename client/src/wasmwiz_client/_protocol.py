@@ -12,14 +12,14 @@ from typing import Any
 
 import httpx
 
-from wasmwiz import __version__
-from wasmwiz.client.errors import (
+from wasmwiz_client._version import __version__
+from wasmwiz_client.errors import (
     ProblemError,
     UnexpectedResponse,
     WasmWizClientError,
     problem_class,
 )
-from wasmwiz.client.models import ExecutionResult
+from wasmwiz_client.models import ExecutionResult
 
 EXECUTE_PATH = "/api/v1/execute"
 DEFAULT_TIMEOUT = 60.0
