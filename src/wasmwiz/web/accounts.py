@@ -6,10 +6,12 @@ import uuid
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Request
+from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.responses import Response
 
 from wasmwiz.auth.passwords import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH
 from wasmwiz.errors import InvalidRequest, WasmWizError
+from wasmwiz.http_common.unit_of_work import DatabaseSessionDep
 from wasmwiz.problem_codes import ProblemCode
 from wasmwiz.services.container import Services
 from wasmwiz.web.rendering import WebRoute, redirect, render, safe_next
@@ -31,13 +33,16 @@ def _client_ip(request: Request) -> str:
 
 
 async def _signed_in(
-    request: Request, services: Services, viewer: Viewer, user_id: uuid.UUID, target: str
+    request: Request,
+    services: Services,
+    session: AsyncSession,
+    viewer: Viewer,
+    user_id: uuid.UUID,
+    target: str,
 ) -> Response:
-    async with services.database.writer() as session:
-        started = await services.web_sessions.start(session, user_id)
-        # A session from before signing in is not carried over (session fixation).
-        await services.web_sessions.end(session, viewer.session_token)
-        await session.commit()
+    started = await services.web_sessions.start(session, user_id)
+    # A session from before signing in is not carried over (session fixation).
+    await services.web_sessions.end(session, viewer.session_token)
     response = redirect(target)
     max_age = int(services.web_sessions.lifetime.total_seconds())
     set_session_cookie(request, response, started.token, max_age)
@@ -66,6 +71,7 @@ async def signup(
     request: Request,
     viewer: ViewerDep,
     services: ServicesDep,
+    session: DatabaseSessionDep,
     email: Annotated[str, Form(max_length=320)] = "",
     password: Annotated[str, Form(max_length=1024)] = "",
     confirm: Annotated[str, Form(max_length=1024)] = "",
@@ -86,7 +92,7 @@ async def signup(
             "invite": invite,
         }
         return _refused(request, viewer, "signup.html", context, exc)
-    return await _signed_in(request, services, viewer, user.id, "/")
+    return await _signed_in(request, services, session, viewer, user.id, "/")
 
 
 @router.get("/login")
@@ -101,6 +107,7 @@ async def login(
     request: Request,
     viewer: ViewerDep,
     services: ServicesDep,
+    session: DatabaseSessionDep,
     email: Annotated[str, Form(max_length=320)] = "",
     password: Annotated[str, Form(max_length=1024)] = "",
     next: Annotated[str, Form(max_length=2048)] = "/",
@@ -111,14 +118,14 @@ async def login(
     except WasmWizError as exc:
         context = {"error": exc.message, "email": email, "next": safe_next(next)}
         return _refused(request, viewer, "login.html", context, exc)
-    return await _signed_in(request, services, viewer, user.id, safe_next(next))
+    return await _signed_in(request, services, session, viewer, user.id, safe_next(next))
 
 
 @router.post("/logout")
-async def logout(request: Request, viewer: ViewerDep, services: ServicesDep) -> Response:
-    async with services.database.writer() as session:
-        await services.web_sessions.end(session, viewer.session_token)
-        await session.commit()
+async def logout(
+    request: Request, viewer: ViewerDep, services: ServicesDep, session: DatabaseSessionDep
+) -> Response:
+    await services.web_sessions.end(session, viewer.session_token)
     response = redirect("/login")
     clear_session_cookie(request, response)
     return response
@@ -135,6 +142,7 @@ async def change_password(
     request: Request,
     viewer: ViewerDep,
     services: ServicesDep,
+    session: DatabaseSessionDep,
     current: Annotated[str, Form(max_length=1024)] = "",
     password: Annotated[str, Form(max_length=1024)] = "",
     confirm: Annotated[str, Form(max_length=1024)] = "",
@@ -144,15 +152,15 @@ async def change_password(
     try:
         if password != confirm:
             raise InvalidRequest("The two new passwords differ.", code=ProblemCode.PASSWORDS_DIFFER)
+        # Checked and hashed before the unit of work's first statement: its transaction
+        # (SQLite's write lock) is held only for the two writes below.
         change = await services.accounts.check_password_change(
             services.database, user.id, current, password
         )
-        async with services.database.writer() as session:
-            await services.accounts.apply_password_change(session, change)
-            assert viewer.session_token is not None
-            # Whoever else knew the old password is signed out; this browser stays in.
-            await services.web_sessions.end_others(session, user.id, viewer.session_token)
-            await session.commit()
+        await services.accounts.apply_password_change(session, change)
+        assert viewer.session_token is not None
+        # Whoever else knew the old password is signed out; this browser stays in.
+        await services.web_sessions.end_others(session, user.id, viewer.session_token)
     except WasmWizError as exc:
         context["error"] = exc.message
         return _refused(request, viewer, "account.html", context, exc)

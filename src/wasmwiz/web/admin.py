@@ -10,6 +10,7 @@ from fastapi import APIRouter, Form, Query, Request
 from starlette.responses import Response
 
 from wasmwiz.errors import InvalidRequest, PermissionDenied
+from wasmwiz.http_common.unit_of_work import DatabaseSessionDep
 from wasmwiz.persistence.models import User
 from wasmwiz.problem_codes import ProblemCode
 from wasmwiz.services.admin import tier_limit_fields
@@ -33,12 +34,12 @@ async def admin_page(
     request: Request,
     viewer: ViewerDep,
     services: ServicesDep,
+    session: DatabaseSessionDep,
     page: Annotated[int, Query(ge=1, le=100_000)] = 1,
 ) -> Response:
     _require_admin(viewer)
-    async with services.database.session() as session:
-        users = await services.admin.list_users(session, page=page, per_page=PER_PAGE)
-        tiers = await services.admin.list_tiers(session)
+    users = await services.admin.list_users(session, page=page, per_page=PER_PAGE)
+    tiers = await services.admin.list_tiers(session)
     context = {
         "users": users,
         "tiers": tiers,
@@ -54,12 +55,11 @@ async def change_tier(
     user_id: uuid.UUID,
     viewer: ViewerDep,
     services: ServicesDep,
+    session: DatabaseSessionDep,
     tier: Annotated[str, Form(max_length=32)] = "",
 ) -> Response:
     _require_admin(viewer)
-    async with services.database.writer() as session:
-        await services.admin.set_tier(session, user_id, tier)
-        await session.commit()
+    await services.admin.set_tier(session, user_id, tier)
     return redirect("/admin?done=tier")
 
 
@@ -69,48 +69,51 @@ async def change_active(
     user_id: uuid.UUID,
     viewer: ViewerDep,
     services: ServicesDep,
+    session: DatabaseSessionDep,
     active: Annotated[str, Form(max_length=5)] = "",
 ) -> Response:
     admin = _require_admin(viewer)
-    async with services.database.writer() as session:
-        # A deactivated user is signed out everywhere at once.
-        await services.admin.set_active(session, user_id, active == "true", acting=admin.id)
-        await session.commit()
+    # A deactivated user is signed out everywhere at once.
+    await services.admin.set_active(session, user_id, active == "true", acting=admin.id)
     return redirect("/admin?done=" + ("activated" if active == "true" else "deactivated"))
 
 
 @router.post("/admin/users/{user_id}/delete")
 async def delete_user(
-    request: Request, user_id: uuid.UUID, viewer: ViewerDep, services: ServicesDep
+    request: Request,
+    user_id: uuid.UUID,
+    viewer: ViewerDep,
+    services: ServicesDep,
+    session: DatabaseSessionDep,
 ) -> Response:
     admin = _require_admin(viewer)
-    async with services.database.writer() as session:
-        await services.admin.delete_user(session, user_id, acting=admin.id)
-        await session.commit()
+    await services.admin.delete_user(session, user_id, acting=admin.id)
     return redirect("/admin?done=deleted")
 
 
 @router.post("/admin/tiers")
-async def create_tier(request: Request, viewer: ViewerDep, services: ServicesDep) -> Response:
+async def create_tier(
+    request: Request, viewer: ViewerDep, services: ServicesDep, session: DatabaseSessionDep
+) -> Response:
     _require_admin(viewer)
     form = await request.form()
     name = form.get("name")
     limits = _tier_limits(form)
-    async with services.database.writer() as session:
-        await services.admin.create_tier(session, name if isinstance(name, str) else "", limits)
-        await session.commit()
+    await services.admin.create_tier(session, name if isinstance(name, str) else "", limits)
     return redirect("/admin?done=tier_created")
 
 
 @router.post("/admin/tiers/{name}")
 async def update_tier(
-    request: Request, name: str, viewer: ViewerDep, services: ServicesDep
+    request: Request,
+    name: str,
+    viewer: ViewerDep,
+    services: ServicesDep,
+    session: DatabaseSessionDep,
 ) -> Response:
     _require_admin(viewer)
     limits = _tier_limits(await request.form())
-    async with services.database.writer() as session:
-        await services.admin.update_tier(session, name, limits)
-        await session.commit()
+    await services.admin.update_tier(session, name, limits)
     return redirect("/admin?done=tier_updated")
 
 

@@ -12,6 +12,7 @@ from starlette.responses import Response
 from wasmwiz.auth import check_csrf_token, csrf_token, generate_session_token
 from wasmwiz.errors import PermissionDenied
 from wasmwiz.http_common.app_state import request_services
+from wasmwiz.http_common.unit_of_work import UNSAFE_METHODS
 from wasmwiz.persistence.models import User
 from wasmwiz.problem_codes import ProblemCode
 from wasmwiz.services.api_keys import tier_limits
@@ -66,6 +67,10 @@ async def get_viewer(request: Request) -> Viewer:
     token = request.cookies.get(SESSION_COOKIE)
     user = None
     if token:
+        # A read of its own, not the request's unit of work: error pages resolve the
+        # viewer outside any route, and in a POST's unit of work (a writer) this read
+        # would take SQLite's write lock before the handler's password hashing, and
+        # begin the transaction a key's creation limit must be spent before.
         async with services.database.session() as session:
             user = await services.web_sessions.resolve(session, token)
     presession = request.cookies.get(PRESESSION_COOKIE, "")
@@ -83,10 +88,6 @@ async def get_viewer(request: Request) -> Viewer:
 
 
 ViewerDep = Annotated[Viewer, Depends(get_viewer)]
-
-
-# The methods that change state: a page route answering one of them needs the CSRF token.
-UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
 async def enforce_csrf(request: Request, viewer: ViewerDep, services: ServicesDep) -> None:
