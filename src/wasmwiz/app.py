@@ -18,6 +18,7 @@ from wasmwiz.config import FailMode, RateLimitBackend, Settings
 from wasmwiz.http_common.draining import DrainingMiddleware
 from wasmwiz.http_common.early_answers import EarlyAnswerMiddleware
 from wasmwiz.http_common.https_redirect import HttpsRedirectMiddleware
+from wasmwiz.http_common.lifecycle import Lifecycle, Phase
 from wasmwiz.http_common.memory_budget import MemoryBudget
 from wasmwiz.http_common.problems import JsonResponse, install_problem_handlers
 from wasmwiz.http_common.request_limits import RequestLimitsMiddleware
@@ -48,7 +49,7 @@ from wasmwiz.services.api_keys import ApiKeyService
 from wasmwiz.services.compile_budgets import CompileBudgets
 from wasmwiz.services.container import Services
 from wasmwiz.services.executions import ExecutionService
-from wasmwiz.services.health import HealthService, Lifecycle, Phase
+from wasmwiz.services.health import HealthService
 from wasmwiz.services.key_cache import KeyCache
 from wasmwiz.services.login_throttle import LoginThrottle, SignupThrottle
 from wasmwiz.services.password_hashing import PasswordHashing
@@ -232,7 +233,6 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
                     sandbox,
                     scratch.path,
                     limiter,
-                    lifecycle,
                     schema_problem=lambda: database_schema_problem(database),
                     cache_seconds=settings.health_cache_seconds,
                 ),

@@ -6,6 +6,8 @@ from fastapi import APIRouter, Request
 
 from wasmwiz.api.dependencies import ServicesDep
 from wasmwiz.api.schemas import HealthCheck, HealthResponse
+from wasmwiz.http_common.app_state import app_lifecycle, request_services
+from wasmwiz.http_common.lifecycle import Phase
 from wasmwiz.http_common.problems import JsonResponse
 from wasmwiz.services.health import CheckResult
 
@@ -49,10 +51,13 @@ async def live() -> JsonResponse:
     responses={503: {"model": HealthResponse, "description": "Not ready."}},
 )
 async def ready(request: Request) -> JsonResponse:
-    services = getattr(request.app.state, "services", None)
-    if services is None:
-        return _report([CheckResult("lifecycle", False, "starting")])
-    return _report(await services.health.readiness())
+    """Every check, after the lifecycle: a starting or draining process is not ready."""
+    phase = app_lifecycle(request).phase
+    if phase is not Phase.READY:
+        # Starting, the services may not be built yet; draining, they will not be for long.
+        return _report([CheckResult("lifecycle", False, phase.value)])
+    services = request_services(request)
+    return _report([CheckResult("lifecycle", True), *await services.health.run_checks()])
 
 
 def _report(results: list[CheckResult]) -> JsonResponse:
