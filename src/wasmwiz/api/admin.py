@@ -9,8 +9,9 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, Field
 
-from wasmwiz.api.dependencies import Administrator, ServicesDep
+from wasmwiz.api.dependencies import Administrator
 from wasmwiz.api.openapi import problem_responses
+from wasmwiz.http_common.dependencies import AdminDep
 from wasmwiz.http_common.unit_of_work import DatabaseSessionDep, UnitOfWorkRoute
 from wasmwiz.persistence.models import SubscriptionTier, User
 from wasmwiz.problem_codes import ProblemCode
@@ -104,9 +105,9 @@ class UserChange(BaseModel):
     response_model=TierList,
 )
 async def list_tiers(
-    principal: Administrator, services: ServicesDep, session: DatabaseSessionDep
+    principal: Administrator, admin: AdminDep, session: DatabaseSessionDep
 ) -> TierList:
-    tiers = await services.admin.list_tiers(session)
+    tiers = await admin.list_tiers(session)
     return TierList(items=[TierOut.of(tier) for tier in tiers])
 
 
@@ -121,11 +122,11 @@ async def list_tiers(
     ),
 )
 async def create_tier(
-    body: TierCreate, principal: Administrator, services: ServicesDep, session: DatabaseSessionDep
+    body: TierCreate, principal: Administrator, admin: AdminDep, session: DatabaseSessionDep
 ) -> TierOut:
     limits = body.model_dump(exclude={"name"}, exclude_unset=True)
     limits.setdefault("max_api_keys", body.max_api_keys)
-    tier = await services.admin.create_tier(session, body.name, limits)
+    tier = await admin.create_tier(session, body.name, limits)
     return TierOut.of(tier)
 
 
@@ -143,10 +144,10 @@ async def update_tier(
     name: str,
     body: TierChange,
     principal: Administrator,
-    services: ServicesDep,
+    admin: AdminDep,
     session: DatabaseSessionDep,
 ) -> TierOut:
-    tier = await services.admin.update_tier(session, name, body.model_dump(exclude_unset=True))
+    tier = await admin.update_tier(session, name, body.model_dump(exclude_unset=True))
     return TierOut.of(tier)
 
 
@@ -158,12 +159,12 @@ async def update_tier(
 )
 async def list_users(
     principal: Administrator,
-    services: ServicesDep,
+    admin: AdminDep,
     session: DatabaseSessionDep,
     page: Annotated[int, Query(ge=1, le=100_000)] = 1,
     per_page: Annotated[int, Query(ge=1, le=MAX_PER_PAGE)] = 50,
 ) -> UserPageOut:
-    result = await services.admin.list_users(session, page=page, per_page=per_page)
+    result = await admin.list_users(session, page=page, per_page=per_page)
     return UserPageOut(
         items=[UserOut.of(user) for user in result.users],
         page=result.page,
@@ -189,18 +190,16 @@ async def change_user(
     user_id: uuid.UUID,
     body: UserChange,
     principal: Administrator,
-    services: ServicesDep,
+    admin: AdminDep,
     session: DatabaseSessionDep,
 ) -> UserOut:
     user = None
     if body.tier is not None:
-        user = await services.admin.set_tier(session, user_id, body.tier)
+        user = await admin.set_tier(session, user_id, body.tier)
     if body.active is not None:
-        user = await services.admin.set_active(
-            session, user_id, body.active, acting=principal.user_id
-        )
+        user = await admin.set_active(session, user_id, body.active, acting=principal.user_id)
     if user is None:
-        user = await services.admin.get_user(session, user_id)
+        user = await admin.get_user(session, user_id)
     return UserOut.of(user)
 
 
@@ -217,6 +216,6 @@ async def change_user(
     },
 )
 async def delete_user(
-    user_id: uuid.UUID, principal: Administrator, services: ServicesDep, session: DatabaseSessionDep
+    user_id: uuid.UUID, principal: Administrator, admin: AdminDep, session: DatabaseSessionDep
 ) -> None:
-    await services.admin.delete_user(session, user_id, acting=principal.user_id)
+    await admin.delete_user(session, user_id, acting=principal.user_id)

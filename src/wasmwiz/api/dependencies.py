@@ -1,4 +1,4 @@
-"""FastAPI dependencies: the app's services, and the authenticated caller with its scope.
+"""FastAPI dependencies of the API: the authenticated caller with its scope.
 
 Each API route names the scope it needs in its signature (`KeysWriter`, `UsageReader`,
 `Administrator`); the execute route, which authenticates in its body before reading the
@@ -13,25 +13,15 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from wasmwiz.http_common.app_state import request_services
-from wasmwiz.services.container import Services
+from wasmwiz.http_common.app_state import app_state
 from wasmwiz.services.principals import Principal, Scope
-
-
-async def services_dependency(request: Request) -> Services:
-    # async on purpose: FastAPI runs a plain-def dependency on its thread pool, a thread
-    # hop per request for one attribute read (measured: bench/, docs/performance.md).
-    return request_services(request)
-
-
-ServicesDep = Annotated[Services, Depends(services_dependency)]
 
 
 async def authenticate(request: Request) -> Principal:
     """The caller behind the request's API key, whatever its scopes."""
-    services = request_services(request)
-    principal = await services.api_keys.authenticate(
-        services.database, request.headers.get("authorization")
+    state = app_state(request)
+    principal = await state.api_keys.authenticate(
+        state.database, request.headers.get("authorization")
     )
     # The access log names the key by its id, never by its value.
     request.state.key_id = str(principal.api_key_id) if principal.api_key_id else None

@@ -10,8 +10,9 @@ from fastapi import APIRouter, Query, Response
 from pydantic import AwareDatetime, BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from wasmwiz.api.dependencies import KeysWriter, ServicesDep
+from wasmwiz.api.dependencies import KeysWriter
 from wasmwiz.api.openapi import problem_responses
+from wasmwiz.http_common.dependencies import ApiKeysDep
 from wasmwiz.http_common.unit_of_work import DatabaseSessionDep, UnitOfWorkRoute
 from wasmwiz.problem_codes import ProblemCode
 from wasmwiz.services.key_listing import MAX_PER_PAGE, ListedKey, list_key_page
@@ -98,14 +99,12 @@ class RevokedAll(BaseModel):
 )
 async def list_keys(
     principal: KeysWriter,
-    services: ServicesDep,
+    api_keys: ApiKeysDep,
     session: DatabaseSessionDep,
     page: Annotated[int, Query(ge=1, le=100_000)] = 1,
     per_page: Annotated[int, Query(ge=1, le=MAX_PER_PAGE)] = 20,
 ) -> ApiKeyPage:
-    result = await list_key_page(
-        services.api_keys, session, principal.user_id, page=page, per_page=per_page
-    )
+    result = await list_key_page(api_keys, session, principal.user_id, page=page, per_page=per_page)
     return ApiKeyPage(
         items=[ApiKeyOut.of(listed) for listed in result.keys],
         page=result.page,
@@ -137,11 +136,11 @@ async def list_keys(
 async def create_key(
     body: ApiKeyCreate,
     principal: KeysWriter,
-    services: ServicesDep,
+    api_keys: ApiKeysDep,
     session: DatabaseSessionDep,
     response: Response,
 ) -> ApiKeyCreated:
-    created = await services.api_keys.create(
+    created = await api_keys.create(
         session,
         principal.user_id,
         name=body.name,
@@ -169,9 +168,9 @@ async def create_key(
     response_model=RevokedAll,
 )
 async def revoke_all_keys(
-    principal: KeysWriter, services: ServicesDep, session: DatabaseSessionDep
+    principal: KeysWriter, api_keys: ApiKeysDep, session: DatabaseSessionDep
 ) -> RevokedAll:
-    revoked = await services.api_keys.revoke_all(session, principal.user_id)
+    revoked = await api_keys.revoke_all(session, principal.user_id)
     return RevokedAll(revoked=revoked)
 
 
@@ -197,6 +196,6 @@ async def revoke_all_keys_by_delete() -> None:
     },
 )
 async def revoke_key(
-    key_id: uuid.UUID, principal: KeysWriter, services: ServicesDep, session: DatabaseSessionDep
+    key_id: uuid.UUID, principal: KeysWriter, api_keys: ApiKeysDep, session: DatabaseSessionDep
 ) -> None:
-    await services.api_keys.revoke(session, key_id, user_id=principal.user_id)
+    await api_keys.revoke(session, key_id, user_id=principal.user_id)

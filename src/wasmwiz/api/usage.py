@@ -8,7 +8,8 @@ from datetime import date, datetime
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
-from wasmwiz.api.dependencies import ServicesDep, UsageReader
+from wasmwiz.api.dependencies import UsageReader
+from wasmwiz.http_common.dependencies import UsageReportsDep
 from wasmwiz.http_common.unit_of_work import DatabaseSessionDep, UnitOfWorkRoute
 from wasmwiz.services.usage_reports import REPORT_DAYS
 
@@ -57,9 +58,9 @@ class UsageOut(BaseModel):
     response_model=UsageOut,
 )
 async def usage(
-    principal: UsageReader, services: ServicesDep, session: DatabaseSessionDep
+    principal: UsageReader, usage_reports: UsageReportsDep, session: DatabaseSessionDep
 ) -> UsageOut:
-    report = await services.usage_reports.report(session, principal.user_id, principal.tier)
+    report = await usage_reports.report(session, principal.user_id, principal.tier)
     return UsageOut(
         days=[DayOut(day=day.day, executions=day.count) for day in report.days],
         total=report.total,

@@ -28,7 +28,7 @@ from fastapi.routing import APIRoute
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.responses import Response
 
-from wasmwiz.http_common.app_state import request_services
+from wasmwiz.http_common.app_state import app_state
 from wasmwiz.persistence import Database
 
 _SCOPE_KEY = "wasmwiz.unit_of_work"
@@ -100,9 +100,7 @@ async def request_session(request: Request) -> AsyncSession:
         if not isinstance(request.scope.get("route"), UnitOfWorkRoute):
             # Nobody would commit it: a route that needs a session is a UnitOfWorkRoute.
             raise RuntimeError(f"{request.url.path}: its route class does not end a unit of work")
-        unit = UnitOfWork(
-            request_services(request).database, writes=request.method in UNSAFE_METHODS
-        )
+        unit = UnitOfWork(app_state(request).database, writes=request.method in UNSAFE_METHODS)
         request.scope[_SCOPE_KEY] = unit
     return unit.session
 
