@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import httpx
 import pytest
+from fastapi import FastAPI
 from sqlalchemy import func, select, text
 
 from tests.api.test_admin_api import create_admin
 from tests.fixtures.app import Account, ServerFactory
 from tests.web.helpers import new_email, page_csrf, sign_up
+from wasmwiz.http_common.unit_of_work import DatabaseSessionDep
 from wasmwiz.persistence import Database
 from wasmwiz.persistence.models import ApiKey
 
@@ -104,3 +106,18 @@ async def test_a_refused_request_rolls_back_what_it_flushed(
         listed = await client.get("/api/v1/admin/users", headers=admin.headers)
         (me,) = [item for item in listed.json()["items"] if item["id"] == str(admin.user_id)]
         assert me["tier"] == "free"
+
+
+async def test_a_session_on_a_route_that_would_not_commit_it_is_refused() -> None:
+    """A route outside UnitOfWorkRoute asking for the session would lose its writes:
+    the dependency refuses before any state is read."""
+    app = FastAPI()
+
+    @app.post("/forgot")
+    async def forgot(session: DatabaseSessionDep) -> None:
+        raise AssertionError("not reached")
+
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        with pytest.raises(RuntimeError, match="does not end a unit of work"):
+            await client.post("/forgot")
