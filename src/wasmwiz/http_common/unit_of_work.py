@@ -2,8 +2,8 @@
 
 A handler names `DatabaseSessionDep` and calls services with that session; services
 `flush()`, never commit. `UnitOfWorkRoute` ends the unit after the handler has produced its
-response and before a byte of it is sent: a success (status under 400) commits, anything
-else (a refusal the route turned into a page, an exception) rolls back. A commit that fails
+response and before a byte of it is sent: a success (status under 400) commits; a refusal
+(an exception, or a page of status 400 or more that the handler returned) rolls back. A commit that fails
 raises from here, so the client gets the error's problem details, never a 2xx or 303 for
 work that was lost.
 
