@@ -35,10 +35,10 @@ from wasmwiz.api.executions import EncodingQuery
 from wasmwiz.api.schemas import ExecutionResponse, OutputEncoding
 from wasmwiz.app import create_app
 from wasmwiz.config import load_settings
+from wasmwiz.http_common.app_state import AppState
 from wasmwiz.http_common.execution_form import read_execution_form
 from wasmwiz.sandbox import RunRequest
 from wasmwiz.services.api_keys import ApiKeyService
-from wasmwiz.services.container import Services
 from wasmwiz.services.principals import Scope
 
 
@@ -76,11 +76,11 @@ async def _run(
         figures[name] = median(samples)
 
     async with app.router.lifespan_context(app):
-        services: Services = app.state.services
+        state: AppState = app.state.wasmwiz
+        database, api_keys = state.database, state.api_keys
+        admission_gate, sandbox = state.executions.gate, state.executions.sandbox
         wasm = modules.hello()
-        principal = await services.api_keys.authenticate(
-            services.database, f"Bearer {account.api_key}"
-        )
+        principal = await api_keys.authenticate(database, f"Bearer {account.api_key}")
         uncached = ApiKeyService(SALT)
 
         async def read_form() -> object:
@@ -89,24 +89,22 @@ async def _run(
             )
 
         async def authenticate_db() -> object:
-            return await uncached.authenticate(services.database, f"Bearer {account.api_key}")
+            return await uncached.authenticate(database, f"Bearer {account.api_key}")
 
         async def authenticate_cached() -> object:
-            return await services.api_keys.authenticate(
-                services.database, f"Bearer {account.api_key}"
-            )
+            return await api_keys.authenticate(database, f"Bearer {account.api_key}")
 
         async def gate() -> object:
-            async with services.gate.admit(principal) as admission:
+            async with admission_gate.admit(principal) as admission:
                 return admission
 
         async def sandbox_inline() -> object:
-            return services.sandbox.run(services.sandbox.prepare(wasm), RunRequest())
+            return sandbox.run(sandbox.prepare(wasm), RunRequest())
 
         async def sandbox_worker() -> object:
-            return await services.sandbox.execute(wasm, RunRequest())
+            return await sandbox.execute(wasm, RunRequest())
 
-        result = await services.sandbox.execute(wasm, RunRequest())
+        result = await sandbox.execute(wasm, RunRequest())
 
         async def response_json() -> object:
             response = ExecutionResponse.from_result(principal.user_id, result, OutputEncoding.UTF8)

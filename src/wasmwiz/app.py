@@ -15,9 +15,12 @@ from wasmwiz.api import build_api_router
 from wasmwiz.api.docs import install_api_docs
 from wasmwiz.auth import HashScheme, PasswordHasher, Purpose, derive_key
 from wasmwiz.config import FailMode, RateLimitBackend, Settings
+from wasmwiz.http_common.app_state import AppState
 from wasmwiz.http_common.draining import DrainingMiddleware
 from wasmwiz.http_common.early_answers import EarlyAnswerMiddleware
+from wasmwiz.http_common.execution_form import ExecutionFormReader
 from wasmwiz.http_common.https_redirect import HttpsRedirectMiddleware
+from wasmwiz.http_common.lifecycle import Lifecycle, Phase
 from wasmwiz.http_common.memory_budget import MemoryBudget
 from wasmwiz.http_common.problems import JsonResponse, install_problem_handlers
 from wasmwiz.http_common.request_limits import RequestLimitsMiddleware
@@ -46,9 +49,8 @@ from wasmwiz.services.accounts import AccountService
 from wasmwiz.services.admin import AdminService
 from wasmwiz.services.api_keys import ApiKeyService
 from wasmwiz.services.compile_budgets import CompileBudgets
-from wasmwiz.services.container import Services
 from wasmwiz.services.executions import ExecutionService
-from wasmwiz.services.health import HealthService, Lifecycle, Phase
+from wasmwiz.services.health import HealthService
 from wasmwiz.services.key_cache import KeyCache
 from wasmwiz.services.login_throttle import LoginThrottle, SignupThrottle
 from wasmwiz.services.password_hashing import PasswordHashing
@@ -208,14 +210,10 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
             )
             resources.callback(hashing.close)
             await hashing.prepare()
-            services = Services(
+            state = AppState(
                 settings=settings,
                 metrics=metrics,
                 database=database,
-                sandbox=sandbox,
-                limiter=limiter,
-                gate=gate,
-                recorder=recorder,
                 executions=ExecutionService(
                     sandbox,
                     gate,
@@ -223,6 +221,9 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
                     sandbox_limits(settings),
                     metrics,
                     compile_budgets=CompileBudgets(compile_budget),
+                ),
+                execution_form=ExecutionFormReader(
+                    max_wasm_size=settings.max_wasm_size, max_input_size=settings.max_input_size
                 ),
                 api_keys=api_key_service(
                     settings,
@@ -239,7 +240,6 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
                     sandbox,
                     scratch.path,
                     limiter,
-                    lifecycle,
                     schema_problem=lambda: database_schema_problem(database),
                     cache_seconds=settings.health_cache_seconds,
                 ),
@@ -268,9 +268,9 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
                 usage_reports=UsageReportService(),
                 admin=AdminService(key_cache=key_cache),
             )
-            app.state.services = services
-            resources.callback(services.health.close)
-            metrics.watch(_metric_sources(services, lifecycle))
+            app.state.wasmwiz = state
+            resources.callback(state.health.close)
+            metrics.watch(_metric_sources(state, sandbox, recorder, lifecycle))
             if settings.metrics_port is not None:
                 resources.callback(
                     start_metrics_server(
@@ -344,8 +344,10 @@ def install_http_middleware(
     )
 
 
-def _metric_sources(services: Services, lifecycle: Lifecycle) -> Sources:
-    sandbox, recorder, pool = services.sandbox, services.recorder, services.database.engine.pool
+def _metric_sources(
+    state: AppState, sandbox: Sandbox, recorder: UsageRecorder, lifecycle: Lifecycle
+) -> Sources:
+    pool, hashing = state.database.engine.pool, state.accounts.hashing
     return Sources(
         in_flight=lambda: sandbox.stats().in_flight,
         queued=lambda: sandbox.stats().queued,
@@ -362,8 +364,8 @@ def _metric_sources(services: Services, lifecycle: Lifecycle) -> Sources:
         db_pool_checked_out=lambda: getattr(pool, "checkedout", lambda: 0)(),
         db_pool_overflow=lambda: getattr(pool, "overflow", lambda: 0)(),
         ready=lambda: 1 if lifecycle.phase is Phase.READY else 0,
-        password_hashes_running=lambda: services.accounts.hashing.running,
-        password_hashes_peak=lambda: services.accounts.hashing.peak_running,
-        password_hashes_refused=lambda: services.accounts.hashing.refused,
-        password_hashes_completed=lambda: services.accounts.hashing.completed,
+        password_hashes_running=lambda: hashing.running,
+        password_hashes_peak=lambda: hashing.peak_running,
+        password_hashes_refused=lambda: hashing.refused,
+        password_hashes_completed=lambda: hashing.completed,
     )

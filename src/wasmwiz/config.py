@@ -147,7 +147,7 @@ class Settings(BaseSettings):
     rate_limit_fail_mode: FailMode = FailMode.CLOSED
     # How stale an authenticated key may be here after a change made elsewhere (key_cache).
     api_key_cache_seconds: Annotated[float, Field(ge=0, le=30)] = 5.0
-    # How long /health and /health/ready reuse one run of their checks (services/health).
+    # How long /health and /health/ready reuse one run of their checks (services/health.py).
     health_cache_seconds: Annotated[float, Field(ge=0, le=60)] = 5.0
     # Key creation per account, over the API and the web pages (every attempt counts).
     key_creations_per_minute: Annotated[int, Field(ge=1, le=1000)] = 5

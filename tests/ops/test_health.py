@@ -246,7 +246,7 @@ def test_health_reuses_one_run_of_its_checks_for_its_cache_time(
     """Unauthenticated /health in a loop costs a lookup: the checks (the database, the
     sandbox self-test) run once per HEALTH_CACHE_SECONDS."""
     server = server_factory(health_cache_seconds=60, **WORKERS_AT_START)
-    sandbox = server.server.config.app.state.services.sandbox
+    sandbox = server.server.config.app.state.wasmwiz.executions.sandbox
     started = time.monotonic()
     first = httpx.get(f"{server.url}/health").json()
     assert first["status"] == "ok"

@@ -9,13 +9,15 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, Field
 
-from wasmwiz.api.dependencies import Administrator, ServicesDep
+from wasmwiz.api.dependencies import Administrator
 from wasmwiz.api.openapi import problem_responses
+from wasmwiz.http_common.dependencies import AdminDep
+from wasmwiz.http_common.unit_of_work import DatabaseSessionDep, UnitOfWorkRoute
 from wasmwiz.persistence.models import SubscriptionTier, User
 from wasmwiz.problem_codes import ProblemCode
 from wasmwiz.services.admin import MAX_PER_PAGE
 
-router = APIRouter(tags=["admin"])
+router = APIRouter(tags=["admin"], route_class=UnitOfWorkRoute)
 
 _ADMIN = (
     " Needs an administrator's key with the `admin` scope (403 `insufficient_scope` otherwise)."
@@ -102,9 +104,10 @@ class UserChange(BaseModel):
     description="Every tier with its limits." + _ADMIN,
     response_model=TierList,
 )
-async def list_tiers(principal: Administrator, services: ServicesDep) -> TierList:
-    async with services.database.session() as session:
-        tiers = await services.admin.list_tiers(session)
+async def list_tiers(
+    principal: Administrator, admin: AdminDep, session: DatabaseSessionDep
+) -> TierList:
+    tiers = await admin.list_tiers(session)
     return TierList(items=[TierOut.of(tier) for tier in tiers])
 
 
@@ -118,12 +121,12 @@ async def list_tiers(principal: Administrator, services: ServicesDep) -> TierLis
         ProblemCode.INVALID_TIER, ProblemCode.TIER_EXISTS, instance="/api/v1/admin/tiers"
     ),
 )
-async def create_tier(body: TierCreate, principal: Administrator, services: ServicesDep) -> TierOut:
+async def create_tier(
+    body: TierCreate, principal: Administrator, admin: AdminDep, session: DatabaseSessionDep
+) -> TierOut:
     limits = body.model_dump(exclude={"name"}, exclude_unset=True)
     limits.setdefault("max_api_keys", body.max_api_keys)
-    async with services.database.writer() as session:
-        tier = await services.admin.create_tier(session, body.name, limits)
-        await session.commit()
+    tier = await admin.create_tier(session, body.name, limits)
     return TierOut.of(tier)
 
 
@@ -138,11 +141,13 @@ async def create_tier(body: TierCreate, principal: Administrator, services: Serv
     ),
 )
 async def update_tier(
-    name: str, body: TierChange, principal: Administrator, services: ServicesDep
+    name: str,
+    body: TierChange,
+    principal: Administrator,
+    admin: AdminDep,
+    session: DatabaseSessionDep,
 ) -> TierOut:
-    async with services.database.writer() as session:
-        tier = await services.admin.update_tier(session, name, body.model_dump(exclude_unset=True))
-        await session.commit()
+    tier = await admin.update_tier(session, name, body.model_dump(exclude_unset=True))
     return TierOut.of(tier)
 
 
@@ -154,12 +159,12 @@ async def update_tier(
 )
 async def list_users(
     principal: Administrator,
-    services: ServicesDep,
+    admin: AdminDep,
+    session: DatabaseSessionDep,
     page: Annotated[int, Query(ge=1, le=100_000)] = 1,
     per_page: Annotated[int, Query(ge=1, le=MAX_PER_PAGE)] = 50,
 ) -> UserPageOut:
-    async with services.database.session() as session:
-        result = await services.admin.list_users(session, page=page, per_page=per_page)
+    result = await admin.list_users(session, page=page, per_page=per_page)
     return UserPageOut(
         items=[UserOut.of(user) for user in result.users],
         page=result.page,
@@ -182,19 +187,19 @@ async def list_users(
     ),
 )
 async def change_user(
-    user_id: uuid.UUID, body: UserChange, principal: Administrator, services: ServicesDep
+    user_id: uuid.UUID,
+    body: UserChange,
+    principal: Administrator,
+    admin: AdminDep,
+    session: DatabaseSessionDep,
 ) -> UserOut:
-    async with services.database.writer() as session:
-        user = None
-        if body.tier is not None:
-            user = await services.admin.set_tier(session, user_id, body.tier)
-        if body.active is not None:
-            user = await services.admin.set_active(
-                session, user_id, body.active, acting=principal.user_id
-            )
-        if user is None:
-            user = await services.admin.get_user(session, user_id)
-        await session.commit()
+    user = None
+    if body.tier is not None:
+        user = await admin.set_tier(session, user_id, body.tier)
+    if body.active is not None:
+        user = await admin.set_active(session, user_id, body.active, acting=principal.user_id)
+    if user is None:
+        user = await admin.get_user(session, user_id)
     return UserOut.of(user)
 
 
@@ -210,7 +215,7 @@ async def change_user(
         **problem_responses(ProblemCode.NOT_FOUND, instance="/api/v1/admin/users/{user_id}"),
     },
 )
-async def delete_user(user_id: uuid.UUID, principal: Administrator, services: ServicesDep) -> None:
-    async with services.database.writer() as session:
-        await services.admin.delete_user(session, user_id, acting=principal.user_id)
-        await session.commit()
+async def delete_user(
+    user_id: uuid.UUID, principal: Administrator, admin: AdminDep, session: DatabaseSessionDep
+) -> None:
+    await admin.delete_user(session, user_id, acting=principal.user_id)

@@ -1,4 +1,4 @@
-"""FastAPI dependencies: the app's services, and the authenticated caller with its scope.
+"""FastAPI dependencies of the API: the authenticated caller with its scope.
 
 Each API route names the scope it needs in its signature (`Executor`, `KeysWriter`,
 `UsageReader`, `Administrator`). A key without the scope gets 403 `insufficient_scope`.
@@ -12,19 +12,8 @@ from typing import Annotated
 from fastapi import Depends, Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from wasmwiz.http_common.app_state import request_services
-from wasmwiz.services.container import Services
+from wasmwiz.http_common.app_state import app_state
 from wasmwiz.services.principals import Principal, Scope
-
-
-async def services_dependency(request: Request) -> Services:
-    # async on purpose: FastAPI runs a plain-def dependency on its thread pool, a thread
-    # hop per request for one attribute read (measured: bench/, docs/performance.md).
-    return request_services(request)
-
-
-ServicesDep = Annotated[Services, Depends(services_dependency)]
-
 
 # The OpenAPI document's `apiKey` scheme, and the requirement on every route that
 # authenticates: FastAPI derives both from this dependency.
@@ -45,9 +34,9 @@ async def authenticate(
     The raw header is what is checked (`_bearer` is there for the document): a missing key,
     another scheme or a wrong key each get our own 401 with its own detail.
     """
-    services = request_services(request)
-    principal = await services.api_keys.authenticate(
-        services.database, request.headers.get("authorization")
+    state = app_state(request)
+    principal = await state.api_keys.authenticate(
+        state.database, request.headers.get("authorization")
     )
     # The access log names the key by its id, never by its value.
     request.state.key_id = str(principal.api_key_id) if principal.api_key_id else None

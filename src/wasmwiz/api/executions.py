@@ -9,8 +9,7 @@ from fastapi import APIRouter, Query, Request, Response
 from wasmwiz.api.dependencies import Executor
 from wasmwiz.api.openapi import EXECUTE_RESPONSES
 from wasmwiz.api.schemas import ExecutionResponse, OutputEncoding
-from wasmwiz.http_common.app_state import request_services
-from wasmwiz.http_common.execution_form import read_execution_form, refuse_declared_oversize
+from wasmwiz.http_common.app_state import app_state
 from wasmwiz.http_common.execution_form_model import execution_form_schema
 
 router = APIRouter(tags=["executions"])
@@ -61,14 +60,12 @@ _DESCRIPTION = (
 async def execute(
     request: Request, principal: Executor, encoding: EncodingQuery = OutputEncoding.UTF8
 ) -> Response:
-    services = request_services(request)
-    settings = services.settings
-    sizes = {"max_wasm_size": settings.max_wasm_size, "max_input_size": settings.max_input_size}
-    refuse_declared_oversize(request, **sizes)
+    state = app_state(request)
+    state.execution_form.refuse_declared_oversize(request)
     # Admission (rate, quota, a concurrency slot) before the first byte of the body is
     # read: a refused caller costs a head, not a 10 MiB buffer.
-    report = await services.executions.admit_then_execute(
-        principal, lambda: read_execution_form(request, **sizes)
+    report = await state.executions.admit_then_execute(
+        principal, lambda: state.execution_form.read(request)
     )
     answer = ExecutionResponse.from_result(report.execution_id, report.result, encoding)
     # A trailing newline, as every JSON answer has, so a shell prompt starts on its own line.

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 
-from wasmwiz.api.dependencies import ServicesDep
 from wasmwiz.api.schemas import HealthCheck, HealthResponse
+from wasmwiz.http_common.app_state import app_state
+from wasmwiz.http_common.dependencies import HealthDep, LifecycleDep
+from wasmwiz.http_common.lifecycle import Phase
 from wasmwiz.http_common.problems import JsonResponse
 from wasmwiz.services.health import CheckResult
 
@@ -21,8 +23,8 @@ router = APIRouter(tags=["health"])
     response_model=HealthResponse,
     responses={503: {"model": HealthResponse, "description": "A check failed."}},
 )
-async def health(services: ServicesDep) -> JsonResponse:
-    return _report(await services.health.run_checks())
+async def health(health: HealthDep) -> JsonResponse:
+    return _report(await health.run_checks())
 
 
 @router.get(
@@ -48,11 +50,13 @@ async def live() -> JsonResponse:
     response_model=HealthResponse,
     responses={503: {"model": HealthResponse, "description": "Not ready."}},
 )
-async def ready(request: Request) -> JsonResponse:
-    services = getattr(request.app.state, "services", None)
-    if services is None:
-        return _report([CheckResult("lifecycle", False, "starting")])
-    return _report(await services.health.readiness())
+async def ready(request: Request, lifecycle: LifecycleDep) -> JsonResponse:
+    """Every check, after the lifecycle: a starting or draining process is not ready."""
+    if lifecycle.phase is not Phase.READY:
+        return _report([CheckResult("lifecycle", False, lifecycle.phase.value)])
+    # Read once ready, not as a dependency: while starting, the state is not built yet.
+    checks = await app_state(request).health.run_checks()
+    return _report([CheckResult("lifecycle", True), *checks])
 
 
 def _report(results: list[CheckResult]) -> JsonResponse:

@@ -10,13 +10,15 @@ from fastapi import APIRouter, Query, Response
 from pydantic import AwareDatetime, BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from wasmwiz.api.dependencies import KeysWriter, ServicesDep
+from wasmwiz.api.dependencies import KeysWriter
 from wasmwiz.api.openapi import problem_responses
+from wasmwiz.http_common.dependencies import ApiKeysDep
+from wasmwiz.http_common.unit_of_work import DatabaseSessionDep, UnitOfWorkRoute
 from wasmwiz.problem_codes import ProblemCode
 from wasmwiz.services.key_listing import MAX_PER_PAGE, ListedKey, list_key_page
 from wasmwiz.services.principals import DEFAULT_KEY_SCOPES, KeyLimits, Scope, stored_scopes
 
-router = APIRouter(tags=["keys"])
+router = APIRouter(tags=["keys"], route_class=UnitOfWorkRoute)
 
 _LIMIT_DESCRIPTION = "The key's own limit, at most the account's; null: the account's alone."
 
@@ -97,14 +99,12 @@ class RevokedAll(BaseModel):
 )
 async def list_keys(
     principal: KeysWriter,
-    services: ServicesDep,
+    api_keys: ApiKeysDep,
+    session: DatabaseSessionDep,
     page: Annotated[int, Query(ge=1, le=100_000)] = 1,
     per_page: Annotated[int, Query(ge=1, le=MAX_PER_PAGE)] = 20,
 ) -> ApiKeyPage:
-    async with services.database.session() as session:
-        result = await list_key_page(
-            services.api_keys, session, principal.user_id, page=page, per_page=per_page
-        )
+    result = await list_key_page(api_keys, session, principal.user_id, page=page, per_page=per_page)
     return ApiKeyPage(
         items=[ApiKeyOut.of(listed) for listed in result.keys],
         page=result.page,
@@ -134,23 +134,25 @@ async def list_keys(
     ),
 )
 async def create_key(
-    body: ApiKeyCreate, principal: KeysWriter, services: ServicesDep, response: Response
+    body: ApiKeyCreate,
+    principal: KeysWriter,
+    api_keys: ApiKeysDep,
+    session: DatabaseSessionDep,
+    response: Response,
 ) -> ApiKeyCreated:
-    async with services.database.writer() as session:
-        created = await services.api_keys.create(
-            session,
-            principal.user_id,
-            name=body.name,
-            expires_at=body.expires_at,
-            scopes=frozenset(body.scopes),
-            limits=KeyLimits(
-                requests_per_minute=body.requests_per_minute,
-                requests_per_day=body.requests_per_day,
-                max_concurrent_executions=body.max_concurrent_executions,
-            ),
-            granting=principal.scopes,
-        )
-        await session.commit()
+    created = await api_keys.create(
+        session,
+        principal.user_id,
+        name=body.name,
+        expires_at=body.expires_at,
+        scopes=frozenset(body.scopes),
+        limits=KeyLimits(
+            requests_per_minute=body.requests_per_minute,
+            requests_per_day=body.requests_per_day,
+            max_concurrent_executions=body.max_concurrent_executions,
+        ),
+        granting=principal.scopes,
+    )
     response.headers["Cache-Control"] = "no-store"
     listed = ApiKeyOut.of(ListedKey(created.key, "active"))
     return ApiKeyCreated(**listed.model_dump(), key=created.plaintext)
@@ -165,10 +167,10 @@ async def create_key(
     "`keys:write` scope.",
     response_model=RevokedAll,
 )
-async def revoke_all_keys(principal: KeysWriter, services: ServicesDep) -> RevokedAll:
-    async with services.database.writer() as session:
-        revoked = await services.api_keys.revoke_all(session, principal.user_id)
-        await session.commit()
+async def revoke_all_keys(
+    principal: KeysWriter, api_keys: ApiKeysDep, session: DatabaseSessionDep
+) -> RevokedAll:
+    revoked = await api_keys.revoke_all(session, principal.user_id)
     return RevokedAll(revoked=revoked)
 
 
@@ -193,7 +195,7 @@ async def revoke_all_keys_by_delete() -> None:
         **problem_responses(ProblemCode.NOT_FOUND, instance="/api/v1/keys/{key_id}"),
     },
 )
-async def revoke_key(key_id: uuid.UUID, principal: KeysWriter, services: ServicesDep) -> None:
-    async with services.database.writer() as session:
-        await services.api_keys.revoke(session, key_id, user_id=principal.user_id)
-        await session.commit()
+async def revoke_key(
+    key_id: uuid.UUID, principal: KeysWriter, api_keys: ApiKeysDep, session: DatabaseSessionDep
+) -> None:
+    await api_keys.revoke(session, key_id, user_id=principal.user_id)

@@ -7,9 +7,9 @@ import hmac
 from fastapi import APIRouter, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from wasmwiz.api.dependencies import ServicesDep
 from wasmwiz.api.openapi import problem_responses
 from wasmwiz.errors import AuthenticationRequired, NotFound
+from wasmwiz.http_common.dependencies import MetricsDep, SettingsDep
 from wasmwiz.problem_codes import ProblemCode
 
 router = APIRouter(tags=["operations"])
@@ -46,8 +46,7 @@ router = APIRouter(tags=["operations"])
         ),
     },
 )
-async def metrics(request: Request, services: ServicesDep) -> Response:
-    settings = services.settings
+async def metrics(request: Request, settings: SettingsDep, metrics: MetricsDep) -> Response:
     if settings.metrics_port is not None:
         raise NotFound("Metrics are served on their own port.")
     if settings.metrics_token:
@@ -55,4 +54,4 @@ async def metrics(request: Request, services: ServicesDep) -> Response:
         # Constant-time comparison: the token must not leak through response timing.
         if not hmac.compare_digest(supplied.encode(), settings.metrics_token.encode()):
             raise AuthenticationRequired("A valid metrics token is required.")
-    return Response(generate_latest(services.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+    return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)

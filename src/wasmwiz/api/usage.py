@@ -8,10 +8,12 @@ from datetime import date, datetime
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
-from wasmwiz.api.dependencies import ServicesDep, UsageReader
+from wasmwiz.api.dependencies import UsageReader
+from wasmwiz.http_common.dependencies import UsageReportsDep
+from wasmwiz.http_common.unit_of_work import DatabaseSessionDep, UnitOfWorkRoute
 from wasmwiz.services.usage_reports import REPORT_DAYS
 
-router = APIRouter(tags=["usage"])
+router = APIRouter(tags=["usage"], route_class=UnitOfWorkRoute)
 
 
 class DayOut(BaseModel):
@@ -55,9 +57,10 @@ class UsageOut(BaseModel):
     "authenticated key's account. Needs the `usage:read` scope.",
     response_model=UsageOut,
 )
-async def usage(principal: UsageReader, services: ServicesDep) -> UsageOut:
-    async with services.database.session() as session:
-        report = await services.usage_reports.report(session, principal.user_id, principal.tier)
+async def usage(
+    principal: UsageReader, usage_reports: UsageReportsDep, session: DatabaseSessionDep
+) -> UsageOut:
+    report = await usage_reports.report(session, principal.user_id, principal.tier)
     return UsageOut(
         days=[DayOut(day=day.day, executions=day.count) for day in report.days],
         total=report.total,

@@ -19,9 +19,9 @@ from fastapi import FastAPI
 from wasmwiz.app import create_app
 from wasmwiz.cli.malloc_arenas import cap_malloc_arenas
 from wasmwiz.config import ENV_FILE, ConfigurationError, Settings, load_settings
+from wasmwiz.http_common.lifecycle import Lifecycle, Phase
 from wasmwiz.http_common.transport import BoundedHttpToolsProtocol, TransportLimits
 from wasmwiz.observability.logging import configure_logging
-from wasmwiz.services.health import Lifecycle, Phase
 
 logger = logging.getLogger(__name__)
 

@@ -1,13 +1,56 @@
-"""What an adapter reads from the app's state: one accessor for the HTTP routes and the pages."""
+"""What `create_app` built, kept on the app's state for the adapters' dependency functions.
+
+Handlers never see it whole: they name what they use (`ExecutionsDep`, `ApiKeysDep`,
+`DatabaseSessionDep`... in http_common/dependencies.py). The execute route, which skips
+FastAPI's dependency solving, reads it with `app_state(request)`.
+"""
 
 from __future__ import annotations
 
-from starlette.requests import Request
+from dataclasses import dataclass
 
-from wasmwiz.services.container import Services
+from starlette.requests import HTTPConnection
+
+from wasmwiz.config import Settings
+from wasmwiz.http_common.execution_form import ExecutionFormReader
+from wasmwiz.http_common.lifecycle import Lifecycle
+from wasmwiz.observability.metrics import Metrics
+from wasmwiz.persistence import Database
+from wasmwiz.services.accounts import AccountService
+from wasmwiz.services.admin import AdminService
+from wasmwiz.services.api_keys import ApiKeyService
+from wasmwiz.services.executions import ExecutionService
+from wasmwiz.services.health import HealthService
+from wasmwiz.services.login_throttle import LoginThrottle, SignupThrottle
+from wasmwiz.services.usage_reports import UsageReportService
+from wasmwiz.services.web_sessions import WebSessionService
 
 
-def request_services(request: Request) -> Services:
-    """The services `create_app` built and keeps on the app's state."""
-    services: Services = request.app.state.services
-    return services
+@dataclass(frozen=True, slots=True)
+class AppState:
+    """Built by the lifespan once its resources exist; `app.state.wasmwiz` while it runs."""
+
+    settings: Settings
+    metrics: Metrics
+    database: Database
+    executions: ExecutionService
+    execution_form: ExecutionFormReader
+    api_keys: ApiKeyService
+    accounts: AccountService
+    web_sessions: WebSessionService
+    login_throttle: LoginThrottle
+    signup_throttle: SignupThrottle
+    usage_reports: UsageReportService
+    admin: AdminService
+    health: HealthService
+
+
+def app_state(connection: HTTPConnection) -> AppState:
+    state: AppState = connection.app.state.wasmwiz
+    return state
+
+
+def app_lifecycle(connection: HTTPConnection) -> Lifecycle:
+    """Built with the app, before the lifespan: there from the first request on."""
+    lifecycle: Lifecycle = connection.app.state.lifecycle
+    return lifecycle

@@ -6,9 +6,9 @@ from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from wasmwiz.errors import ServiceUnavailable
+from wasmwiz.http_common.lifecycle import Lifecycle, Phase
 from wasmwiz.http_common.problems import error_response
 from wasmwiz.problem_codes import ProblemCode
-from wasmwiz.services.health import Lifecycle, Phase
 
 # Probes and scrapes keep working while draining: they are how the platform sees it.
 _ALWAYS_SERVED = frozenset({"/health", "/health/live", "/health/ready", "/metrics"})

@@ -276,3 +276,22 @@ def _program_name(filename: str | None) -> str:
         return "main.wasm"
     base = filename.replace("\\", "/").rsplit("/", 1)[-1]
     return _PROGRAM_NAME.sub("_", base)[:64] or "main.wasm"
+
+
+@dataclass(frozen=True, slots=True)
+class ExecutionFormReader:
+    """The execute form's reader under the app's size limits, built once by `create_app`:
+    the routes that take an upload hand it the request, never the limits."""
+
+    max_wasm_size: int
+    max_input_size: int
+
+    def refuse_declared_oversize(self, request: Request) -> None:
+        refuse_declared_oversize(
+            request, max_wasm_size=self.max_wasm_size, max_input_size=self.max_input_size
+        )
+
+    async def read(self, request: Request) -> ExecutionRequest:
+        return await read_execution_form(
+            request, max_wasm_size=self.max_wasm_size, max_input_size=self.max_input_size
+        )

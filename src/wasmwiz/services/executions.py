@@ -61,6 +61,19 @@ class ExecutionService:
         self._limits = limits
         self._clock = clock
 
+    @property
+    def limits(self) -> Limits:
+        """A run's limits before a caller's or tier's fuel budget."""
+        return self._limits
+
+    @property
+    def sandbox(self) -> Sandbox:
+        return self._sandbox
+
+    @property
+    def gate(self) -> AdmissionGate:
+        return self._gate
+
     def _limits_for(self, principal: Principal, request: ExecutionRequest) -> Limits:
         """The service's limits with the fuel budget: the caller's, capped by the tier's."""
         budgets = [fuel for fuel in (request.max_fuel, principal.tier.max_fuel) if fuel]

@@ -1,4 +1,4 @@
-"""Liveness, readiness and the process lifecycle (starting, ready, draining)."""
+"""The checks behind /health and /health/ready: database, schema, temp dir, sandbox, limiter."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ import os
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from enum import StrEnum
 from pathlib import Path
 
 from wasmwiz.persistence import Database
@@ -19,52 +18,6 @@ from wasmwiz.sandbox.workers import WorkerPool
 
 logger = logging.getLogger(__name__)
 _CHECK_TIMEOUT_SECONDS = 2.0
-
-
-class Phase(StrEnum):
-    STARTING = "starting"
-    READY = "ready"
-    DRAINING = "draining"
-
-
-class Lifecycle:
-    """Where the process is in its life, and how many requests it is serving.
-
-    Built before the app starts so the HTTP layer can refuse work while starting or
-    draining; the lifespan marks it ready, and a SIGTERM handler marks it draining.
-    """
-
-    def __init__(self) -> None:
-        self.phase = Phase.STARTING
-        self._in_flight = 0
-        self._idle = asyncio.Event()
-        self._idle.set()
-
-    @property
-    def in_flight(self) -> int:
-        return self._in_flight
-
-    def mark_ready(self) -> None:
-        if self.phase is Phase.STARTING:
-            self.phase = Phase.READY
-
-    def begin_draining(self) -> None:
-        if self.phase is not Phase.DRAINING:
-            logger.info("draining: %d request(s) in flight", self._in_flight)
-        self.phase = Phase.DRAINING
-
-    def request_started(self) -> None:
-        self._in_flight += 1
-        self._idle.clear()
-
-    def request_finished(self) -> None:
-        self._in_flight -= 1
-        if self._in_flight == 0:
-            self._idle.set()
-
-    async def wait_idle(self) -> None:
-        """Wait until no request is in flight (bound it with `asyncio.timeout`)."""
-        await self._idle.wait()
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,13 +42,11 @@ class HealthService:
         sandbox: Sandbox,
         temp_dir: Path,
         limiter: RateLimiter,
-        lifecycle: Lifecycle | None = None,
         *,
         schema_problem: Callable[[], Awaitable[str | None]] | None = None,
         cache_seconds: float = 5.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.lifecycle = lifecycle or Lifecycle()
         self._sandbox = sandbox
         self._cache_seconds = cache_seconds
         self._clock = clock
@@ -121,16 +72,6 @@ class HealthService:
             self._in_flight.add_done_callback(self._forget_run)
         # Shielded: one caller that goes away does not cancel the others' answer.
         return await asyncio.shield(self._in_flight)
-
-    async def readiness(self) -> list[CheckResult]:
-        """Every check, plus the lifecycle: a starting or draining process is not ready."""
-        phase = self.lifecycle.phase
-        lifecycle = CheckResult(
-            "lifecycle", phase is Phase.READY, None if phase is Phase.READY else phase.value
-        )
-        if phase is not Phase.READY:
-            return [lifecycle]
-        return [lifecycle, *await self.run_checks()]
 
     def close(self) -> None:
         if self._self_test_thread is not None:

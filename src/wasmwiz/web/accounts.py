@@ -6,20 +6,23 @@ import uuid
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Request
+from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.responses import Response
 
 from wasmwiz.auth.passwords import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH
 from wasmwiz.errors import InvalidRequest, WasmWizError
-from wasmwiz.problem_codes import ProblemCode
-from wasmwiz.services.container import Services
-from wasmwiz.web.rendering import WebRoute, redirect, render, safe_next
-from wasmwiz.web.viewer import (
-    ServicesDep,
-    Viewer,
-    ViewerDep,
-    clear_session_cookie,
-    set_session_cookie,
+from wasmwiz.http_common.dependencies import (
+    AccountsDep,
+    DatabaseDep,
+    LoginThrottleDep,
+    SignupThrottleDep,
+    WebSessionsDep,
 )
+from wasmwiz.http_common.unit_of_work import DatabaseSessionDep
+from wasmwiz.problem_codes import ProblemCode
+from wasmwiz.services.web_sessions import WebSessionService
+from wasmwiz.web.rendering import WebRoute, redirect, render, safe_next
+from wasmwiz.web.viewer import Viewer, ViewerDep, clear_session_cookie, set_session_cookie
 
 router = APIRouter(route_class=WebRoute, include_in_schema=False)
 
@@ -31,15 +34,18 @@ def _client_ip(request: Request) -> str:
 
 
 async def _signed_in(
-    request: Request, services: Services, viewer: Viewer, user_id: uuid.UUID, target: str
+    request: Request,
+    web_sessions: WebSessionService,
+    session: AsyncSession,
+    viewer: Viewer,
+    user_id: uuid.UUID,
+    target: str,
 ) -> Response:
-    async with services.database.writer() as session:
-        started = await services.web_sessions.start(session, user_id)
-        # A session from before signing in is not carried over (session fixation).
-        await services.web_sessions.end(session, viewer.session_token)
-        await session.commit()
+    started = await web_sessions.start(session, user_id)
+    # A session from before signing in is not carried over (session fixation).
+    await web_sessions.end(session, viewer.session_token)
     response = redirect(target)
-    max_age = int(services.web_sessions.lifetime.total_seconds())
+    max_age = int(web_sessions.lifetime.total_seconds())
     set_session_cookie(request, response, started.token, max_age)
     return response
 
@@ -54,10 +60,10 @@ def _refused(
 
 
 @router.get("/signup")
-async def signup_page(request: Request, viewer: ViewerDep, services: ServicesDep) -> Response:
+async def signup_page(request: Request, viewer: ViewerDep, accounts: AccountsDep) -> Response:
     if viewer.signed_in:
         return redirect("/")
-    context = {"rules": PASSWORD_RULES, "mode": services.accounts.signup_mode.value}
+    context = {"rules": PASSWORD_RULES, "mode": accounts.signup_mode.value}
     return render(request, viewer, "signup.html", context)
 
 
@@ -65,7 +71,11 @@ async def signup_page(request: Request, viewer: ViewerDep, services: ServicesDep
 async def signup(
     request: Request,
     viewer: ViewerDep,
-    services: ServicesDep,
+    accounts: AccountsDep,
+    throttle: SignupThrottleDep,
+    web_sessions: WebSessionsDep,
+    database: DatabaseDep,
+    session: DatabaseSessionDep,
     email: Annotated[str, Form(max_length=320)] = "",
     password: Annotated[str, Form(max_length=1024)] = "",
     confirm: Annotated[str, Form(max_length=1024)] = "",
@@ -73,20 +83,22 @@ async def signup(
 ) -> Response:
     try:
         # Throttled before anything else: every try costs the network its budget.
-        await services.signup_throttle.attempt(_client_ip(request))
+        await throttle.attempt(_client_ip(request))
         if password != confirm:
             raise InvalidRequest("The two passwords differ.", code=ProblemCode.PASSWORDS_DIFFER)
-        user = await services.accounts.sign_up(services.database, email, password, invite=invite)
+        # Transactions of its own around the password hash (services/accounts.py); the
+        # request's unit of work then holds only the new web session.
+        user = await accounts.sign_up(database, email, password, invite=invite)
     except WasmWizError as exc:
         context = {
             "rules": PASSWORD_RULES,
-            "mode": services.accounts.signup_mode.value,
+            "mode": accounts.signup_mode.value,
             "error": exc.message,
             "email": email,
             "invite": invite,
         }
         return _refused(request, viewer, "signup.html", context, exc)
-    return await _signed_in(request, services, viewer, user.id, "/")
+    return await _signed_in(request, web_sessions, session, viewer, user.id, "/")
 
 
 @router.get("/login")
@@ -100,25 +112,29 @@ async def login_page(request: Request, viewer: ViewerDep, next: str = "/") -> Re
 async def login(
     request: Request,
     viewer: ViewerDep,
-    services: ServicesDep,
+    accounts: AccountsDep,
+    throttle: LoginThrottleDep,
+    web_sessions: WebSessionsDep,
+    database: DatabaseDep,
+    session: DatabaseSessionDep,
     email: Annotated[str, Form(max_length=320)] = "",
     password: Annotated[str, Form(max_length=1024)] = "",
     next: Annotated[str, Form(max_length=2048)] = "/",
 ) -> Response:
     try:
-        await services.login_throttle.attempt(email, _client_ip(request))
-        user = await services.accounts.sign_in(services.database, email, password)
+        await throttle.attempt(email, _client_ip(request))
+        user = await accounts.sign_in(database, email, password)
     except WasmWizError as exc:
         context = {"error": exc.message, "email": email, "next": safe_next(next)}
         return _refused(request, viewer, "login.html", context, exc)
-    return await _signed_in(request, services, viewer, user.id, safe_next(next))
+    return await _signed_in(request, web_sessions, session, viewer, user.id, safe_next(next))
 
 
 @router.post("/logout")
-async def logout(request: Request, viewer: ViewerDep, services: ServicesDep) -> Response:
-    async with services.database.writer() as session:
-        await services.web_sessions.end(session, viewer.session_token)
-        await session.commit()
+async def logout(
+    request: Request, viewer: ViewerDep, web_sessions: WebSessionsDep, session: DatabaseSessionDep
+) -> Response:
+    await web_sessions.end(session, viewer.session_token)
     response = redirect("/login")
     clear_session_cookie(request, response)
     return response
@@ -134,7 +150,10 @@ async def account_page(request: Request, viewer: ViewerDep) -> Response:
 async def change_password(
     request: Request,
     viewer: ViewerDep,
-    services: ServicesDep,
+    accounts: AccountsDep,
+    web_sessions: WebSessionsDep,
+    database: DatabaseDep,
+    session: DatabaseSessionDep,
     current: Annotated[str, Form(max_length=1024)] = "",
     password: Annotated[str, Form(max_length=1024)] = "",
     confirm: Annotated[str, Form(max_length=1024)] = "",
@@ -144,15 +163,13 @@ async def change_password(
     try:
         if password != confirm:
             raise InvalidRequest("The two new passwords differ.", code=ProblemCode.PASSWORDS_DIFFER)
-        change = await services.accounts.check_password_change(
-            services.database, user.id, current, password
-        )
-        async with services.database.writer() as session:
-            await services.accounts.apply_password_change(session, change)
-            assert viewer.session_token is not None
-            # Whoever else knew the old password is signed out; this browser stays in.
-            await services.web_sessions.end_others(session, user.id, viewer.session_token)
-            await session.commit()
+        # Checked and hashed before the unit of work's first statement: its transaction
+        # (SQLite's write lock) is held only for the two writes below.
+        change = await accounts.check_password_change(database, user.id, current, password)
+        await accounts.apply_password_change(session, change)
+        assert viewer.session_token is not None
+        # Whoever else knew the old password is signed out; this browser stays in.
+        await web_sessions.end_others(session, user.id, viewer.session_token)
     except WasmWizError as exc:
         context["error"] = exc.message
         return _refused(request, viewer, "account.html", context, exc)

@@ -10,11 +10,13 @@ from fastapi import APIRouter, Form, Query, Request
 from starlette.responses import Response
 
 from wasmwiz.errors import InvalidRequest, PermissionDenied
+from wasmwiz.http_common.dependencies import AdminDep
+from wasmwiz.http_common.unit_of_work import DatabaseSessionDep
 from wasmwiz.persistence.models import User
 from wasmwiz.problem_codes import ProblemCode
 from wasmwiz.services.admin import tier_limit_fields
 from wasmwiz.web.rendering import WebRoute, redirect, render
-from wasmwiz.web.viewer import ServicesDep, Viewer, ViewerDep
+from wasmwiz.web.viewer import Viewer, ViewerDep
 
 router = APIRouter(route_class=WebRoute, include_in_schema=False)
 
@@ -32,13 +34,13 @@ def _require_admin(viewer: Viewer) -> User:
 async def admin_page(
     request: Request,
     viewer: ViewerDep,
-    services: ServicesDep,
+    admin_service: AdminDep,
+    session: DatabaseSessionDep,
     page: Annotated[int, Query(ge=1, le=100_000)] = 1,
 ) -> Response:
     _require_admin(viewer)
-    async with services.database.session() as session:
-        users = await services.admin.list_users(session, page=page, per_page=PER_PAGE)
-        tiers = await services.admin.list_tiers(session)
+    users = await admin_service.list_users(session, page=page, per_page=PER_PAGE)
+    tiers = await admin_service.list_tiers(session)
     context = {
         "users": users,
         "tiers": tiers,
@@ -53,13 +55,12 @@ async def change_tier(
     request: Request,
     user_id: uuid.UUID,
     viewer: ViewerDep,
-    services: ServicesDep,
+    admin_service: AdminDep,
+    session: DatabaseSessionDep,
     tier: Annotated[str, Form(max_length=32)] = "",
 ) -> Response:
     _require_admin(viewer)
-    async with services.database.writer() as session:
-        await services.admin.set_tier(session, user_id, tier)
-        await session.commit()
+    await admin_service.set_tier(session, user_id, tier)
     return redirect("/admin?done=tier")
 
 
@@ -68,49 +69,52 @@ async def change_active(
     request: Request,
     user_id: uuid.UUID,
     viewer: ViewerDep,
-    services: ServicesDep,
+    admin_service: AdminDep,
+    session: DatabaseSessionDep,
     active: Annotated[str, Form(max_length=5)] = "",
 ) -> Response:
     admin = _require_admin(viewer)
-    async with services.database.writer() as session:
-        # A deactivated user is signed out everywhere at once.
-        await services.admin.set_active(session, user_id, active == "true", acting=admin.id)
-        await session.commit()
+    # A deactivated user is signed out everywhere at once.
+    await admin_service.set_active(session, user_id, active == "true", acting=admin.id)
     return redirect("/admin?done=" + ("activated" if active == "true" else "deactivated"))
 
 
 @router.post("/admin/users/{user_id}/delete")
 async def delete_user(
-    request: Request, user_id: uuid.UUID, viewer: ViewerDep, services: ServicesDep
+    request: Request,
+    user_id: uuid.UUID,
+    viewer: ViewerDep,
+    admin_service: AdminDep,
+    session: DatabaseSessionDep,
 ) -> Response:
     admin = _require_admin(viewer)
-    async with services.database.writer() as session:
-        await services.admin.delete_user(session, user_id, acting=admin.id)
-        await session.commit()
+    await admin_service.delete_user(session, user_id, acting=admin.id)
     return redirect("/admin?done=deleted")
 
 
 @router.post("/admin/tiers")
-async def create_tier(request: Request, viewer: ViewerDep, services: ServicesDep) -> Response:
+async def create_tier(
+    request: Request, viewer: ViewerDep, admin_service: AdminDep, session: DatabaseSessionDep
+) -> Response:
     _require_admin(viewer)
     form = await request.form()
     name = form.get("name")
     limits = _tier_limits(form)
-    async with services.database.writer() as session:
-        await services.admin.create_tier(session, name if isinstance(name, str) else "", limits)
-        await session.commit()
+    await admin_service.create_tier(session, name if isinstance(name, str) else "", limits)
     return redirect("/admin?done=tier_created")
 
 
 @router.post("/admin/tiers/{name}")
 async def update_tier(
-    request: Request, name: str, viewer: ViewerDep, services: ServicesDep
+    request: Request,
+    name: str,
+    viewer: ViewerDep,
+    admin_service: AdminDep,
+    session: DatabaseSessionDep,
 ) -> Response:
     _require_admin(viewer)
     limits = _tier_limits(await request.form())
-    async with services.database.writer() as session:
-        await services.admin.update_tier(session, name, limits)
-        await session.commit()
+    await admin_service.update_tier(session, name, limits)
     return redirect("/admin?done=tier_updated")
 
 

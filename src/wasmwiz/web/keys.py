@@ -10,15 +10,18 @@ from typing import Annotated
 from urllib.parse import quote, unquote
 
 from fastapi import APIRouter, Form, Query, Request
+from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.responses import Response
 
 from wasmwiz.errors import InvalidRequest, WasmWizError
+from wasmwiz.http_common.dependencies import ApiKeysDep
+from wasmwiz.http_common.unit_of_work import DatabaseSessionDep
 from wasmwiz.problem_codes import ProblemCode
-from wasmwiz.services.container import Services
+from wasmwiz.services.api_keys import ApiKeyService
 from wasmwiz.services.key_listing import list_key_page
 from wasmwiz.services.principals import DEFAULT_KEY_SCOPES, KeyLimits, Scope, parse_scopes
 from wasmwiz.web.rendering import WebRoute, redirect, render
-from wasmwiz.web.viewer import ServicesDep, Viewer, ViewerDep, is_https
+from wasmwiz.web.viewer import Viewer, ViewerDep, is_https
 
 router = APIRouter(route_class=WebRoute, include_in_schema=False)
 
@@ -31,17 +34,15 @@ EXPIRY_CHOICES = [("", "Never"), ("7", "In 7 days"), ("30", "In 30 days"), ("90"
 async def _page(
     request: Request,
     viewer: Viewer,
-    services: Services,
+    api_keys: ApiKeyService,
+    session: AsyncSession,
     page: int,
     *,
     extra: Mapping[str, object] | None = None,
     status_code: int = 200,
 ) -> Response:
     user = viewer.require_user()
-    async with services.database.session() as session:
-        keys = await list_key_page(
-            services.api_keys, session, user.id, page=page, per_page=PER_PAGE
-        )
+    keys = await list_key_page(api_keys, session, user.id, page=page, per_page=PER_PAGE)
     choosable = [scope for scope in Scope if scope is not Scope.ADMIN or user.is_admin]
     context = {
         "keys": keys,
@@ -65,15 +66,16 @@ async def _page(
 async def keys_page(
     request: Request,
     viewer: ViewerDep,
-    services: ServicesDep,
+    api_keys: ApiKeysDep,
+    session: DatabaseSessionDep,
     page: Annotated[int, Query(ge=1, le=100_000)] = 1,
 ) -> Response:
     shown = request.cookies.get(NEW_KEY_COOKIE)
     if not shown:
-        return await _page(request, viewer, services, page)
+        return await _page(request, viewer, api_keys, session, page)
     plaintext, _, name = shown.partition(":")
     created = _ShownKey(key=_ShownName(unquote(name)), plaintext=plaintext)
-    response = await _page(request, viewer, services, 1, extra={"created": created})
+    response = await _page(request, viewer, api_keys, session, 1, extra={"created": created})
     response.delete_cookie(NEW_KEY_COOKIE, path="/api-keys")
     return response
 
@@ -82,7 +84,8 @@ async def keys_page(
 async def generate_key(
     request: Request,
     viewer: ViewerDep,
-    services: ServicesDep,
+    api_keys: ApiKeysDep,
+    session: DatabaseSessionDep,
     name: Annotated[str, Form(max_length=200)] = "",
     expires_in_days: Annotated[str, Form(max_length=8)] = "",
     scopes: Annotated[list[str] | None, Form(max_length=40)] = None,
@@ -100,17 +103,20 @@ async def generate_key(
             requests_per_day=_own_limit(requests_per_day),
             max_concurrent_executions=_own_limit(max_concurrent_executions),
         )
-        async with services.database.writer() as session:
-            created = await services.api_keys.create(
-                session, user.id, name=name, expires_at=expires_at, scopes=chosen, limits=limits
-            )
-            await session.commit()
+        created = await api_keys.create(
+            session, user.id, name=name, expires_at=expires_at, scopes=chosen, limits=limits
+        )
     except WasmWizError as exc:
+        # The refused transaction ends here: the page lists the keys in a new one, and
+        # the route rolls that back too (the page's status is the refusal's).
+        await session.rollback()
         extra = {"error": exc.message, "name": name}
-        return await _page(request, viewer, services, 1, extra=extra, status_code=exc.status_code)
+        return await _page(
+            request, viewer, api_keys, session, 1, extra=extra, status_code=exc.status_code
+        )
     if "text/html" not in request.headers.get("accept", ""):
         # A script's form post: the page is the response itself, as it always was.
-        return await _page(request, viewer, services, 1, extra={"created": created})
+        return await _page(request, viewer, api_keys, session, 1, extra={"created": created})
     # A browser gets post/redirect/get, so a reload cannot create a second key. The key
     # rides to the one GET that shows it in a cookie for that page only: HttpOnly,
     # short-lived, deleted by that GET. The server still keeps only its hash.
@@ -141,22 +147,24 @@ class _ShownKey:
 
 @router.post("/api-keys/{key_id}/revoke")
 async def revoke_key(
-    request: Request, key_id: uuid.UUID, viewer: ViewerDep, services: ServicesDep
+    request: Request,
+    key_id: uuid.UUID,
+    viewer: ViewerDep,
+    api_keys: ApiKeysDep,
+    session: DatabaseSessionDep,
 ) -> Response:
     user = viewer.require_user()
-    async with services.database.writer() as session:
-        revoked = await services.api_keys.revoke(session, key_id, user_id=user.id)
-        await session.commit()
+    revoked = await api_keys.revoke(session, key_id, user_id=user.id)
     # A second click (or a stale tab) on a revoked key says so instead of "revoked".
     return redirect("/api-keys?revoked=" + ("1" if revoked else "already"))
 
 
 @router.post("/api-keys/revoke-all")
-async def revoke_all_keys(request: Request, viewer: ViewerDep, services: ServicesDep) -> Response:
+async def revoke_all_keys(
+    request: Request, viewer: ViewerDep, api_keys: ApiKeysDep, session: DatabaseSessionDep
+) -> Response:
     user = viewer.require_user()
-    async with services.database.writer() as session:
-        await services.api_keys.revoke_all(session, user.id)
-        await session.commit()
+    await api_keys.revoke_all(session, user.id)
     return redirect("/api-keys?revoked=all")
 
 

@@ -9,10 +9,10 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from starlette.responses import Response
 
 from wasmwiz.errors import NotFound
-from wasmwiz.http_common.execution_form import read_execution_form, refuse_declared_oversize
+from wasmwiz.http_common.dependencies import ExecutionFormDep, ExecutionsDep
 from wasmwiz.sandbox import RunResult, load_example
 from wasmwiz.web.rendering import WebRoute, render
-from wasmwiz.web.viewer import ServicesDep, ViewerDep
+from wasmwiz.web.viewer import ViewerDep
 
 router = APIRouter(route_class=WebRoute, include_in_schema=False)
 
@@ -24,17 +24,19 @@ EXAMPLES = [
 
 
 @router.get("/")
-async def playground(request: Request, viewer: ViewerDep, services: ServicesDep) -> Response:
+async def playground(
+    request: Request, viewer: ViewerDep, form: ExecutionFormDep, executions: ExecutionsDep
+) -> Response:
     viewer.require_user()
-    settings = services.settings
+    limits = executions.limits
     context = {
         "examples": EXAMPLES,
         "limits": {
-            "max_wasm_size": settings.max_wasm_size,
-            "max_input_size": settings.max_input_size,
-            "max_output_size": settings.max_output_size,
-            "timeout": settings.execution_timeout,
-            "memory": settings.memory_limit,
+            "max_wasm_size": form.max_wasm_size,
+            "max_input_size": form.max_input_size,
+            "max_output_size": limits.max_output_bytes,
+            "timeout": limits.timeout_seconds,
+            "memory": limits.memory_bytes,
         },
     }
     return render(request, viewer, "playground.html", context)
@@ -50,16 +52,14 @@ async def example_source(name: str) -> PlainTextResponse:
 
 
 @router.post("/upload")
-async def upload(request: Request, viewer: ViewerDep, services: ServicesDep) -> JSONResponse:
+async def upload(
+    request: Request, viewer: ViewerDep, form: ExecutionFormDep, executions: ExecutionsDep
+) -> JSONResponse:
     """Run a module for the signed-in user; counts against their tier like an API call."""
     principal = viewer.principal()
-    settings = services.settings
-    sizes = {"max_wasm_size": settings.max_wasm_size, "max_input_size": settings.max_input_size}
-    refuse_declared_oversize(request, **sizes)
+    form.refuse_declared_oversize(request)
     # As the API's execute: admitted (rate, quota, a slot) before the body is read.
-    report = await services.executions.admit_then_execute(
-        principal, lambda: read_execution_form(request, **sizes)
-    )
+    report = await executions.admit_then_execute(principal, lambda: form.read(request))
     body = {"execution_id": str(report.execution_id), **run_summary(report.result)}
     return JSONResponse(body, headers=report.admission.headers)
 

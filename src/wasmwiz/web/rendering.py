@@ -11,12 +11,12 @@ from typing import Any
 from urllib.parse import quote
 
 from fastapi import Request
-from fastapi.routing import APIRoute
 from fastapi.templating import Jinja2Templates
 from starlette.responses import RedirectResponse, Response
 
 from wasmwiz.errors import AuthenticationRequired, WasmWizError
 from wasmwiz.http_common.problems import error_response
+from wasmwiz.http_common.unit_of_work import UnitOfWorkRoute
 from wasmwiz.web.viewer import LoginRequired, Viewer, get_viewer, set_presession_cookie
 
 logger = logging.getLogger(__name__)
@@ -74,8 +74,9 @@ def safe_next(target: str | None) -> str:
     return "/"
 
 
-class WebRoute(APIRoute):
-    """Routes of the HTML pages: a refusal becomes a page (or JSON for the page's scripts)."""
+class WebRoute(UnitOfWorkRoute):
+    """Routes of the HTML pages: a refusal becomes a page (or JSON for the page's scripts),
+    after the unit of work has rolled back."""
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()

@@ -11,11 +11,11 @@ from starlette.responses import Response
 
 from wasmwiz.auth import check_csrf_token, csrf_token, generate_session_token
 from wasmwiz.errors import PermissionDenied
-from wasmwiz.http_common.app_state import request_services
+from wasmwiz.http_common.app_state import app_state
+from wasmwiz.http_common.unit_of_work import UNSAFE_METHODS
 from wasmwiz.persistence.models import User
 from wasmwiz.problem_codes import ProblemCode
 from wasmwiz.services.api_keys import tier_limits
-from wasmwiz.services.container import Services
 from wasmwiz.services.principals import Principal
 
 SESSION_COOKIE = "wasmwiz_session"
@@ -58,16 +58,17 @@ class Viewer:
         )
 
 
-ServicesDep = Annotated[Services, Depends(request_services)]
-
-
 async def get_viewer(request: Request) -> Viewer:
-    services = request_services(request)
+    state = app_state(request)
     token = request.cookies.get(SESSION_COOKIE)
     user = None
     if token:
-        async with services.database.session() as session:
-            user = await services.web_sessions.resolve(session, token)
+        # A read of its own, not the request's unit of work: error pages resolve the
+        # viewer outside any route, and in a POST's unit of work (a writer) this read
+        # would take SQLite's write lock before the handler's password hashing, and
+        # begin the transaction a key's creation limit must be spent before.
+        async with state.database.session() as session:
+            user = await state.web_sessions.resolve(session, token)
     presession = request.cookies.get(PRESESSION_COOKIE, "")
     new_presession = not presession
     if new_presession:
@@ -78,25 +79,21 @@ async def get_viewer(request: Request) -> Viewer:
         session_token=token if user is not None else None,
         presession=presession,
         new_presession=new_presession,
-        csrf=csrf_token(basis, services.settings.secret_key),
+        csrf=csrf_token(basis, state.settings.secret_key),
     )
 
 
 ViewerDep = Annotated[Viewer, Depends(get_viewer)]
 
 
-# The methods that change state: a page route answering one of them needs the CSRF token.
-UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
-
-
-async def enforce_csrf(request: Request, viewer: ViewerDep, services: ServicesDep) -> None:
+async def enforce_csrf(request: Request, viewer: ViewerDep) -> None:
     """Every page route's dependency (`install_web` adds it to each router): a request with
     an unsafe method is refused unless its CSRF token is right, before the route runs. In
     one place, so a new route cannot forget it."""
     if request.method not in UNSAFE_METHODS:
         return
     try:
-        await _check_csrf(request, viewer, services)
+        await _check_csrf(request, viewer, app_state(request).settings.secret_key)
     except PermissionDenied:
         if request.cookies.get(SESSION_COOKIE) and viewer.user is None:
             # The page's token was made for a session that has since ended: what the
@@ -105,7 +102,7 @@ async def enforce_csrf(request: Request, viewer: ViewerDep, services: ServicesDe
         raise
 
 
-async def _check_csrf(request: Request, viewer: Viewer, services: Services) -> None:
+async def _check_csrf(request: Request, viewer: Viewer, secret_key: str) -> None:
     """Refuse a state-changing request whose CSRF token (form field or header) is wrong."""
     candidate = request.headers.get(CSRF_HEADER)
     if candidate is None and request.headers.get("content-type", "").startswith(
@@ -115,7 +112,7 @@ async def _check_csrf(request: Request, viewer: Viewer, services: Services) -> N
         value = form.get(CSRF_FIELD)
         candidate = value if isinstance(value, str) else None
     basis = viewer.session_token or viewer.presession
-    if not check_csrf_token(basis, candidate, services.settings.secret_key):
+    if not check_csrf_token(basis, candidate, secret_key):
         security_log.warning(
             "CSRF check failed",
             extra={
