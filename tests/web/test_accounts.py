@@ -76,7 +76,7 @@ async def test_signing_up_again_with_the_password_signs_in(
 ) -> None:
     email = new_email()
     await sign_up(browser, email)
-    async with httpx.AsyncClient(base_url=live_server.url) as other:
+    async with httpx.AsyncClient(base_url=live_server.url, timeout=30) as other:
         await sign_up(other, email)  # 303 to /, as for a new account
         assert email in (await other.get("/")).text
 
@@ -86,7 +86,7 @@ async def test_a_taken_email_is_refused_without_saying_so(
 ) -> None:
     email = new_email()
     await sign_up(browser, email)
-    async with httpx.AsyncClient(base_url=live_server.url) as other:
+    async with httpx.AsyncClient(base_url=live_server.url, timeout=30) as other:
         token = csrf_from((await other.get("/signup")).text)
         other_password = "someone else's passphrase"
         response = await other.post(
@@ -155,7 +155,7 @@ async def test_changing_the_password_signs_out_other_browsers(
 ) -> None:
     email = new_email()
     await sign_up(browser, email)
-    async with httpx.AsyncClient(base_url=live_server.url) as other:
+    async with httpx.AsyncClient(base_url=live_server.url, timeout=30) as other:
         assert (await log_in(other, email)).status_code == 303
         token = await page_csrf(browser, "/account")
         new_password = "an even longer passphrase"
@@ -224,7 +224,7 @@ async def test_a_token_from_another_browser_is_refused(
     browser: httpx.AsyncClient, live_server: LiveServer
 ) -> None:
     await sign_up(browser, new_email())
-    async with httpx.AsyncClient(base_url=live_server.url) as attacker:
+    async with httpx.AsyncClient(base_url=live_server.url, timeout=30) as attacker:
         await sign_up(attacker, new_email())
         attackers_token = await page_csrf(attacker)
     response = await browser.post(
@@ -235,7 +235,7 @@ async def test_a_token_from_another_browser_is_refused(
 
 async def test_sign_in_is_throttled_per_account(server_factory: ServerFactory) -> None:
     server = server_factory(login_attempts_per_minute=3, login_attempts_per_ip_per_minute=100)
-    async with httpx.AsyncClient(base_url=server.url) as http:
+    async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
         email = new_email()
         await sign_up(http, email)
         await http.post("/logout", data={"csrf_token": await page_csrf(http)})
@@ -254,7 +254,7 @@ async def test_sign_in_is_throttled_per_account(server_factory: ServerFactory) -
 
 async def test_sign_in_is_throttled_per_address(server_factory: ServerFactory) -> None:
     server = server_factory(login_attempts_per_minute=100, login_attempts_per_ip_per_minute=4)
-    async with httpx.AsyncClient(base_url=server.url) as http:
+    async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
         statuses = [
             (await log_in(http, new_email(), "guess password")).status_code for _ in range(5)
         ]

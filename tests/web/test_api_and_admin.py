@@ -215,8 +215,8 @@ async def test_admin_changes_tiers_and_deactivates_users(
 ) -> None:
     server = server_factory()
     async with (
-        httpx.AsyncClient(base_url=server.url) as admin,
-        httpx.AsyncClient(base_url=server.url) as user,
+        httpx.AsyncClient(base_url=server.url, timeout=30) as admin,
+        httpx.AsyncClient(base_url=server.url, timeout=30) as user,
     ):
         admin_email, user_email = new_email(), new_email()
         await sign_up(admin, admin_email)
@@ -363,8 +363,8 @@ async def test_admin_page_creates_and_edits_tiers_and_deletes_users(
 ) -> None:
     server = server_factory()
     async with (
-        httpx.AsyncClient(base_url=server.url) as admin,
-        httpx.AsyncClient(base_url=server.url) as user,
+        httpx.AsyncClient(base_url=server.url, timeout=30) as admin,
+        httpx.AsyncClient(base_url=server.url, timeout=30) as user,
     ):
         admin_email, user_email = new_email(), new_email()
         await sign_up(admin, admin_email)

@@ -31,7 +31,7 @@ pytestmark = pytest.mark.anyio
 async def test_a_browser_gets_an_error_page_and_a_script_gets_problem_json(
     live_server: LiveServer, path: str, status: int, sentence: str
 ) -> None:
-    async with httpx.AsyncClient(base_url=live_server.url) as http:
+    async with httpx.AsyncClient(base_url=live_server.url, timeout=30) as http:
         page = await http.get(path, headers=BROWSER)
         assert page.status_code == status
         assert page.headers["content-type"].startswith("text/html")
@@ -46,7 +46,7 @@ async def test_a_browser_gets_an_error_page_and_a_script_gets_problem_json(
 
 
 async def test_there_is_a_favicon(live_server: LiveServer) -> None:
-    async with httpx.AsyncClient(base_url=live_server.url) as http:
+    async with httpx.AsyncClient(base_url=live_server.url, timeout=30) as http:
         icon = await http.get("/favicon.ico")
         assert icon.status_code == 200
         assert icon.headers["content-type"].startswith("image/svg+xml")
@@ -57,7 +57,7 @@ async def test_there_is_a_favicon(live_server: LiveServer) -> None:
 async def test_json_answers_end_with_a_newline(
     live_server: LiveServer, account_headers: dict[str, str]
 ) -> None:
-    async with httpx.AsyncClient(base_url=live_server.url) as http:
+    async with httpx.AsyncClient(base_url=live_server.url, timeout=30) as http:
         refused = await http.post("/api/v1/execute", files={"wasm": ("m.wat", wat.HELLO.encode())})
         assert refused.status_code == 401
         assert refused.content.endswith(b"}\n")
@@ -103,7 +103,7 @@ async def test_a_reload_after_creating_a_key_creates_no_second_key(
 
 
 async def test_the_pages_and_the_api_docs_link_to_each_other(live_server: LiveServer) -> None:
-    async with httpx.AsyncClient(base_url=live_server.url) as http:
+    async with httpx.AsyncClient(base_url=live_server.url, timeout=30) as http:
         assert 'href="/docs"' in (await http.get("/login", headers=BROWSER)).text
         for path in ("/docs", "/redoc"):
             docs = (await http.get(path)).text
@@ -119,7 +119,7 @@ async def test_the_error_guide_s_example_is_what_the_server_sends(
     module = (
         '(module (import "env" "foo" (func)) (memory (export "memory") 1) (func (export "_start")))'
     )
-    async with httpx.AsyncClient(base_url=live_server.url) as http:
+    async with httpx.AsyncClient(base_url=live_server.url, timeout=30) as http:
         refused = await http.post(
             "/api/v1/execute", headers=account_headers, files={"wasm": ("m.wat", module)}
         )

@@ -41,7 +41,7 @@ def hashes_done(url: str) -> float:
 
 async def test_closed_sign_up_refuses_everyone(server_factory: ServerFactory) -> None:
     server = server_factory(signup_mode="closed")
-    async with httpx.AsyncClient(base_url=server.url) as http:
+    async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
         page = await http.get("/signup")
         assert page.status_code == 200
         assert "Sign-up is closed" in page.text
@@ -76,7 +76,7 @@ async def test_invite_codes_sign_up_once_each(
     assert len(codes) == 2
 
     server = server_factory(signup_mode="invite", signup_per_network_per_minute=20)
-    async with httpx.AsyncClient(base_url=server.url) as http:
+    async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
         page = await http.get("/signup")
         assert 'name="invite"' in page.text
         for invite in (None, "", "wwi_not-a-code"):
@@ -84,7 +84,7 @@ async def test_invite_codes_sign_up_once_each(
             assert refused.status_code == 400
             assert "This invite code is not valid" in refused.text
         assert (await post_signup(http, new_email(), invite=codes[0])).status_code == 303
-    async with httpx.AsyncClient(base_url=server.url) as http:
+    async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
         reused = await post_signup(http, new_email(), invite=codes[0])
         assert reused.status_code == 400
         assert "has been used" in reused.text
@@ -106,7 +106,7 @@ async def test_an_expired_invite_is_refused(
     finally:
         await database.dispose()
     server = server_factory(signup_mode="invite")
-    async with httpx.AsyncClient(base_url=server.url) as http:
+    async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
         response = await post_signup(http, new_email(), invite=code)
     assert response.status_code == 400
     assert "has expired" in response.text
@@ -123,10 +123,10 @@ async def test_sign_in_answers_the_same_for_unknown_and_known_emails(
 ) -> None:
     server = server_factory()
     known, unknown = new_email(), new_email()
-    async with httpx.AsyncClient(base_url=server.url) as http:
+    async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
         await sign_up(http, known)
         await http.post("/logout", data={"csrf_token": await page_csrf(http)})
-    async with httpx.AsyncClient(base_url=server.url) as http:
+    async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
         before = hashes_done(server.url)
         wrong = await log_in(http, known, "not the password at all")
         after_wrong = hashes_done(server.url)
@@ -144,7 +144,7 @@ async def test_sign_up_refusals_answer_the_same_for_unknown_and_known_emails(
 ) -> None:
     server = server_factory(signup_mode="invite")
     known, unknown = new_email(), new_email()
-    async with httpx.AsyncClient(base_url=server.url) as http:
+    async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
         # Without a valid invite, nothing about accounts is looked at.
         for password in (PASSWORD, "short"):
             answers = [
@@ -160,9 +160,9 @@ async def test_a_taken_email_costs_the_same_hashing_as_a_new_account(
 ) -> None:
     server = server_factory()
     email = new_email()
-    async with httpx.AsyncClient(base_url=server.url) as http:
+    async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
         await sign_up(http, email)
-    async with httpx.AsyncClient(base_url=server.url) as http:
+    async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
         before = hashes_done(server.url)
         taken = await post_signup(http, email, "a different passphrase")
         after_taken = hashes_done(server.url)
