@@ -179,7 +179,9 @@ def _cpu_seconds(worker: _Worker) -> float:
 
 
 class CompilePool:
-    """`limits.workers` worker processes, started on first use, each doing one job at a time.
+    """`limits.workers` worker processes, each doing one job at a time: all started by
+    `prestart` (the app does so unless COMPILE_WORKERS_AT_START is false), or each on the
+    first compile that finds no idle one.
 
     `command` runs the worker (the interpreter and module by default); a test may put a
     wrapper in front of the real worker, which receives `rules` as its last argument.
