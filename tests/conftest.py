@@ -39,6 +39,8 @@ def pytest_configure(config: pytest.Config) -> None:
 # Tests that measure what a request costs the server (CPU, peak memory, another client's
 # latency) or pace themselves against a benchmark: `make test` runs them in a pass of
 # their own, before the rest run on several processes, so no other test's load is counted.
+# A module there that measures nothing (it checks outcomes) says so with the `parallel`
+# marker, and runs with the rest, under coverage.
 _SERIAL_DIRECTORIES = ("security", "perf_behaviour")
 
 
@@ -48,7 +50,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         relative = (
             item.path.relative_to(tests_root) if item.path.is_relative_to(tests_root) else None
         )
-        if relative is not None and relative.parts[0] in _SERIAL_DIRECTORIES:
+        in_serial_directory = relative is not None and relative.parts[0] in _SERIAL_DIRECTORIES
+        if in_serial_directory and item.get_closest_marker("parallel") is None:
             item.add_marker(pytest.mark.serial)
 
 

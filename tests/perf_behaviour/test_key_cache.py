@@ -22,6 +22,9 @@ from wasmwiz.services.api_keys import ApiKeyService
 from wasmwiz.services.key_cache import KeyCache
 from wasmwiz.services.principals import Principal, TierLimits
 
+# Counts queries, not time: with the parallel pass, under coverage.
+pytestmark = pytest.mark.parallel
+
 TTL = 5.0
 NOW = datetime(2030, 1, 1, tzinfo=UTC)
 

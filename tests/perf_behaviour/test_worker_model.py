@@ -18,6 +18,9 @@ from wasmwiz.cli.main import main
 from wasmwiz.config import ConfigurationError, load_settings
 from wasmwiz.sandbox.workers import MAX_CAPACITY, WorkerPool
 
+# Shared limits counted exactly, nothing timed: with the parallel pass, under coverage.
+pytestmark = pytest.mark.parallel
+
 REDIS_URL = os.environ.get("WASMWIZ_TEST_REDIS_URL")
 
 

@@ -18,6 +18,9 @@ from tests.security import guests
 from tests.security.checks import execute, ran, refused
 from tests.security.conftest import new_accounts, start_security_server
 
+# Outcomes and refusal codes, nothing measured: with the parallel pass, under coverage.
+pytestmark = pytest.mark.parallel
+
 ERRNO_BADF = 8
 ERRNO_FAULT = 21
 ERRNO_NOTSOCK = 57

@@ -13,6 +13,9 @@ from tests.security import guests
 from tests.security.checks import execute, ran, refused
 from tests.security.conftest import new_accounts, start_security_server
 
+# Outcomes, nothing measured: with the parallel pass, under coverage.
+pytestmark = pytest.mark.parallel
+
 
 @pytest.mark.parametrize(
     ("field", "value", "code"),
