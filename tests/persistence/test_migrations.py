@@ -38,6 +38,9 @@ TABLES = {
     "usage_logs",
     "web_sessions",
     "signup_invites",
+    "wasm_blobs",
+    "wasm_modules",
+    "wasm_module_names",
 }
 SEEDED_TIERS = [("free", 10, 500, 2), ("basic", 100, 10_000, 10), ("pro", 500, 50_000, 50)]
 

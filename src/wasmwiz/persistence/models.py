@@ -1,4 +1,4 @@
-"""The ORM models: subscription tiers, users, API keys and the usage log."""
+"""The ORM models: subscription tiers, users, API keys, the usage log and stored modules."""
 
 from __future__ import annotations
 
@@ -13,10 +13,12 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     SmallInteger,
     String,
     Text,
+    UniqueConstraint,
     Uuid,
     false,
     func,
@@ -33,6 +35,9 @@ __all__ = [
     "SubscriptionTier",
     "UsageLog",
     "User",
+    "WasmBlob",
+    "WasmModule",
+    "WasmModuleName",
     "WebSession",
 ]
 
@@ -71,6 +76,11 @@ class SubscriptionTier(Base):
         CheckConstraint(
             "compile_seconds_per_minute >= 1", name="compile_seconds_per_minute_positive"
         ),
+        # Migration 0008: the storage quota for stored modules (0: none may be stored).
+        CheckConstraint("max_stored_modules >= 0", name="max_stored_modules_not_negative"),
+        CheckConstraint(
+            "max_stored_module_bytes >= 0", name="max_stored_module_bytes_not_negative"
+        ),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -81,6 +91,8 @@ class SubscriptionTier(Base):
     max_fuel: Mapped[int | None] = mapped_column(BigInteger)
     max_api_keys: Mapped[int] = mapped_column(Integer, server_default="5")
     compile_seconds_per_minute: Mapped[int] = mapped_column(Integer, server_default="60")
+    max_stored_modules: Mapped[int] = mapped_column(Integer, server_default="100")
+    max_stored_module_bytes: Mapped[int] = mapped_column(BigInteger, server_default="524288000")
     created_at: Mapped[datetime] = _created_at()
     updated_at: Mapped[datetime] = mapped_column(
         UTCDateTime(), default=utcnow, onupdate=utcnow, server_default=func.now()
@@ -224,3 +236,60 @@ class SignupInvite(Base):
 
     def __repr__(self) -> str:
         return f"SignupInvite(used_at={self.used_at!r})"
+
+
+class WasmBlob(Base):
+    """A stored module's bytes, once however many accounts stored them."""
+
+    __tablename__ = "wasm_blobs"
+
+    sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    size: Mapped[int] = mapped_column(Integer)
+    content: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = _created_at()
+
+    def __repr__(self) -> str:
+        return f"WasmBlob(sha256={self.sha256!r}, size={self.size!r})"
+
+
+class WasmModule(Base):
+    """An account's stored module: which bytes, and what compiling them found."""
+
+    __tablename__ = "wasm_modules"
+    __table_args__ = (
+        UniqueConstraint("user_id", "sha256"),
+        Index(None, "user_id", "created_at"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    sha256: Mapped[str] = mapped_column(ForeignKey("wasm_blobs.sha256"), index=True)
+    size: Mapped[int] = mapped_column(Integer)
+    # JSON lists ({"module", "name", "kind"} and {"name", "kind"}), as the API shows them.
+    imports: Mapped[str] = mapped_column(Text)
+    exports: Mapped[str] = mapped_column(Text)
+    is_command: Mapped[bool] = mapped_column(Boolean)
+    created_at: Mapped[datetime] = _created_at()
+
+    def __repr__(self) -> str:
+        return f"WasmModule(user_id={self.user_id!r}, sha256={self.sha256!r})"
+
+
+class WasmModuleName(Base):
+    """A name an account points at one of its modules, and may move (like a registry tag)."""
+
+    __tablename__ = "wasm_module_names"
+
+    user_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    module_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("wasm_modules.id", ondelete="CASCADE"), index=True
+    )
+    updated_at: Mapped[datetime] = mapped_column(
+        UTCDateTime(), default=utcnow, onupdate=utcnow, server_default=func.now()
+    )
+
+    def __repr__(self) -> str:
+        return f"WasmModuleName(name={self.name!r}, module_id={self.module_id!r})"

@@ -23,6 +23,7 @@ from wasmwiz.persistence.models import SubscriptionTier, User
 from wasmwiz.persistence.repositories import api_keys as key_repository
 from wasmwiz.persistence.repositories import tiers as tier_repository
 from wasmwiz.persistence.repositories import users as user_repository
+from wasmwiz.persistence.repositories import wasm_modules as module_repository
 from wasmwiz.persistence.repositories import web_sessions as session_repository
 from wasmwiz.problem_codes import ProblemCode
 from wasmwiz.services.key_cache import KeyCache
@@ -172,7 +173,8 @@ class AdminService:
     async def delete_user(
         self, session: AsyncSession, user_id: uuid.UUID, *, acting: uuid.UUID | None = None
     ) -> User:
-        """Delete an account: its keys revoked, its sessions ended, the row anonymised.
+        """Delete an account: its keys revoked, its sessions ended, its stored modules
+        deleted (and their bytes, unless another account stored them), the row anonymised.
 
         The row itself stays (deleted_at set, email replaced, no password, inactive) so
         its usage records keep their user for billing; `wasmwiz usage prune` deletes them
@@ -186,6 +188,7 @@ class AdminService:
         now = self._clock()
         await key_repository.revoke_all(session, user.id, now=now)
         await session_repository.delete_for_user(session, user.id)
+        await module_repository.delete_all_for_user(session, user.id)
         await user_repository.soft_delete(session, user.id, email=deleted_email(user.id), now=now)
         return await self._changed(session, user.id)
 

@@ -1,0 +1,194 @@
+"""Queries on stored modules: their bytes (once per digest), who owns them, their names."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Collection
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import delete, exists, func, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from wasmwiz.persistence.models import Base, WasmBlob, WasmModule, WasmModuleName
+from wasmwiz.persistence.repositories._rows import rowcount
+from wasmwiz.persistence.types import utcnow
+
+__all__ = [
+    "StorageUsed",
+    "add",
+    "content",
+    "delete_all_for_user",
+    "delete_owned",
+    "find_by_name",
+    "find_owned",
+    "list_owned",
+    "names_by_module",
+    "set_name",
+    "storage_used",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class StorageUsed:
+    modules: int
+    bytes: int
+
+
+def _insert(session: AsyncSession) -> Callable[[type[Base]], postgresql.Insert | sqlite.Insert]:
+    """The dialect's INSERT, which can skip or update a row whose key exists (ON CONFLICT)."""
+    dialect = session.get_bind().dialect.name
+    return postgresql.insert if dialect == "postgresql" else sqlite.insert
+
+
+async def add(
+    session: AsyncSession,
+    *,
+    user_id: uuid.UUID,
+    sha256: str,
+    data: bytes,
+    imports: str,
+    exports: str,
+    is_command: bool,
+) -> WasmModule:
+    """Store `data` for the account (its bytes once, whoever else stored them) and return
+    the account's row for it: the existing one if the account stored these bytes before.
+    Concurrent stores of the same bytes, by one account or several, leave one of each row.
+    """
+    insert = _insert(session)
+    await session.execute(
+        insert(WasmBlob)
+        .values(sha256=sha256, size=len(data), content=data, created_at=utcnow())
+        .on_conflict_do_nothing(index_elements=[WasmBlob.sha256])
+    )
+    await session.execute(
+        insert(WasmModule)
+        .values(
+            id=uuid.uuid4(),
+            user_id=user_id,
+            sha256=sha256,
+            size=len(data),
+            imports=imports,
+            exports=exports,
+            is_command=is_command,
+            created_at=utcnow(),
+        )
+        .on_conflict_do_nothing(index_elements=[WasmModule.user_id, WasmModule.sha256])
+    )
+    stored = await find_owned(session, user_id, sha256)
+    assert stored is not None  # inserted above, or there already
+    return stored
+
+
+async def find_owned(session: AsyncSession, user_id: uuid.UUID, sha256: str) -> WasmModule | None:
+    """The account's module with these bytes; None if the account has none (whoever else may)."""
+    return await session.scalar(
+        select(WasmModule).where(WasmModule.user_id == user_id, WasmModule.sha256 == sha256)
+    )
+
+
+async def find_by_name(session: AsyncSession, user_id: uuid.UUID, name: str) -> WasmModule | None:
+    return await session.scalar(
+        select(WasmModule)
+        .join(WasmModuleName, WasmModuleName.module_id == WasmModule.id)
+        .where(WasmModuleName.user_id == user_id, WasmModuleName.name == name)
+    )
+
+
+async def list_owned(
+    session: AsyncSession,
+    user_id: uuid.UUID,
+    *,
+    limit: int,
+    before: tuple[datetime, uuid.UUID] | None = None,
+) -> list[WasmModule]:
+    """The account's modules, newest first; `before` is the (created_at, id) of the last
+    one of the previous page (a keyset cursor: stable while modules come and go)."""
+    statement = select(WasmModule).where(WasmModule.user_id == user_id)
+    if before is not None:
+        created_at, module_id = before
+        statement = statement.where(
+            (WasmModule.created_at < created_at)
+            | ((WasmModule.created_at == created_at) & (WasmModule.id < module_id))
+        )
+    statement = statement.order_by(WasmModule.created_at.desc(), WasmModule.id.desc())
+    return list(await session.scalars(statement.limit(limit)))
+
+
+async def names_by_module(
+    session: AsyncSession, module_ids: Collection[uuid.UUID]
+) -> dict[uuid.UUID, list[str]]:
+    """Each module's names, sorted."""
+    if not module_ids:
+        return {}
+    rows = await session.execute(
+        select(WasmModuleName.module_id, WasmModuleName.name)
+        .where(WasmModuleName.module_id.in_(list(module_ids)))
+        .order_by(WasmModuleName.name)
+    )
+    names: dict[uuid.UUID, list[str]] = {}
+    for module_id, name in rows:
+        names.setdefault(module_id, []).append(name)
+    return names
+
+
+async def storage_used(session: AsyncSession, user_id: uuid.UUID) -> StorageUsed:
+    row = (
+        await session.execute(
+            select(func.count(), func.coalesce(func.sum(WasmModule.size), 0)).where(
+                WasmModule.user_id == user_id
+            )
+        )
+    ).one()
+    return StorageUsed(modules=int(row[0]), bytes=int(row[1]))
+
+
+async def content(session: AsyncSession, sha256: str) -> bytes | None:
+    """The stored bytes with this digest (callers resolve ownership first)."""
+    return await session.scalar(select(WasmBlob.content).where(WasmBlob.sha256 == sha256))
+
+
+async def set_name(
+    session: AsyncSession, user_id: uuid.UUID, name: str, module_id: uuid.UUID
+) -> None:
+    """Point the account's `name` at `module_id`, creating or moving it."""
+    insert = _insert(session)
+    statement = insert(WasmModuleName).values(
+        user_id=user_id, name=name, module_id=module_id, updated_at=utcnow()
+    )
+    await session.execute(
+        statement.on_conflict_do_update(
+            index_elements=[WasmModuleName.user_id, WasmModuleName.name],
+            set_={"module_id": statement.excluded.module_id, "updated_at": utcnow()},
+        )
+    )
+
+
+async def delete_owned(session: AsyncSession, user_id: uuid.UUID, sha256: str) -> bool:
+    """Delete the account's module with these bytes (its names go with it), and the bytes
+    themselves once no account's module refers to them. False if the account had none."""
+    module_id = await session.scalar(
+        select(WasmModule.id).where(WasmModule.user_id == user_id, WasmModule.sha256 == sha256)
+    )
+    if module_id is None:
+        return False
+    # Its names go by the foreign key's cascade (SQLite's enforced too: persistence.database).
+    await session.execute(delete(WasmModule).where(WasmModule.id == module_id))
+    still_used = exists().where(WasmModule.sha256 == sha256)
+    await session.execute(delete(WasmBlob).where(WasmBlob.sha256 == sha256, ~still_used))
+    return True
+
+
+async def delete_all_for_user(session: AsyncSession, user_id: uuid.UUID) -> int:
+    """Delete every module of the account, and the bytes no one else stored."""
+    digests = list(
+        await session.scalars(select(WasmModule.sha256).where(WasmModule.user_id == user_id))
+    )
+    deleted = rowcount(
+        await session.execute(delete(WasmModule).where(WasmModule.user_id == user_id))
+    )
+    if digests:
+        still_used = exists().where(WasmModule.sha256 == WasmBlob.sha256)
+        await session.execute(delete(WasmBlob).where(WasmBlob.sha256.in_(digests), ~still_used))
+    return deleted
