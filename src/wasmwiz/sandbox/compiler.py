@@ -15,7 +15,7 @@ import hashlib
 import json
 import threading
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,7 +34,7 @@ from wasmwiz.sandbox.engine import (
     EngineContext,
     config_fingerprint,
 )
-from wasmwiz.sandbox.models import CompileLimits, InspectionLimits, ModuleRefused
+from wasmwiz.sandbox.models import CompileLimits, InspectionLimits, ModuleRefused, SandboxError
 from wasmwiz.sandbox.validation import check_size as check_size
 from wasmwiz.sandbox.wasm_reader import HEADER_SIZE
 
@@ -167,6 +167,23 @@ class Compiler:
 
     def compile(self, data: bytes | memoryview, sha256: str) -> CompiledModule:
         """Run every check and compile (or load from disk). Raises ModuleRefused."""
+        return self._compile(sha256, lambda: data)
+
+    def compile_stored(self, sha256: str, load: Callable[[], bytes]) -> CompiledModule:
+        """As `compile`, for bytes kept elsewhere under their digest `sha256`: `load` is
+        called only when the disk cache does not hold the module. Bytes that are not what
+        their digest says are a fault of the store, not a refusal (SandboxError)."""
+
+        def loaded() -> bytes:
+            data = load()
+            if digest(data) != sha256:
+                raise SandboxError(f"the stored bytes of {sha256} do not match their digest")
+            check_size(data, self._max_module_bytes)
+            return data
+
+        return self._compile(sha256, loaded)
+
+    def _compile(self, sha256: str, source: Callable[[], bytes | memoryview]) -> CompiledModule:
         with self._lock:
             refused = self._refused.get(sha256)
         if refused is not None:
@@ -176,6 +193,7 @@ class Compiler:
             loaded = self._store.load(engine, sha256)
             if loaded is not None:
                 return self._finish(sha256, loaded.meta, loaded.wasm_module, loaded.artifact_bytes)
+        data = source()
         # The header alone, copied: `data` may be a view of the request's buffer.
         validation.check_header(bytes(data[:HEADER_SIZE]))
         try:

@@ -167,3 +167,30 @@ class SandboxBusy(SandboxError):
 class CompileWorkerCrashed(SandboxError):
     """A compile worker died of a signal its limits do not explain: a fault on our side
     (or an attack on the compiler), never a verdict on the module."""
+
+
+@dataclass(frozen=True, slots=True)
+class ModuleImport:
+    module: str
+    name: str
+    kind: str  # func, memory, table, global
+
+
+@dataclass(frozen=True, slots=True)
+class ModuleExport:
+    name: str
+    kind: str
+
+
+@dataclass(frozen=True, slots=True)
+class ModuleInterface:
+    """What a compiled module imports and exports."""
+
+    imports: tuple[ModuleImport, ...]
+    exports: tuple[ModuleExport, ...]
+
+    @property
+    def is_command(self) -> bool:
+        """A WASI command: it exports `_start` and its memory, so it can be run."""
+        exported = {(export.name, export.kind) for export in self.exports}
+        return {("_start", "func"), ("memory", "memory")} <= exported

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
+
+import wasmtime
 
 from wasmwiz.sandbox.cache import ModuleCache
 from wasmwiz.sandbox.compile_account import CompileAccount, bind_account
@@ -15,6 +17,9 @@ from wasmwiz.sandbox.models import (
     CompileLimits,
     InspectionLimits,
     Limits,
+    ModuleExport,
+    ModuleImport,
+    ModuleInterface,
     Outcome,
     RunRequest,
     RunResult,
@@ -23,6 +28,21 @@ from wasmwiz.sandbox.models import (
 )
 from wasmwiz.sandbox.runner import run_compiled
 from wasmwiz.sandbox.workers import WorkerPool, on_worker_thread
+
+_KINDS: tuple[tuple[type, str], ...] = (
+    (wasmtime.FuncType, "func"),
+    (wasmtime.MemoryType, "memory"),
+    (wasmtime.TableType, "table"),
+    (wasmtime.GlobalType, "global"),
+)
+
+
+def _kind(item_type: object) -> str:
+    for cls, kind in _KINDS:
+        if isinstance(item_type, cls):
+            return kind
+    return "other"
+
 
 DEFAULT_LIMITS = Limits()  # frozen, so one shared instance is safe
 DEFAULT_COMPILE_LIMITS = CompileLimits()
@@ -130,12 +150,62 @@ class Sandbox:
         asked before a module is compiled (CompileBudgetExceeded) and charged after.
         """
 
+        return await self._prepare_then_run(
+            lambda: self.prepare(data), request, limits, account, compile_account
+        )
+
+    def prepare_stored(self, sha256: str, load: Callable[[], bytes]) -> CompiledModule:
+        """`prepare` for bytes kept elsewhere under their SHA-256: from the memory cache,
+        the disk cache, or (only then) `load`ed, checked against the digest and compiled.
+        Cached, the module's bytes are neither read nor hashed again."""
+        return self._cache.get_or_compile(
+            sha256, lambda: self._compiler.compile_stored(sha256, load)
+        )
+
+    async def execute_stored(
+        self,
+        sha256: str,
+        load: Callable[[], bytes],
+        request: RunRequest,
+        limits: Limits | None = None,
+        *,
+        account: str = "",
+        compile_account: CompileAccount | None = None,
+    ) -> RunResult:
+        """`execute` for a module stored under `sha256` (`prepare_stored`)."""
+        return await self._prepare_then_run(
+            lambda: self.prepare_stored(sha256, load), request, limits, account, compile_account
+        )
+
+    async def _prepare_then_run(
+        self,
+        prepare: Callable[[], CompiledModule],
+        request: RunRequest,
+        limits: Limits | None,
+        account: str,
+        compile_account: CompileAccount | None,
+    ) -> RunResult:
         def job() -> RunResult:
             with bind_account(compile_account):
-                compiled = self.prepare(data)
+                compiled = prepare()
             return self.run(compiled, request, limits)
 
         return await self._pool.submit_async(job, account)
+
+    @staticmethod
+    def describe(compiled: CompiledModule) -> ModuleInterface:
+        """What a compiled module imports and exports (from the compiled module: its
+        bytes are not read again), and whether it is a WASI command."""
+        wasm_module = compiled.wasm_module
+        return ModuleInterface(
+            imports=tuple(
+                ModuleImport(item.module, item.name or "", _kind(item.type))
+                for item in wasm_module.imports
+            ),
+            exports=tuple(
+                ModuleExport(item.name, _kind(item.type)) for item in wasm_module.exports
+            ),
+        )
 
     def start_compile_workers(self) -> None:
         """Start the compile worker processes now rather than on the first compile.
