@@ -22,6 +22,7 @@ from wasmwiz.http_common.execution_form import ExecutionFormReader
 from wasmwiz.http_common.https_redirect import HttpsRedirectMiddleware
 from wasmwiz.http_common.lifecycle import Lifecycle, Phase
 from wasmwiz.http_common.memory_budget import MemoryBudget
+from wasmwiz.http_common.module_form import ModuleFormReader
 from wasmwiz.http_common.problems import JsonResponse, install_problem_handlers
 from wasmwiz.http_common.request_limits import RequestLimitsMiddleware
 from wasmwiz.http_common.security_headers import SecurityHeadersMiddleware
@@ -56,6 +57,7 @@ from wasmwiz.services.login_throttle import LoginThrottle, SignupThrottle
 from wasmwiz.services.password_hashing import PasswordHashing
 from wasmwiz.services.rate_limits import AdmissionGate, KeyCreationLimit
 from wasmwiz.services.retention import RetentionJob
+from wasmwiz.services.stored_modules import StoredModules
 from wasmwiz.services.usage_recorder import UsageRecorder
 from wasmwiz.services.usage_reports import UsageReportService
 from wasmwiz.services.web_sessions import WebSessionService
@@ -210,6 +212,10 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
             )
             resources.callback(hashing.close)
             await hashing.prepare()
+            compile_budgets = CompileBudgets(compile_budget)
+            modules = StoredModules(
+                database, sandbox, gate, metrics, compile_budgets=compile_budgets
+            )
             state = AppState(
                 settings=settings,
                 metrics=metrics,
@@ -220,11 +226,14 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
                     recorder,
                     sandbox_limits(settings),
                     metrics,
-                    compile_budgets=CompileBudgets(compile_budget),
+                    compile_budgets=compile_budgets,
+                    modules=modules,
                 ),
                 execution_form=ExecutionFormReader(
                     max_wasm_size=settings.max_wasm_size, max_input_size=settings.max_input_size
                 ),
+                modules=modules,
+                module_form=ModuleFormReader(max_wasm_size=settings.max_wasm_size),
                 api_keys=api_key_service(
                     settings,
                     cache=key_cache,
@@ -315,7 +324,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
 
 
 # The routes that take a module upload; every other route takes MAX_FORM_BODY_SIZE.
-UPLOAD_PATHS = frozenset({"/api/v1/execute", "/execute", "/upload"})
+UPLOAD_PATHS = frozenset({"/api/v1/execute", "/execute", "/upload", "/api/v1/modules"})
 
 
 def install_http_middleware(

@@ -2,6 +2,7 @@
 
     WasmWizError                HTTP status   default code
     ├── InvalidRequest          400           invalid_request
+    ├── InvalidParameter        422           invalid_request
     ├── PayloadTooLarge         413           request_too_large
     ├── RequestTimeout          408           request_timeout
     ├── ModuleRejected          422           invalid_wasm
@@ -51,6 +52,13 @@ class WasmWizError(Exception):
 
 class InvalidRequest(WasmWizError):
     status_code = 400
+    default_code = ProblemCode.INVALID_REQUEST
+
+
+class InvalidParameter(WasmWizError):
+    """A query or path parameter the route's own checks refuse: as FastAPI's validation, 422."""
+
+    status_code = 422
     default_code = ProblemCode.INVALID_REQUEST
 
 

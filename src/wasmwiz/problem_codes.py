@@ -28,7 +28,12 @@ class ProblemCode(enum.StrEnum):
         return member
 
     # The execute form
-    MISSING_WASM = "missing_wasm", 400, "No module", "No `wasm` field in the form."
+    MISSING_WASM = (
+        "missing_wasm",
+        400,
+        "No module",
+        "No `wasm` field in the form, and no `module` naming a stored one.",
+    )
     INVALID_ARGS = "invalid_args", 400, "Bad args", "`args` is not a JSON array of strings."
     INVALID_ENV = "invalid_env", 400, "Bad env", "`env` is not a JSON object of strings."
     INVALID_DETERMINISTIC = (
@@ -56,6 +61,18 @@ class ProblemCode(enum.StrEnum):
         400,
         "Not a form",
         "The body is not multipart/form-data.",
+    )
+    WASM_AND_MODULE = (
+        "wasm_and_module",
+        400,
+        "Two modules",
+        "The form sent both `wasm` and `module`: one or the other.",
+    )
+    INVALID_MODULE_REFERENCE = (
+        "invalid_module_reference",
+        400,
+        "Bad module reference",
+        "`module` is neither `sha256:` and 64 hex digits nor a module name.",
     )
     INVALID_REQUEST = (
         "invalid_request",
@@ -101,6 +118,12 @@ class ProblemCode(enum.StrEnum):
         "Method not allowed",
         "Wrong HTTP method for the route.",
     )
+    MODULE_NOT_FOUND = (
+        "module_not_found",
+        404,
+        "Module not found",
+        "No stored module of this account (or public runtime) by that id or name.",
+    )
     CONFLICT = "conflict", 409, "Conflict", "The resource changed meanwhile; retry."
     EMAIL_TAKEN = "email_taken", 409, "Email taken", "An account with that email exists already."
     TIER_EXISTS = "tier_exists", 409, "Tier exists", "A tier of that name exists already."
@@ -140,6 +163,18 @@ class ProblemCode(enum.StrEnum):
         400,
         "Bad tier",
         "No such tier, or a tier's name or limit is bad.",
+    )
+    INVALID_MODULE_NAME = (
+        "invalid_module_name",
+        400,
+        "Bad module name",
+        "A module name needs 1 to 64 of a-z 0-9 . _ -, starting with a letter or digit.",
+    )
+    STORAGE_QUOTA_EXCEEDED = (
+        "storage_quota_exceeded",
+        403,
+        "Storage quota full",
+        "The account keeps its tier's most stored modules, or bytes of them.",
     )
     INVALID_SCOPE = "invalid_scope", 400, "Bad scope", "An unknown scope, or none, for a new key."
     INVALID_KEY_LIMIT = (

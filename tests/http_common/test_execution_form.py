@@ -103,10 +103,17 @@ def test_absent_fields_take_the_documented_defaults() -> None:
 def test_the_fields_read_are_the_fields_documented() -> None:
     assert set(execution_form_limits(100, 100)) == set(SCHEMA["properties"])
     assert SCHEMA["additionalProperties"] is False  # the reader refuses any other name
+    # One of `wasm` and `module`, never both: the schema says so, and the reader holds to it.
+    assert "required" not in SCHEMA
+    assert SCHEMA["oneOf"] == [{"required": ["wasm"]}, {"required": ["module"]}]
     with pytest.raises(InvalidRequest) as refusal:
         execution_form_from_parts({})
-    assert SCHEMA["required"] == ["wasm"]
     assert refusal.value.code == ProblemCode.MISSING_WASM
+    with pytest.raises(InvalidRequest) as refusal:
+        _read(module=b"grader")
+    assert refusal.value.code == ProblemCode.WASM_AND_MODULE
+    by_reference = execution_form_from_parts({"module": _part("module", b"grader")})
+    assert (by_reference.module, by_reference.wasm) == ("grader", None)
 
 
 def test_the_form_is_filled_with_the_values_read() -> None:

@@ -45,7 +45,22 @@ PROBLEM_SCHEMA: dict[str, Any] = {
 # status comes from the registry (wasmwiz.problem_codes).
 TYPICAL_DETAILS: dict[ProblemCode, str] = {
     ProblemCode.MISSING_WASM: (
-        "Send the module in the `wasm` field (a .wasm binary or .wat text file)."
+        "Send the module in the `wasm` field (a .wasm binary or .wat text file), or name a "
+        "stored one in `module`."
+    ),
+    ProblemCode.WASM_AND_MODULE: (
+        "Send the module in `wasm` or name a stored one in `module`, not both."
+    ),
+    ProblemCode.INVALID_MODULE_REFERENCE: (
+        "`module` must be a stored module's id (`sha256:` and 64 lowercase hex digits) or "
+        "one of your names for it (1 to 64 of a-z 0-9 . _ -)."
+    ),
+    ProblemCode.MODULE_NOT_FOUND: "No stored module 'grader' in this account.",
+    ProblemCode.INVALID_MODULE_NAME: (
+        "A module name needs 1 to 64 of a-z 0-9 . _ -, starting with a letter or digit."
+    ),
+    ProblemCode.STORAGE_QUOTA_EXCEEDED: (
+        "This account keeps 10 stored modules, its tier's most (10); delete one first."
     ),
     ProblemCode.INVALID_ARGS: "`args` must be a JSON array of strings.",
     ProblemCode.INVALID_ENV: "`env` must be a JSON object whose values are strings.",
@@ -299,6 +314,9 @@ EXECUTE_RESPONSES: dict[int | str, Any] = {
     },
     **problem_responses(
         ProblemCode.MISSING_WASM,
+        ProblemCode.WASM_AND_MODULE,
+        ProblemCode.INVALID_MODULE_REFERENCE,
+        ProblemCode.MODULE_NOT_FOUND,
         ProblemCode.INVALID_ARGS,
         ProblemCode.INVALID_ENV,
         ProblemCode.INVALID_DETERMINISTIC,
@@ -399,6 +417,15 @@ _RECENT_RUN = {
     "api_key_id": "1d540a36-2e9a-4de2-9d6d-5c03e36fd858",
     "api_key_name": "ci",
 }
+_STORED_MODULE = {
+    "id": "sha256:9f2c6a0d5e1b4f7a8c3d2e1f0a9b8c7d6e5f4a3b2c1d0e9f8a7b6c5d4e3f2a1b",
+    "size": 1342,
+    "created_at": "2026-12-04T20:25:46Z",
+    "names": ["grader"],
+    "imports": [{"module": "wasi_snapshot_preview1", "name": "fd_write", "kind": "func"}],
+    "exports": [{"name": "memory", "kind": "memory"}, {"name": "_start", "kind": "func"}],
+    "is_command": True,
+}
 # Examples of the response schemas, by component name (JSON Schema `examples`).
 SCHEMA_EXAMPLES: dict[str, list[Any]] = {
     "ApiKeyOut": [_KEY],
@@ -453,6 +480,11 @@ SCHEMA_EXAMPLES: dict[str, list[Any]] = {
         }
     ],
     "ExecutionResponse": [_EXECUTION_EXAMPLES["success"]["value"]],
+    "StoredModuleOut": [_STORED_MODULE],
+    "StoredModulePage": [{"items": [_STORED_MODULE], "next_cursor": None}],
+    "ModuleImportOut": [_STORED_MODULE["imports"][0]],  # type: ignore[index]
+    "ModuleExportOut": [{"name": "_start", "kind": "func"}],
+    "ModuleNameTarget": [{"module": _STORED_MODULE["id"]}],
     "Problem": [problem_example(ProblemCode.UNAUTHORIZED)],
 }
 

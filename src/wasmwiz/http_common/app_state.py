@@ -15,6 +15,7 @@ from starlette.requests import HTTPConnection
 from wasmwiz.config import Settings
 from wasmwiz.http_common.execution_form import ExecutionFormReader
 from wasmwiz.http_common.lifecycle import Lifecycle
+from wasmwiz.http_common.module_form import ModuleFormReader
 from wasmwiz.observability.metrics import Metrics
 from wasmwiz.persistence import Database
 from wasmwiz.services.accounts import AccountService
@@ -23,6 +24,7 @@ from wasmwiz.services.api_keys import ApiKeyService
 from wasmwiz.services.executions import ExecutionService
 from wasmwiz.services.health import HealthService
 from wasmwiz.services.login_throttle import LoginThrottle, SignupThrottle
+from wasmwiz.services.stored_modules import StoredModules
 from wasmwiz.services.usage_reports import UsageReportService
 from wasmwiz.services.web_sessions import WebSessionService
 
@@ -36,6 +38,8 @@ class AppState:
     database: Database
     executions: ExecutionService
     execution_form: ExecutionFormReader
+    modules: StoredModules
+    module_form: ModuleFormReader
     api_keys: ApiKeyService
     accounts: AccountService
     web_sessions: WebSessionService

@@ -16,6 +16,7 @@ from wasmwiz.errors import InvalidRequest, PayloadTooLarge, WasmWizError
 from wasmwiz.http_common.execution_form_model import (
     MAX_ARGS,
     MAX_ENV_VARS,
+    MODULE_REFERENCE,
     ExecutionForm,
     field_rules,
     integer_bounds,
@@ -102,13 +103,14 @@ async def read_execution_form(
 
 def execution_request_from_parts(parts: Mapping[str, FormPart]) -> ExecutionRequest:
     form = execution_form_from_parts(parts)
-    wasm = parts["wasm"]
+    wasm = parts.get("wasm")
     return ExecutionRequest(
         wasm=form.wasm,
+        module=form.module,
         stdin=form.input,
         args=form.args,
         env=form.env,
-        program_name=_program_name(wasm.filename),
+        program_name=_program_name(wasm.filename if wasm is not None else form.module),
         deterministic=form.deterministic,
         seed=form.seed,
         max_fuel=form.max_fuel,
@@ -128,6 +130,17 @@ def execution_form_from_parts(parts: Mapping[str, FormPart]) -> ExecutionForm:
             raise InvalidRequest(detail, code=code)
         else:
             values[name] = _DEFAULTS[name]()
+    if values["wasm"] is None and values["module"] is None:
+        raise InvalidRequest(
+            "Send the module in the `wasm` field (a .wasm binary or .wat text file), or name "
+            "a stored one in `module`.",
+            code=ProblemCode.MISSING_WASM,
+        )
+    if values["wasm"] is not None and values["module"] is not None:
+        raise InvalidRequest(
+            "Send the module in `wasm` or name a stored one in `module`, not both.",
+            code=ProblemCode.WASM_AND_MODULE,
+        )
     # Each decoder has checked its value against the field's declaration: no second pass.
     # Every field is given: pydantic's own defaulting inspects a default factory's
     # signature on every call (docs/performance.md).
@@ -149,6 +162,20 @@ _DEFAULTS = {name: _default(field) for name, field in _FIELDS.items() if not fie
 
 def _payload(part: FormPart, name: str) -> bytes | memoryview:
     return part.contents
+
+
+def _parse_module_reference(part: FormPart, name: str) -> str:
+    try:
+        text = bytes(part.data).decode().strip()
+    except UnicodeDecodeError:
+        text = ""
+    if not MODULE_REFERENCE.fullmatch(text):
+        raise InvalidRequest(
+            "`module` must be a stored module's id (`sha256:` and 64 lowercase hex digits) or "
+            "one of your names for it (1 to 64 of a-z 0-9 . _ -).",
+            code=ProblemCode.INVALID_MODULE_REFERENCE,
+        )
+    return text
 
 
 def _parse_deterministic(part: FormPart, name: str) -> bool:
@@ -251,6 +278,7 @@ _SURROGATES = "`{field}` contains a lone surrogate (\\ud800-\\udfff), which is n
 
 _DECODERS: dict[str, Callable[[FormPart, str], object]] = {
     "wasm": _payload,
+    "module": _parse_module_reference,
     "input": _payload,
     "args": _parse_args,
     "env": _parse_env,

@@ -9,6 +9,7 @@ what is parsed.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -17,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, Json, WithJsonSchema
 from pydantic.fields import FieldInfo
 
 from wasmwiz.problem_codes import ProblemCode
+from wasmwiz.services.stored_modules import MODULE_ID, MODULE_NAME
 
 MAX_ARGS = 1024
 MAX_ARGS_BYTES = 64 * 1024
@@ -24,6 +26,9 @@ MAX_ENV_VARS = 1024
 MAX_ENV_BYTES = 64 * 1024
 MAX_SMALL_FIELD_BYTES = 64  # deterministic, seed, max_fuel: one short value each
 MAX_U64 = 2**64 - 1
+MAX_MODULE_REFERENCE_BYTES = 71  # "sha256:" and 64 hex digits; a name is at most 64
+MODULE_REFERENCE_PATTERN = f"^({MODULE_ID.pattern}|{MODULE_NAME.pattern})$"
+MODULE_REFERENCE = re.compile(MODULE_REFERENCE_PATTERN)
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,35 +51,57 @@ class FieldRules:
 Payload = Annotated[bytes | memoryview, WithJsonSchema({"type": "string", "format": "binary"})]
 
 
-def _absent_is_unbounded(schema: dict[str, Any]) -> None:
-    """A form has no null: a field left out is how a caller asks for no budget."""
+def _absent_not_null(schema: dict[str, Any]) -> None:
+    """A form has no null: an optional field is one that may be left out."""
     (value,) = [branch for branch in schema.pop("anyOf") if branch.get("type") != "null"]
     schema.pop("default", None)
     schema.update(value)
+
+
+def _absent_is_unbounded(schema: dict[str, Any]) -> None:
+    """A field left out is how a caller asks for no budget."""
+    _absent_not_null(schema)
     # `example`, not `examples`: what Swagger UI's "Try it out" pre-fills a form field with.
     schema["example"] = 1_000_000_000_000
+
+
+def _one_module(schema: dict[str, Any]) -> None:
+    """The module comes in `wasm` or is named in `module`: one of them, never both."""
+    schema["oneOf"] = [{"required": ["wasm"]}, {"required": ["module"]}]
 
 
 class ExecutionForm(BaseModel):
     """The multipart form of an execution request."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
+    model_config = ConfigDict(
+        frozen=True,
+        extra="forbid",
+        arbitrary_types_allowed=True,
+        json_schema_extra=_one_module,
+    )
 
     wasm: Annotated[
-        Payload,
+        Payload | None,
         Field(
             description="The module: a .wasm binary or .wat text (judged by content). "
-            "At most MAX_WASM_SIZE bytes (10 MiB)."
+            "At most MAX_WASM_SIZE bytes (10 MiB). Leave it out to run a stored module "
+            "named in `module`.",
+            json_schema_extra=_absent_not_null,
         ),
-        FieldRules(
-            ProblemCode.WASM_TOO_LARGE,
-            "The module",
-            missing=(
-                ProblemCode.MISSING_WASM,
-                "Send the module in the `wasm` field (a .wasm binary or .wat text file).",
-            ),
+        FieldRules(ProblemCode.WASM_TOO_LARGE, "The module"),
+    ] = None
+    module: Annotated[
+        str | None,
+        Field(
+            max_length=MAX_MODULE_REFERENCE_BYTES,
+            pattern=MODULE_REFERENCE_PATTERN,
+            description="Instead of `wasm`, a stored module (POST /api/v1/modules): its id "
+            "(`sha256:` and 64 hex digits) or one of the account's names for it. The run and "
+            "its response are the same as with the bytes uploaded.",
+            json_schema_extra=_absent_not_null,
         ),
-    ]
+        FieldRules(ProblemCode.INVALID_MODULE_REFERENCE, "`module`", MAX_MODULE_REFERENCE_BYTES),
+    ] = None
     input: Annotated[
         Payload,
         Field(

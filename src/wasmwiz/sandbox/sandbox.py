@@ -154,6 +154,21 @@ class Sandbox:
             lambda: self.prepare(data), request, limits, account, compile_account
         )
 
+    async def prepare_async(
+        self,
+        data: bytes | memoryview,
+        *,
+        account: str = "",
+        compile_account: CompileAccount | None = None,
+    ) -> CompiledModule:
+        """`prepare` on a worker thread, as `execute` does, without running the module."""
+
+        def job() -> CompiledModule:
+            with bind_account(compile_account):
+                return self.prepare(data)
+
+        return await self._pool.submit_async(job, account)
+
     def prepare_stored(self, sha256: str, load: Callable[[], bytes]) -> CompiledModule:
         """`prepare` for bytes kept elsewhere under their SHA-256: from the memory cache,
         the disk cache, or (only then) `load`ed, checked against the digest and compiled.

@@ -64,6 +64,8 @@ def tier_limits(tier: SubscriptionTier) -> TierLimits:
         max_fuel=tier.max_fuel,
         compile_seconds_per_minute=tier.compile_seconds_per_minute,
         max_api_keys=tier.max_api_keys,
+        max_stored_modules=tier.max_stored_modules,
+        max_stored_module_bytes=tier.max_stored_module_bytes,
     )
 
 

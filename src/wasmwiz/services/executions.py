@@ -11,11 +11,13 @@ from wasmwiz import errors
 from wasmwiz.observability.metrics import Metrics
 from wasmwiz.persistence.repositories.usage_logs import UsageRecord
 from wasmwiz.problem_codes import ProblemCode
-from wasmwiz.sandbox import Limits, ModuleRefused, RunRequest, RunResult, Sandbox, SandboxBusy
-from wasmwiz.sandbox.compile_account import CompileBudgetExceeded
+from wasmwiz.sandbox import Limits, RunRequest, RunResult, Sandbox
+from wasmwiz.sandbox.compile_account import CompileAccount
 from wasmwiz.services.compile_budgets import CompileBudgets
 from wasmwiz.services.principals import Principal
 from wasmwiz.services.rate_limits import AdmissionGate, AdmittedRequest
+from wasmwiz.services.sandbox_refusals import sandbox_refusals
+from wasmwiz.services.stored_modules import StoredModules
 from wasmwiz.services.usage_recorder import UsageRecorder
 
 _TOO_LARGE_CODES = {ProblemCode.WASM_TOO_LARGE}
@@ -24,7 +26,8 @@ _BUSY_RETRY_AFTER = 1
 
 @dataclass(frozen=True, slots=True)
 class ExecutionRequest:
-    wasm: bytes | memoryview  # a view of the form's buffer, not a copy
+    wasm: bytes | memoryview | None  # a view of the form's buffer, not a copy
+    module: str | None = None  # or a stored module's id or name (services.stored_modules)
     stdin: bytes | memoryview = b""
     args: Sequence[str] = ()
     env: Mapping[str, str] = field(default_factory=dict)
@@ -52,8 +55,10 @@ class ExecutionService:
         *,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         compile_budgets: CompileBudgets | None = None,
+        modules: StoredModules | None = None,
     ) -> None:
         self._compile_budgets = compile_budgets
+        self._modules = modules
         self._metrics = metrics
         self._sandbox = sandbox
         self._gate = gate
@@ -81,6 +86,41 @@ class ExecutionService:
             return self._limits
         return replace(self._limits, max_fuel=min(budgets))
 
+    def _compile_account(self, principal: Principal) -> CompileAccount | None:
+        if self._compile_budgets is None:
+            return None
+        return self._compile_budgets.account_for(principal)
+
+    async def _run(self, principal: Principal, request: ExecutionRequest) -> RunResult:
+        run = RunRequest(
+            stdin=request.stdin,
+            args=tuple(request.args),
+            env=tuple(request.env.items()),
+            program_name=request.program_name,
+            deterministic=request.deterministic,
+            seed=request.seed,
+        )
+        limits = self._limits_for(principal, request)
+        # Runs and compiles waiting for the sandbox take turns by account.
+        account = principal.rate_limit_key
+        compile_account = self._compile_account(principal)
+        if request.module is not None:
+            if self._modules is None:
+                raise errors.NotFound("No stored modules here.", code=ProblemCode.MODULE_NOT_FOUND)
+            stored = await self._modules.resolve(principal, request.module)
+            return await self._sandbox.execute_stored(
+                stored.sha256,
+                self._modules.loader(stored.sha256),
+                run,
+                limits,
+                account=account,
+                compile_account=compile_account,
+            )
+        assert request.wasm is not None  # the form has one or the other
+        return await self._sandbox.execute(
+            request.wasm, run, limits, account=account, compile_account=compile_account
+        )
+
     async def execute(self, principal: Principal, request: ExecutionRequest) -> ExecutionReport:
         """Admit and run a request that was already read."""
         return await self.admit_then_execute(principal, lambda: _already_read(request))
@@ -100,52 +140,8 @@ class ExecutionService:
                 exc.headers = {**admission.headers, **exc.headers}
                 raise
             started_at = self._clock()
-            try:
-                result = await self._sandbox.execute(
-                    request.wasm,
-                    RunRequest(
-                        stdin=request.stdin,
-                        args=tuple(request.args),
-                        env=tuple(request.env.items()),
-                        program_name=request.program_name,
-                        deterministic=request.deterministic,
-                        seed=request.seed,
-                    ),
-                    self._limits_for(principal, request),
-                    # Runs and compiles waiting for the sandbox take turns by account.
-                    account=principal.rate_limit_key,
-                    compile_account=(
-                        self._compile_budgets.account_for(principal)
-                        if self._compile_budgets is not None
-                        else None
-                    ),
-                )
-            except ModuleRefused as exc:
-                self._metrics.rejections.labels(exc.code).inc()
-                error_type = (
-                    errors.PayloadTooLarge
-                    if exc.code in _TOO_LARGE_CODES
-                    else errors.ModuleRejected
-                )
-                raise error_type(exc.message, code=exc.code, headers=admission.headers) from None
-            except CompileBudgetExceeded as exc:
-                self._metrics.rejections.labels(ProblemCode.COMPILE_BUDGET_EXCEEDED).inc()
-                raise errors.LimitExceeded(
-                    f"This account has used its {principal.tier.compile_seconds_per_minute} "
-                    f"seconds a minute of compiling new modules; retry in {exc.retry_after} s "
-                    "(modules already compiled still run).",
-                    code=ProblemCode.COMPILE_BUDGET_EXCEEDED,
-                    headers={**admission.headers, "Retry-After": str(exc.retry_after)},
-                    retry_after=exc.retry_after,
-                ) from None
-            except SandboxBusy:
-                self._metrics.rejections.labels(ProblemCode.SERVER_BUSY).inc()
-                raise errors.ServiceUnavailable(
-                    "Every execution slot is busy; try again shortly.",
-                    code=ProblemCode.SERVER_BUSY,
-                    headers={**admission.headers, "Retry-After": str(_BUSY_RETRY_AFTER)},
-                    retry_after=_BUSY_RETRY_AFTER,
-                ) from None
+            with sandbox_refusals(principal, admission.headers, self._metrics):
+                result = await self._run(principal, request)
 
         self._metrics.executions.labels(result.outcome.value, principal.tier.name).inc()
         self._metrics.execution_duration.observe(result.duration_seconds)

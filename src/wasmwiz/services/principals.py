@@ -66,6 +66,8 @@ class TierLimits:
     max_fuel: int | None
     max_api_keys: int = 5
     compile_seconds_per_minute: int = 60  # CPU seconds of compiling (migration 0007)
+    max_stored_modules: int = 100  # the storage quota (migration 0008)
+    max_stored_module_bytes: int = 500 * 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)

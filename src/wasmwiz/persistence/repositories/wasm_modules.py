@@ -20,6 +20,7 @@ __all__ = [
     "add",
     "content",
     "delete_all_for_user",
+    "delete_name",
     "delete_owned",
     "find_by_name",
     "find_owned",
@@ -163,6 +164,14 @@ async def set_name(
             set_={"module_id": statement.excluded.module_id, "updated_at": utcnow()},
         )
     )
+
+
+async def delete_name(session: AsyncSession, user_id: uuid.UUID, name: str) -> bool:
+    """Remove the account's `name` (not the module); False if it had no such name."""
+    statement = delete(WasmModuleName).where(
+        WasmModuleName.user_id == user_id, WasmModuleName.name == name
+    )
+    return rowcount(await session.execute(statement)) == 1
 
 
 async def delete_owned(session: AsyncSession, user_id: uuid.UUID, sha256: str) -> bool:
