@@ -110,3 +110,36 @@ async def test_parallel_admissions_never_exceed_either_budget(
     assert len(admitted) == 10
     per_key = [sum(1 for n, r in enumerate(results) if r.lease and n % 3 == k) for k in range(3)]
     assert all(count <= 4 for count in per_key)
+
+
+async def test_a_cost_is_spent_whole_from_every_budget_or_not_at_all(
+    limiter: RateLimiter, clock: ManualClock
+) -> None:
+    # A batch of runs: its size spent at once, still one slot held.
+    batch = await limiter.admit_all([ACCOUNT, OTHER_KEY], cost=7)
+    assert batch.lease is not None
+    assert [d.remaining for d in batch.decisions] == [3, 3]
+    assert [d.daily_remaining for d in batch.decisions] == [93, 93]
+    await limiter.release_all([ACCOUNT.key, OTHER_KEY.key], batch.lease)
+
+    too_many = await limiter.admit_all([ACCOUNT, OTHER_KEY], cost=4)
+
+    assert too_many.lease is None
+    assert too_many.decision.refusal is Refusal.RATE_LIMITED
+    assert [d.remaining for d in too_many.decisions] == [3, 3]  # nothing spent
+    assert (await limiter.admit_all([ACCOUNT, OTHER_KEY], cost=3)).lease is not None
+
+
+async def test_a_cost_past_the_day_s_quota_is_refused_whole(
+    limiter: RateLimiter, clock: ManualClock
+) -> None:
+    day = Budget("user:d", Quota(per_minute=100, per_day=10), 5)
+    first = await limiter.admit_all([day], cost=8)
+    assert first.lease is not None
+
+    refused = await limiter.admit_all([day], cost=3)
+
+    assert refused.lease is None
+    assert refused.decision.refusal is Refusal.DAILY_QUOTA_EXCEEDED
+    assert refused.decision.daily_remaining == 2
+    assert (await limiter.admit_all([day], cost=2)).lease is not None

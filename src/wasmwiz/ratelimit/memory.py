@@ -72,14 +72,16 @@ class MemoryRateLimiter(RateLimiter):
         return AdmitOutcome(lease, decision, False)
 
     async def admit_all(
-        self, budgets: Sequence[Budget], lease_seconds: float = 300.0
+        self, budgets: Sequence[Budget], lease_seconds: float = 300.0, *, cost: int = 1
     ) -> AdmitOutcome:
         if lease_seconds <= 0:
             raise ValueError("lease_seconds must be positive")
+        if cost < 1:
+            raise ValueError("cost must be at least 1")
         # No await in here either: every budget is checked, then all are spent, in one step.
         now = self._clock.now()
         at_cap = [len(self._live_leases(b.key, now)) >= b.max_concurrent for b in budgets]
-        decisions = [self._decide(b.key, b.quota, spend=False) for b in budgets]
+        decisions = [self._decide(b.key, b.quota, spend=False, cost=cost) for b in budgets]
         refused = refusing_budget(decisions, at_cap)
         if refused is not None:
             return AdmitOutcome(
@@ -90,7 +92,7 @@ class MemoryRateLimiter(RateLimiter):
             leases = self._live_leases(budget.key, now)
             leases[lease_id] = now + lease_seconds
             self._leases[budget.key] = leases
-        decisions = [self._decide(b.key, b.quota, spend=True) for b in budgets]
+        decisions = [self._decide(b.key, b.quota, spend=True, cost=cost) for b in budgets]
         return AdmitOutcome(lease_id, decisions[0], False, None, tuple(decisions))
 
     async def release_all(self, keys: Sequence[str], lease_id: str) -> None:
@@ -129,7 +131,7 @@ class MemoryRateLimiter(RateLimiter):
         self._daily.clear()
         self._leases.clear()
 
-    def _decide(self, key: str, quota: Quota, *, spend: bool) -> Decision:
+    def _decide(self, key: str, quota: Quota, *, spend: bool, cost: int = 1) -> Decision:
         now = self._clock.now()
         self._maybe_sweep(now)
         bucket = self._buckets.get(key)
@@ -142,12 +144,12 @@ class MemoryRateLimiter(RateLimiter):
         counter_day, used = self._daily.get(key, (day, 0))
         if counter_day != day:
             used = 0
-        minute_ok = has_token(tokens)
-        day_ok = used < quota.per_day
+        minute_ok = has_token(tokens - (cost - 1))
+        day_ok = used + cost <= quota.per_day
         if spend and minute_ok and day_ok:
             # has_token allows a hair under 1; never store a negative balance.
-            tokens = max(0.0, tokens - 1.0)
-            used += 1
+            tokens = max(0.0, tokens - cost)
+            used += cost
             self._buckets[key] = _Bucket(tokens, updated_at, quota.per_minute)
             self._daily[key] = (day, used)
         return decide(

@@ -129,9 +129,12 @@ class RateLimiter(Protocol):
         ...
 
     async def admit_all(
-        self, budgets: Sequence[Budget], lease_seconds: float = 300.0
+        self, budgets: Sequence[Budget], lease_seconds: float = 300.0, *, cost: int = 1
     ) -> AdmitOutcome:
         """``admit`` over several budgets at once (an account's and its key's), atomically.
+
+        ``cost`` units are spent from each budget (a batch of that many runs), all or none;
+        still one slot is held. ``decision`` reports each budget's figures as for one unit.
 
         Admitted only if every budget has a free slot, a token and daily quota left; then
         one lease id holds a slot in each and one unit is spent from each. Refused: nothing

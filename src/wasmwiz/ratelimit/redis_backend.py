@@ -169,10 +169,12 @@ class RedisRateLimiter(RateLimiter):
         return AdmitOutcome(lease_id if admitted else None, decision, at_concurrency_cap)
 
     async def admit_all(
-        self, budgets: Sequence[Budget], lease_seconds: float = 300.0
+        self, budgets: Sequence[Budget], lease_seconds: float = 300.0, *, cost: int = 1
     ) -> AdmitOutcome:
         if lease_seconds <= 0:
             raise ValueError("lease_seconds must be positive")
+        if cost < 1:
+            raise ValueError("cost must be at least 1")
         now = self._clock.now()
         lease_id = secrets.token_urlsafe(16)
         keys: list[str] = []
@@ -191,6 +193,7 @@ class RedisRateLimiter(RateLimiter):
                 self._slots_key(budget.key),
             ]
             args += [budget.quota.per_minute, budget.quota.per_day, budget.max_concurrent]
+        args.append(cost)
         with _unavailable_on_error():
             reply = await self._admit_all_script(keys=keys, args=args)
         admitted = int(reply[0]) == 1

@@ -108,11 +108,13 @@ return {at_cap and 1 or 0, minute_ok and 1 or 0, day_ok and 1 or 0,
 # a token and daily quota, then each is spent and holds the lease; otherwise nothing is.
 # KEYS     per budget i (from 1): KEYS[3i-2] bucket, KEYS[3i-1] day counter, KEYS[3i] slots
 # ARGV     now, epsilon, daily_ttl_ms, idle_margin_ms, lease_id, expires_at,
-#          then per budget i: ARGV[4+3i] capacity, ARGV[5+3i] per_day, ARGV[6+3i] max_concurrent
+#          then per budget i: ARGV[4+3i] capacity, ARGV[5+3i] per_day, ARGV[6+3i] max_concurrent,
+#          then last the cost: the units each budget must have and spends (1, or a batch's size)
 # Returns  {admitted (1|0), then per budget: at_cap, minute_ok, day_ok, tokens after, used after}
 ADMIT_ALL = """
 local now = tonumber(ARGV[1])
 local epsilon = tonumber(ARGV[2])
+local cost = tonumber(ARGV[#ARGV])
 local budgets = {}
 local admitted = true
 
@@ -132,8 +134,8 @@ for i = 1, #KEYS / 3 do
   b.used = tonumber(redis.call('GET', b.day) or '0')
   redis.call('ZREMRANGEBYSCORE', b.slots, '-inf', ARGV[1])
   b.at_cap = redis.call('ZCARD', b.slots) >= tonumber(ARGV[6 + 3 * i])
-  b.minute_ok = b.tokens + epsilon >= 1
-  b.day_ok = b.used < tonumber(ARGV[5 + 3 * i])
+  b.minute_ok = b.tokens - (cost - 1) + epsilon >= 1
+  b.day_ok = b.used + cost <= tonumber(ARGV[5 + 3 * i])
   if b.at_cap or not b.minute_ok or not b.day_ok then
     admitted = false
   end
@@ -143,8 +145,8 @@ end
 local reply = {admitted and 1 or 0}
 for i, b in ipairs(budgets) do
   if admitted then
-    b.tokens = math.max(0, b.tokens - 1)
-    b.used = redis.call('INCR', b.day)
+    b.tokens = math.max(0, b.tokens - cost)
+    b.used = redis.call('INCRBY', b.day, cost)
     redis.call('PEXPIRE', b.day, ARGV[3])
     redis.call('HSET', b.bucket,
       'tokens', string.format('%.17g', b.tokens),
