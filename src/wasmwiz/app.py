@@ -16,6 +16,7 @@ from wasmwiz.api.docs import install_api_docs
 from wasmwiz.auth import HashScheme, PasswordHasher, Purpose, derive_key
 from wasmwiz.config import FailMode, RateLimitBackend, Settings
 from wasmwiz.http_common.app_state import AppState
+from wasmwiz.http_common.batch_form import BatchFormReader
 from wasmwiz.http_common.draining import DrainingMiddleware
 from wasmwiz.http_common.early_answers import EarlyAnswerMiddleware
 from wasmwiz.http_common.execution_form import ExecutionFormReader
@@ -228,6 +229,12 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
                     metrics,
                     compile_budgets=compile_budgets,
                     modules=modules,
+                    batch_timeout=settings.batch_timeout,
+                ),
+                batch_form=BatchFormReader(
+                    max_wasm_size=settings.max_wasm_size,
+                    max_input_size=settings.max_input_size,
+                    max_cases=settings.max_batch_cases,
                 ),
                 execution_form=ExecutionFormReader(
                     max_wasm_size=settings.max_wasm_size, max_input_size=settings.max_input_size
@@ -324,7 +331,9 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
 
 
 # The routes that take a module upload; every other route takes MAX_FORM_BODY_SIZE.
-UPLOAD_PATHS = frozenset({"/api/v1/execute", "/execute", "/upload", "/api/v1/modules"})
+UPLOAD_PATHS = frozenset(
+    {"/api/v1/execute", "/execute", "/upload", "/api/v1/modules", "/api/v1/execute/batch"}
+)
 
 
 def install_http_middleware(

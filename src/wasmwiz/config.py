@@ -111,6 +111,10 @@ class Settings(BaseSettings):
     max_input_size: PositiveInt = 1 * MiB
     max_output_size: PositiveInt = 1 * MiB
     execution_timeout: Annotated[float, Field(gt=0, le=300)] = 5.0
+    # A batch (POST /api/v1/execute/batch): at most this many cases, all of them run
+    # within BATCH_TIMEOUT seconds of wall time (each case keeps EXECUTION_TIMEOUT).
+    max_batch_cases: Annotated[int, Field(ge=1, le=1000)] = 100
+    batch_timeout: Annotated[float, Field(gt=0, le=3600)] = 60.0
     memory_limit: Annotated[int, Field(ge=64 * 1024)] = 128 * MiB
     # Together at most the sandbox's WorkerPool.MAX_CAPACITY (4096).
     max_concurrent_executions: Annotated[int, Field(ge=1, le=256)] = 4

@@ -74,6 +74,12 @@ class ProblemCode(enum.StrEnum):
         "Bad module reference",
         "`module` is neither `sha256:` and 64 hex digits nor a module name.",
     )
+    INVALID_CASES = (
+        "invalid_cases",
+        400,
+        "Bad cases",
+        "A batch's `cases` or `defaults` is not valid, or has too many cases; `case` says which.",
+    )
     INVALID_REQUEST = (
         "invalid_request",
         422,

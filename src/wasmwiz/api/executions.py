@@ -7,9 +7,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request, Response
 
 from wasmwiz.api.dependencies import Executor
-from wasmwiz.api.openapi import EXECUTE_RESPONSES
-from wasmwiz.api.schemas import ExecutionResponse, OutputEncoding
+from wasmwiz.api.openapi import BATCH_RESPONSES, EXECUTE_RESPONSES
+from wasmwiz.api.schemas import BatchResponse, ExecutionResponse, OutputEncoding
+from wasmwiz.config import Settings
 from wasmwiz.http_common.app_state import app_state
+from wasmwiz.http_common.batch_form import batch_form_schema
 from wasmwiz.http_common.execution_form_model import execution_form_schema
 
 router = APIRouter(tags=["executions"])
@@ -69,6 +71,57 @@ async def execute(
     )
     answer = ExecutionResponse.from_result(report.execution_id, report.result, encoding)
     # A trailing newline, as every JSON answer has, so a shell prompt starts on its own line.
+    return Response(
+        answer.model_dump_json() + "\n",
+        media_type="application/json",
+        headers=report.admission.headers,
+    )
+
+
+_DEFAULT_MAX_CASES: int = Settings.model_fields["max_batch_cases"].default
+_BATCH_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": batch_form_schema(execution_form_schema(), _DEFAULT_MAX_CASES)
+            }
+        },
+    }
+}
+
+
+@router.post(
+    "/api/v1/execute/batch",
+    summary="Run one module against many inputs",
+    description="Runs the module (uploaded in `wasm`, or stored: `module`) once for each of "
+    "up to MAX_BATCH_CASES (100) cases, each with its own stdin, args and env, and answers "
+    "one result per case, in order, each exactly the response of a single run. The module "
+    "is compiled once; the cases run side by side up to the account's free concurrent runs, "
+    "each with a run's limits, all within BATCH_TIMEOUT (60 s): a case not started by then "
+    "ends `timeout` without running.\n\n"
+    "A batch of N cases counts N runs against the rate and the daily quota, admitted all or "
+    "nothing: a 429 carries `fits`, how many runs the account could start now. Every case is "
+    "checked before anything runs; a bad one is 400 `invalid_cases` with its index in `case`.",
+    response_model=BatchResponse,
+    responses=BATCH_RESPONSES,
+    openapi_extra=_BATCH_BODY,
+)
+async def execute_batch(
+    request: Request, principal: Executor, encoding: EncodingQuery = OutputEncoding.UTF8
+) -> Response:
+    state = app_state(request)
+    state.batch_form.refuse_declared_oversize(request)
+    report = await state.executions.admit_then_run_batch(
+        principal, lambda: state.batch_form.read(request)
+    )
+    answer = BatchResponse(
+        batch_id=report.batch_id,
+        results=[
+            ExecutionResponse.from_result(execution_id, result, encoding)
+            for execution_id, result in report.results
+        ],
+    )
     return Response(
         answer.model_dump_json() + "\n",
         media_type="application/json",

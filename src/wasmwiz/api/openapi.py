@@ -56,6 +56,7 @@ TYPICAL_DETAILS: dict[ProblemCode, str] = {
         "one of your names for it (1 to 64 of a-z 0-9 . _ -)."
     ),
     ProblemCode.MODULE_NOT_FOUND: "No stored module 'grader' in this account.",
+    ProblemCode.INVALID_CASES: "Case 3: `args` must be a JSON array of strings.",
     ProblemCode.INVALID_MODULE_NAME: (
         "A module name needs 1 to 64 of a-z 0-9 . _ -, starting with a letter or digit."
     ),
@@ -361,6 +362,45 @@ EXECUTE_RESPONSES: dict[int | str, Any] = {
         ProblemCode.SHUTTING_DOWN,
     ),
 }
+BATCH_RESPONSES: dict[int | str, Any] = {
+    200: {
+        "description": "Every case ran (or ran out of the batch's time): one result each.",
+        "headers": {**RATE_LIMIT_HEADERS, **REQUEST_ID_HEADER},
+    },
+    **problem_responses(
+        ProblemCode.MISSING_WASM,
+        ProblemCode.WASM_AND_MODULE,
+        ProblemCode.INVALID_MODULE_REFERENCE,
+        ProblemCode.INVALID_CASES,
+        ProblemCode.INVALID_DETERMINISTIC,
+        ProblemCode.INVALID_SEED,
+        ProblemCode.INVALID_MAX_FUEL,
+        ProblemCode.UNKNOWN_FIELD,
+        ProblemCode.INVALID_FORM,
+        ProblemCode.UNSUPPORTED_MEDIA_TYPE,
+        ProblemCode.MODULE_NOT_FOUND,
+        ProblemCode.REQUEST_TIMEOUT,
+        ProblemCode.WASM_TOO_LARGE,
+        ProblemCode.INPUT_TOO_LARGE,
+        ProblemCode.REQUEST_TOO_LARGE,
+        ProblemCode.INVALID_REQUEST,
+        ProblemCode.INVALID_WASM,
+        ProblemCode.INVALID_WAT,
+        ProblemCode.UNSUPPORTED_IMPORT,
+        ProblemCode.MISSING_START,
+        ProblemCode.COMPILE_TIMEOUT,
+        ProblemCode.RATE_LIMITED,
+        ProblemCode.DAILY_QUOTA_EXCEEDED,
+        ProblemCode.TOO_MANY_CONCURRENT,
+        ProblemCode.COMPILE_BUDGET_EXCEEDED,
+        ProblemCode.SERVER_BUSY,
+        ProblemCode.RATE_LIMITER_UNAVAILABLE,
+        ProblemCode.SHUTTING_DOWN,
+        instance="/api/v1/execute/batch",
+    ),
+}
+BATCH_RESPONSES[429]["headers"] = {**RATE_LIMIT_HEADERS, **RETRY_AFTER_HEADER}
+BATCH_RESPONSES[503]["headers"] = dict(RETRY_AFTER_HEADER)
 EXECUTE_RESPONSES[429]["headers"] = {**RATE_LIMIT_HEADERS, **RETRY_AFTER_HEADER}
 EXECUTE_RESPONSES[503]["headers"] = dict(RETRY_AFTER_HEADER)
 # A module refused by the sandbox was admitted first: the budgets it spent are reported.
@@ -480,6 +520,12 @@ SCHEMA_EXAMPLES: dict[str, list[Any]] = {
         }
     ],
     "ExecutionResponse": [_EXECUTION_EXAMPLES["success"]["value"]],
+    "BatchResponse": [
+        {
+            "batch_id": "4f3c2b1a-0e9d-4c8b-a7f6-e5d4c3b2a190",
+            "results": [_EXECUTION_EXAMPLES["success"]["value"]],
+        }
+    ],
     "StoredModuleOut": [_STORED_MODULE],
     "StoredModulePage": [{"items": [_STORED_MODULE], "next_cursor": None}],
     "ModuleImportOut": [_STORED_MODULE["imports"][0]],  # type: ignore[index]

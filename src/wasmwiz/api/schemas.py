@@ -59,6 +59,13 @@ class ExecutionResponse(BaseModel):
         )
 
 
+class BatchResponse(BaseModel):
+    batch_id: uuid.UUID = Field(description="Every case's usage record carries it.")
+    results: list[ExecutionResponse] = Field(
+        description="One per case, in the order of `cases`, each exactly a single run's response."
+    )
+
+
 def _encode(data: bytes, encoding: OutputEncoding) -> str:
     if encoding is OutputEncoding.BASE64:
         return base64.b64encode(data).decode("ascii")

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from starlette.requests import HTTPConnection
 
 from wasmwiz.config import Settings
+from wasmwiz.http_common.batch_form import BatchFormReader
 from wasmwiz.http_common.execution_form import ExecutionFormReader
 from wasmwiz.http_common.lifecycle import Lifecycle
 from wasmwiz.http_common.module_form import ModuleFormReader
@@ -38,6 +39,7 @@ class AppState:
     database: Database
     executions: ExecutionService
     execution_form: ExecutionFormReader
+    batch_form: BatchFormReader
     modules: StoredModules
     module_form: ModuleFormReader
     api_keys: ApiKeyService

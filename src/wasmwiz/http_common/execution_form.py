@@ -230,6 +230,11 @@ def _parse_args(part: FormPart, name: str) -> list[str]:
         raise InvalidRequest(
             "`args` must be a JSON array of strings.", code=ProblemCode.INVALID_ARGS
         ) from None
+    return check_args(args)
+
+
+def check_args(args: object) -> list[str]:
+    """`args` as decoded from JSON: a list of at most MAX_ARGS strings a guest can take."""
     if not isinstance(args, list) or not all(isinstance(arg, str) for arg in args):
         raise InvalidRequest(
             "`args` must be a JSON array of strings.", code=ProblemCode.INVALID_ARGS
@@ -245,15 +250,23 @@ def _parse_args(part: FormPart, name: str) -> list[str]:
     return args
 
 
+_ENV_MESSAGE = "`env` must be a JSON object whose values are strings."
+
+
 def _parse_env(part: FormPart, name: str) -> dict[str, str]:
     if not part.data.strip():
         return {}
-    message = "`env` must be a JSON object whose values are strings."
     try:
         env = json.loads(part.data)
     except (ValueError, UnicodeDecodeError, RecursionError):
         # RecursionError: JSON nested deeper than Python's recursion limit.
-        raise InvalidRequest(message, code=ProblemCode.INVALID_ENV) from None
+        raise InvalidRequest(_ENV_MESSAGE, code=ProblemCode.INVALID_ENV) from None
+    return check_env(env)
+
+
+def check_env(env: object) -> dict[str, str]:
+    """`env` as decoded from JSON: at most MAX_ENV_VARS variables a guest's environ holds."""
+    message = _ENV_MESSAGE
     if not isinstance(env, dict) or not all(isinstance(value, str) for value in env.values()):
         raise InvalidRequest(message, code=ProblemCode.INVALID_ENV)
     if len(env) > MAX_ENV_VARS:
@@ -288,6 +301,15 @@ _DECODERS: dict[str, Callable[[FormPart, str], object]] = {
 }
 if _DECODERS.keys() != _FIELDS.keys():
     raise TypeError("every field of ExecutionForm needs a decoder, and only those")
+
+
+def decode_field(name: str, part: FormPart) -> object:
+    """One field of the execute form decoded by its rules (the batch form shares them)."""
+    return _DECODERS[name](part, name)
+
+
+def program_name(filename: str | None) -> str:
+    return _program_name(filename)
 
 
 def _encodes(text: str) -> bool:

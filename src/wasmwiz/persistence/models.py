@@ -197,6 +197,8 @@ class UsageLog(Base):
     stderr_size: Mapped[int] = mapped_column(Integer)
     memory_peak_bytes: Mapped[int] = mapped_column(BigInteger)
     fuel_consumed: Mapped[int] = mapped_column(BigInteger)
+    # Migration 0008: the batch this run was a case of; NULL for a single run.
+    batch_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, index=True)
 
     def __repr__(self) -> str:
         return f"UsageLog(id={self.id!r}, status={self.status!r})"

@@ -177,6 +177,22 @@ class Sandbox:
             sha256, lambda: self._compiler.compile_stored(sha256, load)
         )
 
+    async def prepare_stored_async(
+        self,
+        sha256: str,
+        load: Callable[[], bytes],
+        *,
+        account: str = "",
+        compile_account: CompileAccount | None = None,
+    ) -> CompiledModule:
+        """`prepare_stored` on a worker thread."""
+
+        def job() -> CompiledModule:
+            with bind_account(compile_account):
+                return self.prepare_stored(sha256, load)
+
+        return await self._pool.submit_async(job, account)
+
     async def execute_stored(
         self,
         sha256: str,
@@ -206,6 +222,17 @@ class Sandbox:
             return self.run(compiled, request, limits)
 
         return await self._pool.submit_async(job, account)
+
+    async def run_async(
+        self,
+        compiled: CompiledModule,
+        request: RunRequest,
+        limits: Limits | None = None,
+        *,
+        account: str = "",
+    ) -> RunResult:
+        """`run` a prepared module on a worker thread (as `execute`, without preparing)."""
+        return await self._pool.submit_async(lambda: self.run(compiled, request, limits), account)
 
     @staticmethod
     def describe(compiled: CompiledModule) -> ModuleInterface:

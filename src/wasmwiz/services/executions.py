@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -11,8 +12,17 @@ from wasmwiz import errors
 from wasmwiz.observability.metrics import Metrics
 from wasmwiz.persistence.repositories.usage_logs import UsageRecord
 from wasmwiz.problem_codes import ProblemCode
-from wasmwiz.sandbox import Limits, RunRequest, RunResult, Sandbox
+from wasmwiz.sandbox import (
+    CompiledModule,
+    Limits,
+    Outcome,
+    RunRequest,
+    RunResult,
+    Sandbox,
+    SandboxBusy,
+)
 from wasmwiz.sandbox.compile_account import CompileAccount
+from wasmwiz.services.batches import BatchCase, BatchReport, BatchRequest, ModuleSource
 from wasmwiz.services.compile_budgets import CompileBudgets
 from wasmwiz.services.principals import Principal
 from wasmwiz.services.rate_limits import AdmissionGate, AdmittedRequest
@@ -20,8 +30,7 @@ from wasmwiz.services.sandbox_refusals import sandbox_refusals
 from wasmwiz.services.stored_modules import StoredModules
 from wasmwiz.services.usage_recorder import UsageRecorder
 
-_TOO_LARGE_CODES = {ProblemCode.WASM_TOO_LARGE}
-_BUSY_RETRY_AFTER = 1
+_BUSY_WAIT_SECONDS = 0.05
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,7 +65,9 @@ class ExecutionService:
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         compile_budgets: CompileBudgets | None = None,
         modules: StoredModules | None = None,
+        batch_timeout: float = 60.0,
     ) -> None:
+        self._batch_timeout = batch_timeout
         self._compile_budgets = compile_budgets
         self._modules = modules
         self._metrics = metrics
@@ -79,9 +90,9 @@ class ExecutionService:
     def gate(self) -> AdmissionGate:
         return self._gate
 
-    def _limits_for(self, principal: Principal, request: ExecutionRequest) -> Limits:
+    def _limits_for(self, principal: Principal, max_fuel: int | None) -> Limits:
         """The service's limits with the fuel budget: the caller's, capped by the tier's."""
-        budgets = [fuel for fuel in (request.max_fuel, principal.tier.max_fuel) if fuel]
+        budgets = [fuel for fuel in (max_fuel, principal.tier.max_fuel) if fuel]
         if not budgets:
             return self._limits
         return replace(self._limits, max_fuel=min(budgets))
@@ -100,7 +111,7 @@ class ExecutionService:
             deterministic=request.deterministic,
             seed=request.seed,
         )
-        limits = self._limits_for(principal, request)
+        limits = self._limits_for(principal, request.max_fuel)
         # Runs and compiles waiting for the sandbox take turns by account.
         account = principal.rate_limit_key
         compile_account = self._compile_account(principal)
@@ -143,6 +154,18 @@ class ExecutionService:
             with sandbox_refusals(principal, admission.headers, self._metrics):
                 result = await self._run(principal, request)
 
+        execution_id = self._record(principal, started_at, len(request.stdin), result)
+        return ExecutionReport(execution_id=execution_id, result=result, admission=admission)
+
+    def _record(
+        self,
+        principal: Principal,
+        started_at: datetime,
+        input_size: int,
+        result: RunResult,
+        batch_id: uuid.UUID | None = None,
+    ) -> uuid.UUID:
+        """Count a run in the metrics and hand its usage record to the recorder."""
         self._metrics.executions.labels(result.outcome.value, principal.tier.name).inc()
         self._metrics.execution_duration.observe(result.duration_seconds)
         self._metrics.execution_fuel.observe(result.fuel_consumed)
@@ -159,15 +182,113 @@ class ExecutionService:
                 error=result.error,
                 module_size=result.module_size,
                 module_sha256=result.module_sha256,
-                input_size=len(request.stdin),
+                input_size=input_size,
                 output_size=len(result.stdout),
                 stderr_size=len(result.stderr),
                 memory_peak_bytes=result.memory_peak_bytes,
                 fuel_consumed=result.fuel_consumed,
+                batch_id=batch_id,
             )
         )
-        return ExecutionReport(execution_id=execution_id, result=result, admission=admission)
+        return execution_id
+
+    async def admit_then_run_batch(
+        self, principal: Principal, read: Callable[[], Awaitable[BatchRequest]]
+    ) -> BatchReport:
+        """Run every case of a batch against one module, compiled once.
+
+        A principal with no run left is refused before the body is read; once read (the
+        number of cases known, every case checked), the batch is admitted all or nothing:
+        each case one run of the rate and the daily quota, the batch one slot, plus as many
+        more of the account's free slots as there are cases to run side by side. Each case
+        has a run's own limits, the whole batch `batch_timeout` seconds: a case not started
+        by then ends `timeout` without running. One usage record per case."""
+        await self._gate.refuse_without_room(principal)
+        batch = await read()
+        async with self._gate.admit(principal, cost=len(batch.cases)) as admission:
+            extra = await self._gate.extra_slots(principal, len(batch.cases) - 1)
+            try:
+                with sandbox_refusals(principal, admission.headers, self._metrics):
+                    compiled = await self._prepare(principal, batch.module)
+                    results = await self._run_cases(principal, batch, compiled, 1 + len(extra))
+            finally:
+                await self._gate.release_extra_slots(principal, extra)
+        batch_id = uuid.uuid4()
+        ids = [
+            self._record(principal, started_at, len(case.stdin), result, batch_id)
+            for case, (started_at, result) in zip(batch.cases, results, strict=True)
+        ]
+        return BatchReport(
+            batch_id, [(i, r) for i, (_, r) in zip(ids, results, strict=True)], admission
+        )
+
+    async def _prepare(self, principal: Principal, module: ModuleSource) -> CompiledModule:
+        compile_account = self._compile_account(principal)
+        account = principal.rate_limit_key
+        if isinstance(module, str):
+            if self._modules is None:
+                raise errors.NotFound("No stored modules here.", code=ProblemCode.MODULE_NOT_FOUND)
+            stored = await self._modules.resolve(principal, module)
+            load = self._modules.loader(stored.sha256)
+            return await self._sandbox.prepare_stored_async(
+                stored.sha256, load, account=account, compile_account=compile_account
+            )
+        return await self._sandbox.prepare_async(
+            module, account=account, compile_account=compile_account
+        )
+
+    async def _run_cases(
+        self, principal: Principal, batch: BatchRequest, compiled: CompiledModule, parallel: int
+    ) -> list[tuple[datetime, RunResult]]:
+        limits = self._limits_for(principal, batch.options.max_fuel)
+        deadline = asyncio.get_running_loop().time() + self._batch_timeout
+        turns = asyncio.Semaphore(parallel)
+
+        async def run_case(case: BatchCase) -> tuple[datetime, RunResult]:
+            async with turns:
+                started_at = self._clock()
+                if asyncio.get_running_loop().time() >= deadline:
+                    return started_at, _not_run(compiled, "the batch's time budget ran out")
+                request = RunRequest(
+                    stdin=case.stdin,
+                    args=tuple(case.args),
+                    env=tuple(case.env.items()),
+                    program_name=batch.program_name,
+                    deterministic=batch.options.deterministic,
+                    seed=batch.options.seed,
+                )
+                while True:
+                    try:
+                        result = await self._sandbox.run_async(
+                            compiled, request, limits, account=principal.rate_limit_key
+                        )
+                        return started_at, result
+                    except SandboxBusy:
+                        # The server's queue is full: a batch waits its turn, within its budget.
+                        if asyncio.get_running_loop().time() >= deadline:
+                            return started_at, _not_run(compiled, "every execution slot was busy")
+                        await asyncio.sleep(_BUSY_WAIT_SECONDS)
+
+        return list(await asyncio.gather(*(run_case(case) for case in batch.cases)))
 
 
 async def _already_read(request: ExecutionRequest) -> ExecutionRequest:
     return request
+
+
+def _not_run(compiled: CompiledModule, why: str) -> RunResult:
+    """The result of a case that never started: a timeout of no time."""
+    return RunResult(
+        outcome=Outcome.TIMEOUT,
+        exit_code=None,
+        stdout=b"",
+        stderr=b"",
+        stdout_truncated=False,
+        stderr_truncated=False,
+        duration_seconds=0.0,
+        fuel_consumed=0,
+        memory_peak_bytes=0,
+        error=f"not run: {why}",
+        module_sha256=compiled.sha256,
+        module_size=compiled.size,
+    )

@@ -74,18 +74,73 @@ class AdmissionGate:
         self._metrics = metrics
         self._fail_open = fail_open
 
-    def admit(self, principal: Principal) -> _HeldSlot:
-        """Spend one unit of the principal's budget and hold one of its concurrency slots
-        for as long as the `async with` block runs."""
-        return _HeldSlot(self, principal)
+    def admit(self, principal: Principal, *, cost: int = 1) -> _HeldSlot:
+        """Spend `cost` units of the principal's budget (a batch's size; one for a run) and
+        hold one of its concurrency slots for as long as the `async with` block runs."""
+        return _HeldSlot(self, principal, cost)
 
-    async def _enter(self, principal: Principal) -> tuple[str | None, AdmittedRequest]:
+    async def refuse_without_room(self, principal: Principal) -> None:
+        """Refuse now, spending nothing, a principal with no run left in its minute or
+        day: for a request that must be read before its cost is known (a batch)."""
+        budgets, scopes = _budgets(principal)
+        try:
+            decisions = [await self._limiter.peek(b.key, b.quota) for b in budgets]
+        except RateLimiterUnavailable:
+            return  # the admission that follows decides, failing open or closed
+        for decision, scope in zip(decisions, scopes, strict=True):
+            if not decision.allowed:
+                self._refuse(principal, decision.refusal.code if decision.refusal else "", scope)
+                raise LimitExceeded(
+                    _refusal_message(decision, scope),
+                    code=decision.refusal.code if decision.refusal else ProblemCode.RATE_LIMITED,
+                    headers=rate_limit_headers(decision, scope),
+                    retry_after=decision.retry_after_seconds,
+                    extra={"limit": scope, "fits": 0},
+                )
+
+    async def extra_slots(self, principal: Principal, wanted: int) -> list[list[str]]:
+        """Up to `wanted` more of the principal's concurrency slots, for a batch that runs
+        cases side by side: as many as are free now in every budget (perhaps none). Each
+        is a lease per budget; `release_extra_slots` gives them back."""
+        budgets, _ = _budgets(principal)
+        taken: list[list[str]] = []
+        try:
+            for _ in range(wanted):
+                leases: list[str] = []
+                for budget in budgets:
+                    lease = await self._limiter.acquire_slot(
+                        budget.key, budget.max_concurrent, _SLOT_LEASE_SECONDS
+                    )
+                    if lease is None:
+                        break
+                    leases.append(lease)
+                if len(leases) < len(budgets):
+                    for budget, lease in zip(budgets, leases, strict=False):
+                        await self._limiter.release_slot(budget.key, lease)
+                    break
+                taken.append(leases)
+        except RateLimiterUnavailable:
+            pass  # fewer cases side by side, not a refusal; leases lapse by themselves
+        return taken
+
+    async def release_extra_slots(self, principal: Principal, taken: list[list[str]]) -> None:
+        budgets, _ = _budgets(principal)
+        try:
+            for leases in taken:
+                for budget, lease in zip(budgets, leases, strict=True):
+                    await self._limiter.release_slot(budget.key, lease)
+        except RateLimiterUnavailable:
+            logger.warning("could not release a batch's slots; they will expire")
+
+    async def _enter(
+        self, principal: Principal, cost: int = 1
+    ) -> tuple[str | None, AdmittedRequest]:
         budgets, scopes = _budgets(principal)
         try:
             # Every budget's slot and spend in one step: one round trip when the limits live
             # in Redis, and no window in which a slot is held for a refused request; a budget
             # that refuses costs the others nothing.
-            outcome = await self._limiter.admit_all(budgets, _SLOT_LEASE_SECONDS)
+            outcome = await self._limiter.admit_all(budgets, _SLOT_LEASE_SECONDS, cost=cost)
         except RateLimiterUnavailable:
             if not self._fail_open:
                 self._metrics.rejections.labels(ProblemCode.RATE_LIMITER_UNAVAILABLE).inc()
@@ -106,6 +161,14 @@ class AdmissionGate:
             )
         scope = scopes[outcome.refused_by or 0]
         headers = rate_limit_headers(decision, scope)
+        extra: dict[str, object] = {"limit": scope}
+        if cost > 1:
+            # How many runs of the batch would be admitted now: what every budget has left.
+            extra["fits"] = (
+                0
+                if outcome.at_concurrency_cap
+                else min(min(d.remaining, d.daily_remaining) for d in outcome.decisions)
+            )
         if outcome.at_concurrency_cap:
             self._refuse(principal, ProblemCode.TOO_MANY_CONCURRENT, scope)
             cap = budgets[outcome.refused_by or 0].max_concurrent
@@ -116,16 +179,19 @@ class AdmissionGate:
                 code=ProblemCode.TOO_MANY_CONCURRENT,
                 headers={**headers, "Retry-After": "1"},
                 retry_after=1,
-                extra={"limit": scope},
+                extra=extra,
             )
         assert decision.refusal is not None
         self._refuse(principal, decision.refusal.code, scope)
+        message = _refusal_message(decision, scope)
+        if cost > 1:
+            message = f"A batch of {cost} runs does not fit: {extra['fits']} would. " + message
         raise LimitExceeded(
-            _refusal_message(decision, scope),
+            message,
             code=decision.refusal.code,
             headers=headers,
             retry_after=decision.retry_after_seconds,
-            extra={"limit": scope},
+            extra=extra,
         )
 
     async def _release(self, principal: Principal, lease: str) -> None:
@@ -159,15 +225,16 @@ class _HeldSlot:
     """`async with gate.admit(principal) as admission:` (a class, not a generator-based
     context manager: this runs on every execution)."""
 
-    __slots__ = ("_gate", "_lease", "_principal")
+    __slots__ = ("_cost", "_gate", "_lease", "_principal")
 
-    def __init__(self, gate: AdmissionGate, principal: Principal) -> None:
+    def __init__(self, gate: AdmissionGate, principal: Principal, cost: int = 1) -> None:
         self._gate = gate
         self._principal = principal
+        self._cost = cost
         self._lease: str | None = None
 
     async def __aenter__(self) -> AdmittedRequest:
-        self._lease, admission = await self._gate._enter(self._principal)
+        self._lease, admission = await self._gate._enter(self._principal, self._cost)
         return admission
 
     async def __aexit__(self, *exc_info: object) -> None:

@@ -1,4 +1,5 @@
-"""Stored modules: content-addressed bytes, owned per account, with names; storage quotas.
+"""Stored modules and batches: content-addressed bytes, owned per account, with names;
+storage quotas; the batch a usage record's run belonged to.
 
 wasm_blobs holds each distinct module's bytes once, keyed by their SHA-256. wasm_modules
 says which account stored which blob (what the compiled module imports and exports, and
@@ -6,7 +7,8 @@ whether it is a WASI command); an account sees only its own rows, so knowing a d
 grants nothing. wasm_module_names points an account's names (like registry tags) at its
 modules. subscription_tiers gains the storage quota: how many modules an account may
 keep and how many bytes they may take (free 10 / 50 MiB, basic 100 / 500 MiB, pro
-1,000 / 5 GiB; any other tier 100 / 500 MiB).
+1,000 / 5 GiB; any other tier 100 / 500 MiB). usage_logs gains batch_id: the batch
+(POST /api/v1/execute/batch) a run was a case of, NULL for a single run.
 
 Revision ID: 0008
 Revises: 0007
@@ -112,6 +114,9 @@ def upgrade() -> None:
             op.f("ck_subscription_tiers_max_stored_module_bytes_not_negative"),
             "max_stored_module_bytes >= 0",
         )
+    with op.batch_alter_table("usage_logs") as batch:
+        batch.add_column(sa.Column("batch_id", sa.Uuid(), nullable=True))
+        batch.create_index(op.f("ix_usage_logs_batch_id"), ["batch_id"])
     tiers = sa.table(
         "subscription_tiers",
         sa.column("name"),
@@ -127,6 +132,9 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("usage_logs") as batch:
+        batch.drop_index(op.f("ix_usage_logs_batch_id"))
+        batch.drop_column("batch_id")
     with op.batch_alter_table("subscription_tiers") as batch:
         batch.drop_constraint(
             op.f("ck_subscription_tiers_max_stored_module_bytes_not_negative"), type_="check"

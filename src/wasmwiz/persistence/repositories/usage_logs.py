@@ -51,6 +51,7 @@ class UsageRecord:
     stderr_size: int
     memory_peak_bytes: int
     fuel_consumed: int
+    batch_id: uuid.UUID | None = None  # the batch the run was a case of
 
 
 _RECORD_FIELDS = tuple(field.name for field in dataclasses.fields(UsageRecord))

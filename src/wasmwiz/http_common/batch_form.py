@@ -1,0 +1,239 @@
+"""Reads a batch (POST /api/v1/execute/batch) from a multipart form: a module and its cases.
+
+The module comes as in the execute form (`wasm` or `module`), as do the options every case
+shares (`deterministic`, `seed`, `max_fuel`). `cases` is a JSON array of case objects
+(`stdin` or `stdin_base64`, `args`, `env`) and `defaults` one such object, applied to each
+case that lacks a key. Every case is checked before anything runs: a bad one is refused
+with `invalid_cases` and its index in `case`.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from starlette.requests import Request
+
+from wasmwiz.errors import InvalidRequest, PayloadTooLarge, WasmWizError
+from wasmwiz.http_common.execution_form import (
+    check_args,
+    check_env,
+    decode_field,
+    execution_form_limits,
+    program_name,
+)
+from wasmwiz.http_common.multipart import FieldLimit, FormPart, read_form
+from wasmwiz.http_common.request_limits import declared_content_length
+from wasmwiz.problem_codes import ProblemCode
+from wasmwiz.services.batches import BatchCase, BatchOptions, BatchRequest
+
+_FORM_OVERHEAD_BYTES = 64 * 1024
+_MAX_DEFAULTS_BYTES = 128 * 1024
+_CASE_KEYS = frozenset({"stdin", "stdin_base64", "args", "env"})
+_SHARED_FIELDS = ("module", "deterministic", "seed", "max_fuel")
+
+_CASE_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {
+        "stdin": {"type": "string", "description": "stdin as text (UTF-8)."},
+        "stdin_base64": {"type": "string", "description": "stdin as base64, byte for byte."},
+        "args": {"type": "array", "items": {"type": "string"}, "maxItems": 1024},
+        "env": {"type": "object", "additionalProperties": {"type": "string"}},
+    },
+}
+
+
+def batch_form_schema(execution_form: Mapping[str, Any], max_cases: int) -> dict[str, Any]:
+    """The batch form's JSON Schema: the execute form's module and shared options, and the
+    cases (documented as JSON in a string, as `args` and `env` are)."""
+    properties = execution_form["properties"]
+    return {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["cases"],
+        "oneOf": [{"required": ["wasm"]}, {"required": ["module"]}],
+        "properties": {
+            "wasm": properties["wasm"],
+            "module": properties["module"],
+            "cases": {
+                "type": "string",
+                "contentMediaType": "application/json",
+                "contentSchema": {
+                    "type": "array",
+                    "minItems": 1,
+                    "maxItems": max_cases,
+                    "items": _CASE_SCHEMA,
+                },
+                "description": f"A JSON array of 1 to MAX_BATCH_CASES ({max_cases}) cases, "
+                "as a text field or a file, at most MAX_INPUT_SIZE bytes in all. Each case "
+                "has `stdin` (text) or `stdin_base64`, `args` and `env`, all optional.",
+                "example": '[{"stdin": "1 2\\n"}, {"stdin": "3 4\\n"}]',
+            },
+            "defaults": {
+                "type": "string",
+                "contentMediaType": "application/json",
+                "contentSchema": _CASE_SCHEMA,
+                "description": "A JSON case object: each key applies to every case lacking it.",
+                "example": '{"env": {"LANG": "C"}}',
+            },
+            "deterministic": properties["deterministic"],
+            "seed": properties["seed"],
+            "max_fuel": properties["max_fuel"],
+        },
+    }
+
+
+def _invalid(message: str, case: int | None = None) -> InvalidRequest:
+    """`invalid_cases`; about one case, its index is in the message and the `case` member."""
+    if case is None:
+        return InvalidRequest(message, code=ProblemCode.INVALID_CASES)
+    return InvalidRequest(
+        f"Case {case}: {message}", code=ProblemCode.INVALID_CASES, extra={"case": case}
+    )
+
+
+def _case(value: object, index: int | None, defaults: Mapping[str, Any]) -> BatchCase:
+    """A case checked and decoded, `defaults` filling the keys it lacks. `index` None:
+    `defaults` itself, checked as a case."""
+    try:
+        return _decode_case(value, index, defaults)
+    except InvalidRequest as exc:
+        if index is None:
+            raise _invalid(f"`defaults`: {exc.message}") from None
+        raise
+
+
+def _decode_case(value: object, index: int | None, defaults: Mapping[str, Any]) -> BatchCase:
+    if not isinstance(value, dict):
+        raise _invalid("a case is a JSON object.", index)
+    unknown = sorted(set(value) - _CASE_KEYS)
+    if unknown:
+        raise _invalid(f"unknown keys {unknown}; a case takes {sorted(_CASE_KEYS)}.", index)
+    merged = {**defaults, **value}
+    if "stdin" in value and "stdin_base64" in value:
+        raise _invalid("send `stdin` or `stdin_base64`, not both.", index)
+    if "stdin" in value or "stdin_base64" in value:  # the case's own stdin wins outright
+        merged.pop("stdin_base64" if "stdin" in value else "stdin", None)
+    stdin = b""
+    try:
+        if "stdin_base64" in merged:
+            if not isinstance(merged["stdin_base64"], str):
+                raise _invalid("`stdin_base64` is a string.", index)
+            stdin = base64.b64decode(merged["stdin_base64"], validate=True)
+        elif "stdin" in merged:
+            if not isinstance(merged["stdin"], str):
+                raise _invalid("`stdin` is a string.", index)
+            stdin = merged["stdin"].encode()
+        args = check_args(merged.get("args", []))
+        env = check_env(merged.get("env", {}))
+    except (binascii.Error, ValueError):
+        raise _invalid("`stdin_base64` is not base64.", index) from None
+    except UnicodeEncodeError:
+        raise _invalid("`stdin` contains a lone surrogate, which is not text.", index) from None
+    except InvalidRequest as exc:
+        if exc.code is ProblemCode.INVALID_CASES:
+            raise
+        raise _invalid(exc.message, index) from None  # a bad `args` or `env` of this case
+    return BatchCase(stdin=stdin, args=tuple(args), env=env)
+
+
+def _json(part: FormPart, what: str) -> object:
+    try:
+        return json.loads(part.data)
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        raise _invalid(f"{what} is not JSON.") from None
+
+
+@dataclass(frozen=True, slots=True)
+class BatchFormReader:
+    """The batch form's reader under the app's limits, built once by `create_app`."""
+
+    max_wasm_size: int
+    max_input_size: int
+    max_cases: int
+
+    @property
+    def limits(self) -> dict[str, FieldLimit]:
+        execute = execution_form_limits(self.max_wasm_size, self.max_input_size)
+        limits = {name: execute[name] for name in ("wasm", *_SHARED_FIELDS)}
+        limits["cases"] = execute["input"]  # all the cases' stdin, args and env together
+
+        def defaults_too_long(limit: int) -> WasmWizError:
+            return _invalid(f"`defaults` is longer than the limit of {limit} bytes.")
+
+        limits["defaults"] = FieldLimit(_MAX_DEFAULTS_BYTES, defaults_too_long)
+        return limits
+
+    @property
+    def max_body(self) -> int:
+        return sum(limit.max_bytes for limit in self.limits.values()) + _FORM_OVERHEAD_BYTES
+
+    def refuse_declared_oversize(self, request: Request) -> None:
+        declared = declared_content_length(request.scope)
+        if declared is not None and declared > self.max_body:
+            raise PayloadTooLarge(
+                f"The request body ({declared} bytes) is larger than the limit of "
+                f"{self.max_body} bytes.",
+                code=ProblemCode.REQUEST_TOO_LARGE,
+            )
+
+    async def read(self, request: Request) -> BatchRequest:
+        parts = await read_form(
+            request.stream(),
+            request.headers.get("content-type"),
+            self.limits,
+            self.max_body,
+            declared_bytes=declared_content_length(request.scope),
+        )
+        return self.from_parts(parts)
+
+    def from_parts(self, parts: Mapping[str, FormPart]) -> BatchRequest:
+        wasm, reference = parts.get("wasm"), parts.get("module")
+        if wasm is None and reference is None:
+            raise InvalidRequest(
+                "Send the module in the `wasm` field, or name a stored one in `module`.",
+                code=ProblemCode.MISSING_WASM,
+            )
+        if wasm is not None and reference is not None:
+            raise InvalidRequest(
+                "Send the module in `wasm` or name a stored one in `module`, not both.",
+                code=ProblemCode.WASM_AND_MODULE,
+            )
+        shared = {
+            name: decode_field(name, part) for name, part in parts.items() if name in _SHARED_FIELDS
+        }
+        defaults: Mapping[str, Any] = {}
+        if (defaults_part := parts.get("defaults")) is not None:
+            decoded = _json(defaults_part, "`defaults`")
+            _case(decoded, None, {})  # checked as a case of its own
+            assert isinstance(decoded, dict)
+            defaults = decoded
+        cases_part = parts.get("cases")
+        if cases_part is None:
+            raise _invalid("send the cases in `cases`, a JSON array.")
+        decoded_cases = _json(cases_part, "`cases`")
+        if not isinstance(decoded_cases, list) or not decoded_cases:
+            raise _invalid("`cases` is a JSON array of at least one case.")
+        if len(decoded_cases) > self.max_cases:
+            raise _invalid(
+                f"{len(decoded_cases)} cases, over the limit of {self.max_cases} a batch."
+            )
+        cases = [_case(value, index, defaults) for index, value in enumerate(decoded_cases)]
+        module: bytes | memoryview | str
+        if wasm is not None:
+            module, name = wasm.contents, program_name(wasm.filename)
+        else:
+            module = str(shared["module"])
+            name = program_name(module)
+        seed, max_fuel = shared.get("seed"), shared.get("max_fuel")
+        options = BatchOptions(
+            deterministic=shared.get("deterministic") is True,
+            seed=seed if isinstance(seed, int) else 0,
+            max_fuel=max_fuel if isinstance(max_fuel, int) else None,
+        )
+        return BatchRequest(module=module, cases=cases, options=options, program_name=name)
