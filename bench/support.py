@@ -94,13 +94,14 @@ class BenchAccount:
         return {"Authorization": f"Bearer {self.api_key}"}
 
 
-def prepare_database(database_url: str) -> BenchAccount:
-    """Migrate, and create a user on a tier the rate limiter never refuses."""
+def prepare_database(database_url: str, *, max_concurrent: int = UNLIMITED) -> BenchAccount:
+    """Migrate, and create a user on a tier the rate limiter never refuses (but for its
+    concurrent runs, given `max_concurrent`)."""
     upgrade(database_url)
-    return asyncio.run(_create_account(database_url))
+    return asyncio.run(_create_account(database_url, max_concurrent))
 
 
-async def _create_account(database_url: str) -> BenchAccount:
+async def _create_account(database_url: str, max_concurrent: int) -> BenchAccount:
     database = Database(database_url)
     tier_name = f"bench-{uuid.uuid4().hex[:8]}"
     try:
@@ -110,8 +111,10 @@ async def _create_account(database_url: str) -> BenchAccount:
                     name=tier_name,
                     requests_per_minute=UNLIMITED,
                     requests_per_day=UNLIMITED,
-                    max_concurrent_executions=UNLIMITED,
+                    max_concurrent_executions=max_concurrent,
                     max_fuel=None,
+                    max_stored_modules=UNLIMITED,
+                    max_stored_module_bytes=UNLIMITED,
                 )
             )
             await session.flush()

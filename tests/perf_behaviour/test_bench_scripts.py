@@ -47,6 +47,7 @@ def test_every_bench_section_runs_in_quick_mode(tmp_path: Path) -> None:
         "ratios",
         "big_module",
         "cpu",
+        "stored_modules",
         "soak",
     }
     assert sections["request_path"]["figures"]["whole app as ASGI (no socket)"] > 0
@@ -55,6 +56,10 @@ def test_every_bench_section_runs_in_quick_mode(tmp_path: Path) -> None:
         assert sections["http"]["figures"][concurrency]["throughput"] > 0
     assert sections["big_module"]["figures"]["module_bytes"] > 2_000_000
     assert sections["cpu"]["figures"]["node_seconds"] > 0
+    stored = sections["stored_modules"]["figures"]
+    assert stored["by_reference_p50"] > 0
+    assert stored["batch_cases_per_second"] > 0
+    assert stored["cpu_batch_serial_per_second"] > 0
     soak = sections["soak"]["figures"]
     assert soak["unexpected"] == 0
     assert soak["executed"] > 0

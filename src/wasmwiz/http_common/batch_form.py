@@ -32,7 +32,6 @@ from wasmwiz.problem_codes import ProblemCode
 from wasmwiz.services.batches import BatchCase, BatchOptions, BatchRequest
 
 _FORM_OVERHEAD_BYTES = 64 * 1024
-_MAX_DEFAULTS_BYTES = 128 * 1024
 _CASE_KEYS = frozenset({"stdin", "stdin_base64", "args", "env"})
 _SHARED_FIELDS = ("module", "deterministic", "seed", "max_fuel")
 
@@ -78,7 +77,8 @@ def batch_form_schema(execution_form: Mapping[str, Any], max_cases: int) -> dict
                 "type": "string",
                 "contentMediaType": "application/json",
                 "contentSchema": _CASE_SCHEMA,
-                "description": "A JSON case object: each key applies to every case lacking it.",
+                "description": "A JSON case object, at most MAX_INPUT_SIZE bytes: each key "
+                "applies to every case lacking it (a shared stdin is held once).",
                 "example": '{"env": {"LANG": "C"}}',
             },
             "deterministic": properties["deterministic"],
@@ -97,8 +97,12 @@ def _invalid(message: str, case: int | None = None) -> InvalidRequest:
     )
 
 
-def _case(value: object, index: int | None, defaults: Mapping[str, Any]) -> BatchCase:
-    """A case checked and decoded, `defaults` filling the keys it lacks. `index` None:
+_NO_DEFAULTS = BatchCase()
+
+
+def _case(value: object, index: int | None, defaults: BatchCase = _NO_DEFAULTS) -> BatchCase:
+    """A case checked and decoded; what it lacks is taken from `defaults` (decoded once,
+    so a shared stdin is one bytes object, however many cases use it). `index` None:
     `defaults` itself, checked as a case."""
     try:
         return _decode_case(value, index, defaults)
@@ -108,29 +112,26 @@ def _case(value: object, index: int | None, defaults: Mapping[str, Any]) -> Batc
         raise
 
 
-def _decode_case(value: object, index: int | None, defaults: Mapping[str, Any]) -> BatchCase:
+def _decode_case(value: object, index: int | None, defaults: BatchCase) -> BatchCase:
     if not isinstance(value, dict):
         raise _invalid("a case is a JSON object.", index)
     unknown = sorted(set(value) - _CASE_KEYS)
     if unknown:
         raise _invalid(f"unknown keys {unknown}; a case takes {sorted(_CASE_KEYS)}.", index)
-    merged = {**defaults, **value}
     if "stdin" in value and "stdin_base64" in value:
         raise _invalid("send `stdin` or `stdin_base64`, not both.", index)
-    if "stdin" in value or "stdin_base64" in value:  # the case's own stdin wins outright
-        merged.pop("stdin_base64" if "stdin" in value else "stdin", None)
-    stdin = b""
+    stdin = defaults.stdin
     try:
-        if "stdin_base64" in merged:
-            if not isinstance(merged["stdin_base64"], str):
+        if "stdin_base64" in value:
+            if not isinstance(value["stdin_base64"], str):
                 raise _invalid("`stdin_base64` is a string.", index)
-            stdin = base64.b64decode(merged["stdin_base64"], validate=True)
-        elif "stdin" in merged:
-            if not isinstance(merged["stdin"], str):
+            stdin = base64.b64decode(value["stdin_base64"], validate=True)
+        elif "stdin" in value:
+            if not isinstance(value["stdin"], str):
                 raise _invalid("`stdin` is a string.", index)
-            stdin = merged["stdin"].encode()
-        args = check_args(merged.get("args", []))
-        env = check_env(merged.get("env", {}))
+            stdin = value["stdin"].encode()
+        args = tuple(check_args(value["args"])) if "args" in value else defaults.args
+        env = check_env(value["env"]) if "env" in value else defaults.env
     except (binascii.Error, ValueError):
         raise _invalid("`stdin_base64` is not base64.", index) from None
     except UnicodeEncodeError:
@@ -139,7 +140,7 @@ def _decode_case(value: object, index: int | None, defaults: Mapping[str, Any]) 
         if exc.code is ProblemCode.INVALID_CASES:
             raise
         raise _invalid(exc.message, index) from None  # a bad `args` or `env` of this case
-    return BatchCase(stdin=stdin, args=tuple(args), env=env)
+    return BatchCase(stdin=stdin, args=args, env=env)
 
 
 def _json(part: FormPart, what: str) -> object:
@@ -166,7 +167,7 @@ class BatchFormReader:
         def defaults_too_long(limit: int) -> WasmWizError:
             return _invalid(f"`defaults` is longer than the limit of {limit} bytes.")
 
-        limits["defaults"] = FieldLimit(_MAX_DEFAULTS_BYTES, defaults_too_long)
+        limits["defaults"] = FieldLimit(self.max_input_size, defaults_too_long)
         return limits
 
     @property
@@ -207,12 +208,9 @@ class BatchFormReader:
         shared = {
             name: decode_field(name, part) for name, part in parts.items() if name in _SHARED_FIELDS
         }
-        defaults: Mapping[str, Any] = {}
+        defaults = _NO_DEFAULTS
         if (defaults_part := parts.get("defaults")) is not None:
-            decoded = _json(defaults_part, "`defaults`")
-            _case(decoded, None, {})  # checked as a case of its own
-            assert isinstance(decoded, dict)
-            defaults = decoded
+            defaults = _case(_json(defaults_part, "`defaults`"), None)
         cases_part = parts.get("cases")
         if cases_part is None:
             raise _invalid("send the cases in `cases`, a JSON array.")

@@ -1,0 +1,187 @@
+"""Section 7: modules as resources: runs by reference, and batches, against their baselines.
+
+Three comparisons, each side by side in one run on one server:
+
+- A ~2 MB module run by reference (`module=`) against the same run with the module
+  uploaded each time (cached either way: what differs is moving and hashing 2 MB).
+- A batch of 100 hello-world cases against 100 single requests over one keep-alive
+  connection, in executions per second.
+- A batch of 100 CPU-bound cases (SHA-256 of the same ~700 KiB, shared in `defaults`) run
+  side by side on the server's two execution slots, against the same batch for an account
+  allowed one run at a time: whether a batch uses both cores.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import random
+import statistics
+import sys
+import time
+
+import httpx
+
+from bench import modules
+from bench.support import BenchAccount, BenchServer, Context, Section, ms, prepare_database
+
+CASES = 100
+SHA_INPUT_BYTES = 700 * 1024
+
+
+def _upload_run(client: httpx.Client, account: BenchAccount, wasm: bytes) -> float:
+    started = time.perf_counter()
+    response = client.post(
+        "/api/v1/execute", headers=account.headers, files={"wasm": ("big.wasm", wasm)}
+    )
+    elapsed = time.perf_counter() - started
+    _check(response, "big\n")
+    return elapsed
+
+
+def _reference_run(client: httpx.Client, account: BenchAccount, module_id: str) -> float:
+    started = time.perf_counter()
+    response = client.post(
+        "/api/v1/execute", headers=account.headers, files={"module": (None, module_id)}
+    )
+    elapsed = time.perf_counter() - started
+    _check(response, "big\n")
+    return elapsed
+
+
+def _check(response: httpx.Response, output: str) -> None:
+    if response.status_code != 200 or response.json()["output"] != output:
+        raise RuntimeError(f"unexpected answer: {response.status_code} {response.text[:300]}")
+
+
+def _batch(
+    client: httpx.Client,
+    account: BenchAccount,
+    module_id: str,
+    cases: list[dict[str, object]],
+    defaults: dict[str, object] | None = None,
+) -> tuple[float, list[dict[str, object]]]:
+    files: dict[str, tuple[str | None, str]] = {
+        "module": (None, module_id),
+        "cases": ("cases.json", json.dumps(cases)),
+    }
+    if defaults is not None:
+        files["defaults"] = ("defaults.json", json.dumps(defaults))
+    started = time.perf_counter()
+    response = client.post("/api/v1/execute/batch", headers=account.headers, files=files)
+    elapsed = time.perf_counter() - started
+    if response.status_code != 200:
+        raise RuntimeError(f"the batch failed: {response.status_code} {response.text[:300]}")
+    results: list[dict[str, object]] = response.json()["results"]
+    return elapsed, results
+
+
+def _store(client: httpx.Client, account: BenchAccount, wasm: bytes) -> str:
+    response = client.post(
+        "/api/v1/modules", headers=account.headers, files={"wasm": ("module.wasm", wasm)}
+    )
+    response.raise_for_status()
+    module_id: str = response.json()["id"]
+    return module_id
+
+
+def run(context: Context) -> Section:
+    section = Section("7. Modules as resources: by reference, and batches")
+    var_dir, database_url = context.fresh_database("stored_modules")
+    account = prepare_database(database_url)
+    one_at_a_time = prepare_database(database_url, max_concurrent=1)
+    repeats = context.count(30, 3)
+    rounds = context.count(5, 1)
+    # Two execution slots: the machine's two cores, as the issue's figure assumes.
+    server = BenchServer(var_dir, database_url, max_concurrent_executions="2").start()
+    try:
+        with httpx.Client(base_url=server.url, timeout=300) as client:
+            big = modules.big_module()
+            big_id = _store(client, account, big)
+            _upload_run(client, account, big)  # both ways now find it compiled
+            uploaded, by_reference = [], []
+            for _ in range(repeats):  # interleaved, so drift in the machine's load is shared
+                uploaded.append(_upload_run(client, account, big))
+                by_reference.append(_reference_run(client, account, big_id))
+
+            hello_id = _store(client, account, modules.hello())
+            singles, batches = [], []
+            for _ in range(rounds):
+                started = time.perf_counter()
+                for _ in range(CASES):
+                    _reference_run_hello(client, account, hello_id)
+                singles.append(time.perf_counter() - started)
+                elapsed, results = _batch(client, account, hello_id, [{}] * CASES)
+                if any(r["output"] != "Hello, WasmWiz!\n" for r in results):
+                    raise RuntimeError("a hello case printed something else")
+                batches.append(elapsed)
+
+            sha_id = _store(client, account, modules.sha256())
+            _store(client, one_at_a_time, modules.sha256())  # each account its own
+            data = random.Random(7).randbytes(SHA_INPUT_BYTES)
+            expected = hashlib.sha256(data).hexdigest() + "\n"
+            defaults = {"stdin_base64": base64.b64encode(data).decode()}
+            _batch(client, account, sha_id, [{}], defaults)  # warm: compiled
+            parallel, serial = [], []
+            for _ in range(rounds):
+                elapsed, results = _batch(client, account, sha_id, [{}] * CASES, defaults)
+                if any(r["output"] != expected for r in results):
+                    raise RuntimeError("a SHA-256 case gave a wrong digest")
+                parallel.append(elapsed)
+                elapsed, _ = _batch(client, one_at_a_time, sha_id, [{}] * CASES, defaults)
+                serial.append(elapsed)
+    finally:
+        server.stop()
+
+    p50_upload, p50_reference = statistics.median(uploaded), statistics.median(by_reference)
+    section.row(f"2 MB module uploaded each run (p50 of {repeats})", ms(p50_upload))
+    section.row("2 MB module by reference (p50)", ms(p50_reference))
+    section.row("by reference / uploaded", f"{p50_reference / p50_upload:.2f}")
+    section.target(
+        "by reference at most a third of uploading each time",
+        p50_reference <= p50_upload / 3,
+        f"{p50_reference / p50_upload:.2f}",
+    )
+    single_rate = CASES / statistics.median(singles)
+    batch_rate = CASES / statistics.median(batches)
+    section.row(f"{CASES} single requests, one keep-alive connection", f"{single_rate:.0f}/s")
+    section.row(f"one batch of {CASES} hello-world cases", f"{batch_rate:.0f}/s")
+    section.row("batch / single requests", f"{batch_rate / single_rate:.1f}x")
+    section.target(
+        "a batch >= 10x the executions per second of single requests",
+        batch_rate >= 10 * single_rate,
+        f"{batch_rate / single_rate:.1f}x",
+    )
+    parallel_rate = CASES / statistics.median(parallel)
+    serial_rate = CASES / statistics.median(serial)
+    section.row(f"{CASES} SHA-256 cases, one at a time", f"{serial_rate:.1f}/s")
+    section.row(f"{CASES} SHA-256 cases, side by side on 2 slots", f"{parallel_rate:.1f}/s")
+    section.row("side by side / one at a time", f"{parallel_rate / serial_rate:.2f}x")
+    section.target(
+        "a CPU-bound batch >= 1.6x the single-thread rate",
+        parallel_rate >= 1.6 * serial_rate,
+        f"{parallel_rate / serial_rate:.2f}x",
+    )
+    section.figures = {
+        "by_reference_p50": p50_reference,
+        "uploaded_p50": p50_upload,
+        "single_requests_per_second": single_rate,
+        "batch_cases_per_second": batch_rate,
+        "cpu_batch_parallel_per_second": parallel_rate,
+        "cpu_batch_serial_per_second": serial_rate,
+    }
+    return section
+
+
+def _reference_run_hello(client: httpx.Client, account: BenchAccount, module_id: str) -> None:
+    response = client.post(
+        "/api/v1/execute", headers=account.headers, files={"module": (None, module_id)}
+    )
+    _check(response, "Hello, WasmWiz!\n")
+
+
+if __name__ == "__main__":
+    from bench.run import main
+
+    sys.exit(main(["--sections", "stored_modules", *sys.argv[1:]]))
