@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install install-runtime run test check lint typecheck layers workflows bandit deploy audit format lock clean openapi
+.PHONY: install install-runtime run test check lint typecheck layers workflows bandit deploy audit format lock clean openapi runtimes
 
 # Two installs into one virtualenv: `make run` needs the runtime dependencies only; the
 # tests and checks add the development toolchain (ziglang, Playwright, linters: ~1 GB).
@@ -65,12 +65,12 @@ test: install
 check: lint typecheck layers workflows bandit deploy
 
 lint: install
-	$(BIN)/ruff check src client tests bench .ci
-	$(BIN)/ruff format --check src client tests bench .ci
+	$(BIN)/ruff check src client tests bench .ci runtimes
+	$(BIN)/ruff format --check src client tests bench .ci runtimes
 
 typecheck: install
 	$(BIN)/mypy
-	$(BIN)/mypy --strict .ci/audit.py .ci/release_check.py
+	$(BIN)/mypy --strict .ci/audit.py .ci/release_check.py runtimes/build.py
 
 layers: install
 	$(BIN)/lint-imports
@@ -96,8 +96,13 @@ audit: install
 	$(BIN)/python .ci/audit.py
 
 format: install
-	$(BIN)/ruff check --fix src client tests bench .ci
-	$(BIN)/ruff format src client tests bench .ci
+	$(BIN)/ruff check --fix src client tests bench .ci runtimes
+	$(BIN)/ruff format src client tests bench .ci runtimes
+
+# Rebuild the bundled language runtimes in src/wasmwiz/runtimes/ from their pinned sources
+# (docs/runtimes.md); `runtimes/build.py --check` proves the committed files are its output.
+runtimes: install
+	$(BIN)/python runtimes/build.py
 
 # Regenerate the committed OpenAPI document after changing a route (a test fails until you do).
 openapi: install
