@@ -56,6 +56,7 @@ from wasmwiz.services.health import HealthService
 from wasmwiz.services.key_cache import KeyCache
 from wasmwiz.services.login_throttle import LoginThrottle, SignupThrottle
 from wasmwiz.services.password_hashing import PasswordHashing
+from wasmwiz.services.public_runtimes import install_bundled
 from wasmwiz.services.rate_limits import AdmissionGate, KeyCreationLimit
 from wasmwiz.services.retention import RetentionJob
 from wasmwiz.services.stored_modules import StoredModules
@@ -129,6 +130,15 @@ async def check_schema(url: str) -> None:
     if problem is not None:
         logger.error("wasmwiz cannot start: %s", problem)
         raise SchemaNotReady(problem)
+
+
+async def install_bundled_runtimes(database: Database) -> None:
+    """Publish the shipped runtimes the database lacks; a database that cannot take them
+    now is left to readiness, as at the schema check: the server starts without them."""
+    try:
+        await install_bundled(database)
+    except (OSError, SQLAlchemyError) as exc:
+        logger.warning("could not install the bundled runtimes at start-up: %s", exc)
 
 
 def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
@@ -213,6 +223,8 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
             )
             resources.callback(hashing.close)
             await hashing.prepare()
+            if settings.install_bundled_runtimes:
+                await install_bundled_runtimes(database)
             compile_budgets = CompileBudgets(compile_budget)
             modules = StoredModules(
                 database, sandbox, gate, metrics, compile_budgets=compile_budgets

@@ -129,6 +129,9 @@ class Settings(BaseSettings):
     compile_workers: Annotated[int, Field(ge=1, le=64)] = 2
     # Start them with the server, so no request waits for one; false: on the first compile.
     compile_workers_at_start: bool = True
+    # Publish the runtimes the package ships (QuickJS-ng, Lua) into the database at start,
+    # each version once; false leaves public runtimes to `wasmwiz runtimes publish`.
+    install_bundled_runtimes: bool = True
     compiled_cache_dir: Path | None = None
     compiled_cache_disk_max_bytes: Annotated[int, Field(ge=0)] = 1024 * MiB
     # Pre-compile inspection: modules declaring more are refused before compiling.

@@ -207,6 +207,7 @@ async def test_bad_batches_are_refused_with_their_code(
     code: str,
 ) -> None:
     server = server_factory(max_batch_cases=3)
+    fields = dict(fields)  # the parameters are shared by every database's run
     wasm = ECHO if fields.pop("with_wasm", "module" not in fields) else None
     async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:
         response = await batch(client, account, cases, wasm=wasm, **fields)

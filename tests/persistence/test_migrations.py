@@ -41,6 +41,7 @@ TABLES = {
     "wasm_blobs",
     "wasm_modules",
     "wasm_module_names",
+    "public_runtimes",
 }
 SEEDED_TIERS = [("free", 10, 500, 2), ("basic", 100, 10_000, 10), ("pro", 500, 50_000, 50)]
 

@@ -52,8 +52,9 @@ TYPICAL_DETAILS: dict[ProblemCode, str] = {
         "Send the module in `wasm` or name a stored one in `module`, not both."
     ),
     ProblemCode.INVALID_MODULE_REFERENCE: (
-        "`module` must be a stored module's id (`sha256:` and 64 lowercase hex digits) or "
-        "one of your names for it (1 to 64 of a-z 0-9 . _ -)."
+        "`module` must be a stored module's id (`sha256:` and 64 lowercase hex digits), "
+        "one of your names for it (1 to 64 of a-z 0-9 . _ -), or a public runtime's name "
+        "(`lua`, `lua@5.4.8`)."
     ),
     ProblemCode.MODULE_NOT_FOUND: "No stored module 'grader' in this account.",
     ProblemCode.INVALID_CASES: "Case 3: `args` must be a JSON array of strings.",
@@ -466,6 +467,17 @@ _STORED_MODULE = {
     "exports": [{"name": "memory", "kind": "memory"}, {"name": "_start", "kind": "func"}],
     "is_command": True,
 }
+_RUNTIME = {
+    "name": "lua",
+    "version": "5.4.8",
+    "id": "sha256:5c5d39b9af5fa9dfba516a6cc438fb8d24a88d45d567039cabc0c87aed25903f",
+    "language": "Lua",
+    "usage": "stdin",
+    "size": 311749,
+    "license": "MIT",
+    "published_at": "2026-12-04T20:25:46Z",
+    "latest": True,
+}
 # Examples of the response schemas, by component name (JSON Schema `examples`).
 SCHEMA_EXAMPLES: dict[str, list[Any]] = {
     "ApiKeyOut": [_KEY],
@@ -527,6 +539,8 @@ SCHEMA_EXAMPLES: dict[str, list[Any]] = {
         }
     ],
     "StoredModuleOut": [_STORED_MODULE],
+    "RuntimeOut": [_RUNTIME],
+    "RuntimeList": [{"items": [_RUNTIME]}],
     "StoredModulePage": [{"items": [_STORED_MODULE], "next_cursor": None}],
     "ModuleImportOut": [_STORED_MODULE["imports"][0]],  # type: ignore[index]
     "ModuleExportOut": [{"name": "_start", "kind": "func"}],

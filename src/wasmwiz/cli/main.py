@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from wasmwiz import __version__
-from wasmwiz.cli import admin, invites, openapi_spec, remote, tiers, usage
+from wasmwiz.cli import admin, invites, openapi_spec, remote, runtimes, tiers, usage
 from wasmwiz.config import ENV_FILE, ConfigurationError, Settings, load_settings
 from wasmwiz.services.principals import Scope
 
@@ -139,6 +139,7 @@ def build_parser() -> argparse.ArgumentParser:
     tiers.add_parsers(commands, user_commands, key_commands, _async)
 
     invites.add_parser(commands, _async)
+    runtimes.add_parser(commands, _async)
 
     demo = commands.add_parser("demo", help="create the demo user and key if none exist")
     demo.add_argument("--url", default=None, help="base URL to show in the curl example")

@@ -171,8 +171,9 @@ def _parse_module_reference(part: FormPart, name: str) -> str:
         text = ""
     if not MODULE_REFERENCE.fullmatch(text):
         raise InvalidRequest(
-            "`module` must be a stored module's id (`sha256:` and 64 lowercase hex digits) or "
-            "one of your names for it (1 to 64 of a-z 0-9 . _ -).",
+            "`module` must be a stored module's id (`sha256:` and 64 lowercase hex digits), "
+            "one of your names for it (1 to 64 of a-z 0-9 . _ -), or a public runtime's name "
+            "(`lua`, `lua@5.4.8`).",
             code=ProblemCode.INVALID_MODULE_REFERENCE,
         )
     return text

@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, Json, WithJsonSchema
 from pydantic.fields import FieldInfo
 
 from wasmwiz.problem_codes import ProblemCode
-from wasmwiz.services.stored_modules import MODULE_ID, MODULE_NAME
+from wasmwiz.services.stored_modules import MODULE_ID, MODULE_NAME, RUNTIME_VERSION
 
 MAX_ARGS = 1024
 MAX_ARGS_BYTES = 64 * 1024
@@ -26,8 +26,10 @@ MAX_ENV_VARS = 1024
 MAX_ENV_BYTES = 64 * 1024
 MAX_SMALL_FIELD_BYTES = 64  # deterministic, seed, max_fuel: one short value each
 MAX_U64 = 2**64 - 1
-MAX_MODULE_REFERENCE_BYTES = 71  # "sha256:" and 64 hex digits; a name is at most 64
-MODULE_REFERENCE_PATTERN = f"^({MODULE_ID.pattern}|{MODULE_NAME.pattern})$"
+MAX_MODULE_REFERENCE_BYTES = 97  # a runtime's name@version; "sha256:" and 64 digits is 71
+MODULE_REFERENCE_PATTERN = (
+    f"^({MODULE_ID.pattern}|{MODULE_NAME.pattern}(@{RUNTIME_VERSION.pattern})?)$"
+)
 MODULE_REFERENCE = re.compile(MODULE_REFERENCE_PATTERN)
 
 
@@ -96,8 +98,9 @@ class ExecutionForm(BaseModel):
             max_length=MAX_MODULE_REFERENCE_BYTES,
             pattern=MODULE_REFERENCE_PATTERN,
             description="Instead of `wasm`, a stored module (POST /api/v1/modules): its id "
-            "(`sha256:` and 64 hex digits) or one of the account's names for it. The run and "
-            "its response are the same as with the bytes uploaded.",
+            "(`sha256:` and 64 hex digits) or one of the account's names for it; or a public "
+            "runtime (GET /api/v1/runtimes) by name (`lua`, its newest version) or "
+            "name@version. The run and its response are the same as with the bytes uploaded.",
             json_schema_extra=_absent_not_null,
         ),
         FieldRules(ProblemCode.INVALID_MODULE_REFERENCE, "`module`", MAX_MODULE_REFERENCE_BYTES),

@@ -31,6 +31,7 @@ from wasmwiz.persistence.types import UTCDateTime, utcnow
 __all__ = [
     "ApiKey",
     "Base",
+    "PublicRuntime",
     "SignupInvite",
     "SubscriptionTier",
     "UsageLog",
@@ -295,3 +296,22 @@ class WasmModuleName(Base):
 
     def __repr__(self) -> str:
         return f"WasmModuleName(name={self.name!r}, module_id={self.module_id!r})"
+
+
+class PublicRuntime(Base):
+    """A module every account may run by name (`module=lua`): a language runtime."""
+
+    __tablename__ = "public_runtimes"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    version: Mapped[str] = mapped_column(String(32), primary_key=True)
+    sha256: Mapped[str] = mapped_column(ForeignKey("wasm_blobs.sha256"), index=True)
+    size: Mapped[int] = mapped_column(Integer)
+    language: Mapped[str] = mapped_column(String(64))
+    # How a program reaches the runtime, e.g. "stdin": the program is the run's stdin.
+    usage: Mapped[str] = mapped_column(Text)
+    license: Mapped[str] = mapped_column(String(128))  # an SPDX expression
+    published_at: Mapped[datetime] = _created_at()
+
+    def __repr__(self) -> str:
+        return f"PublicRuntime(name={self.name!r}, version={self.version!r})"

@@ -38,6 +38,9 @@ from wasmwiz.services.sandbox_refusals import sandbox_refusals
 # Unanchored: used with fullmatch, and joined into the execute form's pattern.
 MODULE_ID = re.compile(r"sha256:[0-9a-f]{64}")
 MODULE_NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
+# A public runtime's version: `module=lua@5.4.8` (the name alone runs the newest).
+RUNTIME_VERSION = re.compile(r"[0-9A-Za-z][0-9A-Za-z._+-]{0,31}")
+RUNTIME_REFERENCE = re.compile(f"({MODULE_NAME.pattern})@({RUNTIME_VERSION.pattern})")
 MAX_PAGE_SIZE = 100
 _LOAD_TIMEOUT_SECONDS = 60
 
@@ -263,10 +266,26 @@ class StoredModules:
             raise _not_found(name)
 
     async def resolve(self, principal: Principal, ref: str) -> ResolvedModule:
-        """The account's module `ref` names, for a run (its own short session)."""
+        """What a run of `ref` runs (its own short session): the account's module by id or
+        name, else a public runtime by its id, its name (the newest) or name@version."""
         async with self._database.session() as session:
-            found = await self._find(session, principal, ref)
-            return ResolvedModule(found.sha256, found.size)
+            if (pinned := RUNTIME_REFERENCE.fullmatch(ref)) is not None:
+                runtime = await repository.find_runtime(session, pinned[1], pinned[2])
+                if runtime is None:
+                    raise _not_found(ref)
+                return ResolvedModule(runtime.sha256, runtime.size)
+            try:
+                found = await self._find(session, principal, ref)
+                return ResolvedModule(found.sha256, found.size)
+            except errors.NotFound:
+                public = (
+                    await repository.find_public(session, ref.removeprefix("sha256:"))
+                    if MODULE_ID.fullmatch(ref)
+                    else await repository.find_runtime(session, ref)
+                )
+                if public is None:
+                    raise
+                return ResolvedModule(public.sha256, public.size)
 
     def loader(self, sha256: str) -> Callable[[], bytes]:
         """Reads the module's bytes, blocking: for the sandbox's worker thread, which calls

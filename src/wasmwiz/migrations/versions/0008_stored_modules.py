@@ -1,5 +1,6 @@
-"""Stored modules and batches: content-addressed bytes, owned per account, with names;
-storage quotas; the batch a usage record's run belonged to.
+"""Stored modules, public runtimes and batches: content-addressed bytes, owned per
+account, with names; runtimes every account may run; storage quotas; the batch a usage
+record's run belonged to.
 
 wasm_blobs holds each distinct module's bytes once, keyed by their SHA-256. wasm_modules
 says which account stored which blob (what the compiled module imports and exports, and
@@ -9,6 +10,8 @@ modules. subscription_tiers gains the storage quota: how many modules an account
 keep and how many bytes they may take (free 10 / 50 MiB, basic 100 / 500 MiB, pro
 1,000 / 5 GiB; any other tier 100 / 500 MiB). usage_logs gains batch_id: the batch
 (POST /api/v1/execute/batch) a run was a case of, NULL for a single run.
+public_runtimes: modules an administrator published (or the server installed from the
+runtimes it ships) for every account, by name and version.
 
 Revision ID: 0008
 Revises: 0007
@@ -114,6 +117,22 @@ def upgrade() -> None:
             op.f("ck_subscription_tiers_max_stored_module_bytes_not_negative"),
             "max_stored_module_bytes >= 0",
         )
+    op.create_table(
+        "public_runtimes",
+        sa.Column("name", sa.String(length=64), nullable=False),
+        sa.Column("version", sa.String(length=32), nullable=False),
+        sa.Column("sha256", sa.String(length=64), nullable=False),
+        sa.Column("size", sa.Integer(), nullable=False),
+        sa.Column("language", sa.String(length=64), nullable=False),
+        sa.Column("usage", sa.Text(), nullable=False),
+        sa.Column("license", sa.String(length=128), nullable=False),
+        sa.Column("published_at", _TIMESTAMP, server_default=sa.func.now(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["sha256"], ["wasm_blobs.sha256"], name=op.f("fk_public_runtimes_sha256_wasm_blobs")
+        ),
+        sa.PrimaryKeyConstraint("name", "version", name=op.f("pk_public_runtimes")),
+    )
+    op.create_index(op.f("ix_public_runtimes_sha256"), "public_runtimes", ["sha256"])
     with op.batch_alter_table("usage_logs") as batch:
         batch.add_column(sa.Column("batch_id", sa.Uuid(), nullable=True))
         batch.create_index(op.f("ix_usage_logs_batch_id"), ["batch_id"])
@@ -144,6 +163,8 @@ def downgrade() -> None:
         )
         batch.drop_column("max_stored_module_bytes")
         batch.drop_column("max_stored_modules")
+    op.drop_index(op.f("ix_public_runtimes_sha256"), table_name="public_runtimes")
+    op.drop_table("public_runtimes")
     op.drop_index(op.f("ix_wasm_module_names_module_id"), table_name="wasm_module_names")
     op.drop_table("wasm_module_names")
     op.drop_index(op.f("ix_wasm_modules_sha256"), table_name="wasm_modules")

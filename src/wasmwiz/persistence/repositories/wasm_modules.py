@@ -1,4 +1,5 @@
-"""Queries on stored modules: their bytes (once per digest), who owns them, their names."""
+"""Queries on stored modules: their bytes (once per digest), who owns them, their names,
+and the public runtimes every account may run."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from sqlalchemy import delete, exists, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from wasmwiz.persistence.models import Base, WasmBlob, WasmModule, WasmModuleName
+from wasmwiz.persistence.models import Base, PublicRuntime, WasmBlob, WasmModule, WasmModuleName
 from wasmwiz.persistence.repositories._rows import rowcount
 from wasmwiz.persistence.types import utcnow
 
@@ -22,10 +23,16 @@ __all__ = [
     "delete_all_for_user",
     "delete_name",
     "delete_owned",
+    "delete_runtime",
     "find_by_name",
     "find_owned",
+    "find_public",
+    "find_runtime",
     "list_owned",
+    "list_runtimes",
     "names_by_module",
+    "publish_runtime",
+    "runtime_versions",
     "set_name",
     "storage_used",
 ]
@@ -57,12 +64,8 @@ async def add(
     the account's row for it: the existing one if the account stored these bytes before.
     Concurrent stores of the same bytes, by one account or several, leave one of each row.
     """
+    await _add_blob(session, sha256, data)
     insert = _insert(session)
-    await session.execute(
-        insert(WasmBlob)
-        .values(sha256=sha256, size=len(data), content=data, created_at=utcnow())
-        .on_conflict_do_nothing(index_elements=[WasmBlob.sha256])
-    )
     await session.execute(
         insert(WasmModule)
         .values(
@@ -184,8 +187,7 @@ async def delete_owned(session: AsyncSession, user_id: uuid.UUID, sha256: str) -
         return False
     # Its names go by the foreign key's cascade (SQLite's enforced too: persistence.database).
     await session.execute(delete(WasmModule).where(WasmModule.id == module_id))
-    still_used = exists().where(WasmModule.sha256 == sha256)
-    await session.execute(delete(WasmBlob).where(WasmBlob.sha256 == sha256, ~still_used))
+    await _drop_unused_blobs(session, [sha256])
     return True
 
 
@@ -197,7 +199,100 @@ async def delete_all_for_user(session: AsyncSession, user_id: uuid.UUID) -> int:
     deleted = rowcount(
         await session.execute(delete(WasmModule).where(WasmModule.user_id == user_id))
     )
-    if digests:
-        still_used = exists().where(WasmModule.sha256 == WasmBlob.sha256)
-        await session.execute(delete(WasmBlob).where(WasmBlob.sha256.in_(digests), ~still_used))
+    await _drop_unused_blobs(session, digests)
     return deleted
+
+
+async def _drop_unused_blobs(session: AsyncSession, digests: Collection[str]) -> None:
+    """Delete these bytes where no account's module and no public runtime refers to them."""
+    if not digests:
+        return
+    in_a_module = exists().where(WasmModule.sha256 == WasmBlob.sha256)
+    in_a_runtime = exists().where(PublicRuntime.sha256 == WasmBlob.sha256)
+    await session.execute(
+        delete(WasmBlob).where(WasmBlob.sha256.in_(list(digests)), ~in_a_module, ~in_a_runtime)
+    )
+
+
+async def _add_blob(session: AsyncSession, sha256: str, data: bytes) -> None:
+    insert = _insert(session)
+    await session.execute(
+        insert(WasmBlob)
+        .values(sha256=sha256, size=len(data), content=data, created_at=utcnow())
+        .on_conflict_do_nothing(index_elements=[WasmBlob.sha256])
+    )
+
+
+async def publish_runtime(
+    session: AsyncSession,
+    *,
+    name: str,
+    version: str,
+    sha256: str,
+    data: bytes,
+    language: str,
+    usage: str,
+    license: str,
+) -> bool:
+    """Publish a runtime version (its bytes once); False if that version exists already
+    (a published version never changes: publish another)."""
+    await _add_blob(session, sha256, data)
+    insert = _insert(session)
+    result = await session.execute(
+        insert(PublicRuntime)
+        .values(
+            name=name,
+            version=version,
+            sha256=sha256,
+            size=len(data),
+            language=language,
+            usage=usage,
+            license=license,
+            published_at=utcnow(),
+        )
+        .on_conflict_do_nothing(index_elements=[PublicRuntime.name, PublicRuntime.version])
+    )
+    return rowcount(result) == 1
+
+
+async def runtime_versions(session: AsyncSession) -> set[tuple[str, str]]:
+    rows = await session.execute(select(PublicRuntime.name, PublicRuntime.version))
+    return {(name, version) for name, version in rows}
+
+
+async def list_runtimes(session: AsyncSession) -> list[PublicRuntime]:
+    """Every published version, by name, newest first within a name."""
+    statement = select(PublicRuntime).order_by(
+        PublicRuntime.name, PublicRuntime.published_at.desc(), PublicRuntime.version.desc()
+    )
+    return list(await session.scalars(statement))
+
+
+async def find_runtime(
+    session: AsyncSession, name: str, version: str | None = None
+) -> PublicRuntime | None:
+    """A runtime's given version, or (no version) its newest."""
+    statement = select(PublicRuntime).where(PublicRuntime.name == name)
+    if version is not None:
+        statement = statement.where(PublicRuntime.version == version)
+    statement = statement.order_by(PublicRuntime.published_at.desc(), PublicRuntime.version.desc())
+    return await session.scalar(statement.limit(1))
+
+
+async def find_public(session: AsyncSession, sha256: str) -> PublicRuntime | None:
+    """A public runtime with these bytes: anyone may run them by digest."""
+    return await session.scalar(
+        select(PublicRuntime).where(PublicRuntime.sha256 == sha256).limit(1)
+    )
+
+
+async def delete_runtime(session: AsyncSession, name: str, version: str) -> bool:
+    """Unpublish a runtime version; its bytes go unless something else refers to them."""
+    found = await find_runtime(session, name, version)
+    if found is None:
+        return False
+    await session.execute(
+        delete(PublicRuntime).where(PublicRuntime.name == name, PublicRuntime.version == version)
+    )
+    await _drop_unused_blobs(session, [found.sha256])
+    return True
