@@ -94,14 +94,16 @@ def test_a_newcomer_s_first_hour(
 
     # An argument with a quote left open is caught before anything is sent.
     page.locator("#args").fill('"Ada')
-    page.get_by_role("button", name="Run").click()
+    page.get_by_role("button", name="Run", exact=True).click()
     expect(page.locator("#form-error")).to_contain_text("never closed")
     page.locator("#args").fill("")
 
     # A refused module: the refusal is this run's result, in the Result panel.
     page.get_by_role("tab", name="Paste text").click()
     page.get_by_label("WebAssembly text").fill("(module)")
-    assert run_and_settle(page, page.get_by_role("button", name="Run")) == "refused (422)"
+    assert (
+        run_and_settle(page, page.get_by_role("button", name="Run", exact=True)) == "refused (422)"
+    )
     expect(page.locator("#result-message")).to_contain_text("The module was refused.")
     expect(page.locator("#stdout")).to_have_text("")
     expect(page.locator("#form-error")).to_be_hidden()

@@ -131,14 +131,14 @@ def test_oversized_file_is_refused_before_upload(page: Page, server_factory: Ser
         {"name": "big.wasm", "mimeType": "application/wasm", "buffer": b"\0asm" + b"\0" * 5000}
     )
     expect(page.locator("#form-error")).to_contain_text("the limit is 4.0 KiB")
-    page.get_by_role("button", name="Run").click()
+    page.get_by_role("button", name="Run", exact=True).click()
     expect(page.locator("#form-error")).to_contain_text("the limit is 4.0 KiB")
 
     page.locator("#wasm-file").set_input_files(
         {"name": "notes.txt", "mimeType": "text/plain", "buffer": b"hello"}
     )
     expect(page.locator("#form-error")).to_contain_text("choose a .wasm or .wat file")
-    page.get_by_role("button", name="Run").click()
+    page.get_by_role("button", name="Run", exact=True).click()
     assert uploads == []
 
 
@@ -162,7 +162,7 @@ def test_program_output_is_text_and_runs_no_script(
 
     page.get_by_role("tab", name="Paste text").click()
     page.get_by_label("WebAssembly text").fill(printing(SCRIPT_OUTPUT))
-    page.get_by_role("button", name="Run").click()
+    page.get_by_role("button", name="Run", exact=True).click()
     expect(page.locator("#result-status")).to_have_text("success")
     expect(page.locator("#stdout")).to_have_text(SCRIPT_OUTPUT)
     assert page.locator("#stdout").evaluate("node => node.children.length") == 0

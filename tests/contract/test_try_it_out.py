@@ -32,8 +32,10 @@ def test_every_execute_form_example_runs(
             for name, schema in form["schema"]["properties"].items()
             if "example" in schema
         }
-        # Every field but the module and stdin (files the user picks) has an example.
-        assert set(fields) == {"args", "env", "deterministic", "seed", "max_fuel"}
+        # Every field but the module and stdin (files the user picks) has an example; a
+        # reference's is empty, so a form sent with every example uploads its module.
+        assert set(fields) == {"module", "args", "env", "deterministic", "seed", "max_fuel"}
+        assert fields["module"] == ""
         response = httpx.post(
             f"{live_server.url}{path}",
             headers=account.headers,

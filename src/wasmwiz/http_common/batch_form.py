@@ -194,7 +194,11 @@ class BatchFormReader:
         return self.from_parts(parts)
 
     def from_parts(self, parts: Mapping[str, FormPart]) -> BatchRequest:
-        wasm, reference = parts.get("wasm"), parts.get("module")
+        wasm = parts.get("wasm")
+        shared = {
+            name: decode_field(name, part) for name, part in parts.items() if name in _SHARED_FIELDS
+        }
+        reference = shared.get("module")
         if wasm is None and reference is None:
             raise InvalidRequest(
                 "Send the module in the `wasm` field, or name a stored one in `module`.",
@@ -205,9 +209,6 @@ class BatchFormReader:
                 "Send the module in `wasm` or name a stored one in `module`, not both.",
                 code=ProblemCode.WASM_AND_MODULE,
             )
-        shared = {
-            name: decode_field(name, part) for name, part in parts.items() if name in _SHARED_FIELDS
-        }
         defaults = _NO_DEFAULTS
         if (defaults_part := parts.get("defaults")) is not None:
             defaults = _case(_json(defaults_part, "`defaults`"), None)
@@ -226,7 +227,7 @@ class BatchFormReader:
         if wasm is not None:
             module, name = wasm.contents, program_name(wasm.filename)
         else:
-            module = str(shared["module"])
+            module = str(reference)
             name = program_name(module)
         seed, max_fuel = shared.get("seed"), shared.get("max_fuel")
         options = BatchOptions(

@@ -164,11 +164,15 @@ def _payload(part: FormPart, name: str) -> bytes | memoryview:
     return part.contents
 
 
-def _parse_module_reference(part: FormPart, name: str) -> str:
+def _parse_module_reference(part: FormPart, name: str) -> str | None:
+    """A stored module's or runtime's reference; an empty field is no reference (as other
+    optional fields' are their default: forms such as Swagger UI's send every field)."""
     try:
         text = bytes(part.data).decode().strip()
     except UnicodeDecodeError:
-        text = ""
+        text = "\0"
+    if not text:
+        return None
     if not MODULE_REFERENCE.fullmatch(text):
         raise InvalidRequest(
             "`module` must be a stored module's id (`sha256:` and 64 lowercase hex digits), "

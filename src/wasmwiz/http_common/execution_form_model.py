@@ -67,6 +67,13 @@ def _absent_is_unbounded(schema: dict[str, Any]) -> None:
     schema["example"] = 1_000_000_000_000
 
 
+def _absent_reference(schema: dict[str, Any]) -> None:
+    """No reference unless given: Swagger UI's "Try it out" sends the example (else a
+    sample made from the pattern), and an empty field is no reference."""
+    _absent_not_null(schema)
+    schema["example"] = ""
+
+
 def _one_module(schema: dict[str, Any]) -> None:
     """The module comes in `wasm` or is named in `module`: one of them, never both."""
     schema["oneOf"] = [{"required": ["wasm"]}, {"required": ["module"]}]
@@ -101,7 +108,7 @@ class ExecutionForm(BaseModel):
             "(`sha256:` and 64 hex digits) or one of the account's names for it; or a public "
             "runtime (GET /api/v1/runtimes) by name (`lua`, its newest version) or "
             "name@version. The run and its response are the same as with the bytes uploaded.",
-            json_schema_extra=_absent_not_null,
+            json_schema_extra=_absent_reference,
         ),
         FieldRules(ProblemCode.INVALID_MODULE_REFERENCE, "`module`", MAX_MODULE_REFERENCE_BYTES),
     ] = None

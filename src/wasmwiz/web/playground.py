@@ -23,6 +23,24 @@ EXAMPLES = [
 ]
 
 
+# Programs for the public runtimes (docs/runtimes.md): `module=` on the same route.
+RUNTIME_EXAMPLES = [
+    (
+        "quickjs",
+        "Run JavaScript",
+        "QuickJS-ng: the program is the input.",
+        "const squares = [1, 2, 3].map(n => n * n);\nconsole.log('squares:', squares);\n",
+    ),
+    (
+        "lua",
+        "Run Lua",
+        "Lua 5.4: the program is the input.",
+        'local words = {"wasm", "lua", "sandbox"}\ntable.sort(words)\n'
+        'print(table.concat(words, ", "))\n',
+    ),
+]
+
+
 @router.get("/")
 async def playground(
     request: Request, viewer: ViewerDep, form: ExecutionFormDep, executions: ExecutionsDep
@@ -31,6 +49,7 @@ async def playground(
     limits = executions.limits
     context = {
         "examples": EXAMPLES,
+        "runtime_examples": RUNTIME_EXAMPLES,
         "limits": {
             "max_wasm_size": form.max_wasm_size,
             "max_input_size": form.max_input_size,

@@ -53,7 +53,7 @@
   }
 
   // Tabs: file or pasted text, with arrow-key movement as the ARIA pattern asks.
-  var tabs = [$("tab-file"), $("tab-text")];
+  var tabs = [$("tab-file"), $("tab-text"), $("tab-runtime")];
   function selectTab(tab) {
     tabs.forEach(function (other) {
       var selected = other === tab;
@@ -61,7 +61,9 @@
       other.tabIndex = selected ? 0 : -1;
       $(other.getAttribute("aria-controls")).hidden = !selected;
     });
-    mode = tab.id === "tab-text" ? "text" : "file";
+    mode = { "tab-text": "text", "tab-runtime": "runtime" }[tab.id] || "file";
+    // A runtime's program is its stdin: the input field has nothing to give it.
+    $("stdin-field").hidden = mode === "runtime";
   }
   tabs.forEach(function (tab, index) {
     tab.addEventListener("click", function () { selectTab(tab); });
@@ -148,6 +150,20 @@
 
   function buildForm() {
     var data = new FormData();
+    if (mode === "runtime") {
+      var program = $("program").value;
+      if (!program.trim()) {
+        throw new Error("Write a program first, or pick Run JavaScript or Run Lua above.");
+      }
+      var code = new Blob([program]);
+      if (code.size > limits.input) {
+        throw new Error("The program is " + formatBytes(code.size) + "; the limit is " + formatBytes(limits.input) + ".");
+      }
+      data.append("module", $("runtime").value);
+      data.append("input", code, "program");
+      appendArgsAndEnv(data);
+      return data;
+    }
     if (mode === "file") {
       if (!selectedFile) {
         throw new Error("Choose a .wasm or .wat file first, or paste WebAssembly text.");
@@ -171,11 +187,15 @@
       throw new Error("The input is " + formatBytes(input.size) + "; the limit is " + formatBytes(limits.input) + ".");
     }
     if (input.size) { data.append("input", input, "stdin"); }
+    appendArgsAndEnv(data);
+    return data;
+  }
+
+  function appendArgsAndEnv(data) {
     var args = splitWords($("args").value, "The arguments");
     if (args.length) { data.append("args", JSON.stringify(args)); }
     var env = parseEnv($("env").value);
     if (Object.keys(env).length) { data.append("env", JSON.stringify(env)); }
-    return data;
   }
 
   function setBusy(busy, message) {
@@ -326,6 +346,15 @@
   form.addEventListener("submit", function (event) {
     event.preventDefault();
     run();
+  });
+
+  document.querySelectorAll("[data-runtime]").forEach(function (button) {
+    button.addEventListener("click", function () {
+      $("runtime").value = button.getAttribute("data-runtime");
+      $("program").value = button.getAttribute("data-program");
+      selectTab($("tab-runtime"));
+      run();
+    });
   });
 
   document.querySelectorAll("[data-example]").forEach(function (button) {
