@@ -227,7 +227,12 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
                 await install_bundled_runtimes(database)
             compile_budgets = CompileBudgets(compile_budget)
             modules = StoredModules(
-                database, sandbox, gate, metrics, compile_budgets=compile_budgets
+                database,
+                sandbox,
+                gate,
+                metrics,
+                compile_budgets=compile_budgets,
+                cache_seconds=settings.api_key_cache_seconds,
             )
             state = AppState(
                 settings=settings,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
@@ -233,6 +234,29 @@ class Sandbox:
     ) -> RunResult:
         """`run` a prepared module on a worker thread (as `execute`, without preparing)."""
         return await self._pool.submit_async(lambda: self.run(compiled, request, limits), account)
+
+    async def run_series(
+        self,
+        compiled: CompiledModule,
+        take: Callable[[], tuple[int, RunRequest] | None],
+        limits: Limits | None = None,
+        *,
+        account: str = "",
+        slice_seconds: float = 0.05,
+    ) -> list[tuple[int, RunResult]]:
+        """Run requests from `take` one after another on one worker thread, until `take`
+        has none or `slice_seconds` have passed (a run is never cut short for it): many
+        short runs for one hop to a worker and back. `take` is called on that thread."""
+
+        def job() -> list[tuple[int, RunResult]]:
+            done: list[tuple[int, RunResult]] = []
+            until = time.monotonic() + slice_seconds
+            while time.monotonic() < until and (item := take()) is not None:
+                index, request = item
+                done.append((index, self.run(compiled, request, limits)))
+            return done
+
+        return await self._pool.submit_async(job, account)
 
     @staticmethod
     def describe(compiled: CompiledModule) -> ModuleInterface:

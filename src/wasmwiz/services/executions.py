@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -22,7 +23,7 @@ from wasmwiz.sandbox import (
     SandboxBusy,
 )
 from wasmwiz.sandbox.compile_account import CompileAccount
-from wasmwiz.services.batches import BatchCase, BatchReport, BatchRequest, ModuleSource
+from wasmwiz.services.batches import BatchReport, BatchRequest, ModuleSource
 from wasmwiz.services.compile_budgets import CompileBudgets
 from wasmwiz.services.principals import Principal
 from wasmwiz.services.rate_limits import AdmissionGate, AdmittedRequest
@@ -31,6 +32,8 @@ from wasmwiz.services.stored_modules import StoredModules
 from wasmwiz.services.usage_recorder import UsageRecorder
 
 _BUSY_WAIT_SECONDS = 0.05
+# How long a batch keeps a sandbox worker before it lets other accounts' runs in.
+_BATCH_SLICE_SECONDS = 0.05
 
 
 @dataclass(frozen=True, slots=True)
@@ -240,36 +243,56 @@ class ExecutionService:
     async def _run_cases(
         self, principal: Principal, batch: BatchRequest, compiled: CompiledModule, parallel: int
     ) -> list[tuple[datetime, RunResult]]:
+        """Run the cases on `parallel` of the sandbox's workers at once. Each worker takes
+        the next case from one shared queue and runs cases one after another for a slice
+        of time, then gives its worker back to the fair queue (other accounts' runs go
+        between slices) and asks for another: a case costs one run, not a thread hop."""
         limits = self._limits_for(principal, batch.options.max_fuel)
-        deadline = asyncio.get_running_loop().time() + self._batch_timeout
-        turns = asyncio.Semaphore(parallel)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._batch_timeout
+        waiting = collections.deque(enumerate(batch.cases))
+        results: list[tuple[datetime, RunResult] | None] = [None] * len(batch.cases)
 
-        async def run_case(case: BatchCase) -> tuple[datetime, RunResult]:
-            async with turns:
-                started_at = self._clock()
-                if asyncio.get_running_loop().time() >= deadline:
-                    return started_at, _not_run(compiled, "the batch's time budget ran out")
-                request = RunRequest(
-                    stdin=case.stdin,
-                    args=tuple(case.args),
-                    env=tuple(case.env.items()),
-                    program_name=batch.program_name,
-                    deterministic=batch.options.deterministic,
-                    seed=batch.options.seed,
-                )
-                while True:
-                    try:
-                        result = await self._sandbox.run_async(
-                            compiled, request, limits, account=principal.rate_limit_key
-                        )
-                        return started_at, result
-                    except SandboxBusy:
-                        # The server's queue is full: a batch waits its turn, within its budget.
-                        if asyncio.get_running_loop().time() >= deadline:
-                            return started_at, _not_run(compiled, "every execution slot was busy")
-                        await asyncio.sleep(_BUSY_WAIT_SECONDS)
+        def take() -> tuple[int, RunRequest] | None:
+            # On a sandbox worker thread; a deque's popleft is atomic across threads.
+            if loop.time() >= deadline:
+                return None
+            try:
+                index, case = waiting.popleft()
+            except IndexError:
+                return None
+            results[index] = (self._clock(), _not_run(compiled, "the run did not finish"))
+            return index, RunRequest(
+                stdin=case.stdin,
+                args=tuple(case.args),
+                env=tuple(case.env.items()),
+                program_name=batch.program_name,
+                deterministic=batch.options.deterministic,
+                seed=batch.options.seed,
+            )
 
-        return list(await asyncio.gather(*(run_case(case) for case in batch.cases)))
+        async def worker() -> None:
+            while waiting and loop.time() < deadline:
+                try:
+                    ran = await self._sandbox.run_series(
+                        compiled,
+                        take,
+                        limits,
+                        account=principal.rate_limit_key,
+                        slice_seconds=_BATCH_SLICE_SECONDS,
+                    )
+                except SandboxBusy:
+                    # The server's queue is full: a batch waits its turn, within its budget.
+                    await asyncio.sleep(_BUSY_WAIT_SECONDS)
+                    continue
+                for index, result in ran:
+                    started_at = results[index]
+                    assert started_at is not None
+                    results[index] = (started_at[0], result)
+
+        await asyncio.gather(*(worker() for _ in range(min(parallel, len(batch.cases)))))
+        not_started = _not_run(compiled, "the batch's time budget ran out")
+        return [result or (self._clock(), not_started) for result in results]
 
 
 async def _already_read(request: ExecutionRequest) -> ExecutionRequest:

@@ -16,6 +16,7 @@ import base64
 import binascii
 import json
 import re
+import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -128,6 +129,33 @@ def _view(module: WasmModule, names: list[str]) -> StoredModuleView:
     )
 
 
+class _ResolvedCache:
+    """What an account's references ran as, for `seconds`: a run by reference then costs
+    no query. An account's own changes here drop its entries at once; another replica's
+    (a deleted module, a moved name) are seen within `seconds`, as a revoked key is."""
+
+    def __init__(self, seconds: float, *, max_accounts: int = 10_000) -> None:
+        self._seconds = seconds
+        self._max_accounts = max_accounts
+        self._entries: dict[uuid.UUID, dict[str, tuple[float, ResolvedModule]]] = {}
+
+    def get(self, user_id: uuid.UUID, ref: str) -> ResolvedModule | None:
+        entry = self._entries.get(user_id, {}).get(ref)
+        if entry is None or entry[0] <= time.monotonic():
+            return None
+        return entry[1]
+
+    def put(self, user_id: uuid.UUID, ref: str, resolved: ResolvedModule) -> None:
+        if self._seconds <= 0:
+            return
+        if user_id not in self._entries and len(self._entries) >= self._max_accounts:
+            self._entries.pop(next(iter(self._entries)))  # the oldest account's
+        self._entries.setdefault(user_id, {})[ref] = (time.monotonic() + self._seconds, resolved)
+
+    def forget(self, user_id: uuid.UUID) -> None:
+        self._entries.pop(user_id, None)
+
+
 class StoredModules:
     """The stored-module use cases; each takes the request's session and flushes at most."""
 
@@ -139,12 +167,14 @@ class StoredModules:
         metrics: Metrics,
         *,
         compile_budgets: CompileBudgets | None = None,
+        cache_seconds: float = 5.0,
     ) -> None:
         self._database = database
         self._sandbox = sandbox
         self._gate = gate
         self._metrics = metrics
         self._compile_budgets = compile_budgets
+        self._resolved = _ResolvedCache(cache_seconds)
 
     async def upload(
         self,
@@ -189,6 +219,7 @@ class StoredModules:
                 is_command=interface.is_command,
             )
             if name is not None:
+                self._resolved.forget(principal.user_id)
                 await repository.set_name(session, principal.user_id, name, stored.id)
             names = await repository.names_by_module(session, [stored.id])
             return StoredUpload(
@@ -250,6 +281,7 @@ class StoredModules:
         return _view(found, names.get(found.id, []))
 
     async def delete(self, session: AsyncSession, principal: Principal, ref: str) -> None:
+        self._resolved.forget(principal.user_id)
         found = await self._find(session, principal, ref)
         await repository.delete_owned(session, principal.user_id, found.sha256)
 
@@ -257,17 +289,26 @@ class StoredModules:
         self, session: AsyncSession, principal: Principal, name: str, ref: str
     ) -> StoredModuleView:
         check_name(name)
+        self._resolved.forget(principal.user_id)
         found = await self._find(session, principal, ref)
         await repository.set_name(session, principal.user_id, name, found.id)
         return await self.get(session, principal, name)
 
     async def delete_name(self, session: AsyncSession, principal: Principal, name: str) -> None:
+        self._resolved.forget(principal.user_id)
         if not await repository.delete_name(session, principal.user_id, check_name(name)):
             raise _not_found(name)
 
     async def resolve(self, principal: Principal, ref: str) -> ResolvedModule:
-        """What a run of `ref` runs (its own short session): the account's module by id or
-        name, else a public runtime by its id, its name (the newest) or name@version."""
+        """What a run of `ref` runs: the account's module by id or name, else a public
+        runtime by its id, its name (the newest) or name@version. Cached a few seconds."""
+        resolved = self._resolved.get(principal.user_id, ref)
+        if resolved is None:
+            resolved = await self._resolve(principal, ref)
+            self._resolved.put(principal.user_id, ref, resolved)
+        return resolved
+
+    async def _resolve(self, principal: Principal, ref: str) -> ResolvedModule:
         async with self._database.session() as session:
             if (pinned := RUNTIME_REFERENCE.fullmatch(ref)) is not None:
                 runtime = await repository.find_runtime(session, pinned[1], pinned[2])
