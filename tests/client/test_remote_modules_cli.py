@@ -152,3 +152,7 @@ def test_what_is_not_a_reference_is_a_file(
         assert b"No such file" in done.stderr
     refused(remote(server, api_key, "run", "missing", cwd=tmp_path), "module_not_found")
     refused(remote(server, api_key, "run", "sha256:abc"), "invalid_module_reference")
+    # A public runtime's name@version is a reference too (unknown here, whatever the code).
+    unknown = remote(server, api_key, "run", "nothing@1.0", cwd=tmp_path)
+    assert unknown.returncode == 126
+    assert b"No such file" not in unknown.stderr

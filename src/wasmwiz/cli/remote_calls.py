@@ -17,16 +17,18 @@ EXIT_TIMEOUT = 124  # the run hit the time limit (as timeout(1) does)
 EXIT_STOPPED = 125  # trap, memory, stack, output or fuel limit
 EXIT_REFUSED = 126  # the service refused the request (problem details)
 
-# The service's own rule for a module name (and its ids): checked here only to tell a
-# reference from a file's path, never to refuse one; the service judges.
-_MODULE_NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
+# The service's own rule for a module name, with a public runtime's `@version` (`lua@5.4.8`):
+# checked here only to tell a reference from a file's path, never to refuse one; the
+# service judges.
+_MODULE_NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}(@[0-9A-Za-z][0-9A-Za-z._+-]{0,31})?")
 _FILE_SUFFIXES = (".wasm", ".wat")
 
 MODULE_RULE = (
     "MODULE is a file when one exists at that path. Otherwise it is a stored module when it "
     "starts with `sha256:` or is a module name (a-z 0-9 . _ -, starting with a letter or "
-    "digit) not ending in .wasm or .wat; anything else is taken as a file's path, so a "
-    "mistyped path says so. `--module REF` always means a stored module."
+    "digit; a public runtime's may end in @VERSION) not ending in .wasm or .wat; anything "
+    "else is taken as a file's path, so a mistyped path says so. `--module REF` always "
+    "means a stored module."
 )
 
 
