@@ -179,6 +179,8 @@ def batch_request(
 
     A file part, not a text field: a hundred cases with their stdin can be megabytes.
     """
+    if encoding not in ("base64", "utf-8"):
+        raise ValueError(f"encoding is 'base64' or 'utf-8', not {encoding!r}")
     files, data = module_source(wasm, module, filename)
     wire_cases = [case_object(case) for case in cases]
     body = json.dumps(wire_cases, separators=(",", ":")).encode("utf-8")
@@ -186,8 +188,6 @@ def batch_request(
     if defaults is not None:
         data["defaults"] = json.dumps(case_object(defaults), separators=(",", ":"))
     data.update(run_options(deterministic, seed, max_fuel))
-    if encoding not in ("base64", "utf-8"):
-        raise ValueError(f"encoding is 'base64' or 'utf-8', not {encoding!r}")
     return {"files": files, "data": data, "params": {"encoding": encoding}}
 
 
@@ -273,7 +273,7 @@ def page_params(limit: int | None, cursor: str | None) -> dict[str, str]:
 
 
 def module_path(reference: str) -> str:
-    """The route of one stored module; the reference is one path segment, whatever it holds."""
+    """The route of one stored module, the reference quoted as one path segment."""
     return f"{MODULES_PATH}/{_segment(reference, 'module reference')}"
 
 
