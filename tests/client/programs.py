@@ -33,4 +33,17 @@ def echo_then_exit(code: int, stderr: bytes) -> str:
     (call $proc_exit (i32.const {code}))))"""
 
 
-__all__ = ["ECHO", "echo_then_exit"]
+RANDOM_BYTES = """(module
+  (import "wasi_snapshot_preview1" "random_get" (func $random (param i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "fd_write"
+    (func $fd_write (param i32 i32 i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (func (export "_start")
+    (drop (call $random (i32.const 16) (i32.const 16)))
+    (i32.store (i32.const 0) (i32.const 16))
+    (i32.store (i32.const 4) (i32.const 16))
+    (drop (call $fd_write (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8)))))"""
+"""Prints 16 bytes from `random_get`: the same ones on every deterministic run of a seed."""
+
+
+__all__ = ["ECHO", "RANDOM_BYTES", "echo_then_exit"]

@@ -20,6 +20,7 @@ from wasmwiz_client import (
     ConnectionFailed,
     DailyQuotaExceededError,
     ExecutionResult,
+    InvalidCasesError,
     InvalidRequestError,
     LimitExceededError,
     ModuleRejectedError,
@@ -29,6 +30,8 @@ from wasmwiz_client import (
     RateLimitedError,
     RetryPolicy,
     ServerBusyError,
+    StorageQuotaExceededError,
+    StoredModuleNotFoundError,
     UnexpectedResponse,
 )
 
@@ -342,8 +345,46 @@ def test_retry_policy_delays(
         (429, "daily_quota_exceeded", DailyQuotaExceededError),
         (503, "server_busy", ServerBusyError),
         (422, "invalid_request", InvalidRequestError),
+        (404, "module_not_found", StoredModuleNotFoundError),
+        (403, "storage_quota_exceeded", StorageQuotaExceededError),
+        (400, "invalid_cases", InvalidCasesError),
+        (400, "wasm_and_module", InvalidRequestError),
         (418, "teapot", ProblemError),
     ],
 )
 def test_problem_classes(status: int, code: str, cls: type[ProblemError]) -> None:
     assert type(_problem(status, code, None)) is cls
+
+
+def _refusal(status: int, problem: dict[str, object]) -> ProblemError:
+    from wasmwiz_client._protocol import error_for
+
+    response = httpx.Response(
+        status,
+        json={"status": status, **problem},
+        headers={"content-type": "application/problem+json"},
+        request=httpx.Request("POST", "http://x/api/v1/execute/batch"),
+    )
+    error = error_for(response)
+    assert isinstance(error, ProblemError)
+    return error
+
+
+def test_a_batch_refusal_says_which_case_and_how_many_fit() -> None:
+    bad = _refusal(400, {"code": "invalid_cases", "detail": "d", "case": 3})
+    assert isinstance(bad, InvalidCasesError)
+    assert bad.case == 3
+    whole = _refusal(400, {"code": "invalid_cases", "detail": "more than 100 cases"})
+    assert isinstance(whole, InvalidCasesError)
+    assert whole.case is None
+    for code in ("rate_limited", "daily_quota_exceeded", "too_many_concurrent"):
+        limited = _refusal(429, {"code": code, "fits": 4})
+        assert isinstance(limited, LimitExceededError)
+        assert limited.fits == 4
+    assert isinstance(plain := _refusal(429, {"code": "rate_limited"}), LimitExceededError)
+    assert plain.fits is None
+    # Not a count: whatever else a server sends there is no answer.
+    for odd in (True, -1, "4", 2.5):
+        limited = _refusal(429, {"code": "rate_limited", "fits": odd})
+        assert isinstance(limited, LimitExceededError)
+        assert limited.fits is None

@@ -1,7 +1,10 @@
-"""`wasmwiz remote run` as a shell would run it: a subprocess, byte streams and exit codes."""
+"""`wasmwiz remote run` and `remote batch` as a shell would run them: a subprocess, byte
+streams and exit codes."""
 
 from __future__ import annotations
 
+import base64
+import json
 import os
 import subprocess
 import sys
@@ -10,8 +13,10 @@ from pathlib import Path
 import pytest
 
 from tests.api import wat
+from tests.client.conftest import needs_batch_route
 from tests.client.programs import echo_then_exit
 from tests.fixtures.app import LiveServer
+from wasmwiz_client import Client
 
 WASMWIZ = [sys.executable, "-m", "wasmwiz.cli.main"]
 
@@ -136,3 +141,110 @@ def test_a_missing_module_file(server: LiveServer, api_key: str, tmp_path: Path)
     assert result.returncode == 1
     assert result.stderr.startswith(b"wasmwiz: ")
     assert b"Traceback" not in result.stderr
+
+
+def remote_batch(
+    server: LiveServer | None, api_key: str, *args: str, stdin: bytes = b""
+) -> subprocess.CompletedProcess[bytes]:
+    env = {key: value for key, value in os.environ.items() if not key.startswith("WASMWIZ_")}
+    env["WASMWIZ_URL"] = server.url if server is not None else "http://127.0.0.1:9"
+    env["WASMWIZ_API_KEY"] = api_key
+    return subprocess.run(
+        [*WASMWIZ, "remote", "batch", *args],
+        input=stdin,
+        capture_output=True,
+        env=env,
+        timeout=60,
+        check=False,
+    )
+
+
+def json_lines(output: bytes) -> list[dict[str, object]]:
+    return [json.loads(line) for line in output.decode().splitlines()]
+
+
+@needs_batch_route
+def test_batch_prints_a_result_a_line_in_case_order(
+    server: LiveServer, api_key: str, tmp_path: Path
+) -> None:
+    module = tmp_path / "echo.wat"
+    module.write_text(echo_then_exit(0, b""))
+    cases = tmp_path / "cases.jsonl"
+    cases.write_text('{"stdin": "first\\n"}\n\n{"stdin_base64": "/w=="}\n')
+
+    text = remote_batch(server, api_key, str(module), str(cases))
+    exact = remote_batch(server, api_key, str(module), "-", "--base64", stdin=cases.read_bytes())
+
+    assert text.returncode == 0, text.stderr
+    results = json_lines(text.stdout)
+    assert [(r["case"], r["status"], r["output"]) for r in results] == [
+        (0, "success", "first\n"),
+        (1, "success", "\ufffd"),
+    ]
+    assert all(r["encoding"] == "utf-8" and r["exit_code"] == 0 for r in results)
+    assert exact.returncode == 0, exact.stderr
+    outputs = [base64.b64decode(str(r["output"])) for r in json_lines(exact.stdout)]
+    assert outputs == [b"first\n", b"\xff"]
+
+
+@needs_batch_route
+def test_batch_exits_3_when_a_case_did_not_succeed(
+    server: LiveServer, api_key: str, tmp_path: Path
+) -> None:
+    module = tmp_path / "exit.wat"
+    module.write_text(echo_then_exit(4, b""))
+    cases = tmp_path / "cases.jsonl"
+    cases.write_text("{}\n{}\n")
+    done = remote_batch(server, api_key, str(module), str(cases))
+    assert done.returncode == 3
+    assert [r["status"] for r in json_lines(done.stdout)] == ["exit_nonzero"] * 2
+    assert done.stderr == b""
+
+
+@needs_batch_route
+def test_batch_of_a_stored_module_and_a_refused_case(
+    server: LiveServer, api_key: str, tmp_path: Path
+) -> None:
+    with Client(server.url, api_key) as client:
+        client.upload_module(wat.ECHO.encode(), name="echo")
+    cases = tmp_path / "cases.jsonl"
+    cases.write_text('{"stdin": "a"}\n')
+    by_name = remote_batch(server, api_key, "--module", "echo", str(cases))
+    assert by_name.returncode == 0, by_name.stderr
+    assert [r["output"] for r in json_lines(by_name.stdout)] == ["a"]
+
+    cases.write_text('{"stdin": "a"}\n\n{"stdin": "a", "stdin_base64": "YQ=="}\n')
+    bad = remote_batch(server, api_key, "echo", str(cases))
+    assert bad.returncode == 126
+    assert bad.stderr.startswith(b"wasmwiz: invalid_cases: ")
+    assert b"(case 1, line 3)" in bad.stderr
+    assert bad.stdout == b""
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b'{"stdin": "a"}\n{"stdin": \n', b"line 2: not JSON"),
+        (b'{"stdin": "a"}\n["a"]\n', b"line 2: a case is a JSON object"),
+        (b"\xff\n", b"not UTF-8"),
+    ],
+    ids=["not-json", "not-an-object", "not-utf-8"],
+)
+def test_a_bad_cases_file_is_a_client_error_and_sends_nothing(
+    tmp_path: Path, content: bytes, message: bytes
+) -> None:
+    module = tmp_path / "hello.wat"
+    module.write_text(wat.HELLO)
+    cases = tmp_path / "cases.jsonl"
+    cases.write_bytes(content)
+    # No server listens on the URL: the file is refused before anything is sent.
+    done = remote_batch(None, "ww_x", str(module), str(cases))
+    assert done.returncode == 1
+    assert message in done.stderr
+    assert done.stderr.count(b"\n") == 1
+
+
+def test_batch_takes_no_program_arguments(tmp_path: Path) -> None:
+    done = remote_batch(None, "ww_x", "mod.wasm", "cases.jsonl", "--", "-n")
+    assert done.returncode == 2
+    assert b"each case's arguments" in done.stderr

@@ -143,7 +143,7 @@ def test_every_quickstart_command(make_run: tuple[str, str, str], tmp_path: Path
         else:
             pytest.fail(f"no expected output after:\n{code}")
         ran += 1
-    assert ran == 5
+    assert ran == 8
 
 
 def test_the_readme_api_example(make_run: tuple[str, str, str]) -> None:

@@ -1,10 +1,15 @@
 """A Python client for the WasmWiz API, sync and async, on httpx alone.
 
-    from wasmwiz_client import Client
+    from wasmwiz_client import BatchCase, Client
 
     with Client("http://127.0.0.1:8080", "ww_…") as client:
         result = client.execute(Path("hello.wasm"), input=b"world\\n", args=["-v"])
         print(result.status, result.stdout.decode())
+        # Upload once, then run by id or name, one input at a time or a batch of them:
+        client.upload_module(Path("grader.wasm"), name="grader")
+        result = client.execute(module="grader", input=b"42\\n")
+        batch = client.run_batch([BatchCase(stdin=b"1\\n"), BatchCase(stdin=b"2\\n")],
+                                 module="grader")
 
 The distribution `wasmwiz-client` (client/ in the WasmWiz repository) needs httpx alone and
 imports nothing of the server: `pip install ./client`.
@@ -18,6 +23,7 @@ from wasmwiz_client.errors import (
     ConnectionFailed,
     DailyQuotaExceededError,
     DatabaseUnavailableError,
+    InvalidCasesError,
     InvalidRequestError,
     LimitExceededError,
     ModuleRejectedError,
@@ -29,11 +35,23 @@ from wasmwiz_client.errors import (
     RateLimiterUnavailableError,
     ServerBusyError,
     ServiceUnavailableError,
+    StorageQuotaExceededError,
+    StoredModuleNotFoundError,
     TooManyConcurrentError,
     UnexpectedResponse,
     WasmWizClientError,
 )
-from wasmwiz_client.models import ExecutionResult, Outcome, RateLimit
+from wasmwiz_client.models import (
+    BatchCase,
+    BatchResult,
+    ExecutionResult,
+    ModuleExport,
+    ModuleImport,
+    ModulePage,
+    Outcome,
+    RateLimit,
+    StoredModule,
+)
 from wasmwiz_client.sync import Client
 
 __all__ = [
@@ -41,13 +59,19 @@ __all__ = [
     "URL_ENV",
     "AsyncClient",
     "AuthenticationError",
+    "BatchCase",
+    "BatchResult",
     "Client",
     "ConnectionFailed",
     "DailyQuotaExceededError",
     "DatabaseUnavailableError",
     "ExecutionResult",
+    "InvalidCasesError",
     "InvalidRequestError",
     "LimitExceededError",
+    "ModuleExport",
+    "ModuleImport",
+    "ModulePage",
     "ModuleRejectedError",
     "NotFoundError",
     "Outcome",
@@ -60,6 +84,9 @@ __all__ = [
     "RetryPolicy",
     "ServerBusyError",
     "ServiceUnavailableError",
+    "StorageQuotaExceededError",
+    "StoredModule",
+    "StoredModuleNotFoundError",
     "TooManyConcurrentError",
     "UnexpectedResponse",
     "WasmWizClientError",

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import random
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, TypeVar
+from urllib.parse import quote
 
 import httpx
 
@@ -19,15 +21,32 @@ from wasmwiz_client.errors import (
     WasmWizClientError,
     problem_class,
 )
-from wasmwiz_client.models import ExecutionResult
+from wasmwiz_client.models import (
+    BatchCase,
+    BatchResult,
+    ExecutionResult,
+    ModulePage,
+    StoredModule,
+)
 
 EXECUTE_PATH = "/api/v1/execute"
+BATCH_PATH = "/api/v1/execute/batch"
+MODULES_PATH = "/api/v1/modules"
+MAX_PAGE_SIZE = 100  # the most modules the service lists on one page
 DEFAULT_TIMEOUT = 60.0
 URL_ENV = "WASMWIZ_URL"
 API_KEY_ENV = "WASMWIZ_API_KEY"
 
 WasmSource = bytes | str | os.PathLike[str]
 InputSource = bytes | str | None
+# How the service encodes stdout and stderr in JSON: base64 keeps every byte; utf-8
+# replaces invalid bytes, and is smaller. The results hold the decoded bytes either way.
+Encoding = Literal["base64", "utf-8"]
+T = TypeVar("T")
+# A part of a multipart form: (file name, content, content type), the name None for a
+# plain field.
+PartContent = tuple[str | None, bytes, str | None]
+Part = tuple[str, PartContent]
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,8 +136,9 @@ def settings_from_env(base_url: str | None, api_key: str | None) -> tuple[str, s
 
 
 def execute_request(
-    wasm: WasmSource,
+    wasm: WasmSource | None,
     *,
+    module: str | None = None,
     input: InputSource,
     args: Sequence[str] | None,
     env: Mapping[str, str] | None,
@@ -131,42 +151,176 @@ def execute_request(
 
     Base64 output keeps stdout and stderr byte-exact, whatever the program wrote.
     """
-    if isinstance(wasm, bytes):
-        module, name = wasm, filename or "main.wasm"
-    else:
-        path = Path(wasm)
-        module, name = path.read_bytes(), filename or path.name
-    files: list[tuple[str, tuple[str, bytes, str]]] = [
-        ("wasm", (name, module, "application/octet-stream"))
-    ]
+    files, data = module_source(wasm, module, filename)
     if input is not None:
         stdin = input.encode("utf-8") if isinstance(input, str) else input
         files.append(("input", ("input", stdin, "application/octet-stream")))
-    data: dict[str, str] = {}
     if args is not None:
-        if isinstance(args, str):
-            raise TypeError("args must be a sequence of strings, not a string")
-        data["args"] = json.dumps(list(args))
+        data["args"] = json.dumps(_string_list(args))
     if env is not None:
         data["env"] = json.dumps(dict(env))
+    data.update(run_options(deterministic, seed, max_fuel))
+    return {"files": files, "data": data, "params": {"encoding": "base64"}}
+
+
+def batch_request(
+    cases: Iterable[BatchCase | Mapping[str, Any]],
+    *,
+    wasm: WasmSource | None,
+    module: str | None,
+    defaults: BatchCase | Mapping[str, Any] | None,
+    filename: str | None,
+    deterministic: bool | None,
+    seed: int | None,
+    max_fuel: int | None,
+    encoding: Encoding,
+) -> dict[str, Any]:
+    """Keyword arguments for httpx: a batch's form, its cases as one JSON file part.
+
+    A file part, not a text field: a hundred cases with their stdin can be megabytes.
+    """
+    if encoding not in ("base64", "utf-8"):
+        raise ValueError(f"encoding is 'base64' or 'utf-8', not {encoding!r}")
+    files, data = module_source(wasm, module, filename)
+    wire_cases = [case_object(case) for case in cases]
+    body = json.dumps(wire_cases, separators=(",", ":")).encode("utf-8")
+    files.append(("cases", ("cases.json", body, "application/json")))
+    if defaults is not None:
+        data["defaults"] = json.dumps(case_object(defaults), separators=(",", ":"))
+    data.update(run_options(deterministic, seed, max_fuel))
+    return {"files": files, "data": data, "params": {"encoding": encoding}}
+
+
+def module_source(
+    wasm: WasmSource | None, module: str | None, filename: str | None
+) -> tuple[list[Part], dict[str, str]]:
+    """The form's module: the `wasm` file part, or the `module` reference; exactly one.
+
+    The reference goes as a part of the form too: a form with no file httpx would send
+    urlencoded, and the service takes multipart only.
+    """
+    if module is None:
+        if wasm is None:
+            raise ValueError("no module: pass wasm (bytes or a path) or module (an id or name)")
+        return [("wasm", wasm_part(wasm, filename))], {}
+    if wasm is not None:
+        raise ValueError("pass wasm or module, not both")
+    if not isinstance(module, str) or not module:
+        raise ValueError(f"module is a stored module's id (sha256:…) or name, not {module!r}")
+    return [("module", (None, module.encode("utf-8"), None))], {}
+
+
+def wasm_part(wasm: WasmSource, filename: str | None) -> PartContent:
+    """A module's file part; reading a path is blocking I/O (the async client threads it)."""
+    if isinstance(wasm, bytes):
+        return filename or "main.wasm", wasm, "application/octet-stream"
+    path = Path(wasm)
+    return filename or path.name, path.read_bytes(), "application/octet-stream"
+
+
+def run_options(
+    deterministic: bool | None, seed: int | None, max_fuel: int | None
+) -> dict[str, str]:
+    data: dict[str, str] = {}
     if deterministic is not None:
         data["deterministic"] = "true" if deterministic else "false"
     if seed is not None:
         data["seed"] = str(seed)
     if max_fuel is not None:
         data["max_fuel"] = str(max_fuel)
-    return {"files": files, "data": data, "params": {"encoding": "base64"}}
+    return data
+
+
+def case_object(case: BatchCase | Mapping[str, Any]) -> dict[str, Any]:
+    """A case (or the defaults) as the API takes it.
+
+    A mapping is sent as given, but for bytes under `stdin`, which go as `stdin_base64`.
+    """
+    if isinstance(case, BatchCase):
+        fields: dict[str, Any] = {"stdin": case.stdin, "args": case.args, "env": case.env}
+        wire = {key: value for key, value in fields.items() if value is not None}
+    elif isinstance(case, Mapping):
+        wire = dict(case)
+    else:
+        raise TypeError(f"a case is a BatchCase or a mapping, not {type(case).__name__}")
+    stdin = wire.get("stdin")
+    if isinstance(stdin, bytes):
+        del wire["stdin"]
+        wire["stdin_base64"] = base64.b64encode(stdin).decode("ascii")
+    if "args" in wire:
+        wire["args"] = _string_list(wire["args"])
+    if isinstance(wire.get("env"), Mapping):
+        wire["env"] = dict(wire["env"])
+    return wire
+
+
+def _string_list(args: Sequence[str]) -> list[str]:
+    if isinstance(args, str):
+        raise TypeError("args must be a sequence of strings, not a string")
+    return list(args)
+
+
+def upload_request(wasm: WasmSource, name: str | None, filename: str | None) -> dict[str, Any]:
+    data = {"name": name} if name is not None else {}
+    return {"files": [("wasm", wasm_part(wasm, filename))], "data": data}
+
+
+def page_params(limit: int | None, cursor: str | None) -> dict[str, str]:
+    params = {"limit": str(limit)} if limit is not None else {}
+    if cursor is not None:
+        params["cursor"] = cursor
+    return params
+
+
+def module_path(reference: str) -> str:
+    """The route of one stored module, the reference quoted as one path segment."""
+    return f"{MODULES_PATH}/{_segment(reference, 'module reference')}"
+
+
+def name_path(name: str) -> str:
+    return f"{MODULES_PATH}/names/{_segment(name, 'module name')}"
+
+
+def _segment(value: str, what: str) -> str:
+    # No id or name holds a `/`, and the service decodes `%2F` before it routes: refused
+    # here, `names/x` would reach the names route. `.` and `..` would be taken as steps of
+    # the path. What is left is quoted, so `?` or `#` stay in the segment.
+    if not isinstance(value, str) or value in ("", ".", "..") or "/" in value:
+        raise ValueError(f"not a {what}: {value!r}")
+    return quote(value, safe=":")
 
 
 def read_execution(response: httpx.Response) -> ExecutionResult:
-    if response.status_code == 200:
-        try:
-            return ExecutionResult.from_response(response.json(), response.headers)
-        except (ValueError, KeyError, TypeError) as exc:
-            raise UnexpectedResponse(
-                f"A 200 response that is not an execution result: {exc}", response
-            ) from None
-    raise error_for(response)
+    return read_answer(response, ExecutionResult.from_response, "an execution result")
+
+
+def read_batch(response: httpx.Response) -> BatchResult:
+    return read_answer(response, BatchResult.from_response, "a batch's results")
+
+
+def read_module(response: httpx.Response) -> StoredModule:
+    return read_answer(response, lambda body, _: StoredModule.from_response(body), "a module")
+
+
+def read_module_page(response: httpx.Response) -> ModulePage:
+    return read_answer(response, lambda body, _: ModulePage.from_response(body), "a page")
+
+
+def read_no_content(response: httpx.Response) -> None:
+    if not response.is_success:
+        raise error_for(response)
+
+
+def read_answer(response: httpx.Response, parse: Callable[[Any, httpx.Headers], T], what: str) -> T:
+    """The parsed body of a 2xx answer; a refusal raised as its ProblemError subclass."""
+    if not response.is_success:
+        raise error_for(response)
+    try:
+        return parse(response.json(), response.headers)
+    except (ValueError, KeyError, TypeError) as exc:
+        raise UnexpectedResponse(
+            f"A {response.status_code} response that is not {what}: {exc!r}", response
+        ) from None
 
 
 def read_health(response: httpx.Response) -> dict[str, Any]:

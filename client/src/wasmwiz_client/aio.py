@@ -1,39 +1,62 @@
-"""The asyncio client: `await AsyncClient(base_url, api_key).execute(wasm, input=…)`."""
+"""The asyncio client: `await AsyncClient(base_url, api_key).execute(wasm, input=…)`,
+stored modules and batches."""
 
 from __future__ import annotations
 
 import asyncio
 import functools
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Self, TypeVar
 
 import httpx
 
 from wasmwiz_client._protocol import (
+    BATCH_PATH,
     DEFAULT_TIMEOUT,
     EXECUTE_PATH,
+    MAX_PAGE_SIZE,
+    MODULES_PATH,
+    Encoding,
     InputSource,
     RetryPolicy,
     WasmSource,
+    batch_request,
     client_headers,
     error_for,
     execute_request,
+    module_path,
+    name_path,
     normalize_base_url,
+    page_params,
+    read_batch,
     read_execution,
     read_health,
+    read_module,
+    read_module_page,
+    read_no_content,
     resolve_retry,
     settings_from_env,
+    upload_request,
 )
 from wasmwiz_client.errors import ConnectionFailed
-from wasmwiz_client.models import ExecutionResult
+from wasmwiz_client.models import (
+    BatchCase,
+    BatchResult,
+    ExecutionResult,
+    ModulePage,
+    StoredModule,
+)
+
+T = TypeVar("T")
 
 
 class AsyncClient:
     """An asyncio WasmWiz API client over one pooled httpx connection.
 
     `retry` is off by default: pass `True` (or a `RetryPolicy`) to wait out 429 and 503
-    refusals as `Retry-After` says. `transport` and `sleep` are seams for tests.
+    refusals of any request as `Retry-After` says. `transport` and `sleep` are seams for
+    tests.
     """
 
     def __init__(
@@ -66,8 +89,9 @@ class AsyncClient:
 
     async def execute(
         self,
-        wasm: WasmSource,
+        wasm: WasmSource | None = None,
         *,
+        module: str | None = None,
         input: InputSource = None,
         args: Sequence[str] | None = None,
         env: Mapping[str, str] | None = None,
@@ -76,7 +100,8 @@ class AsyncClient:
         seed: int | None = None,
         max_fuel: int | None = None,
     ) -> ExecutionResult:
-        """Run a module: `wasm` is its bytes (binary or WAT text) or a path to its file.
+        """Run a module: `wasm` is its bytes (binary or WAT text) or a path to its file, or
+        `module` is a stored module's id or name (one of the two; ValueError otherwise).
 
         `deterministic` runs it on virtual clocks with `random_get` seeded by `seed`, so
         the same request prints the same bytes; `max_fuel` caps the work it may do.
@@ -86,6 +111,7 @@ class AsyncClient:
         build = functools.partial(
             execute_request,
             wasm,
+            module=module,
             input=input,
             args=args,
             env=env,
@@ -94,23 +120,108 @@ class AsyncClient:
             seed=seed,
             max_fuel=max_fuel,
         )
-        # Reading a module from a path is file I/O: keep it off the event loop.
-        request = build() if isinstance(wasm, bytes) else await asyncio.to_thread(build)
+        request = await _off_loop_for_paths(wasm, build)
+        return read_execution(await self._request("POST", EXECUTE_PATH, **request))
+
+    async def run_batch(
+        self,
+        cases: Iterable[BatchCase | Mapping[str, Any]],
+        *,
+        wasm: WasmSource | None = None,
+        module: str | None = None,
+        defaults: BatchCase | Mapping[str, Any] | None = None,
+        filename: str | None = None,
+        deterministic: bool | None = None,
+        seed: int | None = None,
+        max_fuel: int | None = None,
+        encoding: Encoding = "base64",
+    ) -> BatchResult:
+        """Run one module on many inputs in one request: a result per case, in order.
+
+        A case is a `BatchCase` or a mapping with the API's keys (`stdin` or
+        `stdin_base64`, `args`, `env`); `defaults` fills the keys a case lacks. A case
+        that fails is a result, not an exception; a refused batch raises (a bad case:
+        `InvalidCasesError`, whose `case` is its index).
+        """
+        build = functools.partial(
+            batch_request,
+            cases,
+            wasm=wasm,
+            module=module,
+            defaults=defaults,
+            filename=filename,
+            deterministic=deterministic,
+            seed=seed,
+            max_fuel=max_fuel,
+            encoding=encoding,
+        )
+        request = await _off_loop_for_paths(wasm, build)
+        return read_batch(await self._request("POST", BATCH_PATH, **request))
+
+    async def upload_module(
+        self, wasm: WasmSource, name: str | None = None, *, filename: str | None = None
+    ) -> StoredModule:
+        """Store a module (its bytes or a path) to run by reference; `name` names it too.
+
+        Uploading bytes the account stored before returns the same module.
+        """
+        build = functools.partial(upload_request, wasm, name, filename)
+        request = await _off_loop_for_paths(wasm, build)
+        return read_module(await self._request("POST", MODULES_PATH, **request))
+
+    async def list_modules(
+        self, *, limit: int | None = None, cursor: str | None = None
+    ) -> ModulePage:
+        """One page of the account's modules, newest first (`iter_modules` walks them all)."""
+        params = page_params(limit, cursor)
+        return read_module_page(await self._request("GET", MODULES_PATH, params=params))
+
+    async def iter_modules(self, *, page_size: int = MAX_PAGE_SIZE) -> AsyncIterator[StoredModule]:
+        """Every stored module of the account, newest first, fetched a page at a time."""
+        cursor: str | None = None
+        while True:
+            page = await self.list_modules(limit=page_size, cursor=cursor)
+            for item in page.items:
+                yield item
+            if page.next_cursor is None:
+                return
+            cursor = page.next_cursor
+
+    async def get_module(self, reference: str) -> StoredModule:
+        """A stored module by id or name; `StoredModuleNotFoundError` if the account has none."""
+        return read_module(await self._request("GET", module_path(reference)))
+
+    async def delete_module(self, reference: str) -> None:
+        """Delete a stored module (by id or name) and every name pointing at it."""
+        read_no_content(await self._request("DELETE", module_path(reference)))
+
+    async def tag_module(self, name: str, reference: str) -> StoredModule:
+        """Point `name` at a stored module (by id or another name), creating or moving it."""
+        target = {"module": reference}
+        return read_module(await self._request("PUT", name_path(name), json=target))
+
+    async def untag_module(self, name: str) -> None:
+        """Remove a name; the module it pointed at stays."""
+        read_no_content(await self._request("DELETE", name_path(name)))
+
+    async def health(self) -> dict[str, Any]:
+        """The service's health checks; a 503 (a check failing) is returned, not raised."""
+        return read_health(await self._send("GET", "/health"))
+
+    async def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        """Send, waiting out refusals as the retry policy says; the last answer is returned
+        (or, when the policy gives up, raised)."""
         attempt = 0
         while True:
-            response = await self._send("POST", EXECUTE_PATH, **request)
-            if response.status_code == 200 or self._retry is None:
-                return read_execution(response)
+            response = await self._send(method, path, **kwargs)
+            if response.is_success or self._retry is None:
+                return response
             error = error_for(response)
             delay = self._retry.delay(error, attempt)
             if delay is None:
                 raise error
             await self._sleep(delay)
             attempt += 1
-
-    async def health(self) -> dict[str, Any]:
-        """The service's health checks; a 503 (a check failing) is returned, not raised."""
-        return read_health(await self._send("GET", "/health"))
 
     async def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         try:
@@ -131,3 +242,11 @@ class AsyncClient:
         traceback: TracebackType | None,
     ) -> None:
         await self.aclose()
+
+
+async def _off_loop_for_paths(wasm: WasmSource | None, build: Callable[[], T]) -> T:
+    """Build a request, on a worker thread when it reads a module from a path (file I/O
+    stays off the event loop)."""
+    if wasm is None or isinstance(wasm, bytes):
+        return build()
+    return await asyncio.to_thread(build)

@@ -5,12 +5,15 @@
     ├── UnexpectedResponse                a response that is neither a result nor a problem
     └── ProblemError                      a problem-details refusal: .status, .code, .request_id
         ├── InvalidRequestError           400, and 422 `invalid_request`
+        │   └── InvalidCasesError         `invalid_cases`: .case, the index of the bad case
         ├── AuthenticationError           401 `unauthorized`
         ├── PermissionDeniedError         403 `forbidden`
+        │   └── StorageQuotaExceededError `storage_quota_exceeded`
         ├── NotFoundError                 404 `not_found`
+        │   └── StoredModuleNotFoundError `module_not_found`
         ├── PayloadTooLargeError          413 `wasm_too_large`, `input_too_large`, …
         ├── ModuleRejectedError           422 `invalid_wasm`, `unsupported_import`, …
-        ├── LimitExceededError            429
+        ├── LimitExceededError            429: .fits, how many of a batch's cases would run
         │   ├── RateLimitedError          `rate_limited`
         │   ├── DailyQuotaExceededError   `daily_quota_exceeded`
         │   └── TooManyConcurrentError    `too_many_concurrent`
@@ -71,6 +74,17 @@ class InvalidRequestError(ProblemError):
     """The request itself is malformed: a missing module, bad args or env, a bad query."""
 
 
+class InvalidCasesError(InvalidRequestError):
+    """A batch's `cases` (or `defaults`) are malformed, or too many.
+
+    `case` is the index of the first bad case, or None when the list as a whole is bad.
+    """
+
+    def __init__(self, problem: Mapping[str, Any], response: httpx.Response) -> None:
+        super().__init__(problem, response)
+        self.case: int | None = _optional_index(problem.get("case"))
+
+
 class AuthenticationError(ProblemError):
     """No key, or a key that is malformed, unknown, revoked or expired."""
 
@@ -79,8 +93,16 @@ class PermissionDeniedError(ProblemError):
     """The key's account may not do this (e.g. it is deactivated)."""
 
 
+class StorageQuotaExceededError(PermissionDeniedError):
+    """Storing the module would take the account past its tier's modules or bytes."""
+
+
 class NotFoundError(ProblemError):
     """No such route or resource."""
+
+
+class StoredModuleNotFoundError(NotFoundError):
+    """No stored module of this account by that id or name."""
 
 
 class PayloadTooLargeError(ProblemError):
@@ -92,7 +114,15 @@ class ModuleRejectedError(ProblemError):
 
 
 class LimitExceededError(ProblemError):
-    """A per-key budget is spent; `retry_after` says when to try again."""
+    """A per-key budget is spent; `retry_after` says when to try again.
+
+    A refused batch says in `fits` how many of its cases the account could run now
+    (None on any other refusal).
+    """
+
+    def __init__(self, problem: Mapping[str, Any], response: httpx.Response) -> None:
+        super().__init__(problem, response)
+        self.fits: int | None = _optional_index(problem.get("fits"))
 
 
 class RateLimitedError(LimitExceededError):
@@ -125,6 +155,9 @@ class DatabaseUnavailableError(ServiceUnavailableError):
 
 _BY_CODE: dict[str, type[ProblemError]] = {
     "invalid_request": InvalidRequestError,
+    "invalid_cases": InvalidCasesError,
+    "module_not_found": StoredModuleNotFoundError,
+    "storage_quota_exceeded": StorageQuotaExceededError,
     "rate_limited": RateLimitedError,
     "daily_quota_exceeded": DailyQuotaExceededError,
     "too_many_concurrent": TooManyConcurrentError,
@@ -159,3 +192,8 @@ def parse_retry_after(value: str | None) -> float | None:
     except ValueError:
         return None
     return seconds if seconds >= 0 else None
+
+
+def _optional_index(value: object) -> int | None:
+    # bool is an int to Python, not a count or an index to anyone.
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None

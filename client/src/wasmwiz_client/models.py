@@ -1,12 +1,13 @@
-"""What an execution returns: the program's output, how it ended, and the key's budgets."""
+"""What the service answers: runs (one or a batch), stored modules, and the key's budgets."""
 
 from __future__ import annotations
 
 import base64
 import enum
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 
@@ -105,6 +106,106 @@ class ExecutionResult:
             fuel_consumed_is_lower_bound=bool(
                 body.get("fuel_consumed_is_lower_bound", status == Outcome.TIMEOUT)
             ),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class BatchCase:
+    """One case of a batch: what differs between runs of the same module.
+
+    A field left None is not sent, so the batch's `defaults` (or the service's own: no
+    stdin, no args, an empty environment) apply to it. `stdin` as bytes is sent byte for
+    byte (base64 on the wire); as str, as UTF-8 text.
+    """
+
+    stdin: bytes | str | None = None
+    args: Sequence[str] | None = None
+    env: Mapping[str, str] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class BatchResult:
+    """One batch: a result for each case, in the order the cases were given."""
+
+    batch_id: uuid.UUID
+    results: list[ExecutionResult]
+
+    @property
+    def ok(self) -> bool:
+        """True when every case ran to completion and exited with 0."""
+        return all(result.ok for result in self.results)
+
+    @classmethod
+    def from_response(cls, body: Mapping[str, Any], headers: Mapping[str, str]) -> BatchResult:
+        # The batch's request id and budgets are each case's: one request ran them all.
+        return cls(
+            batch_id=uuid.UUID(str(body["batch_id"])),
+            results=[ExecutionResult.from_response(item, headers) for item in body["results"]],
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ModuleImport:
+    """What a stored module imports: `kind` is `func`, `memory`, `table` or `global`."""
+
+    module: str
+    name: str
+    kind: str
+
+
+@dataclass(frozen=True, slots=True)
+class ModuleExport:
+    name: str
+    kind: str
+
+
+@dataclass(frozen=True, slots=True)
+class StoredModule:
+    """A module kept by the service, to run by `id` or by one of its `names`.
+
+    `id` is `sha256:` and the SHA-256 of the bytes as uploaded, so it can be computed
+    before uploading; `is_command` says whether it can run (exports `_start` and memory).
+    """
+
+    id: str
+    size: int
+    created_at: datetime
+    names: tuple[str, ...]
+    imports: tuple[ModuleImport, ...]
+    exports: tuple[ModuleExport, ...]
+    is_command: bool
+
+    @classmethod
+    def from_response(cls, body: Mapping[str, Any]) -> StoredModule:
+        return cls(
+            id=str(body["id"]),
+            size=int(body["size"]),
+            created_at=datetime.fromisoformat(str(body["created_at"])),
+            names=tuple(str(name) for name in body["names"]),
+            imports=tuple(
+                ModuleImport(str(item["module"]), str(item["name"]), str(item["kind"]))
+                for item in body["imports"]
+            ),
+            exports=tuple(
+                ModuleExport(str(item["name"]), str(item["kind"])) for item in body["exports"]
+            ),
+            is_command=bool(body["is_command"]),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ModulePage:
+    """A page of stored modules, newest first; `next_cursor` is None on the last."""
+
+    items: tuple[StoredModule, ...]
+    next_cursor: str | None
+
+    @classmethod
+    def from_response(cls, body: Mapping[str, Any]) -> ModulePage:
+        cursor = body["next_cursor"]
+        return cls(
+            items=tuple(StoredModule.from_response(item) for item in body["items"]),
+            next_cursor=str(cursor) if cursor is not None else None,
         )
 
 

@@ -1,38 +1,59 @@
-"""The blocking client: `Client(base_url, api_key).execute(wasm, input=…)`."""
+"""The blocking client: `Client(base_url, api_key).execute(wasm, input=…)`, stored modules
+and batches."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from types import TracebackType
 from typing import Any, Self
 
 import httpx
 
 from wasmwiz_client._protocol import (
+    BATCH_PATH,
     DEFAULT_TIMEOUT,
     EXECUTE_PATH,
+    MAX_PAGE_SIZE,
+    MODULES_PATH,
+    Encoding,
     InputSource,
     RetryPolicy,
     WasmSource,
+    batch_request,
     client_headers,
     error_for,
     execute_request,
+    module_path,
+    name_path,
     normalize_base_url,
+    page_params,
+    read_batch,
     read_execution,
     read_health,
+    read_module,
+    read_module_page,
+    read_no_content,
     resolve_retry,
     settings_from_env,
+    upload_request,
 )
 from wasmwiz_client.errors import ConnectionFailed
-from wasmwiz_client.models import ExecutionResult
+from wasmwiz_client.models import (
+    BatchCase,
+    BatchResult,
+    ExecutionResult,
+    ModulePage,
+    StoredModule,
+)
 
 
 class Client:
     """A WasmWiz API client over one pooled httpx connection.
 
     `retry` is off by default: pass `True` (or a `RetryPolicy`) to wait out 429 and 503
-    refusals as `Retry-After` says. `transport` and `sleep` are seams for tests.
+    refusals of any request as `Retry-After` says. `transport` and `sleep` are seams for
+    tests.
     """
 
     def __init__(
@@ -65,8 +86,9 @@ class Client:
 
     def execute(
         self,
-        wasm: WasmSource,
+        wasm: WasmSource | None = None,
         *,
+        module: str | None = None,
         input: InputSource = None,
         args: Sequence[str] | None = None,
         env: Mapping[str, str] | None = None,
@@ -75,7 +97,8 @@ class Client:
         seed: int | None = None,
         max_fuel: int | None = None,
     ) -> ExecutionResult:
-        """Run a module: `wasm` is its bytes (binary or WAT text) or a path to its file.
+        """Run a module: `wasm` is its bytes (binary or WAT text) or a path to its file, or
+        `module` is a stored module's id or name (one of the two; ValueError otherwise).
 
         `deterministic` runs it on virtual clocks with `random_get` seeded by `seed`, so
         the same request prints the same bytes; `max_fuel` caps the work it may do.
@@ -84,6 +107,7 @@ class Client:
         """
         request = execute_request(
             wasm,
+            module=module,
             input=input,
             args=args,
             env=env,
@@ -92,21 +116,101 @@ class Client:
             seed=seed,
             max_fuel=max_fuel,
         )
+        return read_execution(self._request("POST", EXECUTE_PATH, **request))
+
+    def run_batch(
+        self,
+        cases: Iterable[BatchCase | Mapping[str, Any]],
+        *,
+        wasm: WasmSource | None = None,
+        module: str | None = None,
+        defaults: BatchCase | Mapping[str, Any] | None = None,
+        filename: str | None = None,
+        deterministic: bool | None = None,
+        seed: int | None = None,
+        max_fuel: int | None = None,
+        encoding: Encoding = "base64",
+    ) -> BatchResult:
+        """Run one module on many inputs in one request: a result per case, in order.
+
+        A case is a `BatchCase` or a mapping with the API's keys (`stdin` or
+        `stdin_base64`, `args`, `env`); `defaults` fills the keys a case lacks. A case
+        that fails is a result, not an exception; a refused batch raises (a bad case:
+        `InvalidCasesError`, whose `case` is its index).
+        """
+        request = batch_request(
+            cases,
+            wasm=wasm,
+            module=module,
+            defaults=defaults,
+            filename=filename,
+            deterministic=deterministic,
+            seed=seed,
+            max_fuel=max_fuel,
+            encoding=encoding,
+        )
+        return read_batch(self._request("POST", BATCH_PATH, **request))
+
+    def upload_module(
+        self, wasm: WasmSource, name: str | None = None, *, filename: str | None = None
+    ) -> StoredModule:
+        """Store a module (its bytes or a path) to run by reference; `name` names it too.
+
+        Uploading bytes the account stored before returns the same module.
+        """
+        request = upload_request(wasm, name, filename)
+        return read_module(self._request("POST", MODULES_PATH, **request))
+
+    def list_modules(self, *, limit: int | None = None, cursor: str | None = None) -> ModulePage:
+        """One page of the account's modules, newest first (`iter_modules` walks them all)."""
+        params = page_params(limit, cursor)
+        return read_module_page(self._request("GET", MODULES_PATH, params=params))
+
+    def iter_modules(self, *, page_size: int = MAX_PAGE_SIZE) -> Iterator[StoredModule]:
+        """Every stored module of the account, newest first, fetched a page at a time."""
+        cursor: str | None = None
+        while True:
+            page = self.list_modules(limit=page_size, cursor=cursor)
+            yield from page.items
+            if page.next_cursor is None:
+                return
+            cursor = page.next_cursor
+
+    def get_module(self, reference: str) -> StoredModule:
+        """A stored module by id or name; `StoredModuleNotFoundError` if the account has none."""
+        return read_module(self._request("GET", module_path(reference)))
+
+    def delete_module(self, reference: str) -> None:
+        """Delete a stored module (by id or name) and every name pointing at it."""
+        read_no_content(self._request("DELETE", module_path(reference)))
+
+    def tag_module(self, name: str, reference: str) -> StoredModule:
+        """Point `name` at a stored module (by id or another name), creating or moving it."""
+        target = {"module": reference}
+        return read_module(self._request("PUT", name_path(name), json=target))
+
+    def untag_module(self, name: str) -> None:
+        """Remove a name; the module it pointed at stays."""
+        read_no_content(self._request("DELETE", name_path(name)))
+
+    def health(self) -> dict[str, Any]:
+        """The service's health checks; a 503 (a check failing) is returned, not raised."""
+        return read_health(self._send("GET", "/health"))
+
+    def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        """Send, waiting out refusals as the retry policy says; the last answer is returned
+        (or, when the policy gives up, raised)."""
         attempt = 0
         while True:
-            response = self._send("POST", EXECUTE_PATH, **request)
-            if response.status_code == 200 or self._retry is None:
-                return read_execution(response)
+            response = self._send(method, path, **kwargs)
+            if response.is_success or self._retry is None:
+                return response
             error = error_for(response)
             delay = self._retry.delay(error, attempt)
             if delay is None:
                 raise error
             self._sleep(delay)
             attempt += 1
-
-    def health(self) -> dict[str, Any]:
-        """The service's health checks; a 503 (a check failing) is returned, not raised."""
-        return read_health(self._send("GET", "/health"))
 
     def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         try:

@@ -27,9 +27,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args, extra = parser.parse_known_args(raw)
     if extra:
         hint = ""
-        if args.command in ("run", "remote"):
-            command = "wasmwiz remote run" if args.command == "remote" else "wasmwiz run"
-            example = f"{command} {args.module} -- {' '.join(extra)}"
+        remote_run = args.command == "remote" and args.remote_command == "run"
+        if args.command == "run" or remote_run:
+            command = "wasmwiz remote run" if remote_run else "wasmwiz run"
+            module = args.module or f"--module {getattr(args, 'module_ref', None)}"
+            example = f"{command} {module} -- {' '.join(extra)}"
             hint = f"; the program's arguments go after a bare `--`: {example}"
         parser.error(f"unrecognized arguments: {' '.join(extra)}{hint}")
     args.guest_args = guest_args
@@ -45,7 +47,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "remote":
         # A client of another server: it needs none of this server's settings (or VAR_DIR).
-        return remote.run(args)
+        return remote.dispatch(args)
     try:
         # No secret is written until we know the command has a database to use it with.
         settings = load_settings(generate_salt=False, env_file=ENV_FILE)

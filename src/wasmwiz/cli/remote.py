@@ -3,30 +3,29 @@
 The program's stdout and stderr are written byte for byte to ours, and its exit code
 becomes ours, so the command drops into shell pipelines. When the program could not
 finish on its own, or the service refused the request, one line on stderr says why and
-the exit code says which (the codes are documented in docs/api-reference.md).
+the exit code says which (the codes are documented in docs/api-reference.md). The
+module is a file, or one stored on the service (`remote modules`), by id or name.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from typing import BinaryIO
 
-from wasmwiz_client import (
-    API_KEY_ENV,
-    URL_ENV,
-    Client,
-    ExecutionResult,
-    Outcome,
-    ProblemError,
-    WasmWizClientError,
+from wasmwiz.cli import remote_batch, remote_modules
+from wasmwiz.cli.remote_calls import (
+    EXIT_STOPPED,
+    EXIT_TIMEOUT,
+    EXIT_USAGE,
+    MODULE_RULE,
+    UsageError,
+    add_retry_flag,
+    fail,
+    module_target,
+    with_client,
 )
-
-EXIT_CLIENT_ERROR = 1  # no URL, an unreadable file, the service unreachable
-EXIT_TIMEOUT = 124  # the run hit the time limit (as timeout(1) does)
-EXIT_STOPPED = 125  # trap, memory, stack, output or fuel limit
-EXIT_REFUSED = 126  # the service refused the request (problem details)
+from wasmwiz_client import API_KEY_ENV, URL_ENV, Client, ExecutionResult, Outcome
 
 
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -36,9 +35,15 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "run",
         help="run a module on the service; its output and exit code become ours",
         description=f"Reads the service URL from {URL_ENV} and the key from {API_KEY_ENV}. "
-        "Arguments after a bare `--` are passed to the program.",
+        f"Arguments after a bare `--` are passed to the program. {MODULE_RULE}",
     )
-    run.add_argument("module", help="the .wasm (or .wat) file")
+    run.add_argument(
+        "module",
+        nargs="?",
+        metavar="MODULE",
+        help="the .wasm (or .wat) file, or a stored module's id or name",
+    )
+    run.add_argument("--module", dest="module_ref", metavar="REF", help="a stored module")
     run.add_argument("--input", help="file to send as stdin ('-' for our own stdin)")
     run.add_argument(
         "--env",
@@ -54,38 +59,38 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     run.add_argument("--seed", type=int, help="random_get's seed when deterministic")
     run.add_argument("--max-fuel", type=int, help="a fuel budget for the run")
-    run.add_argument(
-        "--retry", action="store_true", help="wait out 429/503 refusals as Retry-After says"
-    )
+    add_retry_flag(run)
+    run.set_defaults(remote_handler=run_remotely)
+    remote_modules.add_parser(remote_commands)
+    remote_batch.add_parser(remote_commands)
 
 
-def run(args: argparse.Namespace, *, stdin: BinaryIO | None = None) -> int:
+def dispatch(args: argparse.Namespace, *, stdin: BinaryIO | None = None) -> int:
     try:
-        env = dict(_split_env(item) for item in args.env)
-        if not os.environ.get(API_KEY_ENV):
-            raise WasmWizClientError(
-                f"No API key: set {API_KEY_ENV} (the web page /api-keys or "
-                "`wasmwiz keys create EMAIL` makes one)"
-            )
-        stdin_bytes = _read_input(args.input, stdin or sys.stdin.buffer)
-        with Client.from_env(retry=args.retry) as client:
-            result = client.execute(
-                args.module,
-                input=stdin_bytes,
-                args=args.guest_args,
-                env=env,
-                deterministic=args.deterministic or None,
-                seed=args.seed,
-                max_fuel=args.max_fuel,
-            )
-    except ProblemError as exc:
-        request = f" (request {exc.request_id})" if exc.request_id else ""
-        _fail(f"{exc.code}: {exc.detail}{request}")
-        return EXIT_REFUSED
-    except (WasmWizClientError, OSError) as exc:
-        _fail(str(exc))
-        return EXIT_CLIENT_ERROR
-    return report(result)
+        return int(args.remote_handler(args, stdin or sys.stdin.buffer))
+    except UsageError as exc:
+        fail(str(exc))
+        return EXIT_USAGE
+
+
+def run_remotely(args: argparse.Namespace, stdin: BinaryIO) -> int:
+    path, reference = module_target(args.module, args.module_ref)
+    env = dict(_split_env(item) for item in args.env)
+
+    def execute(client: Client) -> int:
+        result = client.execute(
+            path,
+            module=reference,
+            input=_read_input(args.input, stdin),
+            args=args.guest_args,
+            env=env,
+            deterministic=args.deterministic or None,
+            seed=args.seed,
+            max_fuel=args.max_fuel,
+        )
+        return report(result)
+
+    return with_client(args, execute)
 
 
 def report(result: ExecutionResult) -> int:
@@ -95,7 +100,7 @@ def report(result: ExecutionResult) -> int:
     sys.stderr.flush()
     if result.finished:
         return result.exit_code or 0
-    _fail(outcome_line(result.status, result.error))
+    fail(outcome_line(result.status, result.error))
     return EXIT_TIMEOUT if result.status == Outcome.TIMEOUT else EXIT_STOPPED
 
 
@@ -119,9 +124,5 @@ def _read_input(path: str | None, stdin: BinaryIO) -> bytes | None:
 def _split_env(item: str) -> tuple[str, str]:
     name, sep, value = item.partition("=")
     if not sep or not name:
-        raise WasmWizClientError(f"--env takes NAME=VALUE, not {item!r}")
+        raise UsageError(f"--env takes NAME=VALUE, not {item!r}")
     return name, value
-
-
-def _fail(message: str) -> None:
-    print(f"wasmwiz: {message}", file=sys.stderr, flush=True)
