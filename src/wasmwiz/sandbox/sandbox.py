@@ -245,13 +245,14 @@ class Sandbox:
         slice_seconds: float = 0.05,
     ) -> list[tuple[int, RunResult]]:
         """Run requests from `take` one after another on one worker thread, until `take`
-        has none or `slice_seconds` have passed (a run is never cut short for it): many
-        short runs for one hop to a worker and back. `take` is called on that thread."""
+        has none or `slice_seconds` have passed (a run is never cut short for it; the first
+        always runs): many short runs for one hop to a worker and back. `take` is called
+        on that thread."""
 
         def job() -> list[tuple[int, RunResult]]:
             done: list[tuple[int, RunResult]] = []
             until = time.monotonic() + slice_seconds
-            while time.monotonic() < until and (item := take()) is not None:
+            while (not done or time.monotonic() < until) and (item := take()) is not None:
                 index, request = item
                 done.append((index, self.run(compiled, request, limits)))
             return done
