@@ -154,7 +154,7 @@ def test_the_quick_start_page_as_written(clone: Clone) -> None:
             assert next_language == "text", code
             assert done.stdout == expected, (code, done.stdout)
         ran += 1
-    assert ran == 5
+    assert ran == 8
 
 
 @pytest.mark.parametrize(
