@@ -1,8 +1,7 @@
 """Batches through the client: one module, many inputs, one request, a result per case.
 
-The tests against the server run once it has POST /api/v1/execute/batch (`needs_batch_route`);
-the cases' wire form is checked here either way. A batch of a stored module is in
-test_stored_modules.py, on both databases.
+The cases' wire form is checked on its own, then batches run against a real server. A
+batch of a stored module is in test_stored_modules.py, on both databases.
 """
 
 from __future__ import annotations
@@ -13,7 +12,7 @@ from typing import Any
 import pytest
 
 from tests.api import wat
-from tests.client.conftest import needs_batch_route, new_account
+from tests.client.conftest import new_account
 from tests.client.programs import RANDOM_BYTES, echo_then_exit
 from tests.fixtures.app import LiveServer, ServerFactory
 from wasmwiz.ratelimit import ManualClock
@@ -55,7 +54,6 @@ def test_a_case_s_args_are_not_a_string() -> None:
         case_object(["not", "a", "case"])  # type: ignore[arg-type]
 
 
-@needs_batch_route
 def test_every_case_runs_in_order_with_the_defaults_it_lacks(
     server: LiveServer, api_key: str
 ) -> None:
@@ -84,7 +82,6 @@ def test_every_case_runs_in_order_with_the_defaults_it_lacks(
     assert all(result.request_id for result in batch.results)
 
 
-@needs_batch_route
 @pytest.mark.parametrize("encoding", ["base64", "utf-8"])
 def test_stdin_goes_byte_exact_and_outcomes_are_per_case(
     server: LiveServer, api_key: str, encoding: str
@@ -109,7 +106,6 @@ def test_stdin_goes_byte_exact_and_outcomes_are_per_case(
     assert not batch.ok
 
 
-@needs_batch_route
 def test_shared_options_apply_to_every_case(server: LiveServer, api_key: str) -> None:
     with Client(server.url, api_key) as client:
         starved = client.run_batch([{}, {}], wasm=wat.INFINITE_LOOP.encode(), max_fuel=10_000)
@@ -121,7 +117,6 @@ def test_shared_options_apply_to_every_case(server: LiveServer, api_key: str) ->
     assert len(alone.stdout) == 16
 
 
-@needs_batch_route
 def test_a_bad_case_is_refused_with_its_index(server: LiveServer, api_key: str) -> None:
     with Client(server.url, api_key) as client:
         with pytest.raises(InvalidCasesError) as bad:
@@ -133,7 +128,6 @@ def test_a_bad_case_is_refused_with_its_index(server: LiveServer, api_key: str) 
     assert (too_many.value.status, too_many.value.code) == (400, "invalid_cases")
 
 
-@needs_batch_route
 def test_a_batch_past_the_budget_says_how_many_cases_fit(
     server_factory: ServerFactory, migrated_database_url: str
 ) -> None:
@@ -149,7 +143,6 @@ def test_a_batch_past_the_budget_says_how_many_cases_fit(
     assert info.value.fits == 0
 
 
-@needs_batch_route
 @pytest.mark.anyio
 async def test_the_async_client_runs_batches(server: LiveServer, api_key: str) -> None:
     async with AsyncClient(server.url, api_key) as client:

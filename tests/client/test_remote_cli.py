@@ -13,9 +13,8 @@ from pathlib import Path
 import pytest
 
 from tests.api import wat
-from tests.client.conftest import needs_batch_route
 from tests.client.programs import echo_then_exit
-from tests.fixtures.app import LiveServer
+from tests.fixtures.app import LiveServer, ServerFactory
 from wasmwiz_client import Client
 
 WASMWIZ = [sys.executable, "-m", "wasmwiz.cli.main"]
@@ -163,7 +162,6 @@ def json_lines(output: bytes) -> list[dict[str, object]]:
     return [json.loads(line) for line in output.decode().splitlines()]
 
 
-@needs_batch_route
 def test_batch_prints_a_result_a_line_in_case_order(
     server: LiveServer, api_key: str, tmp_path: Path
 ) -> None:
@@ -187,7 +185,6 @@ def test_batch_prints_a_result_a_line_in_case_order(
     assert outputs == [b"first\n", b"\xff"]
 
 
-@needs_batch_route
 def test_batch_exits_3_when_a_case_did_not_succeed(
     server: LiveServer, api_key: str, tmp_path: Path
 ) -> None:
@@ -201,7 +198,6 @@ def test_batch_exits_3_when_a_case_did_not_succeed(
     assert done.stderr == b""
 
 
-@needs_batch_route
 def test_batch_of_a_stored_module_and_a_refused_case(
     server: LiveServer, api_key: str, tmp_path: Path
 ) -> None:
@@ -248,3 +244,14 @@ def test_batch_takes_no_program_arguments(tmp_path: Path) -> None:
     done = remote_batch(None, "ww_x", "mod.wasm", "cases.jsonl", "--", "-n")
     assert done.returncode == 2
     assert b"each case's arguments" in done.stderr
+
+
+def test_a_public_runtime_runs_by_name_from_the_cli(
+    server_factory: ServerFactory, api_key: str
+) -> None:
+    server = server_factory(install_bundled_runtimes=True)
+    lua = remote_run(server, api_key, "lua", "--input", "-", stdin=b'print("from the cli")')
+    js = remote_run(server, api_key, "quickjs@0.17.0", "--input", "-", stdin=b"console.log(6 * 7)")
+
+    assert (lua.returncode, lua.stdout) == (0, b"from the cli\n"), lua.stderr
+    assert (js.returncode, js.stdout) == (0, b"42\n"), js.stderr

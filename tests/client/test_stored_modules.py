@@ -13,7 +13,7 @@ import pytest
 
 from tests.api import wat
 from tests.api.test_rate_limits import set_tier
-from tests.client.conftest import needs_batch_route, new_account
+from tests.client.conftest import new_account
 from tests.fixtures.app import LiveServer, ServerFactory
 from tests.fixtures.database import DATABASES, empty_database_url, run_outside_loop
 from wasmwiz_client import (
@@ -201,7 +201,6 @@ def test_a_reference_is_one_path_segment(server: LiveServer, api_key: str) -> No
         assert client.get_module("x").names == ("x",)
 
 
-@needs_batch_route
 def test_a_stored_module_runs_a_batch_with_shared_options(server: LiveServer, api_key: str) -> None:
     with Client(server.url, api_key) as client:
         client.upload_module(wat.ECHO.encode(), name="echo")
