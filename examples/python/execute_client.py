@@ -2,8 +2,11 @@
 
     export WASMWIZ_URL=http://127.0.0.1:8080 WASMWIZ_API_KEY=ww_...
     echo "Ada" | .venv/bin/python examples/python/execute_client.py src/wasmwiz/examples/echo.wat
+
+With `--name echo` it stores the module under that name first and runs it by reference.
 """
 
+import argparse
 import sys
 from pathlib import Path
 
@@ -11,12 +14,21 @@ from wasmwiz_client import Client, ConnectionFailed, ProblemError, RateLimitedEr
 
 
 def main() -> int:
-    module = Path(sys.argv[1])
+    parser = argparse.ArgumentParser(description="Run a WebAssembly module on WasmWiz.")
+    parser.add_argument("module", type=Path, help="a .wasm or .wat file")
+    parser.add_argument("--name", help="store the module under this name, then run it by name")
+    options = parser.parse_args()
     # Client.from_env() reads WASMWIZ_URL and WASMWIZ_API_KEY. retry=True would wait out
     # 429 and 503 refusals as their Retry-After says; here we show handling them ourselves.
     try:
         with Client.from_env() as client:
-            result = client.execute(module, input=sys.stdin.buffer.read())
+            if options.name is None:
+                result = client.execute(options.module, input=sys.stdin.buffer.read())
+            else:
+                # Uploading bytes stored before is no error: it answers the same module.
+                stored = client.upload_module(options.module, name=options.name)
+                print(f"stored {stored.id} as {options.name}", file=sys.stderr)
+                result = client.execute(module=options.name, input=sys.stdin.buffer.read())
     except RateLimitedError as error:
         print(f"Rate limited: retry in {error.retry_after} s", file=sys.stderr)
         return 1

@@ -2,8 +2,11 @@
 
     export WASMWIZ_URL=http://127.0.0.1:8080 WASMWIZ_API_KEY=ww_...
     echo "Ada" | .venv/bin/python examples/python/execute_httpx.py src/wasmwiz/examples/echo.wat
+
+With `--name echo` it stores the module under that name first and runs it by reference.
 """
 
+import argparse
 import base64
 import json
 import os
@@ -13,39 +16,58 @@ from pathlib import Path
 import httpx
 
 
+def refused(response: httpx.Response) -> int:
+    # Refusals are RFC 9457 problem details: match on `code`.
+    problem = response.json()
+    retry = response.headers.get("Retry-After")
+    hint = f"; retry after {retry} s" if retry else ""
+    print(
+        f"WasmWiz refused the request: {problem['code']} "
+        f"(HTTP {response.status_code}): {problem['detail']}{hint}",
+        file=sys.stderr,
+    )
+    return 1
+
+
 def main() -> int:
+    parser = argparse.ArgumentParser(description="Run a WebAssembly module on WasmWiz.")
+    parser.add_argument("module", type=Path, help="a .wasm or .wat file")
+    parser.add_argument("--name", help="store the module under this name, then run it by name")
+    options = parser.parse_args()
     url = os.environ.get("WASMWIZ_URL", "http://127.0.0.1:8080")
     key = os.environ["WASMWIZ_API_KEY"]
-    module = Path(sys.argv[1])
+    module: Path = options.module
+    files = {"input": ("input", sys.stdin.buffer.read())}
+    # args and env are JSON-encoded form fields.
+    data = {"args": json.dumps([]), "env": json.dumps({"LANG": "C"})}
     try:
-        response = httpx.post(
-            f"{url}/api/v1/execute",
-            headers={"Authorization": f"Bearer {key}"},
-            files={
-                "wasm": (module.name, module.read_bytes()),
-                "input": ("input", sys.stdin.buffer.read()),
-            },
-            # args and env are JSON-encoded form fields.
-            data={"args": json.dumps([]), "env": json.dumps({"LANG": "C"})},
+        with httpx.Client(
+            base_url=url, headers={"Authorization": f"Bearer {key}"}, timeout=60
+        ) as http:
+            if options.name is None:
+                files["wasm"] = (module.name, module.read_bytes())
+            else:
+                # Store the module once: 201, or 200 if these bytes were stored already.
+                stored = http.post(
+                    "/api/v1/modules",
+                    files={"wasm": (module.name, module.read_bytes())},
+                    data={"name": options.name},
+                )
+                if stored.status_code not in (200, 201):
+                    return refused(stored)
+                print(f"stored {stored.json()['id']} as {options.name}", file=sys.stderr)
+                # Then run it by reference: `module` (a name or its id) instead of `wasm`.
+                data["module"] = options.name
             # base64 keeps the program's output byte for byte, whatever it wrote.
-            params={"encoding": "base64"},
-            timeout=60,
-        )
+            response = http.post(
+                "/api/v1/execute", files=files, data=data, params={"encoding": "base64"}
+            )
     except httpx.HTTPError as error:
         print(f"Could not reach {url}: {error}", file=sys.stderr)
         return 2
 
     if response.status_code != 200:
-        # Refusals are RFC 9457 problem details: match on `code`.
-        problem = response.json()
-        retry = response.headers.get("Retry-After")
-        hint = f"; retry after {retry} s" if retry else ""
-        print(
-            f"WasmWiz refused the request: {problem['code']} "
-            f"(HTTP {response.status_code}): {problem['detail']}{hint}",
-            file=sys.stderr,
-        )
-        return 1
+        return refused(response)
 
     result = response.json()
     print(f"status: {result['status']}, exit code: {result['exit_code']}")
