@@ -2,48 +2,70 @@
 //
 //   export WASMWIZ_URL=http://127.0.0.1:8080 WASMWIZ_API_KEY=ww_...
 //   echo "Ada" | node examples/node/execute.mjs src/wasmwiz/examples/echo.wat
+//
+// With --name echo it stores the module under that name first and runs it by reference.
 import { readFile } from "node:fs/promises";
 import { basename } from "node:path";
 import { buffer } from "node:stream/consumers";
+import { parseArgs } from "node:util";
 
 const url = process.env.WASMWIZ_URL ?? "http://127.0.0.1:8080";
 const key = process.env.WASMWIZ_API_KEY;
-const modulePath = process.argv[2];
+const { values: options, positionals } = parseArgs({
+  options: { name: { type: "string" } },
+  allowPositionals: true,
+});
+const modulePath = positionals[0];
 if (!key || !modulePath) {
-  console.error("usage: WASMWIZ_API_KEY=ww_... node execute.mjs MODULE < input");
+  console.error("usage: WASMWIZ_API_KEY=ww_... node execute.mjs [--name NAME] MODULE < input");
   process.exit(2);
 }
 
+// POSTs a form to the API; a refusal is printed and ends the program.
+async function post(path, form) {
+  let response;
+  try {
+    response = await fetch(`${url}${path}`, {
+      method: "POST",
+      headers: { Authorization: `Bearer ${key}` },
+      body: form,
+    });
+  } catch (error) {
+    console.error(`Could not reach ${url}: ${error.cause?.message ?? error.message}`);
+    process.exit(2);
+  }
+  if (!response.ok) {
+    // Refusals are RFC 9457 problem details with a stable `code`.
+    const problem = await response.json();
+    const retry = response.headers.get("Retry-After");
+    console.error(
+      `WasmWiz refused the request: ${problem.code} (HTTP ${response.status}): ${problem.detail}` +
+        (retry ? `; retry after ${retry} s` : ""),
+    );
+    process.exit(1);
+  }
+  return response.json();
+}
+
+const wasm = new Blob([await readFile(modulePath)]);
 const form = new FormData();
-form.append("wasm", new Blob([await readFile(modulePath)]), basename(modulePath));
+if (options.name === undefined) {
+  form.append("wasm", wasm, basename(modulePath));
+} else {
+  // Store the module once: 201, or 200 if these bytes were stored already.
+  const upload = new FormData();
+  upload.append("wasm", wasm, basename(modulePath));
+  upload.append("name", options.name);
+  const stored = await post("/api/v1/modules", upload);
+  console.error(`stored ${stored.id} as ${options.name}`);
+  // Then run it by reference: `module` (a name or its id) instead of `wasm`.
+  form.append("module", options.name);
+}
 form.append("input", new Blob([await buffer(process.stdin)]), "input");
 form.append("args", JSON.stringify([]));
 
-let response;
-try {
-  response = await fetch(`${url}/api/v1/execute`, {
-    method: "POST",
-    headers: { Authorization: `Bearer ${key}` },
-    body: form,
-  });
-} catch (error) {
-  console.error(`Could not reach ${url}: ${error.cause?.message ?? error.message}`);
-  process.exit(2);
-}
-
-if (!response.ok) {
-  // Refusals are RFC 9457 problem details with a stable `code`.
-  const problem = await response.json();
-  const retry = response.headers.get("Retry-After");
-  console.error(
-    `WasmWiz refused the request: ${problem.code} (HTTP ${response.status}): ${problem.detail}` +
-      (retry ? `; retry after ${retry} s` : ""),
-  );
-  process.exit(1);
-}
-
 // A trap or a timeout is a 200 too: `status` says how the run ended.
-const result = await response.json();
+const result = await post("/api/v1/execute", form);
 process.stdout.write(`status: ${result.status}, exit code: ${result.exit_code}\n`);
 process.stdout.write(result.output);
 process.stderr.write(result.stderr);
