@@ -2,11 +2,14 @@
 //
 //	export WASMWIZ_URL=http://127.0.0.1:8080 WASMWIZ_API_KEY=ww_...
 //	echo "Ada" | go run examples/go/main.go src/wasmwiz/examples/echo.wat
+//
+// With -name echo it stores the module under that name first and runs it by reference.
 package main
 
 import (
 	"bytes"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"io"
 	"mime/multipart"
@@ -25,6 +28,12 @@ type result struct {
 	Error    string `json:"error"`
 }
 
+// storedModule is a module the server keeps, to run by its ID or one of its Names.
+type storedModule struct {
+	ID    string   `json:"id"`
+	Names []string `json:"names"`
+}
+
 // problem is an RFC 9457 refusal; Code is stable, Detail is for people.
 type problem struct {
 	Code      string `json:"code"`
@@ -38,27 +47,61 @@ func main() {
 		url = "http://127.0.0.1:8080"
 	}
 	key := os.Getenv("WASMWIZ_API_KEY")
-	if key == "" || len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: WASMWIZ_API_KEY=ww_... main MODULE < input")
+	name := flag.String("name", "", "store the module under this name, then run it by name")
+	flag.Parse()
+	if key == "" || flag.NArg() < 1 {
+		fmt.Fprintln(os.Stderr, "usage: WASMWIZ_API_KEY=ww_... main [-name NAME] MODULE < input")
 		os.Exit(2)
 	}
-	module, err := os.ReadFile(os.Args[1])
+	path := flag.Arg(0)
+	module, err := os.ReadFile(path)
 	check(err)
 	stdin, err := io.ReadAll(os.Stdin)
 	check(err)
 
 	var body bytes.Buffer
 	form := multipart.NewWriter(&body)
-	part, err := form.CreateFormFile("wasm", filepath.Base(os.Args[1]))
-	check(err)
-	part.Write(module)
-	part, err = form.CreateFormFile("input", "input")
+	if *name == "" {
+		part, err := form.CreateFormFile("wasm", filepath.Base(path))
+		check(err)
+		part.Write(module)
+	} else {
+		// Store the module once: 201, or 200 if these bytes were stored already.
+		var upload bytes.Buffer
+		uploadForm := multipart.NewWriter(&upload)
+		part, err := uploadForm.CreateFormFile("wasm", filepath.Base(path))
+		check(err)
+		part.Write(module)
+		uploadForm.WriteField("name", *name)
+		check(uploadForm.Close())
+		var stored storedModule
+		post(url, key, "/api/v1/modules", uploadForm, &upload, &stored)
+		fmt.Fprintf(os.Stderr, "stored %s as %s\n", stored.ID, *name)
+		// Then run it by reference: "module" (a name or its ID) instead of "wasm".
+		form.WriteField("module", *name)
+	}
+	part, err := form.CreateFormFile("input", "input")
 	check(err)
 	part.Write(stdin)
 	form.WriteField("args", `[]`) // a JSON array of strings
 	check(form.Close())
 
-	request, err := http.NewRequest("POST", url+"/api/v1/execute", &body)
+	var run result
+	post(url, key, "/api/v1/execute", form, &body, &run)
+	exitCode := "null"
+	if run.ExitCode != nil {
+		exitCode = fmt.Sprint(*run.ExitCode)
+	}
+	// A trap or a timeout is a 200 too: Status says how the run ended.
+	fmt.Printf("status: %s, exit code: %s\n", run.Status, exitCode)
+	fmt.Print(run.Output)
+	fmt.Fprint(os.Stderr, run.Stderr)
+}
+
+// post sends the form to url+path and decodes a 2xx answer into answer; it ends the
+// program on a refusal (exit 1) or when the server cannot be reached (exit 2).
+func post(url, key, path string, form *multipart.Writer, body io.Reader, answer any) {
+	request, err := http.NewRequest("POST", url+path, body)
 	check(err)
 	request.Header.Set("Authorization", "Bearer "+key)
 	request.Header.Set("Content-Type", form.FormDataContentType())
@@ -69,7 +112,7 @@ func main() {
 	}
 	defer response.Body.Close()
 
-	if response.StatusCode != http.StatusOK {
+	if response.StatusCode/100 != 2 {
 		var refusal problem
 		check(json.NewDecoder(response.Body).Decode(&refusal))
 		retry := ""
@@ -80,17 +123,7 @@ func main() {
 			refusal.Code, response.StatusCode, refusal.Detail, retry)
 		os.Exit(1)
 	}
-
-	var run result
-	check(json.NewDecoder(response.Body).Decode(&run))
-	exitCode := "null"
-	if run.ExitCode != nil {
-		exitCode = fmt.Sprint(*run.ExitCode)
-	}
-	// A trap or a timeout is a 200 too: Status says how the run ended.
-	fmt.Printf("status: %s, exit code: %s\n", run.Status, exitCode)
-	fmt.Print(run.Output)
-	fmt.Fprint(os.Stderr, run.Stderr)
+	check(json.NewDecoder(response.Body).Decode(answer))
 }
 
 func check(err error) {
