@@ -3,6 +3,8 @@
 //!     export WASMWIZ_URL=http://127.0.0.1:8080 WASMWIZ_API_KEY=ww_...
 //!     echo "Ada" | cargo run --release -- ../../src/wasmwiz/examples/echo.wat
 //!
+//! With `--name echo` it stores the module under that name first and runs it by reference.
+//!
 //! std has no HTTP client, TLS or JSON, so this speaks HTTP/1.1 over a TcpStream, builds the
 //! multipart body by hand and reads the few JSON fields it needs with a tiny parser. It
 //! therefore talks plain `http://` only; for HTTPS use a client crate such as `ureq` or
@@ -18,45 +20,48 @@ use std::time::Duration;
 fn main() {
     let url = env::var("WASMWIZ_URL").unwrap_or_else(|_| "http://127.0.0.1:8080".into());
     let key = env::var("WASMWIZ_API_KEY").unwrap_or_default();
-    let args: Vec<String> = env::args().collect();
-    if key.is_empty() || args.len() < 2 {
-        eprintln!("usage: WASMWIZ_API_KEY=ww_... wasmwiz-example MODULE < input");
+    let mut args: Vec<String> = env::args().skip(1).collect();
+    let name = if args.len() > 1 && args[0] == "--name" {
+        args.remove(0);
+        Some(args.remove(0))
+    } else {
+        None
+    };
+    if key.is_empty() || args.len() != 1 {
+        eprintln!("usage: WASMWIZ_API_KEY=ww_... wasmwiz-example [--name NAME] MODULE < input");
         exit(2);
     }
-    let module = std::fs::read(&args[1]).unwrap_or_else(|e| fail(&format!("{}: {e}", args[1])));
+    let path = &args[0];
+    let module = std::fs::read(path).unwrap_or_else(|e| fail(&format!("{path}: {e}")));
     let mut stdin = Vec::new();
     io::stdin()
         .read_to_end(&mut stdin)
         .unwrap_or_else(|e| fail(&e.to_string()));
 
-    let name = args[1].rsplit('/').next().unwrap_or("main.wasm");
+    let filename = path.rsplit('/').next().unwrap_or("main.wasm");
     let boundary = "wasmwiz-example-boundary-7MA4YWxkTrZu0gW";
     let mut body = Vec::new();
-    file_part(&mut body, boundary, "wasm", name, &module);
+    match &name {
+        None => file_part(&mut body, boundary, "wasm", filename, &module),
+        Some(name) => {
+            // Store the module once: 201, or 200 if these bytes were stored already.
+            let mut upload = Vec::new();
+            file_part(&mut upload, boundary, "wasm", filename, &module);
+            text_part(&mut upload, boundary, "name", name);
+            upload.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+            let stored = send(&url, &key, "/api/v1/modules", boundary, &upload);
+            let id = stored.get("id").and_then(Json::as_str).unwrap_or("?");
+            eprintln!("stored {id} as {name}");
+            // Then run it by reference: `module` (a name or its id) instead of `wasm`.
+            text_part(&mut body, boundary, "module", name);
+        }
+    }
     file_part(&mut body, boundary, "input", "input", &stdin);
     text_part(&mut body, boundary, "args", "[]"); // a JSON array of strings
     body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
 
-    let (status, headers, response) = post(&url, &key, boundary, &body).unwrap_or_else(|e| {
-        eprintln!("Could not reach {url}: {e}");
-        exit(2)
-    });
-    let json = Json::parse(&response).unwrap_or_else(|| fail("the response is not JSON"));
-
-    if status != 200 {
-        // Refusals are RFC 9457 problem details with a stable `code`.
-        let retry = headers
-            .get("retry-after")
-            .map(|s| format!("; retry after {s} s"))
-            .unwrap_or_default();
-        eprintln!(
-            "WasmWiz refused the request: {} (HTTP {status}): {}{retry}",
-            json.get("code").and_then(Json::as_str).unwrap_or("?"),
-            json.get("detail").and_then(Json::as_str).unwrap_or(""),
-        );
-        exit(1);
-    }
     // A trap or a timeout is a 200 too: `status` says how the run ended.
+    let json = send(&url, &key, "/api/v1/execute", boundary, &body);
     let exit_code = match json.get("exit_code") {
         Some(Json::Number(n)) => format!("{n}"),
         _ => "null".into(),
@@ -73,6 +78,30 @@ fn main() {
         "{}",
         json.get("stderr").and_then(Json::as_str).unwrap_or("")
     );
+}
+
+/// POSTs the form to {url}{path} and returns its 2xx JSON answer; on a refusal it prints the
+/// problem and exits 1, and exits 2 when the server cannot be reached.
+fn send(url: &str, key: &str, path: &str, boundary: &str, body: &[u8]) -> Json {
+    let (status, headers, response) = post(url, key, path, boundary, body).unwrap_or_else(|e| {
+        eprintln!("Could not reach {url}: {e}");
+        exit(2)
+    });
+    let json = Json::parse(&response).unwrap_or_else(|| fail("the response is not JSON"));
+    if !(200..300).contains(&status) {
+        // Refusals are RFC 9457 problem details with a stable `code`.
+        let retry = headers
+            .get("retry-after")
+            .map(|s| format!("; retry after {s} s"))
+            .unwrap_or_default();
+        eprintln!(
+            "WasmWiz refused the request: {} (HTTP {status}): {}{retry}",
+            json.get("code").and_then(Json::as_str).unwrap_or("?"),
+            json.get("detail").and_then(Json::as_str).unwrap_or(""),
+        );
+        exit(1);
+    }
+    json
 }
 
 fn fail(message: &str) -> ! {
@@ -101,10 +130,11 @@ fn text_part(body: &mut Vec<u8>, boundary: &str, field: &str, value: &str) {
     );
 }
 
-/// POSTs the form to {url}/api/v1/execute; returns the status, headers (lower-cased) and body.
+/// POSTs the form to {url}{path}; returns the status, headers (lower-cased) and body.
 fn post(
     url: &str,
     key: &str,
+    path: &str,
     boundary: &str,
     body: &[u8],
 ) -> io::Result<(u16, BTreeMap<String, String>, Vec<u8>)> {
@@ -123,7 +153,7 @@ fn post(
     let mut stream = TcpStream::connect(address)?;
     stream.set_read_timeout(Some(Duration::from_secs(60)))?;
     let head = format!(
-        "POST {base_path}/api/v1/execute HTTP/1.1\r\nHost: {authority}\r\n\
+        "POST {base_path}{path} HTTP/1.1\r\nHost: {authority}\r\n\
          Authorization: Bearer {key}\r\nContent-Type: multipart/form-data; boundary={boundary}\r\n\
          Content-Length: {}\r\nConnection: close\r\n\r\n",
         body.len()
