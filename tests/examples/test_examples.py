@@ -2,18 +2,20 @@
 
 Each gets the URL and a real key in its environment, uploads the bundled echo module with
 some stdin, and must print the run's result; with a wrong key it must report the refusal
-by its code and exit 1. A missing toolchain skips its example, and CI turns such a skip
-into a failure (the `toolchain` marker).
+by its code and exit 1. With `--name NAME` each stores the module under that name and runs
+it by reference, and must print the same. A missing toolchain skips its example, and CI
+turns such a skip into a failure (the `toolchain` marker).
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import os
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pytest
@@ -25,6 +27,19 @@ from tests.fixtures.database import run_outside_loop
 ECHO = ROOT / "src" / "wasmwiz" / "examples" / "echo.wat"
 STDIN = "Ada Lovelace\nnote: \u00e9t\u00e9 \u2603\n"
 EXAMPLE_NAMES = ["curl", "python-client", "python-httpx", "node", "go", "rust"]
+# Prints its argv[0]: the file name when uploaded, the reference when run by one.
+ARGV0 = """(module
+  (import "wasi_snapshot_preview1" "args_sizes_get" (func $sizes (param i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "args_get" (func $args (param i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "fd_write" (func $write (param i32 i32 i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (func (export "_start")
+    (drop (call $sizes (i32.const 0) (i32.const 4)))
+    (drop (call $args (i32.const 16) (i32.const 1024)))
+    (i32.store (i32.const 8) (i32.const 1024))
+    (i32.store (i32.const 12) (i32.sub (i32.load (i32.const 4)) (i32.const 1)))
+    (drop (call $write (i32.const 1) (i32.const 8) (i32.const 1) (i32.const 512)))))
+"""
 
 
 @pytest.fixture
@@ -44,12 +59,16 @@ def command(request: pytest.FixtureRequest) -> list[str]:
 
 
 def run_example(
-    command: list[str], server: LiveServer, key: str, module: str = str(ECHO)
+    command: list[str],
+    server: LiveServer,
+    key: str,
+    module: str = str(ECHO),
+    options: Sequence[str] = (),
 ) -> subprocess.CompletedProcess[str]:
     env = {name: value for name, value in os.environ.items() if not name.startswith("WASMWIZ_")}
     env |= {"WASMWIZ_URL": server.url, "WASMWIZ_API_KEY": key}
     return subprocess.run(
-        [*command, module],
+        [*command, *options, module],
         input=STDIN,
         capture_output=True,
         text=True,
@@ -72,13 +91,19 @@ def test_example_prints_the_result(
 ) -> None:
     result = run_example(command, live_server, new_key(migrated_database_url))
     assert result.returncode == 0, result.stderr
+    assert_success(command, result, STDIN)
+
+
+def assert_success(
+    command: list[str], result: subprocess.CompletedProcess[str], output: str
+) -> None:
     if command[-1].endswith("execute.sh"):
         body = json.loads(result.stdout)
         assert body["status"] == "success"
-        assert body["output"] == STDIN
+        assert body["output"] == output
         assert body["exit_code"] == 0
     else:
-        assert result.stdout == "status: success, exit code: 0\n" + STDIN
+        assert result.stdout == "status: success, exit code: 0\n" + output
 
 
 @pytest.mark.toolchain
@@ -107,3 +132,51 @@ def test_example_reports_a_run_that_trapped_as_a_result(
         # Python spells the missing exit code None; the others print JSON's null.
         none = "None" if "python" in command[-1] else "null"
         assert result.stdout == f"status: trap, exit code: {none}\n"
+
+
+@pytest.mark.toolchain
+@pytest.mark.parametrize("command", EXAMPLE_NAMES, indirect=True)
+def test_example_stores_the_module_and_runs_it_by_name(
+    command: list[str], live_server: LiveServer, migrated_database_url: str
+) -> None:
+    key = new_key(migrated_database_url)
+    module_id = "sha256:" + hashlib.sha256(ECHO.read_bytes()).hexdigest()
+    # The second upload of the same bytes is answered 200, not 201: both are a success.
+    for _ in range(2):
+        result = run_example(command, live_server, key, options=["--name", "echo"])
+        assert result.returncode == 0, result.stderr
+        assert_success(command, result, STDIN)
+        if command[-1].endswith("execute.sh"):
+            stored = json.loads(result.stderr)
+            assert (stored["id"], stored["names"]) == (module_id, ["echo"])
+        else:
+            assert result.stderr == f"stored {module_id} as echo\n"
+
+
+@pytest.mark.toolchain
+@pytest.mark.parametrize("command", EXAMPLE_NAMES, indirect=True)
+def test_example_runs_by_reference_not_by_upload(
+    command: list[str], live_server: LiveServer, migrated_database_url: str, tmp_path: Path
+) -> None:
+    module = tmp_path / "argv0.wat"
+    module.write_text(ARGV0)
+    options = ["--name", "whoami"]
+    result = run_example(command, live_server, new_key(migrated_database_url), str(module), options)
+    assert result.returncode == 0, result.stderr
+    # Uploaded, the run's argv[0] would be "argv0.wat".
+    assert_success(command, result, "whoami")
+
+
+@pytest.mark.toolchain
+@pytest.mark.parametrize("command", EXAMPLE_NAMES, indirect=True)
+def test_example_reports_a_refused_upload_by_its_code(
+    command: list[str], live_server: LiveServer
+) -> None:
+    options = ["--name", "echo"]
+    result = run_example(command, live_server, "ww_not-a-real-key", options=options)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert result.stdout == ""
+    assert "unauthorized" in result.stderr
+    assert "Traceback" not in result.stderr
+    if not command[-1].endswith("execute.sh"):
+        assert "WasmWiz refused the request: unauthorized (HTTP 401)" in result.stderr
