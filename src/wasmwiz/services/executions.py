@@ -36,6 +36,8 @@ _BUSY_WAIT_SECONDS = 0.05
 _BATCH_SLICE_SECONDS = 0.05
 # Runs at least this long on average go side by side on several threads.
 _PARALLEL_RUN_SECONDS = 0.002
+# At most this many of a batch's cases run at once, however many slots the account has.
+_MAX_BATCH_WORKERS = 64
 
 
 @dataclass(frozen=True, slots=True)
@@ -211,11 +213,18 @@ class ExecutionService:
         await self._gate.refuse_without_room(principal)
         batch = await read()
         async with self._gate.admit(principal, cost=len(batch.cases)) as admission:
-            extra = await self._gate.extra_slots(principal, len(batch.cases) - 1)
+            extra: list[list[str]] = []
+
+            async def more_slots(wanted: int) -> int:
+                # Taken only when the batch goes side by side, so a batch of short runs
+                # on one thread holds one slot, not every free one of the account.
+                extra.extend(await self._gate.extra_slots(principal, wanted))
+                return len(extra)
+
             try:
                 with sandbox_refusals(principal, admission.headers, self._metrics):
                     compiled = await self._prepare(principal, batch.module)
-                    results = await self._run_cases(principal, batch, compiled, 1 + len(extra))
+                    results = await self._run_cases(principal, batch, compiled, more_slots)
             finally:
                 await self._gate.release_extra_slots(principal, extra)
         batch_id = uuid.uuid4()
@@ -243,9 +252,15 @@ class ExecutionService:
         )
 
     async def _run_cases(
-        self, principal: Principal, batch: BatchRequest, compiled: CompiledModule, parallel: int
+        self,
+        principal: Principal,
+        batch: BatchRequest,
+        compiled: CompiledModule,
+        more_slots: Callable[[int], Awaitable[int]],
     ) -> list[tuple[datetime, RunResult]]:
-        """Run the cases on `parallel` of the sandbox's workers at once. Each worker takes
+        """Run the cases on one of the sandbox's workers, or on as many as `more_slots`
+        gets the account slots for, besides the batch's own, once runs prove long (below).
+        Each worker takes
         the next case from one shared queue and runs cases one after another for a slice
         of time, then gives its worker back to the fair queue (other accounts' runs go
         between slices) and asks for another: a case costs one run, not a thread hop."""
@@ -275,20 +290,22 @@ class ExecutionService:
 
         began = loop.time()
         timed = [0, 0.0]  # runs done, and the seconds their slices took
-        others = min(parallel, len(batch.cases)) - 1
         helpers: list[asyncio.Future[None]] = []
+        widening: list[bool] = []
 
-        def join_if_long() -> None:
+        async def join_if_long() -> None:
             # Short runs are mostly Python under the GIL: a second thread would only take
             # turns with the first (100 hello-worlds took twice as long on two). Runs that
             # prove long (guest code, which runs without the GIL) get the others, up to
-            # `parallel`: on an average of 2 ms or more, or a first run still going after
-            # two slices.
+            # the account's free slots: on an average of 2 ms or more, or a first run still
+            # going after two slices. Asked once.
             runs, seconds = timed
             long = (runs and seconds / runs >= _PARALLEL_RUN_SECONDS) or (
                 not runs and loop.time() - began >= 2 * _BATCH_SLICE_SECONDS
             )
-            if long and others and not helpers and waiting:
+            if long and not widening and len(waiting) > 0:
+                widening.append(True)
+                others = await more_slots(min(len(waiting), _MAX_BATCH_WORKERS - 1))
                 helpers.extend(asyncio.ensure_future(worker()) for _ in range(others))
 
         async def worker(first_slice: float = _BATCH_SLICE_SECONDS) -> None:
@@ -314,13 +331,13 @@ class ExecutionService:
                     started_at = results[index]
                     assert started_at is not None
                     results[index] = (started_at[0], result)
-                join_if_long()
+                await join_if_long()
 
         # The first slice is one run: enough to tell a long run from a short one.
         first = asyncio.ensure_future(worker(first_slice=0.0))
-        while others and not helpers and not first.done():
+        while len(batch.cases) > 1 and not widening and not first.done():
             await asyncio.wait([first], timeout=2 * _BATCH_SLICE_SECONDS)
-            join_if_long()
+            await join_if_long()
         await first
         while helpers:  # a list that join_if_long may still extend: wait for all of it
             await helpers.pop()
