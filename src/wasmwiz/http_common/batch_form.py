@@ -13,21 +13,22 @@ import base64
 import binascii
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from starlette.requests import Request
 
-from wasmwiz.errors import InvalidRequest, PayloadTooLarge, WasmWizError
+from wasmwiz.errors import InvalidRequest, WasmWizError
 from wasmwiz.http_common.execution_form import (
     check_args,
     check_env,
     decode_field,
     execution_form_limits,
     program_name,
+    read_limited_form,
+    refuse_body_over,
 )
-from wasmwiz.http_common.multipart import FieldLimit, FormPart, read_form
-from wasmwiz.http_common.request_limits import declared_content_length
+from wasmwiz.http_common.multipart import FieldLimit, FormPart
 from wasmwiz.problem_codes import ProblemCode
 from wasmwiz.services.batches import BatchCase, BatchOptions, BatchRequest
 
@@ -157,9 +158,10 @@ class BatchFormReader:
     max_wasm_size: int
     max_input_size: int
     max_cases: int
+    limits: Mapping[str, FieldLimit] = field(init=False)
+    max_body: int = field(init=False)
 
-    @property
-    def limits(self) -> dict[str, FieldLimit]:
+    def __post_init__(self) -> None:
         execute = execution_form_limits(self.max_wasm_size, self.max_input_size)
         limits = {name: execute[name] for name in ("wasm", *_SHARED_FIELDS)}
         limits["cases"] = execute["input"]  # all the cases' stdin, args and env together
@@ -168,30 +170,15 @@ class BatchFormReader:
             return _invalid(f"`defaults` is longer than the limit of {limit} bytes.")
 
         limits["defaults"] = FieldLimit(self.max_input_size, defaults_too_long)
-        return limits
-
-    @property
-    def max_body(self) -> int:
-        return sum(limit.max_bytes for limit in self.limits.values()) + _FORM_OVERHEAD_BYTES
+        object.__setattr__(self, "limits", limits)
+        max_body = sum(limit.max_bytes for limit in limits.values()) + _FORM_OVERHEAD_BYTES
+        object.__setattr__(self, "max_body", max_body)
 
     def refuse_declared_oversize(self, request: Request) -> None:
-        declared = declared_content_length(request.scope)
-        if declared is not None and declared > self.max_body:
-            raise PayloadTooLarge(
-                f"The request body ({declared} bytes) is larger than the limit of "
-                f"{self.max_body} bytes.",
-                code=ProblemCode.REQUEST_TOO_LARGE,
-            )
+        refuse_body_over(request, self.max_body)
 
     async def read(self, request: Request) -> BatchRequest:
-        parts = await read_form(
-            request.stream(),
-            request.headers.get("content-type"),
-            self.limits,
-            self.max_body,
-            declared_bytes=declared_content_length(request.scope),
-        )
-        return self.from_parts(parts)
+        return self.from_parts(await read_limited_form(request, self.limits, self.max_body))
 
     def from_parts(self, parts: Mapping[str, FormPart]) -> BatchRequest:
         wasm = parts.get("wasm")

@@ -72,10 +72,10 @@ def max_execution_body(max_wasm_size: int, max_input_size: int) -> int:
     return sum(limit.max_bytes for limit in limits.values()) + _FORM_OVERHEAD_BYTES
 
 
-def refuse_declared_oversize(request: Request, *, max_wasm_size: int, max_input_size: int) -> None:
-    """413 for a body whose Content-Length is over the form's limit, from the head alone:
-    before admission, so such a request spends none of the caller's budget."""
-    max_body = max_execution_body(max_wasm_size, max_input_size)
+def refuse_body_over(request: Request, max_body: int) -> None:
+    """413 for a body whose Content-Length is over a form's limit, from the head alone:
+    before admission, so such a request spends none of the caller's budget. Every upload
+    form (execute, batch, module) checks its own limit with it."""
     declared = declared_content_length(request.scope)
     if declared is not None and declared > max_body:
         raise PayloadTooLarge(
@@ -84,21 +84,32 @@ def refuse_declared_oversize(request: Request, *, max_wasm_size: int, max_input_
         )
 
 
-async def read_execution_form(
-    request: Request, *, max_wasm_size: int, max_input_size: int
-) -> ExecutionRequest:
-    """Read the body (the first read of it: callers admit the request before this)."""
-    refuse_declared_oversize(request, max_wasm_size=max_wasm_size, max_input_size=max_input_size)
-    limits = execution_form_limits(max_wasm_size, max_input_size)
-    max_body = max_execution_body(max_wasm_size, max_input_size)
-    parts = await read_form(
+async def read_limited_form(
+    request: Request, limits: Mapping[str, FieldLimit], max_body: int
+) -> dict[str, FormPart]:
+    """The request's multipart form, each field within its limit (the first read of the
+    body: callers admit the request before this)."""
+    return await read_form(
         request.stream(),
         request.headers.get("content-type"),
         limits,
         max_body,
         declared_bytes=declared_content_length(request.scope),
     )
-    return execution_request_from_parts(parts)
+
+
+def refuse_declared_oversize(request: Request, *, max_wasm_size: int, max_input_size: int) -> None:
+    refuse_body_over(request, max_execution_body(max_wasm_size, max_input_size))
+
+
+async def read_execution_form(
+    request: Request, *, max_wasm_size: int, max_input_size: int
+) -> ExecutionRequest:
+    """Read the body (the first read of it: callers admit the request before this)."""
+    max_body = max_execution_body(max_wasm_size, max_input_size)
+    refuse_body_over(request, max_body)
+    limits = execution_form_limits(max_wasm_size, max_input_size)
+    return execution_request_from_parts(await read_limited_form(request, limits, max_body))
 
 
 def execution_request_from_parts(parts: Mapping[str, FormPart]) -> ExecutionRequest:

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from starlette.requests import Request
 
-from wasmwiz.errors import InvalidRequest, PayloadTooLarge, WasmWizError
-from wasmwiz.http_common.execution_form import execution_form_limits
-from wasmwiz.http_common.multipart import FieldLimit, read_form
-from wasmwiz.http_common.request_limits import declared_content_length
+from wasmwiz.errors import InvalidRequest, WasmWizError
+from wasmwiz.http_common.execution_form import (
+    execution_form_limits,
+    read_limited_form,
+    refuse_body_over,
+)
+from wasmwiz.http_common.multipart import FieldLimit
 from wasmwiz.problem_codes import ProblemCode
 from wasmwiz.services.stored_modules import ModuleUpload
 
@@ -51,34 +54,23 @@ class ModuleFormReader:
     """The upload form's reader under the app's module size limit, built once by create_app."""
 
     max_wasm_size: int
+    limits: Mapping[str, FieldLimit] = field(init=False)
+    max_body: int = field(init=False)
 
-    @property
-    def limits(self) -> Mapping[str, FieldLimit]:
+    def __post_init__(self) -> None:
         wasm = execution_form_limits(self.max_wasm_size, 0)["wasm"]
-        return {"wasm": wasm, "name": FieldLimit(_MAX_NAME_BYTES, _name_too_long)}
-
-    @property
-    def max_body(self) -> int:
-        return self.max_wasm_size + _MAX_NAME_BYTES + _FORM_OVERHEAD_BYTES
+        limits = {"wasm": wasm, "name": FieldLimit(_MAX_NAME_BYTES, _name_too_long)}
+        object.__setattr__(self, "limits", limits)
+        object.__setattr__(
+            self, "max_body", self.max_wasm_size + _MAX_NAME_BYTES + _FORM_OVERHEAD_BYTES
+        )
 
     def refuse_declared_oversize(self, request: Request) -> None:
         """413 from the head alone, before admission."""
-        declared = declared_content_length(request.scope)
-        if declared is not None and declared > self.max_body:
-            raise PayloadTooLarge(
-                f"The request body ({declared} bytes) is larger than the limit of "
-                f"{self.max_body} bytes.",
-                code=ProblemCode.REQUEST_TOO_LARGE,
-            )
+        refuse_body_over(request, self.max_body)
 
     async def read(self, request: Request) -> ModuleUpload:
-        parts = await read_form(
-            request.stream(),
-            request.headers.get("content-type"),
-            self.limits,
-            self.max_body,
-            declared_bytes=declared_content_length(request.scope),
-        )
+        parts = await read_limited_form(request, self.limits, self.max_body)
         wasm = parts.get("wasm")
         if wasm is None:
             raise InvalidRequest(

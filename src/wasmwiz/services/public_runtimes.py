@@ -157,11 +157,12 @@ async def publish(
             f"{name}@{version} is published already; publish a new version.",
             code=ProblemCode.CONFLICT,
         )
-    return next(
-        view
-        for view in await list_runtimes(session)
-        if (view.name, view.version) == (name, version)
-    )
+    # Just published: the newest of its name unless an older release carries a later time.
+    published = await repository.find_runtime(session, name, version)
+    newest = await repository.find_runtime(session, name)
+    assert published is not None
+    assert newest is not None
+    return _view(published, latest=newest.version == published.version)
 
 
 async def list_runtimes(session: AsyncSession) -> list[RuntimeView]:
