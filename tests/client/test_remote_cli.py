@@ -5,19 +5,16 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from tests.api import wat
+from tests.client.conftest import remote
 from tests.client.programs import echo_then_exit
 from tests.fixtures.app import LiveServer, ServerFactory
 from wasmwiz_client import Client
-
-WASMWIZ = [sys.executable, "-m", "wasmwiz.cli.main"]
 
 
 def remote_run(
@@ -27,20 +24,7 @@ def remote_run(
     stdin: bytes = b"",
     cwd: Path | None = None,
 ) -> subprocess.CompletedProcess[bytes]:
-    env = {key: value for key, value in os.environ.items() if not key.startswith("WASMWIZ_")}
-    if server is not None:
-        env["WASMWIZ_URL"] = server.url
-    if api_key is not None:
-        env["WASMWIZ_API_KEY"] = api_key
-    return subprocess.run(
-        [*WASMWIZ, "remote", "run", *args],
-        input=stdin,
-        capture_output=True,
-        env=env,
-        cwd=cwd,
-        timeout=60,
-        check=False,
-    )
+    return remote(server, api_key, "run", *args, stdin=stdin, cwd=cwd)
 
 
 def test_stdout_stderr_byte_exact_and_exit_code_zero(
@@ -145,17 +129,8 @@ def test_a_missing_module_file(server: LiveServer, api_key: str, tmp_path: Path)
 def remote_batch(
     server: LiveServer | None, api_key: str, *args: str, stdin: bytes = b""
 ) -> subprocess.CompletedProcess[bytes]:
-    env = {key: value for key, value in os.environ.items() if not key.startswith("WASMWIZ_")}
-    env["WASMWIZ_URL"] = server.url if server is not None else "http://127.0.0.1:9"
-    env["WASMWIZ_API_KEY"] = api_key
-    return subprocess.run(
-        [*WASMWIZ, "remote", "batch", *args],
-        input=stdin,
-        capture_output=True,
-        env=env,
-        timeout=60,
-        check=False,
-    )
+    # Without a server: one that is not listening, so nothing but the files is at fault.
+    return remote(server, api_key, "batch", *args, stdin=stdin, url="http://127.0.0.1:9")
 
 
 def json_lines(output: bytes) -> list[dict[str, object]]:

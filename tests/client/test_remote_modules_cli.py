@@ -2,48 +2,22 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.api import wat
+from tests.client.conftest import remote
 from tests.fixtures.app import LiveServer
 from tests.fixtures.database import DATABASES, empty_database_url
-
-WASMWIZ = [sys.executable, "-m", "wasmwiz.cli.main"]
 
 
 @pytest.fixture(params=DATABASES)
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     with empty_database_url(request.param, tmp_path) as url:
         yield url
-
-
-def remote(
-    server: LiveServer | None,
-    api_key: str | None,
-    *args: str,
-    stdin: bytes = b"",
-    cwd: Path | None = None,
-) -> subprocess.CompletedProcess[bytes]:
-    env = {key: value for key, value in os.environ.items() if not key.startswith("WASMWIZ_")}
-    if server is not None:
-        env["WASMWIZ_URL"] = server.url
-    if api_key is not None:
-        env["WASMWIZ_API_KEY"] = api_key
-    return subprocess.run(
-        [*WASMWIZ, "remote", *args],
-        input=stdin,
-        capture_output=True,
-        env=env,
-        cwd=cwd,
-        timeout=60,
-        check=False,
-    )
 
 
 def ok(done: subprocess.CompletedProcess[bytes]) -> str:
