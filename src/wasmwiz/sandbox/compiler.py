@@ -59,6 +59,8 @@ class CompiledModule:
     artifact_bytes: int = field(repr=False)
     wasm_module: Any = field(repr=False, compare=False)
     instance_pre: Any = field(repr=False, compare=False)
+    # The module linked for runs with files, made on the first such run (see runner).
+    files_instance_pre: list[Any] = field(default_factory=list, repr=False, compare=False)
 
     @property
     def cost(self) -> int:

@@ -10,10 +10,11 @@ import platform
 import threading
 import time
 from collections.abc import Iterable
+from typing import Any
 
 import wasmtime
 
-from wasmwiz.sandbox import wasi_host
+from wasmwiz.sandbox import memfs, wasi_files, wasi_host
 from wasmwiz.sandbox.models import Limits, RunRequest
 from wasmwiz.sandbox.wasmtime_ffi import get_export, set_stdin_bytes
 
@@ -140,7 +141,10 @@ def config_fingerprint(extra: Iterable[str] = ()) -> str:
 class EngineContext:
     """One Engine, one Linker with WASI (and our shadowing host functions), one ticker."""
 
-    def __init__(self, extra_features: Iterable[str] = ()) -> None:
+    def __init__(
+        self, extra_features: Iterable[str] = (), files_budget_bytes: int = 1024 * 1024 * 1024
+    ) -> None:
+        self.files_budget = memfs.FilesBudget(files_budget_bytes)
         self.extra_features = frozenset(extra_features)
         self.features = enabled_features(self.extra_features)
         self.engine = wasmtime.Engine(engine_config(extra_features))
@@ -148,6 +152,12 @@ class EngineContext:
         self.linker.allow_shadowing = True
         self.linker.define_wasi()
         self._host_functions = wasi_host.install(self.linker)
+        # Runs with a directory: the same, with every file call served from memory.
+        self.files_linker = wasmtime.Linker(self.engine)
+        self.files_linker.allow_shadowing = True
+        self.files_linker.define_wasi()
+        self._host_functions += wasi_host.install(self.files_linker)
+        self._host_functions += wasi_files.install(self.files_linker)
         self._stopped = threading.Event()
         # The epoch is due to advance once per tick from here; `_ticks_applied` is how
         # often it has. The ticker needs the GIL, so under load it runs late, then
@@ -167,6 +177,14 @@ class EngineContext:
                 self.engine.increment_epoch()
                 self._ticks_applied += 1
                 next_tick += EPOCH_TICK_SECONDS
+
+    def files_instance_pre(self, compiled: Any) -> Any:
+        """`compiled` linked against files_linker, made once (two racing threads may both
+        make it; either result serves)."""
+        holder: list[Any] = compiled.files_instance_pre
+        if not holder:
+            holder.append(self.files_linker.instantiate_pre(compiled.wasm_module))
+        return holder[0]
 
     def ticks_behind(self) -> int:
         """Ticks that are due but not yet applied: the catch-up burst still to come."""

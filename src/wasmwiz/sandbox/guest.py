@@ -7,10 +7,14 @@ import threading
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 import wasmtime
 
 from wasmwiz.sandbox.models import Outcome
+
+if TYPE_CHECKING:
+    from wasmwiz.sandbox.wasi_files import FileTable
 
 _local = threading.local()
 
@@ -55,6 +59,7 @@ class RunState:
         self.stop_outcome: Outcome | None = None
         self.stop_reason: str | None = None
         self.host_error: BaseException | None = None
+        self.files: FileTable | None = None  # the run's directory and descriptors, if any
         # Host work charged to this run (CPU time in host functions, which holds the
         # GIL) and host calls made; see wasi_host's host-time share.
         self.host_ns = 0

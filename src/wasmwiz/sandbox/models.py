@@ -6,6 +6,7 @@ import enum
 from dataclasses import dataclass
 
 from wasmwiz.problem_codes import ProblemCode
+from wasmwiz.sandbox.file_input import InputEntry
 
 
 class Outcome(enum.StrEnum):
@@ -29,10 +30,17 @@ class Limits:
     memory_bytes: int = 128 * 1024 * 1024
     max_output_bytes: int = 1024 * 1024  # per stream: stdout and stderr each
     max_fuel: int | None = None  # None: unlimited, but fuel is still counted
+    # A run with files: what its directory may hold (input included), and how many bytes
+    # of collected files the result carries.
+    files_quota_bytes: int = 64 * 1024 * 1024
+    files_max_entries: int = 10_000
+    files_max_output_bytes: int = 8 * 1024 * 1024
 
     def __post_init__(self) -> None:
         if not self.timeout_seconds > 0:
             raise ValueError("timeout_seconds must be positive")
+        if min(self.files_quota_bytes, self.files_max_entries, self.files_max_output_bytes) < 0:
+            raise ValueError("file limits must not be negative")
         if self.memory_bytes <= 0:
             raise ValueError("memory_bytes must be positive")
         if self.max_output_bytes < 0:
@@ -89,6 +97,15 @@ class RunRequest:
     # Virtual clocks and a seeded random_get: the same inputs give byte-identical output.
     deterministic: bool = False
     seed: int = 0
+    # The run's directory, preopened at "/": None for none at all (no preopen), else its
+    # entries, parents first (an empty tuple: an empty directory).
+    files: tuple[InputEntry, ...] | None = None
+    # Glob patterns (relative to the directory) of the files to return after the run.
+    collect: tuple[str, ...] = ()
+
+    @property
+    def files_bytes(self) -> int:
+        return sum(len(entry.data) for entry in self.files or () if entry.data is not None)
 
     def __post_init__(self) -> None:
         if not 0 <= self.seed < 2**64:
@@ -118,6 +135,18 @@ class RunResult:
     error: str | None  # None on success, otherwise one short line
     module_sha256: str
     module_size: int  # size of the binary actually compiled
+    files: tuple[CollectedFile, ...] = ()  # what `collect` matched, by path
+    files_truncated: bool = False  # some matched files' content is left out (output cap)
+
+
+@dataclass(frozen=True, slots=True)
+class CollectedFile:
+    """A regular file a run left in its directory, matched by `collect`."""
+
+    path: str
+    size: int
+    sha256: str
+    content: bytes | None  # None: left out, the collected files' output cap was reached
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,11 +28,22 @@ import time
 
 import wasmtime
 
+from wasmwiz.sandbox import memfs, wasi_host
 from wasmwiz.sandbox.compiler import CompiledModule
 from wasmwiz.sandbox.engine import MAX_TABLE_ELEMENTS, EngineContext, fuel_budget, get_export
+from wasmwiz.sandbox.file_output import collect
 from wasmwiz.sandbox.guest import RunState, bind_run
-from wasmwiz.sandbox.models import Limits, Outcome, RunRequest, RunResult, SandboxError
+from wasmwiz.sandbox.models import (
+    CollectedFile,
+    Limits,
+    Outcome,
+    RunRequest,
+    RunResult,
+    SandboxBusy,
+    SandboxError,
+)
 from wasmwiz.sandbox.validation import summarize
+from wasmwiz.sandbox.wasi_files import FileTable
 
 WASM_PAGE = 65536
 
@@ -66,26 +77,63 @@ def run_compiled(
     if refusal is not None:
         return _result(compiled, state, (Outcome.MEMORY_LIMIT, None, refusal), 0.0, 0, 0)
 
-    failure: Exception | None = None
-    instance: wasmtime.Instance | None = None
-    with bind_run(state):
-        # Armed before instantiation: a start section runs inside instantiate.
-        store = context.new_store(request, limits)
-        state.start_clock()
-        started = time.perf_counter()
-        try:
-            instance = compiled.instance_pre.instantiate(store)
-            get_export(store, instance, "_start")(store)
-        except (wasmtime.Trap, wasmtime.WasmtimeError) as exc:
-            failure = exc
-        duration = time.perf_counter() - started
-    if state.host_error is not None:
-        raise SandboxError("a sandbox host function failed") from state.host_error
+    fs = _directory(context, request, limits, state)
+    try:
+        instance_pre = compiled.instance_pre if fs is None else context.files_instance_pre(compiled)
+        failure: Exception | None = None
+        instance: wasmtime.Instance | None = None
+        with bind_run(state):
+            # Armed before instantiation: a start section runs inside instantiate.
+            store = context.new_store(request, limits)
+            state.start_clock()
+            started = time.perf_counter()
+            try:
+                instance = instance_pre.instantiate(store)
+                get_export(store, instance, "_start")(store)
+            except (wasmtime.Trap, wasmtime.WasmtimeError) as exc:
+                failure = exc
+            duration = time.perf_counter() - started
+        if state.host_error is not None:
+            raise SandboxError("a sandbox host function failed") from state.host_error
 
-    memory_bytes = _memory_size(store, instance)
-    verdict = _classify(state, failure, limits, memory_bytes)
-    fuel_consumed = fuel_budget(limits) - _remaining_fuel(store)
-    return _result(compiled, state, verdict, duration, fuel_consumed, memory_bytes)
+        memory_bytes = _memory_size(store, instance)
+        verdict = _classify(state, failure, limits, memory_bytes)
+        fuel_consumed = fuel_budget(limits) - _remaining_fuel(store)
+        files: tuple[CollectedFile, ...] = ()
+        truncated = False
+        if fs is not None:  # whatever the outcome: what a failed run left helps to see why
+            files, truncated = collect(fs, request.collect, limits.files_max_output_bytes)
+        return _result(
+            compiled, state, verdict, duration, fuel_consumed, memory_bytes, files, truncated
+        )
+    finally:
+        if fs is not None:
+            fs.release()
+
+
+def _directory(
+    context: EngineContext, request: RunRequest, limits: Limits, state: RunState
+) -> memfs.MemoryFileSystem | None:
+    """The run's directory with its input files, charged to the budget (SandboxBusy when
+    the budget cannot take them), or None for a run without one."""
+    if request.files is None:
+        return None
+    fs = memfs.MemoryFileSystem(
+        memfs.FsLimits(limits.files_quota_bytes, limits.files_max_entries),
+        context.files_budget,
+        clock=lambda: wasi_host.realtime_ns(state),
+    )
+    try:
+        fs.populate(request.files)
+    except memfs.FsError as error:
+        fs.release()
+        if error.errno == memfs.NOSPC:
+            raise SandboxBusy("the server's space for run directories is spent") from None
+        raise SandboxError(
+            f"the input files do not fit the run's directory (errno {error.errno})"
+        ) from None
+    state.files = FileTable(fs, request.stdin)
+    return fs
 
 
 def _declared_too_large(compiled: CompiledModule, limits: Limits) -> str | None:
@@ -174,9 +222,13 @@ def _result(
     duration: float,
     fuel_consumed: int,
     memory_bytes: int,
+    files: tuple[CollectedFile, ...] = (),
+    files_truncated: bool = False,
 ) -> RunResult:
     outcome, exit_code, error = verdict
     return RunResult(
+        files=files,
+        files_truncated=files_truncated,
         outcome=outcome,
         exit_code=exit_code,
         stdout=bytes(state.stdout),

@@ -90,10 +90,13 @@ class Sandbox:
         cache_mac_key: bytes | None = None,
         extra_features: Iterable[str] = (),
         worker_command: Sequence[str] = DEFAULT_COMMAND,
+        files_budget_bytes: int = 1024 * 1024 * 1024,
     ) -> None:
         self._limits = limits
         self._max_module_bytes = max_module_bytes
-        self._context = EngineContext(extra_features)
+        self._context = EngineContext(extra_features, files_budget_bytes)
+        # What all runs' directories hold together (memfs.FilesBudget).
+        self.files_budget = self._context.files_budget
         self._cache = ModuleCache(cache_max_bytes)
         try:
             self._compiler = Compiler(

@@ -109,18 +109,26 @@ def install(linker: wasmtime.Linker) -> list[Any]:
     for name, params, impl in definitions:
         func_type = wasmtime.FuncType(params, [i32])
         widths = [64 if p == i64 else 32 for p in params]
-        callback = _trampoline(impl, widths)
-        define_unchecked(linker, WASI, name, func_type, callback)
+        callback = trampoline(impl, widths)
+        define(linker, name, func_type, callback)
         keep_alive += [callback, func_type]
     return keep_alive
+
+
+def define(linker: wasmtime.Linker, name: str, func_type: wasmtime.FuncType, callback: Any) -> None:
+    """Define (or shadow) WASI's `name` in `linker` as an unchecked callback."""
+    define_unchecked(linker, WASI, name, func_type, callback)
 
 
 def _trap(message: str) -> int:
     return new_trap(message)
 
 
-def _trampoline(impl: HostImpl, widths: list[int]) -> Any:
-    def trampoline(_env: Any, caller_ptr: Any, raw: Any, _count: int) -> int:
+def trampoline(impl: HostImpl, widths: list[int]) -> Any:
+    """The C callback that calls `impl` with the current run's state, its memory and the
+    call's arguments (unsigned, `widths` giving each one's bits), charging its host time."""
+
+    def call(_env: Any, caller_ptr: Any, raw: Any, _count: int) -> int:
         state = current_run()
         if state is None:
             return _trap("WASI call outside of a sandbox run")
@@ -142,7 +150,7 @@ def _trampoline(impl: HostImpl, widths: list[int]) -> Any:
             return _trap("host function failed")
         return 0
 
-    return unchecked_callback(trampoline)
+    return unchecked_callback(call)
 
 
 def _charge(state: RunState, spent_ns: int) -> None:
@@ -211,6 +219,13 @@ def clock_res_get(state: RunState, memory: GuestMemory, args: list[int]) -> int:
     return ERRNO_SUCCESS
 
 
+def realtime_ns(state: RunState) -> int:
+    """The run's realtime clock: the host's, or a deterministic run's virtual one."""
+    now = _clock_now(state, CLOCK_REALTIME)
+    assert now is not None
+    return now
+
+
 def _clock_now(state: RunState, clock_id: int) -> int | None:
     if clock_id == CLOCK_REALTIME:
         return VIRTUAL_EPOCH_NS + state.virtual_ns if state.deterministic else time.time_ns()
@@ -241,7 +256,15 @@ def random_get(state: RunState, memory: GuestMemory, args: list[int]) -> int:
     return ERRNO_SUCCESS
 
 
-def poll_oneoff(state: RunState, memory: GuestMemory, args: list[int]) -> int:
+FdEvent = Callable[[RunState, int, int, int], bytes]
+
+
+def poll_oneoff(
+    state: RunState, memory: GuestMemory, args: list[int], fd_event: FdEvent | None = None
+) -> int:
+    """Sleep for clock subscriptions, never past the deadline; fd subscriptions are
+    answered at once by `fd_event` (stdio's readiness, by default)."""
+    fd_event = fd_event or _fd_event
     in_ptr, out_ptr, count, nevents_ptr = args
     if count == 0 or count > MAX_SUBSCRIPTIONS:
         return ERRNO_INVAL
@@ -261,7 +284,7 @@ def poll_oneoff(state: RunState, memory: GuestMemory, args: list[int]) -> int:
             else:
                 timers.append((delay, userdata))
         elif tag in (EVENTTYPE_FD_READ, EVENTTYPE_FD_WRITE):
-            events.append(_fd_event(state, userdata, tag, clock_id_or_fd))
+            events.append(fd_event(state, userdata, tag, clock_id_or_fd))
         else:
             return ERRNO_INVAL
     if not events:
@@ -279,6 +302,11 @@ def _delay_seconds(state: RunState, clock_id: int, timeout: int, flags: int) -> 
     if flags & SUBCLOCKFLAGS_ABSTIME:
         return max(0, timeout - now) / 1e9
     return timeout / 1e9
+
+
+def event(userdata: int, errno: int, tag: int, nbytes: int) -> bytes:
+    """One poll_oneoff event record."""
+    return _EVENT.pack(userdata, errno, tag, nbytes, 0)
 
 
 def _fd_event(state: RunState, userdata: int, tag: int, fd: int) -> bytes:
