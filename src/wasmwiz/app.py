@@ -88,6 +88,9 @@ def sandbox_limits(settings: Settings) -> Limits:
         timeout_seconds=settings.execution_timeout,
         memory_bytes=settings.memory_limit,
         max_output_bytes=settings.max_output_size,
+        files_quota_bytes=settings.files_quota,
+        files_max_entries=settings.files_max_entries,
+        files_max_output_bytes=settings.files_max_output_bytes,
     )
 
 
@@ -202,6 +205,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
                     max_tables=settings.max_wasm_tables,
                 ),
                 extra_features=settings.wasm_extra_feature_set,
+                files_budget_bytes=settings.files_budget,
                 cache_dir=settings.effective_compiled_cache_dir,
                 disk_cache_max_bytes=settings.compiled_cache_disk_max_bytes,
                 cache_mac_key=derive_key(settings.secret_key, Purpose.ARTIFACT_MAC),
@@ -254,7 +258,9 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
                     max_cases=settings.max_batch_cases,
                 ),
                 execution_form=ExecutionFormReader(
-                    max_wasm_size=settings.max_wasm_size, max_input_size=settings.max_input_size
+                    max_wasm_size=settings.max_wasm_size,
+                    max_input_size=settings.max_input_size,
+                    files=settings.file_input_limits,
                 ),
                 modules=modules,
                 module_form=ModuleFormReader(max_wasm_size=settings.max_wasm_size),

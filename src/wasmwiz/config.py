@@ -11,6 +11,8 @@ from typing import Annotated, Self
 from pydantic import Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from wasmwiz.sandbox.file_input import InputLimits
+
 MiB = 1024 * 1024
 DEFAULT_VAR_DIR = Path("var")
 MIN_SECRET_KEY_LENGTH = 32
@@ -116,6 +118,21 @@ class Settings(BaseSettings):
     max_batch_cases: Annotated[int, Field(ge=1, le=1000)] = 100
     batch_timeout: Annotated[float, Field(gt=0, le=3600)] = 60.0
     memory_limit: Annotated[int, Field(ge=64 * 1024)] = 128 * MiB
+    # Files (docs/files.md). A run's input files (`files` parts or an expanded `archive`):
+    # bytes, entries (directories included), path length in bytes and depth.
+    files_max_input_bytes: PositiveInt = 16 * MiB
+    files_max_input_entries: Annotated[int, Field(ge=1, le=100_000)] = 1000
+    files_max_path_length: Annotated[int, Field(ge=1, le=4096)] = 1024
+    files_max_path_depth: Annotated[int, Field(ge=1, le=256)] = 32
+    # What a run's directory may hold while it runs (input included): past either, the
+    # guest's writes fail with EDQUOT.
+    files_quota: PositiveInt = 64 * MiB
+    files_max_entries: Annotated[int, Field(ge=1, le=1_000_000)] = 10_000
+    # The collected files' contents in one result, before base64.
+    files_max_output_bytes: PositiveInt = 8 * MiB
+    # What all runs' directories hold together (in memory); spent, runs with files are
+    # refused with 503 server_busy and a guest's writes fail with ENOSPC.
+    files_budget: PositiveInt = 1024 * MiB
     # Together at most the sandbox's WorkerPool.MAX_CAPACITY (4096).
     max_concurrent_executions: Annotated[int, Field(ge=1, le=256)] = 4
     max_queued_executions: Annotated[int, Field(ge=0, le=3840)] = 64
@@ -201,6 +218,12 @@ class Settings(BaseSettings):
                 "PASSWORD_HASH_MEMORY_KIB must be at least 8 KiB per lane "
                 "(8 times PASSWORD_HASH_PARALLELISM): argon2 refuses less"
             )
+        if self.files_max_input_bytes > self.files_quota:
+            raise ValueError("FILES_MAX_INPUT_BYTES must not exceed FILES_QUOTA")
+        if self.files_max_input_entries > self.files_max_entries:
+            raise ValueError("FILES_MAX_INPUT_ENTRIES must not exceed FILES_MAX_ENTRIES")
+        if self.files_quota > self.files_budget:
+            raise ValueError("FILES_QUOTA must not exceed FILES_BUDGET")
         if self.workers > 1 and self.rate_limit_backend is RateLimitBackend.MEMORY:
             # Each process would keep its own buckets, quotas and slots: N times every limit.
             raise ValueError(
@@ -208,6 +231,15 @@ class Settings(BaseSettings):
                 "of limits; or run one worker (it uses every core for wasm through threads)"
             )
         return self
+
+    @property
+    def file_input_limits(self) -> InputLimits:
+        return InputLimits(
+            max_bytes=self.files_max_input_bytes,
+            max_entries=self.files_max_input_entries,
+            max_path_length=self.files_max_path_length,
+            max_path_depth=self.files_max_path_depth,
+        )
 
     @property
     def wasm_extra_feature_set(self) -> frozenset[str]:
@@ -285,7 +317,13 @@ class Settings(BaseSettings):
     @property
     def effective_max_request_body_size(self) -> int:
         # The execute form's own limits plus room for multipart framing and small fields.
-        return self.max_request_body_size or self.max_wasm_size + self.max_input_size + MiB
+        return self.max_request_body_size or (
+            self.max_wasm_size
+            + self.max_input_size
+            + self.files_max_input_bytes
+            + self.files_max_input_entries * 512
+            + MiB
+        )
 
     @property
     def effective_database_url(self) -> str:

@@ -32,9 +32,18 @@ def test_every_execute_form_example_runs(
             for name, schema in form["schema"]["properties"].items()
             if "example" in schema
         }
-        # Every field but the module and stdin (files the user picks) has an example; a
-        # reference's is empty, so a form sent with every example uploads its module.
-        assert set(fields) == {"module", "args", "env", "deterministic", "seed", "max_fuel"}
+        # Every field but the files the user picks (module, stdin, files, archive) has an
+        # example; a reference's is empty, so a form sent with every example uploads its
+        # module (and, with `collect`'s, runs with an empty directory).
+        assert set(fields) == {
+            "module",
+            "args",
+            "env",
+            "deterministic",
+            "seed",
+            "max_fuel",
+            "collect",
+        }
         assert fields["module"] == ""
         response = httpx.post(
             f"{live_server.url}{path}",

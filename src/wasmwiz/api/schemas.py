@@ -16,6 +16,16 @@ class OutputEncoding(StrEnum):
     BASE64 = "base64"
 
 
+class CollectedFileResponse(BaseModel):
+    path: str = Field(description="The file's path in the run's directory.")
+    size: int = Field(description="Its size in bytes.")
+    sha256: str = Field(description="The SHA-256 of its content, hex.")
+    content: str | None = Field(
+        description="Its content, base64; null when it did not fit in the collected files' "
+        "output cap (FILES_MAX_OUTPUT_BYTES; `files_truncated` is then true)."
+    )
+
+
 class ExecutionResponse(BaseModel):
     execution_id: uuid.UUID
     status: Outcome = Field(description="How the run ended.")
@@ -36,6 +46,16 @@ class ExecutionResponse(BaseModel):
     output_truncated: bool
     stderr_truncated: bool
     encoding: OutputEncoding
+    files: list[CollectedFileResponse] = Field(
+        default_factory=list,
+        description="The regular files the run left in its directory that `collect` "
+        "matched, by path: whatever the outcome.",
+    )
+    files_truncated: bool = Field(
+        default=False,
+        description="True when some collected files' content is left out (null): they "
+        "passed FILES_MAX_OUTPUT_BYTES together.",
+    )
 
     @classmethod
     def from_result(
@@ -56,6 +76,18 @@ class ExecutionResponse(BaseModel):
             output_truncated=result.stdout_truncated,
             stderr_truncated=result.stderr_truncated,
             encoding=encoding,
+            files=[
+                CollectedFileResponse(
+                    path=file.path,
+                    size=file.size,
+                    sha256=file.sha256,
+                    content=None
+                    if file.content is None
+                    else base64.b64encode(file.content).decode("ascii"),
+                )
+                for file in result.files
+            ],
+            files_truncated=result.files_truncated,
         )
 
 

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import json
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, cast
 
 from pydantic.fields import FieldInfo
@@ -24,6 +25,14 @@ from wasmwiz.http_common.execution_form_model import (
 from wasmwiz.http_common.multipart import FieldLimit, FormPart, read_form
 from wasmwiz.http_common.request_limits import declared_content_length
 from wasmwiz.problem_codes import ProblemCode
+from wasmwiz.sandbox.file_input import (
+    FilesRefused,
+    InputEntry,
+    InputLimits,
+    from_archive,
+    from_parts,
+)
+from wasmwiz.sandbox.file_output import InvalidPattern, check_patterns
 from wasmwiz.services.executions import ExecutionRequest
 
 # Room for multipart boundaries and part headers on top of the parts themselves.
@@ -51,11 +60,32 @@ def _text_limit(max_bytes: int, code: ProblemCode, what: str) -> FieldLimit:
     return FieldLimit(max_bytes=max_bytes, too_large=too_long)
 
 
-# Built once per pair of limits: they are fixed per app, and each request needs them.
+# The input files' limits when a caller gives none (the settings' defaults).
+DEFAULT_FILE_LIMITS = InputLimits(
+    max_bytes=16 * 1024 * 1024, max_entries=1000, max_path_length=1024, max_path_depth=32
+)
+# Multipart framing per `files` part: its boundary and headers, filename included.
+_FILE_PART_OVERHEAD_BYTES = 512
+
+
+def _too_many_files(limit: int) -> WasmWizError:
+    return InvalidRequest(
+        f"At most {limit} input files are accepted.", code=ProblemCode.TOO_MANY_FILES
+    )
+
+
+# Built once per set of limits: they are fixed per app, and each request needs them.
 @functools.cache
-def execution_form_limits(max_wasm_size: int, max_input_size: int) -> Mapping[str, FieldLimit]:
+def execution_form_limits(
+    max_wasm_size: int, max_input_size: int, files: InputLimits = DEFAULT_FILE_LIMITS
+) -> Mapping[str, FieldLimit]:
     """A limit for each field of `ExecutionForm`, and none for any other name."""
-    payload_sizes = {"wasm": max_wasm_size, "input": max_input_size}
+    payload_sizes = {
+        "wasm": max_wasm_size,
+        "input": max_input_size,
+        "files": files.max_bytes,
+        "archive": files.max_bytes,
+    }
     limits = {}
     for name, field in _FIELDS.items():
         rules = field_rules(field)
@@ -63,13 +93,21 @@ def execution_form_limits(max_wasm_size: int, max_input_size: int) -> Mapping[st
             limits[name] = _limit(payload_sizes[name], rules.code, rules.what)
         else:
             limits[name] = _text_limit(rules.max_bytes, rules.code, rules.what)
+    limits["files"] = replace(
+        limits["files"], repeatable=True, max_count=files.max_entries, too_many=_too_many_files
+    )
     return limits
 
 
 @functools.cache
-def max_execution_body(max_wasm_size: int, max_input_size: int) -> int:
-    limits = execution_form_limits(max_wasm_size, max_input_size)
-    return sum(limit.max_bytes for limit in limits.values()) + _FORM_OVERHEAD_BYTES
+def max_execution_body(
+    max_wasm_size: int, max_input_size: int, files: InputLimits = DEFAULT_FILE_LIMITS
+) -> int:
+    limits = execution_form_limits(max_wasm_size, max_input_size, files)
+    # `files` and `archive` exclude each other: the larger of them counts, once.
+    payloads = sum(limit.max_bytes for name, limit in limits.items() if name != "archive")
+    framing = files.max_entries * _FILE_PART_OVERHEAD_BYTES
+    return payloads + framing + _FORM_OVERHEAD_BYTES
 
 
 def refuse_body_over(request: Request, max_body: int) -> None:
@@ -98,24 +136,66 @@ async def read_limited_form(
     )
 
 
-def refuse_declared_oversize(request: Request, *, max_wasm_size: int, max_input_size: int) -> None:
-    refuse_body_over(request, max_execution_body(max_wasm_size, max_input_size))
+def refuse_declared_oversize(
+    request: Request,
+    *,
+    max_wasm_size: int,
+    max_input_size: int,
+    files: InputLimits = DEFAULT_FILE_LIMITS,
+) -> None:
+    refuse_body_over(request, max_execution_body(max_wasm_size, max_input_size, files))
 
 
 async def read_execution_form(
-    request: Request, *, max_wasm_size: int, max_input_size: int
+    request: Request,
+    *,
+    max_wasm_size: int,
+    max_input_size: int,
+    files: InputLimits = DEFAULT_FILE_LIMITS,
 ) -> ExecutionRequest:
     """Read the body (the first read of it: callers admit the request before this)."""
-    max_body = max_execution_body(max_wasm_size, max_input_size)
+    max_body = max_execution_body(max_wasm_size, max_input_size, files)
     refuse_body_over(request, max_body)
-    limits = execution_form_limits(max_wasm_size, max_input_size)
-    return execution_request_from_parts(await read_limited_form(request, limits, max_body))
-
-
-def execution_request_from_parts(parts: Mapping[str, FormPart]) -> ExecutionRequest:
+    limits = execution_form_limits(max_wasm_size, max_input_size, files)
+    parts = await read_limited_form(request, limits, max_body)
     form = execution_form_from_parts(parts)
+    entries = None
+    if form.archive is not None:  # expanding is CPU work: off the event loop
+        entries = await asyncio.to_thread(input_entries, form, parts, files)
+    return execution_request_from_parts(parts, form, files, entries)
+
+
+def input_entries(
+    form: ExecutionForm, parts: Mapping[str, FormPart], limits: InputLimits
+) -> tuple[InputEntry, ...] | None:
+    """The run's directory from `files` or `archive` (an empty one for `collect` alone),
+    or None when the form asks for no directory."""
+    try:
+        if form.archive is not None:
+            return tuple(from_archive(bytes(form.archive), limits))
+        first = parts.get("files")
+        if first is not None:
+            pairs = [(part.filename or "", part.data) for part in [first, *first.more]]
+            return tuple(from_parts(pairs, limits))
+    except FilesRefused as refusal:
+        status = PayloadTooLarge if refusal.code.status == 413 else InvalidRequest
+        raise status(refusal.message, code=refusal.code) from None
+    return () if "collect" in parts else None
+
+
+def execution_request_from_parts(
+    parts: Mapping[str, FormPart],
+    form: ExecutionForm | None = None,
+    files: InputLimits = DEFAULT_FILE_LIMITS,
+    entries: tuple[InputEntry, ...] | None = None,
+) -> ExecutionRequest:
+    form = form or execution_form_from_parts(parts)
+    if entries is None:
+        entries = input_entries(form, parts, files)
     wasm = parts.get("wasm")
     return ExecutionRequest(
+        files=entries,
+        collect=tuple(form.collect),
         wasm=form.wasm,
         module=form.module,
         stdin=form.input,
@@ -151,6 +231,11 @@ def execution_form_from_parts(parts: Mapping[str, FormPart]) -> ExecutionForm:
         raise InvalidRequest(
             "Send the module in `wasm` or name a stored one in `module`, not both.",
             code=ProblemCode.WASM_AND_MODULE,
+        )
+    if values["files"] and values["archive"] is not None:
+        raise InvalidRequest(
+            "Send the input files as `files` parts or as one `archive`, not both.",
+            code=ProblemCode.FILES_AND_ARCHIVE,
         )
     # Each decoder has checked its value against the field's declaration: no second pass.
     # Every field is given: pydantic's own defaulting inspects a default factory's
@@ -305,6 +390,36 @@ def check_env(env: object) -> dict[str, str]:
 _SURROGATES = "`{field}` contains a lone surrogate (\\ud800-\\udfff), which is not text."
 
 
+def _file_parts(part: FormPart, name: str) -> list[bytes | memoryview]:
+    """Every `files` part's bytes, in order (a repeatable field's first part holds the
+    others; `input_entries` reads their filenames)."""
+    return [each.contents for each in [part, *part.more]]
+
+
+_COLLECT_MESSAGE = (
+    "`collect` must be a JSON array of glob patterns relative to the run's directory, "
+    'e.g. ["out/*.txt"] or ["**"].'
+)
+
+
+def _parse_collect(part: FormPart, name: str) -> list[str]:
+    if not part.data.strip():
+        return []
+    try:
+        patterns = json.loads(part.data)
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        raise InvalidRequest(_COLLECT_MESSAGE, code=ProblemCode.INVALID_COLLECT) from None
+    if not isinstance(patterns, list) or not all(isinstance(item, str) for item in patterns):
+        raise InvalidRequest(_COLLECT_MESSAGE, code=ProblemCode.INVALID_COLLECT)
+    try:
+        check_patterns(patterns)
+    except InvalidPattern as exc:
+        raise InvalidRequest(
+            f"{_COLLECT_MESSAGE} {exc}.", code=ProblemCode.INVALID_COLLECT
+        ) from None
+    return patterns
+
+
 _DECODERS: dict[str, Callable[[FormPart, str], object]] = {
     "wasm": _payload,
     "module": _parse_module_reference,
@@ -314,6 +429,9 @@ _DECODERS: dict[str, Callable[[FormPart, str], object]] = {
     "deterministic": _parse_deterministic,
     "seed": _parse_integer,
     "max_fuel": _parse_integer,
+    "files": _file_parts,
+    "archive": _payload,
+    "collect": _parse_collect,
 }
 if _DECODERS.keys() != _FIELDS.keys():
     raise TypeError("every field of ExecutionForm needs a decoder, and only those")
@@ -351,13 +469,20 @@ class ExecutionFormReader:
 
     max_wasm_size: int
     max_input_size: int
+    files: InputLimits = DEFAULT_FILE_LIMITS
 
     def refuse_declared_oversize(self, request: Request) -> None:
         refuse_declared_oversize(
-            request, max_wasm_size=self.max_wasm_size, max_input_size=self.max_input_size
+            request,
+            max_wasm_size=self.max_wasm_size,
+            max_input_size=self.max_input_size,
+            files=self.files,
         )
 
     async def read(self, request: Request) -> ExecutionRequest:
         return await read_execution_form(
-            request, max_wasm_size=self.max_wasm_size, max_input_size=self.max_input_size
+            request,
+            max_wasm_size=self.max_wasm_size,
+            max_input_size=self.max_input_size,
+            files=self.files,
         )

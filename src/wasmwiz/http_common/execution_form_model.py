@@ -24,6 +24,8 @@ MAX_ARGS = 1024
 MAX_ARGS_BYTES = 64 * 1024
 MAX_ENV_VARS = 1024
 MAX_ENV_BYTES = 64 * 1024
+MAX_COLLECT_PATTERNS = 64
+MAX_COLLECT_BYTES = 64 * 1024
 MAX_SMALL_FIELD_BYTES = 64  # deterministic, seed, max_fuel: one short value each
 MAX_U64 = 2**64 - 1
 MAX_MODULE_REFERENCE_BYTES = 97  # a runtime's name@version; "sha256:" and 64 digits is 71
@@ -170,6 +172,41 @@ class ExecutionForm(BaseModel):
         ),
         FieldRules(ProblemCode.INVALID_MAX_FUEL, "`max_fuel`", MAX_SMALL_FIELD_BYTES),
     ] = None
+    files: Annotated[
+        list[Payload],
+        Field(
+            description="Input files for the run's private directory, which the guest sees "
+            "preopened at `/` (read-write): one part per file, the part's filename being "
+            "the file's path in it (`data/in.csv`; parent directories are made). At most "
+            "FILES_MAX_INPUT_BYTES (16 MiB) and FILES_MAX_INPUT_ENTRIES (1,000) entries in "
+            "all. Not with `archive`. A run given `files`, `archive` or `collect` has a "
+            "directory (an empty one, with `collect` alone); other runs have none."
+        ),
+        FieldRules(ProblemCode.FILES_TOO_LARGE, "The input files"),
+    ] = Field(default_factory=list)
+    archive: Annotated[
+        Payload | None,
+        Field(
+            description="Instead of `files`, one tar, tar.gz or zip archive (recognised by "
+            "content) expanded into the run's directory, empty directories included. Links, "
+            "devices and FIFOs are refused; the expanded size counts against "
+            "FILES_MAX_INPUT_BYTES as it is expanded.",
+            json_schema_extra=_absent_not_null,
+        ),
+        FieldRules(ProblemCode.FILES_TOO_LARGE, "The archive"),
+    ] = None
+    collect: Annotated[
+        Json[Annotated[list[str], Field(max_length=MAX_COLLECT_PATTERNS)]],
+        Field(
+            description="A JSON array of glob patterns, relative to the run's directory, of "
+            'the files to return in the result\'s `files` (`["**"]`: every file; `*` and `?` '
+            "stay within a path component, a `**` component spans directories). Only regular "
+            "files, never through a link; contents (base64) up to FILES_MAX_OUTPUT_BYTES "
+            "(8 MiB) in all, then `files_truncated`.",
+            json_schema_extra={"example": "[]"},
+        ),
+        FieldRules(ProblemCode.INVALID_COLLECT, "`collect`", MAX_COLLECT_BYTES),
+    ] = Field(default_factory=list)
 
 
 def _check_required_fields_name_their_refusal() -> None:

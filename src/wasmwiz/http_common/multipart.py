@@ -50,8 +50,14 @@ def private_mapping(size: int, *, populate: bool = False) -> mmap.mmap:
 
 @dataclass(frozen=True, slots=True)
 class FieldLimit:
+    """A field's bound. A `repeatable` field may come up to `max_count` times; its
+    `max_bytes` bounds all its parts together, and `too_many` refuses one part too many."""
+
     max_bytes: int
     too_large: Callable[[int], WasmWizError]
+    repeatable: bool = False
+    max_count: int = 1
+    too_many: Callable[[int], WasmWizError] | None = None
 
 
 @dataclass(slots=True)
@@ -70,6 +76,8 @@ class FormPart:
     content_type: str | None
     capacity: int = 0
     size: int = 0
+    # A repeatable field's later parts, in order, on its first part.
+    more: list[FormPart] = field(default_factory=list, repr=False)
     _pieces: list[bytes] = field(default_factory=list, repr=False)
     _buffer: mmap.mmap | None = field(default=None, repr=False)
 
@@ -131,6 +139,7 @@ class _FormCollector:
         self._headers = _PartHeaders()
         self._current: FormPart | None = None
         self._current_limit: FieldLimit | None = None
+        self._field_bytes: dict[str, int] = {}  # each field's bytes, all its parts together
 
     def on_part_begin(self) -> None:
         self._headers = _PartHeaders()
@@ -164,14 +173,19 @@ class _FormCollector:
                 f"Unknown form field {name!r}; the fields are: {known}.",
                 code=ProblemCode.UNKNOWN_FIELD,
             )
-        if name in self.parts:
+        limit = self.limits[name]
+        first = self.parts.get(name)
+        if first is not None and not limit.repeatable:
             raise InvalidRequest(
                 f"The field {name!r} was sent twice.", code=ProblemCode.INVALID_FORM
             )
+        if first is not None and len(first.more) + 1 >= limit.max_count:
+            assert limit.too_many is not None
+            raise limit.too_many(limit.max_count)
         filename = options.get(b"filename")
         content_type = self._headers.raw.get(b"content-type")
-        limit = self.limits[name]
-        capacity = limit.max_bytes if limit.max_bytes > BUFFER_FROM else 0
+        # A repeatable field's parts are joined when read, never given a mapping each.
+        capacity = limit.max_bytes if limit.max_bytes > BUFFER_FROM and not limit.repeatable else 0
         if capacity and self.body_bytes is not None:
             capacity = min(capacity, self.body_bytes)  # no part is longer than its body
         self._current = FormPart(
@@ -181,7 +195,11 @@ class _FormCollector:
             capacity=capacity,
         )
         self._current_limit = limit
-        self.parts[name] = self._current
+        if first is None:
+            self.parts[name] = self._current
+        else:
+            first.more.append(self._current)
+        self._field_bytes.setdefault(name, 0)
 
     def _map_buffer(self, size: int) -> mmap.mmap:
         spare, self.spare = self.spare, None
@@ -201,8 +219,11 @@ class _FormCollector:
         if self._current is None or self._current_limit is None:
             return
         # Refused before the piece is kept: a field never holds more than its limit.
-        if self._current.size + end - start > self._current_limit.max_bytes:
+        name = self._current.name
+        total = self._field_bytes[name] + end - start
+        if total > self._current_limit.max_bytes:
             raise self._current_limit.too_large(self._current_limit.max_bytes)
+        self._field_bytes[name] = total
         if self._current.needs_buffer:
             self._current.use_buffer(self._map_buffer(self._current.capacity))
         self._current.append(data, start, end)

@@ -23,6 +23,7 @@ from wasmwiz.sandbox import (
     SandboxBusy,
 )
 from wasmwiz.sandbox.compile_account import CompileAccount
+from wasmwiz.sandbox.file_input import InputEntry
 from wasmwiz.services.batches import BatchReport, BatchRequest, ModuleSource
 from wasmwiz.services.compile_budgets import CompileBudgets
 from wasmwiz.services.principals import Principal
@@ -51,6 +52,9 @@ class ExecutionRequest:
     deterministic: bool = False
     seed: int = 0
     max_fuel: int | None = None  # the caller's budget; the tier's max_fuel caps it
+    # The run's directory (sandbox.RunRequest.files) and what to return of it.
+    files: tuple[InputEntry, ...] | None = None
+    collect: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +121,8 @@ class ExecutionService:
             program_name=request.program_name,
             deterministic=request.deterministic,
             seed=request.seed,
+            files=request.files,
+            collect=request.collect,
         )
         limits = self._limits_for(principal, request.max_fuel)
         # Runs and compiles waiting for the sandbox take turns by account.
