@@ -4,6 +4,7 @@ from wasmwiz.sandbox.compiler import CompiledModule
 from wasmwiz.sandbox.examples import example_names, load_example
 from wasmwiz.sandbox.models import (
     CompileLimits,
+    FilesBudgetSpent,
     InspectionLimits,
     Limits,
     ModuleExport,
@@ -22,6 +23,7 @@ from wasmwiz.sandbox.sandbox import Sandbox
 __all__ = [
     "CompileLimits",
     "CompiledModule",
+    "FilesBudgetSpent",
     "InspectionLimits",
     "Limits",
     "ModuleExport",

@@ -49,6 +49,7 @@ MAX_SYMLINK_FOLLOWS = 40
 MAX_NAME_BYTES = 255
 MAX_FILE_SIZE = 2**63 - 1
 ENTRY_COST = 512  # budget bytes charged per entry, for the nodes and names that hold it
+MIN_ROOM = 1024 * 1024  # what the budget must have beyond a run's input for it to start
 DEVICE_ID = 1  # one device for the whole tree, as one mounted filesystem would have
 
 
@@ -195,10 +196,20 @@ class MemoryFileSystem:
         self.entries_used += entries
 
     def release(self) -> None:
-        """Give everything this tree holds back to the budget (the run has ended)."""
+        """Give everything this tree holds back to the budget and let go of it (the run
+        has ended): at once, not when the garbage collector finds the run's cycles."""
         if self._budget_held:
             self.budget.give_back(self._budget_held)
         self._budget_held = 0
+        stack = [self.root]
+        while stack:
+            directory = stack.pop()
+            for node in directory.entries.values():
+                if isinstance(node, Directory):
+                    stack.append(node)
+                elif isinstance(node, File):
+                    node.data = bytearray()
+            directory.entries.clear()
 
     def room(self) -> int:
         """Bytes that can still be added before the quota or the budget refuses."""

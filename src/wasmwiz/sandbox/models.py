@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from wasmwiz.problem_codes import ProblemCode
 from wasmwiz.sandbox.file_input import InputEntry
+from wasmwiz.sandbox.memfs import ENTRY_COST
 
 
 class Outcome(enum.StrEnum):
@@ -104,8 +105,12 @@ class RunRequest:
     collect: tuple[str, ...] = ()
 
     @property
-    def files_bytes(self) -> int:
-        return sum(len(entry.data) for entry in self.files or () if entry.data is not None)
+    def files_cost(self) -> int:
+        """What the input takes of the files budget: its bytes, and ENTRY_COST per entry."""
+        entries = self.files or ()
+        return sum(
+            ENTRY_COST + (len(entry.data) if entry.data is not None else 0) for entry in entries
+        )
 
     def __post_init__(self) -> None:
         if not 0 <= self.seed < 2**64:
@@ -191,6 +196,11 @@ class ModuleRefused(SandboxError):
 
 class SandboxBusy(SandboxError):
     """Every worker is busy and the queue of waiting runs is full."""
+
+
+class FilesBudgetSpent(SandboxBusy):
+    """The run's input, with room to write, does not fit what all runs' directories may
+    hold together (Sandbox's files budget)."""
 
 
 class CompileWorkerCrashed(SandboxError):

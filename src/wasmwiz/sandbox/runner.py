@@ -35,11 +35,11 @@ from wasmwiz.sandbox.file_output import collect
 from wasmwiz.sandbox.guest import RunState, bind_run
 from wasmwiz.sandbox.models import (
     CollectedFile,
+    FilesBudgetSpent,
     Limits,
     Outcome,
     RunRequest,
     RunResult,
-    SandboxBusy,
     SandboxError,
 )
 from wasmwiz.sandbox.validation import summarize
@@ -109,6 +109,7 @@ def run_compiled(
     finally:
         if fs is not None:
             fs.release()
+            state.files = None  # the run's state, its table and its clock form a cycle
 
 
 def _directory(
@@ -123,12 +124,19 @@ def _directory(
         context.files_budget,
         clock=lambda: wasi_host.realtime_ns(state),
     )
+    # A run starts only with room to write (MIN_ROOM, or its whole quota if smaller)
+    # beyond its input: a spent budget refuses runs instead of starting them doomed.
+    room = min(memfs.MIN_ROOM, limits.files_quota_bytes)
+    if context.files_budget.available() < request.files_cost + room:
+        raise FilesBudgetSpent("The server's room for run directories is spent; try again shortly.")
     try:
         fs.populate(request.files)
     except memfs.FsError as error:
         fs.release()
         if error.errno == memfs.NOSPC:
-            raise SandboxBusy("the server's space for run directories is spent") from None
+            raise FilesBudgetSpent(
+                "The server's room for run directories is spent; try again shortly."
+            ) from None
         raise SandboxError(
             f"the input files do not fit the run's directory (errno {error.errno})"
         ) from None

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import wasmtime
 
+from wasmwiz.sandbox.allocator import map_large_blocks
 from wasmwiz.sandbox.cache import ModuleCache
 from wasmwiz.sandbox.compile_account import CompileAccount, bind_account
 from wasmwiz.sandbox.compile_pool import DEFAULT_COMMAND
@@ -94,6 +95,8 @@ class Sandbox:
     ) -> None:
         self._limits = limits
         self._max_module_bytes = max_module_bytes
+        # Run directories' memory goes back to the system when runs end (allocator.py).
+        map_large_blocks()
         self._context = EngineContext(extra_features, files_budget_bytes)
         # What all runs' directories hold together (memfs.FilesBudget).
         self.files_budget = self._context.files_budget

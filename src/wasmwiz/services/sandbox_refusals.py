@@ -10,6 +10,7 @@ from wasmwiz.observability.metrics import Metrics
 from wasmwiz.problem_codes import ProblemCode
 from wasmwiz.sandbox import ModuleRefused, SandboxBusy
 from wasmwiz.sandbox.compile_account import CompileBudgetExceeded
+from wasmwiz.sandbox.models import FilesBudgetSpent
 from wasmwiz.services.principals import Principal
 
 _TOO_LARGE_CODES = {ProblemCode.WASM_TOO_LARGE}
@@ -41,10 +42,12 @@ def sandbox_refusals(
             headers={**headers, "Retry-After": str(exc.retry_after)},
             retry_after=exc.retry_after,
         ) from None
-    except SandboxBusy:
+    except SandboxBusy as busy:
         metrics.rejections.labels(ProblemCode.SERVER_BUSY).inc()
         raise errors.ServiceUnavailable(
-            "Every execution slot is busy; try again shortly.",
+            str(busy)
+            if isinstance(busy, FilesBudgetSpent)
+            else "Every execution slot is busy; try again shortly.",
             code=ProblemCode.SERVER_BUSY,
             headers={**headers, "Retry-After": str(_BUSY_RETRY_AFTER)},
             retry_after=_BUSY_RETRY_AFTER,
