@@ -22,7 +22,7 @@ from collections.abc import Callable, Sequence
 from importlib.metadata import version
 from pathlib import Path
 
-from bench import big_module, cpu, engine, http, request_path, soak, stored_modules
+from bench import big_module, cpu, engine, files, http, request_path, soak, stored_modules
 from bench.support import Context, Section, workspace, wrk_available
 
 SECTIONS: dict[str, Callable[[Context], Section]] = {
@@ -32,6 +32,7 @@ SECTIONS: dict[str, Callable[[Context], Section]] = {
     "big_module": big_module.run,
     "cpu": cpu.run,
     "stored_modules": stored_modules.run,
+    "files": files.run,
     "soak": soak.run,
 }
 

@@ -4,7 +4,7 @@ The C probe (fixtures/files/fs_probe.c, built with the pinned zig: `python -m zi
 --target=wasm32-wasi -Os -s -o fs_probe.wasm fs_probe.c`) exercises what the WASI test
 suite's Rust tests check (create, read, write, seek, append, truncate, rename, link,
 symlink, readdir, timestamps, error codes). It runs twice: on wasmtime's own WASI over a
-real directory, and on ours; their outputs may differ only where docs/files.md says why.
+real directory, and on ours; their outputs may differ only where docs/architecture.md says why.
 """
 
 from __future__ import annotations
