@@ -87,6 +87,57 @@ class ProblemCode(enum.StrEnum):
         "A query parameter or request field is invalid.",
     )
 
+    # Files
+    INVALID_FILE_PATH = (
+        "invalid_file_path",
+        400,
+        "Bad file path",
+        "A file's path is empty, absolute, has `..`, a backslash or a control character, "
+        "or is too long or too deep.",
+    )
+    DUPLICATE_FILE_PATH = (
+        "duplicate_file_path",
+        400,
+        "Duplicate file path",
+        "Two files have the same path, or a file's path is also a directory of another.",
+    )
+    FILE_TYPE_NOT_ALLOWED = (
+        "file_type_not_allowed",
+        400,
+        "File type not allowed",
+        "An archive member is a link, a device, a FIFO: not a regular file or a directory.",
+    )
+    TOO_MANY_FILES = (
+        "too_many_files",
+        400,
+        "Too many files",
+        "More files and directories than the limit, implied parent directories included.",
+    )
+    FILES_TOO_LARGE = (
+        "files_too_large",
+        413,
+        "Files too large",
+        "The input files are over the limit, counted as an archive is expanded.",
+    )
+    INVALID_ARCHIVE = (
+        "invalid_archive",
+        400,
+        "Bad archive",
+        "`archive` is not a tar, tar.gz or zip, or it is damaged or uses what is not supported.",
+    )
+    FILES_AND_ARCHIVE = (
+        "files_and_archive",
+        400,
+        "Files and archive",
+        "The form sent both `files` and `archive`: one or the other.",
+    )
+    INVALID_COLLECT = (
+        "invalid_collect",
+        400,
+        "Bad collect",
+        "`collect` is not a JSON list of glob patterns.",
+    )
+
     # Credentials and permissions
     UNAUTHORIZED = "unauthorized", 401, "No valid key", "No API key, or one that does not work."
     INVALID_CREDENTIALS = (
