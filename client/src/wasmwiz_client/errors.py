@@ -4,14 +4,14 @@
     ├── ConnectionFailed                  the service could not be reached (wraps httpx's error)
     ├── UnexpectedResponse                a response that is neither a result nor a problem
     └── ProblemError                      a problem-details refusal: .status, .code, .request_id
-        ├── InvalidRequestError           400, and 422 `invalid_request`
+        ├── InvalidRequestError           400, and 422 `invalid_request`; the files' 400s
         │   └── InvalidCasesError         `invalid_cases`: .case, the index of the bad case
         ├── AuthenticationError           401 `unauthorized`
         ├── PermissionDeniedError         403 `forbidden`
         │   └── StorageQuotaExceededError `storage_quota_exceeded`
         ├── NotFoundError                 404 `not_found`
         │   └── StoredModuleNotFoundError `module_not_found`
-        ├── PayloadTooLargeError          413 `wasm_too_large`, `input_too_large`, …
+        ├── PayloadTooLargeError          413 `wasm_too_large`, `files_too_large`, …
         ├── ModuleRejectedError           422 `invalid_wasm`, `unsupported_import`, …
         ├── LimitExceededError            429: .fits, how many of a batch's cases would run
         │   ├── RateLimitedError          `rate_limited`
@@ -71,7 +71,8 @@ class ProblemError(WasmWizClientError):
 
 
 class InvalidRequestError(ProblemError):
-    """The request itself is malformed: a missing module, bad args or env, a bad query."""
+    """The request itself is malformed: a missing module, bad args or env, a bad query, or
+    input files it refused (a bad path, a link, a damaged archive…)."""
 
 
 class InvalidCasesError(InvalidRequestError):
@@ -106,7 +107,7 @@ class StoredModuleNotFoundError(NotFoundError):
 
 
 class PayloadTooLargeError(ProblemError):
-    """The module, the input or the whole body is over the service's limit."""
+    """The module, the input, the input files or the whole body is over the service's limit."""
 
 
 class ModuleRejectedError(ProblemError):
@@ -156,6 +157,15 @@ class DatabaseUnavailableError(ServiceUnavailableError):
 _BY_CODE: dict[str, type[ProblemError]] = {
     "invalid_request": InvalidRequestError,
     "invalid_cases": InvalidCasesError,
+    # A run's input files: refused by the request, not by the module.
+    "invalid_file_path": InvalidRequestError,
+    "duplicate_file_path": InvalidRequestError,
+    "file_type_not_allowed": InvalidRequestError,
+    "too_many_files": InvalidRequestError,
+    "invalid_archive": InvalidRequestError,
+    "files_and_archive": InvalidRequestError,
+    "invalid_collect": InvalidRequestError,
+    "files_too_large": PayloadTooLargeError,
     "module_not_found": StoredModuleNotFoundError,
     "storage_quota_exceeded": StorageQuotaExceededError,
     "rate_limited": RateLimitedError,
