@@ -756,3 +756,49 @@ def test_arbitrary_bytes_expand_or_are_refused(data: bytes) -> None:
 @given(data=mutated_archives())
 def test_mutated_archives_expand_or_are_refused(data: bytes) -> None:
     expands_or_is_refused(data)
+
+
+def _pax_archive(records: bytes) -> bytes:
+    header = tarfile.TarInfo("././@PaxHeader")
+    header.type = tarfile.XHDTYPE
+    header.size = len(records)
+    member = tarfile.TarInfo("f")
+    padding = b"\0" * (-len(records) % tarfile.BLOCKSIZE)
+    return (
+        header.tobuf(tarfile.USTAR_FORMAT)
+        + records
+        + padding
+        + member.tobuf(tarfile.USTAR_FORMAT)
+        + b"\0" * (2 * tarfile.BLOCKSIZE)
+    )
+
+
+@pytest.mark.parametrize(
+    "records",
+    [
+        b"9" * 16000,  # no record at all: tarfile's regex backtracks over every digit
+        b"16011 comment=" + b"7" * 15996 + b"\n",  # well formed, but one long run of digits
+        b"12 path=a\n",  # a length that is not the record's
+        b"10 path a\n",  # no '='
+    ],
+    ids=["digits", "long-digit-value", "wrong-length", "no-equals"],
+)
+def test_pax_records_that_cost_or_lie_are_refused_at_once(records: bytes) -> None:
+    """CPython before 3.11.10 parses these quadratically (CVE-2024-6232): 0.4 s each."""
+    started = time.process_time()
+    with pytest.raises(FilesRefused) as refused:
+        from_archive(_pax_archive(records), LIMITS)
+    assert refused.value.code is ProblemCode.INVALID_ARCHIVE
+    assert time.process_time() - started < 0.05
+
+
+def test_a_pax_archive_with_a_long_path_expands() -> None:
+    buffer = io.BytesIO()
+    path = "/".join(["d" * 60] * 3) + "/file"  # longer than a ustar header holds
+    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as archive:
+        info = tarfile.TarInfo(path)
+        info.size = 3
+        info.pax_headers = {"comment": "made with tar", "mtime": "1700000000.5"}
+        archive.addfile(info, io.BytesIO(b"abc"))
+    entries = from_archive(buffer.getvalue(), LIMITS)
+    assert entries[-1] == InputEntry(path, b"abc")
