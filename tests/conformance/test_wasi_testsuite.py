@@ -12,16 +12,20 @@ No case is skipped.
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
+import shutil
 import tarfile
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.fixtures.app import Account
+from tests.fixtures.app import Account, LiveServer, create_account, make_settings, start_server
+from tests.fixtures.database import run_outside_loop
 
 pytestmark = pytest.mark.anyio
 
@@ -38,6 +42,32 @@ def archive_of(root: Path) -> bytes:
     return buffer.getvalue()
 
 
+@pytest.fixture(scope="module")
+def suite_server(
+    tmp_path_factory: pytest.TempPathFactory, migrated_sqlite_template: Path
+) -> Iterator[tuple[LiveServer, Account]]:
+    """One server for the whole suite (on SQLite: the suite tests the sandbox and the HTTP
+    form, not the database), and one account."""
+    directory = tmp_path_factory.mktemp("wasi-testsuite")
+    shutil.copy(migrated_sqlite_template, directory / "wasmwiz.db")
+    url = f"sqlite:///{directory / 'wasmwiz.db'}"
+    server = start_server(make_settings(directory, url, execution_timeout=10.0))
+    try:
+        account = run_outside_loop(lambda: asyncio.run(create_account(url)))
+        yield server, account
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+async def suite(
+    suite_server: tuple[LiveServer, Account],
+) -> AsyncIterator[tuple[httpx.AsyncClient, Account]]:
+    server, account = suite_server
+    async with httpx.AsyncClient(base_url=server.url, timeout=60) as client:
+        yield client, account
+
+
 def test_the_suite_is_whole() -> None:
     assert len(CASES) == 26
     assert sum(1 for case in CASES if case["root"]) == 7
@@ -47,8 +77,9 @@ def test_the_suite_is_whole() -> None:
 
 @pytest.mark.parametrize("case", CASES, ids=[case["id"].rsplit("/", 1)[1] for case in CASES])
 async def test_case_passes_through_the_api(
-    client: httpx.AsyncClient, account: Account, case: dict[str, Any]
+    suite: tuple[httpx.AsyncClient, Account], case: dict[str, Any]
 ) -> None:
+    client, account = suite
     wasm = SUITE / case["wasm"]
     parts: list[tuple[str, tuple[str, bytes]]] = [("wasm", (wasm.name, wasm.read_bytes()))]
     if case["stdin"]:
@@ -60,7 +91,6 @@ async def test_case_passes_through_the_api(
         headers=account.headers,
         files=parts,
         data={"args": json.dumps(case["args"]), "env": json.dumps(case["env"])},
-        timeout=60,
     )
     assert response.status_code == 200, response.text
     body = response.json()
@@ -73,9 +103,10 @@ async def test_case_passes_through_the_api(
 
 
 async def test_a_file_test_fails_without_its_directory(
-    client: httpx.AsyncClient, account: Account
+    suite: tuple[httpx.AsyncClient, Account],
 ) -> None:
     """The file tests above read their fixture from the uploaded directory, not by chance."""
+    client, account = suite
     (case,) = [case for case in CASES if case["id"].endswith("/fopen-with-access")]
     wasm = SUITE / case["wasm"]
     response = await client.post(
