@@ -135,7 +135,8 @@ def test_env_example_loads_as_the_defaults(tmp_path: Path, monkeypatch: pytest.M
     assert settings.metrics_port is None
     assert settings.tls_certfile is None
     assert not settings.tls_enabled
-    assert settings.effective_max_request_body_size == 12 * 1024 * 1024
+    # The module, stdin, the input files with their parts' framing, and 1 MiB of room.
+    assert settings.effective_max_request_body_size == (10 + 1 + 16 + 1) * 1024 * 1024 + 1000 * 512
 
 
 def test_only_the_commands_read_a_dotenv(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
