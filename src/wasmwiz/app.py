@@ -256,6 +256,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
                     max_wasm_size=settings.max_wasm_size,
                     max_input_size=settings.max_input_size,
                     max_cases=settings.max_batch_cases,
+                    files=settings.file_input_limits,
                 ),
                 execution_form=ExecutionFormReader(
                     max_wasm_size=settings.max_wasm_size,

@@ -213,3 +213,36 @@ async def _writes_until_the_quota(client: httpx.AsyncClient, account: Account, m
     assert "Quota exceeded (errno 19)" in body["output"], body["output"]  # EDQUOT
     stopped_after = int(body["output"].split("after ")[1].split(":")[0])
     assert stopped_after == (8 * 1024 * 1024 if mode == "bytes" else 500)
+
+
+async def test_every_case_of_a_batch_gets_its_own_copy_of_the_directory(
+    client: httpx.AsyncClient, account: Account
+) -> None:
+    """The program appends nothing: it copies in.txt to out/in.txt. Each case finds the
+    pristine input (no case sees another's out/), and returns its own files."""
+    payload = os.urandom(4096)
+    response = await client.post(
+        "/api/v1/execute/batch",
+        headers=account.headers,
+        files=[("wasm", ("copy.wasm", COPY)), ("files", ("in.txt", payload))],
+        data={"cases": json.dumps([{}, {}, {}]), "collect": '["**"]'},
+    )
+    assert response.status_code == 200, response.text
+    results = response.json()["results"]
+    assert len(results) == 3
+    for result in results:
+        assert result["status"] == "success", result
+        assert collected(result) == {"in.txt": payload, "out/in.txt": payload}
+
+
+async def test_a_batch_refuses_bad_files_as_a_single_run_does(
+    client: httpx.AsyncClient, account: Account
+) -> None:
+    response = await client.post(
+        "/api/v1/execute/batch",
+        headers=account.headers,
+        files=[("wasm", ("copy.wasm", COPY)), ("files", ("../x", b""))],
+        data={"cases": "[{}]"},
+    )
+    assert response.status_code == 400
+    assert response.json()["code"] == "invalid_file_path"

@@ -20,21 +20,27 @@ from starlette.requests import Request
 
 from wasmwiz.errors import InvalidRequest, WasmWizError
 from wasmwiz.http_common.execution_form import (
+    DEFAULT_FILE_LIMITS,
     check_args,
     check_env,
+    collect_patterns,
     decode_field,
     execution_form_limits,
+    input_entries,
+    input_entries_async,
     program_name,
     read_limited_form,
     refuse_body_over,
 )
 from wasmwiz.http_common.multipart import FieldLimit, FormPart
 from wasmwiz.problem_codes import ProblemCode
+from wasmwiz.sandbox.file_input import InputEntry, InputLimits
 from wasmwiz.services.batches import BatchCase, BatchOptions, BatchRequest
 
 _FORM_OVERHEAD_BYTES = 64 * 1024
 _CASE_KEYS = frozenset({"stdin", "stdin_base64", "args", "env"})
 _SHARED_FIELDS = ("module", "deterministic", "seed", "max_fuel")
+_FILE_FIELDS = ("files", "archive", "collect")
 
 _CASE_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -85,8 +91,21 @@ def batch_form_schema(execution_form: Mapping[str, Any], max_cases: int) -> dict
             "deterministic": properties["deterministic"],
             "seed": properties["seed"],
             "max_fuel": properties["max_fuel"],
+            "files": _each_case(properties["files"]),
+            "archive": _each_case(properties["archive"]),
+            "collect": _each_case(properties["collect"]),
         },
     }
+
+
+def _each_case(schema: Mapping[str, Any]) -> dict[str, Any]:
+    """A files field of the execute form, as the batch takes it: for every case."""
+    described = dict(schema)
+    described["description"] = (
+        f"{schema['description']} In a batch, every case gets its own fresh copy of the "
+        "directory, and returns its own collected files."
+    )
+    return described
 
 
 def _invalid(message: str, case: int | None = None) -> InvalidRequest:
@@ -158,12 +177,13 @@ class BatchFormReader:
     max_wasm_size: int
     max_input_size: int
     max_cases: int
+    files: InputLimits = DEFAULT_FILE_LIMITS
     limits: Mapping[str, FieldLimit] = field(init=False)
     max_body: int = field(init=False)
 
     def __post_init__(self) -> None:
-        execute = execution_form_limits(self.max_wasm_size, self.max_input_size)
-        limits = {name: execute[name] for name in ("wasm", *_SHARED_FIELDS)}
+        execute = execution_form_limits(self.max_wasm_size, self.max_input_size, self.files)
+        limits = {name: execute[name] for name in ("wasm", *_SHARED_FIELDS, *_FILE_FIELDS)}
         limits["cases"] = execute["input"]  # all the cases' stdin, args and env together
 
         def defaults_too_long(limit: int) -> WasmWizError:
@@ -171,16 +191,24 @@ class BatchFormReader:
 
         limits["defaults"] = FieldLimit(self.max_input_size, defaults_too_long)
         object.__setattr__(self, "limits", limits)
-        max_body = sum(limit.max_bytes for limit in limits.values()) + _FORM_OVERHEAD_BYTES
-        object.__setattr__(self, "max_body", max_body)
+        # `files` and `archive` exclude each other: the larger counts, once, with the
+        # files' part framing.
+        payloads = sum(limit.max_bytes for name, limit in limits.items() if name != "archive")
+        framing = self.files.max_entries * 512
+        object.__setattr__(self, "max_body", payloads + framing + _FORM_OVERHEAD_BYTES)
 
     def refuse_declared_oversize(self, request: Request) -> None:
         refuse_body_over(request, self.max_body)
 
     async def read(self, request: Request) -> BatchRequest:
-        return self.from_parts(await read_limited_form(request, self.limits, self.max_body))
+        parts = await read_limited_form(request, self.limits, self.max_body)
+        return self.from_parts(parts, await input_entries_async(parts, self.files))
 
-    def from_parts(self, parts: Mapping[str, FormPart]) -> BatchRequest:
+    def from_parts(
+        self, parts: Mapping[str, FormPart], files: tuple[InputEntry, ...] | None = None
+    ) -> BatchRequest:
+        if files is None:
+            files = input_entries(parts, self.files)
         wasm = parts.get("wasm")
         shared = {
             name: decode_field(name, part) for name, part in parts.items() if name in _SHARED_FIELDS
@@ -221,5 +249,7 @@ class BatchFormReader:
             deterministic=shared.get("deterministic") is True,
             seed=seed if isinstance(seed, int) else 0,
             max_fuel=max_fuel if isinstance(max_fuel, int) else None,
+            files=files,
+            collect=collect_patterns(parts),
         )
         return BatchRequest(module=module, cases=cases, options=options, program_name=name)

@@ -159,21 +159,24 @@ async def read_execution_form(
     limits = execution_form_limits(max_wasm_size, max_input_size, files)
     parts = await read_limited_form(request, limits, max_body)
     form = execution_form_from_parts(parts)
-    entries = None
-    if form.archive is not None:  # expanding is CPU work: off the event loop
-        entries = await asyncio.to_thread(input_entries, form, parts, files)
-    return execution_request_from_parts(parts, form, files, entries)
+    return execution_request_from_parts(parts, form, files, await input_entries_async(parts, files))
 
 
 def input_entries(
-    form: ExecutionForm, parts: Mapping[str, FormPart], limits: InputLimits
+    parts: Mapping[str, FormPart], limits: InputLimits
 ) -> tuple[InputEntry, ...] | None:
-    """The run's directory from `files` or `archive` (an empty one for `collect` alone),
-    or None when the form asks for no directory."""
+    """The run's directory from the `files` parts or the `archive` (an empty one for
+    `collect` alone), or None when the form asks for no directory. The execute and batch
+    forms share it."""
+    archive, first = parts.get("archive"), parts.get("files")
+    if archive is not None and first is not None:
+        raise InvalidRequest(
+            "Send the input files as `files` parts or as one `archive`, not both.",
+            code=ProblemCode.FILES_AND_ARCHIVE,
+        )
     try:
-        if form.archive is not None:
-            return tuple(from_archive(bytes(form.archive), limits))
-        first = parts.get("files")
+        if archive is not None:
+            return tuple(from_archive(bytes(archive.contents), limits))
         if first is not None:
             pairs = [(part.filename or "", part.data) for part in [first, *first.more]]
             return tuple(from_parts(pairs, limits))
@@ -181,6 +184,20 @@ def input_entries(
         status = PayloadTooLarge if refusal.code.status == 413 else InvalidRequest
         raise status(refusal.message, code=refusal.code) from None
     return () if "collect" in parts else None
+
+
+async def input_entries_async(
+    parts: Mapping[str, FormPart], limits: InputLimits
+) -> tuple[InputEntry, ...] | None:
+    """`input_entries`, off the event loop when there is an archive to expand."""
+    if "archive" in parts:
+        return await asyncio.to_thread(input_entries, parts, limits)
+    return input_entries(parts, limits)
+
+
+def collect_patterns(parts: Mapping[str, FormPart]) -> tuple[str, ...]:
+    part = parts.get("collect")
+    return tuple(_parse_collect(part, "collect")) if part is not None else ()
 
 
 def execution_request_from_parts(
@@ -191,7 +208,7 @@ def execution_request_from_parts(
 ) -> ExecutionRequest:
     form = form or execution_form_from_parts(parts)
     if entries is None:
-        entries = input_entries(form, parts, files)
+        entries = input_entries(parts, files)
     wasm = parts.get("wasm")
     return ExecutionRequest(
         files=entries,
@@ -236,7 +253,7 @@ def execution_form_from_parts(parts: Mapping[str, FormPart]) -> ExecutionForm:
         raise InvalidRequest(
             "Send the input files as `files` parts or as one `archive`, not both.",
             code=ProblemCode.FILES_AND_ARCHIVE,
-        )
+        )  # checked again by input_entries, which the batch form calls alone
     # Each decoder has checked its value against the field's declaration: no second pass.
     # Every field is given: pydantic's own defaulting inspects a default factory's
     # signature on every call (docs/performance.md).

@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from wasmwiz.sandbox import RunResult
+from wasmwiz.sandbox.file_input import InputEntry
 from wasmwiz.services.rate_limits import AdmittedRequest
 
 # The module of a batch: its bytes as uploaded, or a stored module's id or name.
@@ -27,6 +28,9 @@ class BatchOptions:
     deterministic: bool = False
     seed: int = 0
     max_fuel: int | None = None
+    # The run directory every case gets a fresh copy of, and what each case returns of it.
+    files: tuple[InputEntry, ...] | None = None
+    collect: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -292,6 +292,8 @@ class ExecutionService:
                 program_name=batch.program_name,
                 deterministic=batch.options.deterministic,
                 seed=batch.options.seed,
+                files=batch.options.files,
+                collect=batch.options.collect,
             )
 
         began = loop.time()
