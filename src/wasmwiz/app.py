@@ -58,6 +58,8 @@ from wasmwiz.services.login_throttle import LoginThrottle, SignupThrottle
 from wasmwiz.services.password_hashing import PasswordHashing
 from wasmwiz.services.public_runtimes import install_bundled
 from wasmwiz.services.rate_limits import AdmissionGate, KeyCreationLimit
+from wasmwiz.services.result_cache import ResultCache
+from wasmwiz.services.result_store import MemoryResultStore, RedisResultStore, ResultStore
 from wasmwiz.services.retention import RetentionJob
 from wasmwiz.services.stored_modules import StoredModules
 from wasmwiz.services.usage_recorder import UsageRecorder
@@ -107,6 +109,28 @@ def build_compile_budget(settings: Settings, clock: Clock) -> CompileBudget:
         assert settings.redis_url is not None
         return RedisCompileBudget.from_url(settings.redis_url, clock=clock)
     return MemoryCompileBudget(clock=clock)
+
+
+def build_result_cache(
+    settings: Settings, sandbox: Sandbox, metrics: Metrics
+) -> ResultCache | None:
+    """The result cache of deterministic runs: in Redis when REDIS_URL is set (shared by
+    every replica), else in this process; None when RESULT_CACHE_SECONDS is 0."""
+    if settings.result_cache_seconds == 0:
+        return None
+    store: ResultStore
+    if settings.redis_url:
+        store = RedisResultStore.from_url(settings.redis_url)
+    else:
+        store = MemoryResultStore(settings.result_cache_max_bytes)
+    return ResultCache(
+        store,
+        secret=derive_key(settings.secret_key, Purpose.RESULT_CACHE),
+        fingerprint=sandbox.fingerprint,
+        metrics=metrics,
+        ttl_seconds=settings.result_cache_seconds,
+        max_entry_bytes=settings.result_cache_max_entry_bytes,
+    )
 
 
 def prepare_temp_dir(settings: Settings) -> ScratchDir:
@@ -213,6 +237,9 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
             if settings.compile_workers_at_start:
                 sandbox.start_compile_workers()
             resources.callback(sandbox.close)
+            results = build_result_cache(settings, sandbox, metrics)
+            if results is not None:
+                resources.push_async_callback(results.close)
             gate = AdmissionGate(limiter, metrics, fail_open=fail_open)
             key_cache = KeyCache(settings.api_key_cache_seconds)
             # Password hashing's own few threads, never asyncio's default pool.
@@ -251,6 +278,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
                     compile_budgets=compile_budgets,
                     modules=modules,
                     batch_timeout=settings.batch_timeout,
+                    results=results,
                 ),
                 batch_form=BatchFormReader(
                     max_wasm_size=settings.max_wasm_size,

@@ -171,6 +171,12 @@ class Settings(BaseSettings):
     rate_limit_fail_mode: FailMode = FailMode.CLOSED
     # How stale an authenticated key may be here after a change made elsewhere (key_cache).
     api_key_cache_seconds: Annotated[float, Field(ge=0, le=30)] = 5.0
+    # The result cache of deterministic runs (services/result_cache.py): how long a result
+    # is kept (0: no cache), and, in this process when REDIS_URL is not set, how many bytes
+    # all of them may take; no result larger than the entry limit is kept, in either.
+    result_cache_seconds: Annotated[float, Field(ge=0, le=7 * 86400)] = 3600.0
+    result_cache_max_bytes: PositiveInt = 64 * MiB
+    result_cache_max_entry_bytes: PositiveInt = 4 * MiB
     # How long /health and /health/ready reuse one run of their checks (services/health.py).
     health_cache_seconds: Annotated[float, Field(ge=0, le=60)] = 5.0
     # Key creation per account, over the API and the web pages (every attempt counts).
@@ -218,6 +224,8 @@ class Settings(BaseSettings):
                 "PASSWORD_HASH_MEMORY_KIB must be at least 8 KiB per lane "
                 "(8 times PASSWORD_HASH_PARALLELISM): argon2 refuses less"
             )
+        if self.result_cache_max_entry_bytes > self.result_cache_max_bytes:
+            raise ValueError("RESULT_CACHE_MAX_ENTRY_BYTES must not exceed RESULT_CACHE_MAX_BYTES")
         if self.files_max_input_bytes > self.files_quota:
             raise ValueError("FILES_MAX_INPUT_BYTES must not exceed FILES_QUOTA")
         if self.files_max_input_entries > self.files_max_entries:

@@ -43,6 +43,7 @@ class ProblemCode(enum.StrEnum):
         "`deterministic` is not true or false.",
     )
     INVALID_SEED = "invalid_seed", 400, "Bad seed", "`seed` is not an integer from 0 to 2^64 - 1."
+    INVALID_CACHE = "invalid_cache", 400, "Bad cache", "`cache` is not true or false."
     INVALID_MAX_FUEL = (
         "invalid_max_fuel",
         400,

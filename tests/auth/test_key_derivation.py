@@ -50,6 +50,7 @@ def test_the_labels_never_change() -> None:
         "API_KEY_HASH": "wasmwiz/v1/api-key-hash",
         "CSRF": "wasmwiz/v1/csrf",
         "ARTIFACT_MAC": "wasmwiz/v1/compiled-artifact-mac",
+        "RESULT_CACHE": "wasmwiz/v1/result-cache",
         "WEBHOOK_SIGNING": "wasmwiz/v1/webhook-signing",
     }
 

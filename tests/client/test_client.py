@@ -125,9 +125,13 @@ def test_fuel_exhausted_and_deterministic_runs(server: LiveServer, api_key: str)
         starved = client.execute(wat.INFINITE_LOOP.encode(), max_fuel=10_000)
         first = client.execute(wat.HELLO.encode(), deterministic=True, seed=7)
         second = client.execute(wat.HELLO.encode(), deterministic=True, seed=7)
+        ran_again = client.execute(wat.HELLO.encode(), deterministic=True, seed=7, cache=False)
     assert starved.status is Outcome.FUEL_EXHAUSTED
     assert starved.error
-    assert first.stdout == second.stdout == b"Hello, WasmWiz!\n"
+    assert first.stdout == second.stdout == ran_again.stdout == b"Hello, WasmWiz!\n"
+    # The second is the first's result from the service's result cache; cache=False runs.
+    assert (first.cached, second.cached, ran_again.cached) == (False, True, False)
+    assert second.duration_ms == first.duration_ms
 
 
 def test_a_wrong_key_raises_authentication_error(server: LiveServer) -> None:

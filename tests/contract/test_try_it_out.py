@@ -43,6 +43,7 @@ def test_every_execute_form_example_runs(
             "seed",
             "max_fuel",
             "collect",
+            "cache",
         }
         assert fields["module"] == ""
         response = httpx.post(

@@ -65,6 +65,9 @@ CASES = [
     ("deterministic", "true"),
     ("deterministic", "false"),
     ("deterministic", '"yes"'),
+    ("cache", "true"),
+    ("cache", "false"),
+    ("cache", '"no"'),
     ("args", '["-n", "3"]'),
     ("args", "[]"),
     ("args", "[1]"),
@@ -134,3 +137,21 @@ def test_the_form_is_filled_with_the_values_read() -> None:
     }
     assert {name: getattr(form, name) for name in expected} == expected
     assert (bytes(form.wasm), bytes(form.input)) == (MODULE, b"stdin")
+
+
+def test_a_seed_left_out_is_told_apart_from_a_seed_of_zero() -> None:
+    # Only a seed that was sent makes a deterministic run cacheable (the result cache).
+    assert _read(deterministic=b"true").seed is None
+    assert _read(deterministic=b"true", seed=b"").seed is None  # forms send empty fields
+    assert _read(deterministic=b"true", seed=b"0").seed == 0
+
+
+def test_cache_is_on_unless_the_form_says_false() -> None:
+    assert _read().cache is True
+    assert _read(cache=b"").cache is True
+    assert _read(cache=b"false").cache is False
+    assert _read(cache=b"0").cache is False
+    assert _read(cache=b"TRUE").cache is True
+    with pytest.raises(InvalidRequest) as refusal:
+        _read(cache=b"maybe")
+    assert refusal.value.code == ProblemCode.INVALID_CACHE

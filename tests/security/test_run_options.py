@@ -25,6 +25,7 @@ pytestmark = pytest.mark.parallel
         ("seed", str(2**64), "invalid_seed"),
         ("max_fuel", "0", "invalid_max_fuel"),
         ("max_fuel", "lots", "invalid_max_fuel"),
+        ("cache", "perhaps", "invalid_cache"),
     ],
 )
 def test_bad_values_are_400_with_a_code(
@@ -40,12 +41,20 @@ def test_deterministic_runs_repeat_byte_for_byte_over_http(api: httpx.Client) ->
     # Sleeping 0.9 s of the server's 1 s limit.
     wat = fixture_wat("time_random_sleep").replace(b"3000000000", b"900000000")
     first = ran(api, wat, "success", deterministic="true", seed="7")
-    second = ran(api, wat, "success", deterministic="true", seed="7")
+    # Run again, not answered from the result cache: the sandbox itself repeats.
+    second = ran(api, wat, "success", deterministic="true", seed="7", cache="false")
     other = ran(api, wat, "success", deterministic="true", seed="8")
+    cached = ran(api, wat, "success", deterministic="true", seed="7")
 
-    assert first["output"] == second["output"]
+    assert first["output"] == second["output"] == cached["output"]
     assert first["output"] != other["output"]
     assert first["duration_ms"] < 300
+    assert [body["cached"] for body in (first, second, other, cached)] == [
+        False,
+        False,
+        False,
+        True,
+    ]
 
 
 def test_max_fuel_ends_the_run(api: httpx.Client) -> None:

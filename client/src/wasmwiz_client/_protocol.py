@@ -146,6 +146,7 @@ def execute_request(
     deterministic: bool | None = None,
     seed: int | None = None,
     max_fuel: int | None = None,
+    cache: bool | None = None,
 ) -> dict[str, Any]:
     """Keyword arguments for httpx: the multipart form and `?encoding=base64`.
 
@@ -160,6 +161,8 @@ def execute_request(
     if env is not None:
         data["env"] = json.dumps(dict(env))
     data.update(run_options(deterministic, seed, max_fuel))
+    if cache is not None:
+        data["cache"] = "true" if cache else "false"
     return {"files": files, "data": data, "params": {"encoding": "base64"}}
 
 

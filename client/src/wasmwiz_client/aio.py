@@ -99,12 +99,15 @@ class AsyncClient:
         deterministic: bool | None = None,
         seed: int | None = None,
         max_fuel: int | None = None,
+        cache: bool | None = None,
     ) -> ExecutionResult:
         """Run a module: `wasm` is its bytes (binary or WAT text) or a path to its file, or
         `module` is a stored module's id or name (one of the two; ValueError otherwise).
 
         `deterministic` runs it on virtual clocks with `random_get` seeded by `seed`, so
         the same request prints the same bytes; `max_fuel` caps the work it may do.
+        A deterministic run with a `seed` may be answered from the service's result
+        cache (the result's `cached` is then true); `cache=False` always runs it.
         Returns the result whatever the program did (check `.status`); raises a
         `ProblemError` subclass when the service refuses the request.
         """
@@ -119,6 +122,7 @@ class AsyncClient:
             deterministic=deterministic,
             seed=seed,
             max_fuel=max_fuel,
+            cache=cache,
         )
         request = await _off_loop_for_paths(wasm, build)
         return read_execution(await self._request("POST", EXECUTE_PATH, **request))

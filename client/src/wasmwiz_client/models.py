@@ -69,6 +69,7 @@ class ExecutionResult:
     request_id: str | None
     rate_limit: RateLimit | None
     fuel_consumed_is_lower_bound: bool = False
+    cached: bool = False  # answered from the service's result cache: nothing ran
 
     @property
     def ok(self) -> bool:
@@ -106,6 +107,7 @@ class ExecutionResult:
             fuel_consumed_is_lower_bound=bool(
                 body.get("fuel_consumed_is_lower_bound", status == Outcome.TIMEOUT)
             ),
+            cached=bool(body.get("cached", False)),
         )
 
 

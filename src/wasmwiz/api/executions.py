@@ -69,7 +69,9 @@ async def execute(
     report = await state.executions.admit_then_execute(
         principal, lambda: state.execution_form.read(request)
     )
-    answer = ExecutionResponse.from_result(report.execution_id, report.result, encoding)
+    answer = ExecutionResponse.from_result(
+        report.execution_id, report.result, encoding, cached=report.cached
+    )
     # A trailing newline, as every JSON answer has, so a shell prompt starts on its own line.
     return Response(
         answer.model_dump_json() + "\n",

@@ -67,6 +67,7 @@ TYPICAL_DETAILS: dict[ProblemCode, str] = {
     ProblemCode.INVALID_ARGS: "`args` must be a JSON array of strings.",
     ProblemCode.INVALID_ENV: "`env` must be a JSON object whose values are strings.",
     ProblemCode.INVALID_DETERMINISTIC: "`deterministic` must be true or false.",
+    ProblemCode.INVALID_CACHE: "`cache` must be true or false.",
     ProblemCode.INVALID_SEED: "`seed` must be an integer from 0 to 18446744073709551615.",
     ProblemCode.INVALID_MAX_FUEL: "`max_fuel` must be an integer from 1 to 18446744073709551615.",
     ProblemCode.UNKNOWN_FIELD: (
@@ -256,6 +257,7 @@ def _execution_example(status: str, **fields: Any) -> dict[str, Any]:
         "output_truncated": False,
         "stderr_truncated": False,
         "encoding": "utf-8",
+        "cached": False,
     }
     value.update(fields)
     return {"summary": status, "value": value}
@@ -306,6 +308,10 @@ _EXECUTION_EXAMPLES: dict[str, Any] = {
         error="The run used up its fuel budget.",
     ),
     "base64": _execution_example("success", output="SGVsbG8sIFdhc21XaXohCg==", encoding="base64"),
+    "cached": {
+        "summary": "cached (a deterministic request with a seed, again)",
+        "value": _execution_example("success", cached=True)["value"],
+    },
 }
 
 EXECUTE_RESPONSES: dict[int | str, Any] = {
@@ -324,6 +330,7 @@ EXECUTE_RESPONSES: dict[int | str, Any] = {
         ProblemCode.INVALID_DETERMINISTIC,
         ProblemCode.INVALID_SEED,
         ProblemCode.INVALID_MAX_FUEL,
+        ProblemCode.INVALID_CACHE,
         ProblemCode.UNKNOWN_FIELD,
         ProblemCode.INVALID_FORM,
         ProblemCode.UNSUPPORTED_MEDIA_TYPE,
@@ -457,6 +464,7 @@ _RECENT_RUN = {
     "via_api_key": True,
     "api_key_id": "1d540a36-2e9a-4de2-9d6d-5c03e36fd858",
     "api_key_name": "ci",
+    "cached": False,
 }
 _STORED_MODULE = {
     "id": "sha256:9f2c6a0d5e1b4f7a8c3d2e1f0a9b8c7d6e5f4a3b2c1d0e9f8a7b6c5d4e3f2a1b",

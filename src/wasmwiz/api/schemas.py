@@ -56,10 +56,21 @@ class ExecutionResponse(BaseModel):
         description="True when some collected files' content is left out (null): they "
         "passed FILES_MAX_OUTPUT_BYTES together.",
     )
+    cached: bool = Field(
+        default=False,
+        description="True when the answer came from the result cache: the same "
+        "deterministic request (with a `seed`) ran lately, and nothing ran now. Every other "
+        "member is that run's, `duration_ms` included.",
+    )
 
     @classmethod
     def from_result(
-        cls, execution_id: uuid.UUID, result: RunResult, encoding: OutputEncoding
+        cls,
+        execution_id: uuid.UUID,
+        result: RunResult,
+        encoding: OutputEncoding,
+        *,
+        cached: bool = False,
     ) -> ExecutionResponse:
         return cls(
             execution_id=execution_id,
@@ -88,6 +99,7 @@ class ExecutionResponse(BaseModel):
                 for file in result.files
             ],
             files_truncated=result.files_truncated,
+            cached=cached,
         )
 
 

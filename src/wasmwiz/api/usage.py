@@ -30,6 +30,10 @@ class RecentRunOut(BaseModel):
     via_api_key: bool = Field(description="False for runs from the web playground.")
     api_key_id: uuid.UUID | None = Field(description="The key the run came from; null: web.")
     api_key_name: str | None = Field(description="That key's name (it may be revoked since).")
+    cached: bool = Field(
+        default=False,
+        description="Answered from the result cache (nothing ran); counted all the same.",
+    )
 
 
 class UsageOut(BaseModel):
@@ -82,6 +86,7 @@ async def usage(
                 via_api_key=run.via_api_key,
                 api_key_id=run.api_key_id,
                 api_key_name=run.api_key_name,
+                cached=run.cached,
             )
             for run in report.recent
         ],

@@ -25,6 +25,7 @@ class Purpose(StrEnum):
     API_KEY_HASH = "wasmwiz/v1/api-key-hash"
     CSRF = "wasmwiz/v1/csrf"
     ARTIFACT_MAC = "wasmwiz/v1/compiled-artifact-mac"
+    RESULT_CACHE = "wasmwiz/v1/result-cache"
     # Reserved: no code signs webhooks yet; this is the label it will use.
     WEBHOOK_SIGNING = "wasmwiz/v1/webhook-signing"
 

@@ -59,6 +59,13 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     run.add_argument("--seed", type=int, help="random_get's seed when deterministic")
     run.add_argument("--max-fuel", type=int, help="a fuel budget for the run")
+    run.add_argument(
+        "--no-cache",
+        dest="cache",
+        action="store_false",
+        default=None,
+        help="run it even if the service has the result of this deterministic request cached",
+    )
     add_retry_flag(run)
     run.set_defaults(remote_handler=run_remotely)
     remote_modules.add_parser(remote_commands)
@@ -87,6 +94,7 @@ def run_remotely(args: argparse.Namespace, stdin: BinaryIO) -> int:
             deterministic=args.deterministic or None,
             seed=args.seed,
             max_fuel=args.max_fuel,
+            cache=args.cache,
         )
         return report(result)
 

@@ -222,6 +222,7 @@ def execution_request_from_parts(
         deterministic=form.deterministic,
         seed=form.seed,
         max_fuel=form.max_fuel,
+        cache=form.cache,
     )
 
 
@@ -296,15 +297,25 @@ def _parse_module_reference(part: FormPart, name: str) -> str | None:
     return text
 
 
-def _parse_deterministic(part: FormPart, name: str) -> bool:
+# Read from the model once: each request needs them.
+_BOOLEANS = {
+    name: (bool(field.get_default()), field_rules(field).code)
+    for name, field in _FIELDS.items()
+    if name in ("deterministic", "cache")
+}
+
+
+def _parse_boolean(part: FormPart, name: str) -> bool:
+    """true or false (1 or 0); an empty field is the default."""
     value = part.data.strip().lower()
+    default, code = _BOOLEANS[name]
     if value in (b"true", b"1"):
         return True
-    if value in (b"false", b"0", b""):
+    if value in (b"false", b"0"):
         return False
-    raise InvalidRequest(
-        "`deterministic` must be true or false.", code=ProblemCode.INVALID_DETERMINISTIC
-    )
+    if value == b"":
+        return default
+    raise InvalidRequest(f"`{name}` must be true or false.", code=code)
 
 
 @dataclass(frozen=True, slots=True)
@@ -443,12 +454,13 @@ _DECODERS: dict[str, Callable[[FormPart, str], object]] = {
     "input": _payload,
     "args": _parse_args,
     "env": _parse_env,
-    "deterministic": _parse_deterministic,
+    "deterministic": _parse_boolean,
     "seed": _parse_integer,
     "max_fuel": _parse_integer,
     "files": _file_parts,
     "archive": _payload,
     "collect": _parse_collect,
+    "cache": _parse_boolean,
 }
 if _DECODERS.keys() != _FIELDS.keys():
     raise TypeError("every field of ExecutionForm needs a decoder, and only those")

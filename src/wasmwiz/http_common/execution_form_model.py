@@ -26,7 +26,7 @@ MAX_ENV_VARS = 1024
 MAX_ENV_BYTES = 64 * 1024
 MAX_COLLECT_PATTERNS = 64
 MAX_COLLECT_BYTES = 64 * 1024
-MAX_SMALL_FIELD_BYTES = 64  # deterministic, seed, max_fuel: one short value each
+MAX_SMALL_FIELD_BYTES = 64  # deterministic, seed, max_fuel, cache: one short value each
 MAX_U64 = 2**64 - 1
 MAX_MODULE_REFERENCE_BYTES = 97  # a runtime's name@version; "sha256:" and 64 digits is 71
 MODULE_REFERENCE_PATTERN = (
@@ -67,6 +67,13 @@ def _absent_is_unbounded(schema: dict[str, Any]) -> None:
     _absent_not_null(schema)
     # `example`, not `examples`: what Swagger UI's "Try it out" pre-fills a form field with.
     schema["example"] = 1_000_000_000_000
+
+
+def _absent_is_zero(schema: dict[str, Any]) -> None:
+    """The seed: left out, the run uses 0, but only a seed that was sent makes a
+    deterministic run cacheable, so "not sent" is kept apart from 0."""
+    _absent_not_null(schema)
+    schema["example"] = 0
 
 
 def _absent_reference(schema: dict[str, Any]) -> None:
@@ -150,15 +157,17 @@ class ExecutionForm(BaseModel):
         FieldRules(ProblemCode.INVALID_DETERMINISTIC, "`deterministic`", MAX_SMALL_FIELD_BYTES),
     ] = False
     seed: Annotated[
-        int,
+        int | None,
         Field(
             ge=0,
             le=MAX_U64,
-            description="random_get's seed when deterministic (default 0).",
-            json_schema_extra={"example": 0},
+            description="random_get's seed when deterministic; left out, 0. A deterministic "
+            "run that sends it (0 included) is answered from the result cache when the same "
+            "request ran lately (see `cache`).",
+            json_schema_extra=_absent_is_zero,
         ),
         FieldRules(ProblemCode.INVALID_SEED, "`seed`", MAX_SMALL_FIELD_BYTES),
-    ] = 0
+    ] = None
     max_fuel: Annotated[
         int | None,
         Field(
@@ -207,6 +216,19 @@ class ExecutionForm(BaseModel):
         ),
         FieldRules(ProblemCode.INVALID_COLLECT, "`collect`", MAX_COLLECT_BYTES),
     ] = Field(default_factory=list)
+    cache: Annotated[
+        bool,
+        Field(
+            description="false: run even if the result is cached, and do not cache it. Only "
+            "a `deterministic` run with an explicit `seed` and no `files`, `archive` or "
+            "`collect` is cached (a `timeout` never): for RESULT_CACHE_SECONDS (1 hour), "
+            "per account. A repeat of it is answered with the same result and `cached: "
+            "true`, without running; it still counts against the rate limit and the "
+            "daily quota.",
+            json_schema_extra={"example": True},
+        ),
+        FieldRules(ProblemCode.INVALID_CACHE, "`cache`", MAX_SMALL_FIELD_BYTES),
+    ] = True
 
 
 def _check_required_fields_name_their_refusal() -> None:

@@ -164,6 +164,13 @@ class Metrics:
             buckets=(1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10),
             registry=self.registry,
         )
+        self.result_cache = Counter(
+            "wasmwiz_result_cache_lookups_total",
+            "Lookups in the result cache of deterministic runs: `hit` answered without a "
+            "run, `miss` ran, `error` ran because the cache could not answer.",
+            ["result"],
+            registry=self.registry,
+        )
         self.rejections = Counter(
             "wasmwiz_requests_refused_total",
             "Requests refused before running, by problem code.",

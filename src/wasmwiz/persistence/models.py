@@ -200,6 +200,9 @@ class UsageLog(Base):
     fuel_consumed: Mapped[int] = mapped_column(BigInteger)
     # Migration 0008: the batch this run was a case of; NULL for a single run.
     batch_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, index=True)
+    # Migration 0009: answered from the result cache, without a run; the figures are
+    # those of the run whose result was served.
+    cached: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
     def __repr__(self) -> str:
         return f"UsageLog(id={self.id!r}, status={self.status!r})"

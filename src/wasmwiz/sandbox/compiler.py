@@ -127,13 +127,14 @@ class Compiler:
         self._max_module_bytes = max_module_bytes
         self._max_memory_bytes = max_memory_bytes
         self._inspection = inspection
+        self.fingerprint = _cache_fingerprint(
+            max_module_bytes, max_memory_bytes, inspection, context.features
+        )
         self._store = (
             ArtifactStore(
                 cache_dir,
                 disk_cache_max_bytes,
-                _cache_fingerprint(
-                    max_module_bytes, max_memory_bytes, inspection, context.features
-                ),
+                self.fingerprint,
                 mac_key=_required(cache_mac_key),
             )
             if cache_dir is not None

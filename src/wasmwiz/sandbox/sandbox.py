@@ -288,6 +288,14 @@ class Sandbox:
         """
         self._compiler.prestart_workers()
 
+    @property
+    def fingerprint(self) -> str:
+        """What a run's result depends on besides its module, request and limits: the
+        engine (options, features, wasmtime, machine), WasmWiz's version (its host calls)
+        and the rules a module was accepted under. The disk cache keys artifacts by it,
+        and the service's result cache keys results by it."""
+        return self._compiler.fingerprint
+
     def stats(self) -> SandboxStats:
         return SandboxStats(
             in_flight=self._pool.in_flight,

@@ -28,6 +28,7 @@ from wasmwiz.services.batches import BatchReport, BatchRequest, ModuleSource
 from wasmwiz.services.compile_budgets import CompileBudgets
 from wasmwiz.services.principals import Principal
 from wasmwiz.services.rate_limits import AdmissionGate, AdmittedRequest
+from wasmwiz.services.result_cache import ResultCache, covers, module_digest
 from wasmwiz.services.sandbox_refusals import sandbox_refusals
 from wasmwiz.services.stored_modules import StoredModules
 from wasmwiz.services.usage_recorder import UsageRecorder
@@ -50,11 +51,19 @@ class ExecutionRequest:
     env: Mapping[str, str] = field(default_factory=dict)
     program_name: str = "main.wasm"
     deterministic: bool = False
-    seed: int = 0
+    seed: int | None = None  # None: not sent; the run's seed is 0, and it is not cached
     max_fuel: int | None = None  # the caller's budget; the tier's max_fuel caps it
     # The run's directory (sandbox.RunRequest.files) and what to return of it.
     files: tuple[InputEntry, ...] | None = None
     collect: tuple[str, ...] = ()
+    # False: neither answered from the result cache nor kept in it.
+    cache: bool = True
+
+    @property
+    def cacheable(self) -> bool:
+        """Asks for the result cache: deterministic, with an explicit seed, and not opted
+        out (result_cache.covers has the sandbox's own conditions)."""
+        return self.cache and self.deterministic and self.seed is not None
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +71,7 @@ class ExecutionReport:
     execution_id: uuid.UUID
     result: RunResult
     admission: AdmittedRequest
+    cached: bool = False  # answered from the result cache: nothing ran
 
 
 class ExecutionService:
@@ -77,8 +87,10 @@ class ExecutionService:
         compile_budgets: CompileBudgets | None = None,
         modules: StoredModules | None = None,
         batch_timeout: float = 60.0,
+        results: ResultCache | None = None,
     ) -> None:
         self._batch_timeout = batch_timeout
+        self._results = results
         self._compile_budgets = compile_budgets
         self._modules = modules
         self._metrics = metrics
@@ -113,28 +125,61 @@ class ExecutionService:
             return None
         return self._compile_budgets.account_for(principal)
 
-    async def _run(self, principal: Principal, request: ExecutionRequest) -> RunResult:
+    @property
+    def results(self) -> ResultCache | None:
+        return self._results
+
+    async def _run(self, principal: Principal, request: ExecutionRequest) -> tuple[RunResult, bool]:
+        """The run's result, and whether it came from the result cache."""
         run = RunRequest(
             stdin=request.stdin,
             args=tuple(request.args),
             env=tuple(request.env.items()),
             program_name=request.program_name,
             deterministic=request.deterministic,
-            seed=request.seed,
+            seed=request.seed or 0,
             files=request.files,
             collect=request.collect,
         )
         limits = self._limits_for(principal, request.max_fuel)
-        # Runs and compiles waiting for the sandbox take turns by account.
-        account = principal.rate_limit_key
-        compile_account = self._compile_account(principal)
+        stored_sha256 = None
         if request.module is not None:
             if self._modules is None:
                 raise errors.NotFound("No stored modules here.", code=ProblemCode.MODULE_NOT_FOUND)
-            stored = await self._modules.resolve(principal, request.module)
+            # Resolved before the cache is asked: a reference the account cannot use is
+            # refused whether or not its result is cached.
+            stored_sha256 = (await self._modules.resolve(principal, request.module)).sha256
+        key = None
+        if self._results is not None and request.cacheable and covers(run):
+            digest = stored_sha256
+            if digest is None:
+                assert request.wasm is not None  # the form has one or the other
+                digest = await module_digest(request.wasm)
+            key = await self._results.key(principal.user_id, digest, run, limits)
+            cached = await self._results.recall(key)
+            if cached is not None:
+                return cached, True
+        result = await self._execute(principal, request, run, limits, stored_sha256)
+        if key is not None and self._results is not None:
+            await self._results.remember(key, result)
+        return result, False
+
+    async def _execute(
+        self,
+        principal: Principal,
+        request: ExecutionRequest,
+        run: RunRequest,
+        limits: Limits,
+        stored_sha256: str | None,
+    ) -> RunResult:
+        # Runs and compiles waiting for the sandbox take turns by account.
+        account = principal.rate_limit_key
+        compile_account = self._compile_account(principal)
+        if stored_sha256 is not None:
+            assert self._modules is not None
             return await self._sandbox.execute_stored(
-                stored.sha256,
-                self._modules.loader(stored.sha256),
+                stored_sha256,
+                self._modules.loader(stored_sha256),
                 run,
                 limits,
                 account=account,
@@ -165,10 +210,14 @@ class ExecutionService:
                 raise
             started_at = self._clock()
             with sandbox_refusals(principal, admission.headers, self._metrics):
-                result = await self._run(principal, request)
+                result, cached = await self._run(principal, request)
 
-        execution_id = self._record(principal, started_at, len(request.stdin), result)
-        return ExecutionReport(execution_id=execution_id, result=result, admission=admission)
+        execution_id = self._record(
+            principal, started_at, len(request.stdin), result, cached=cached
+        )
+        return ExecutionReport(
+            execution_id=execution_id, result=result, admission=admission, cached=cached
+        )
 
     def _record(
         self,
@@ -177,11 +226,15 @@ class ExecutionService:
         input_size: int,
         result: RunResult,
         batch_id: uuid.UUID | None = None,
+        *,
+        cached: bool = False,
     ) -> uuid.UUID:
-        """Count a run in the metrics and hand its usage record to the recorder."""
-        self._metrics.executions.labels(result.outcome.value, principal.tier.name).inc()
-        self._metrics.execution_duration.observe(result.duration_seconds)
-        self._metrics.execution_fuel.observe(result.fuel_consumed)
+        """Count a run in the metrics and hand its usage record to the recorder. A cached
+        answer is no run: it is recorded (it was admitted and counts), not measured."""
+        if not cached:
+            self._metrics.executions.labels(result.outcome.value, principal.tier.name).inc()
+            self._metrics.execution_duration.observe(result.duration_seconds)
+            self._metrics.execution_fuel.observe(result.fuel_consumed)
         execution_id = uuid.uuid4()
         self._recorder.record(
             UsageRecord(
@@ -201,6 +254,7 @@ class ExecutionService:
                 memory_peak_bytes=result.memory_peak_bytes,
                 fuel_consumed=result.fuel_consumed,
                 batch_id=batch_id,
+                cached=cached,
             )
         )
         return execution_id

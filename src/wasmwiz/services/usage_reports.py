@@ -39,6 +39,7 @@ class RecentRun:
     api_key_id: uuid.UUID | None = None
     api_key_name: str | None = None
     api_key_prefix: str | None = None
+    cached: bool = False  # answered from the result cache
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,4 +125,5 @@ def _recent_run(run: UsageLog, key_names: dict[uuid.UUID, tuple[str, str]]) -> R
         api_key_id=run.api_key_id,
         api_key_name=name,
         api_key_prefix=prefix,
+        cached=run.cached,
     )

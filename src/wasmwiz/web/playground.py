@@ -79,7 +79,11 @@ async def upload(
     form.refuse_declared_oversize(request)
     # As the API's execute: admitted (rate, quota, a slot) before the body is read.
     report = await executions.admit_then_execute(principal, lambda: form.read(request))
-    body = {"execution_id": str(report.execution_id), **run_summary(report.result)}
+    body = {
+        "execution_id": str(report.execution_id),
+        **run_summary(report.result),
+        "cached": report.cached,
+    }
     return JSONResponse(body, headers=report.admission.headers)
 
 

@@ -52,6 +52,7 @@ class UsageRecord:
     memory_peak_bytes: int
     fuel_consumed: int
     batch_id: uuid.UUID | None = None  # the batch the run was a case of
+    cached: bool = False  # answered from the result cache: nothing ran
 
 
 _RECORD_FIELDS = tuple(field.name for field in dataclasses.fields(UsageRecord))
