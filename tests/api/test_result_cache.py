@@ -117,6 +117,8 @@ async def test_a_repeat_is_answered_from_the_cache_without_a_run(
 async def test_anything_that_changes_the_inputs_runs(
     client: httpx.AsyncClient, account: Account, migrated_database_url: str
 ) -> None:
+    # Made before the server writes usage rows: SQLite takes one writer at a time.
+    other = await create_account(migrated_database_url)
     kept = await run(client, account)
     expected_runs = 1
 
@@ -138,7 +140,6 @@ async def test_anything_that_changes_the_inputs_runs(
     # A fuel budget is a limit the result depends on.
     assert await ran(await run(client, account, data={**DETERMINISTIC, "max_fuel": "100000"}))
     # Another account sending the very same request: its own run (per-account entries).
-    other = await create_account(migrated_database_url)
     assert await ran(await run(client, other))
     # And the first request is still cached.
     assert (await run(client, account))["cached"] is True
