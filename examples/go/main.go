@@ -4,10 +4,14 @@
 //	echo "Ada" | go run examples/go/main.go src/wasmwiz/examples/echo.wat
 //
 // With -name echo it stores the module under that name first and runs it by reference.
+// -file PATH (repeatable) puts a local file in the run's directory under its base name;
+// -collect PATTERN brings back the files the run leaves that match it, printed after its
+// output.
 package main
 
 import (
 	"bytes"
+	"encoding/base64"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -16,17 +20,34 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 )
 
-// result is the 200 response: how the run ended and what it printed.
+// result is the 200 response: how the run ended, what it printed and the files it left.
 type result struct {
-	Status   string `json:"status"`
-	Output   string `json:"output"`
-	Stderr   string `json:"stderr"`
-	ExitCode *int   `json:"exit_code"`
-	Error    string `json:"error"`
+	Status   string          `json:"status"`
+	Output   string          `json:"output"`
+	Stderr   string          `json:"stderr"`
+	ExitCode *int            `json:"exit_code"`
+	Error    string          `json:"error"`
+	Files    []collectedFile `json:"files"`
 }
+
+// collectedFile is a file the run left that collect matched. Content is base64, or nil
+// when it was past the service's cap on collected files.
+type collectedFile struct {
+	Path    string  `json:"path"`
+	Size    int64   `json:"size"`
+	SHA256  string  `json:"sha256"`
+	Content *string `json:"content"`
+}
+
+// fileList collects the paths of a repeated -file flag.
+type fileList []string
+
+func (f *fileList) String() string     { return strings.Join(*f, ",") }
+func (f *fileList) Set(v string) error { *f = append(*f, v); return nil }
 
 // storedModule is a module the server keeps, to run by its ID or one of its Names.
 type storedModule struct {
@@ -48,9 +69,13 @@ func main() {
 	}
 	key := os.Getenv("WASMWIZ_API_KEY")
 	name := flag.String("name", "", "store the module under this name, then run it by name")
+	var files fileList
+	flag.Var(&files, "file", "a file to send (repeatable)")
+	collect := flag.String("collect", "", "a glob of the files to bring back, e.g. 'out/*'")
 	flag.Parse()
 	if key == "" || flag.NArg() < 1 {
-		fmt.Fprintln(os.Stderr, "usage: WASMWIZ_API_KEY=ww_... main [-name NAME] MODULE < input")
+		fmt.Fprintln(os.Stderr, "usage: WASMWIZ_API_KEY=ww_... main [-name NAME] "+
+			"[-file PATH]... [-collect PATTERN] MODULE < input")
 		os.Exit(2)
 	}
 	path := flag.Arg(0)
@@ -84,6 +109,19 @@ func main() {
 	check(err)
 	part.Write(stdin)
 	form.WriteField("args", `[]`) // a JSON array of strings
+	// One "files" part per file, its filename the file's path in the run's directory.
+	for _, file := range files {
+		content, err := os.ReadFile(file)
+		check(err)
+		part, err := form.CreateFormFile("files", filepath.Base(file))
+		check(err)
+		part.Write(content)
+	}
+	if *collect != "" {
+		patterns, err := json.Marshal([]string{*collect}) // a JSON array of globs
+		check(err)
+		form.WriteField("collect", string(patterns))
+	}
 	check(form.Close())
 
 	var run result
@@ -96,6 +134,18 @@ func main() {
 	fmt.Printf("status: %s, exit code: %s\n", run.Status, exitCode)
 	fmt.Print(run.Output)
 	fmt.Fprint(os.Stderr, run.Stderr)
+	// A program that writes these to disk must keep every path inside its directory
+	// (no absolute path, no ".."): filepath.IsLocal (Go 1.20) checks one.
+	for _, file := range run.Files {
+		if file.Content == nil { // past the service's cap on collected files
+			fmt.Printf("file: %s (%d bytes, not sent: over the cap)\n", file.Path, file.Size)
+			continue
+		}
+		content, err := base64.StdEncoding.DecodeString(*file.Content)
+		check(err)
+		fmt.Printf("file: %s (%d bytes)\n", file.Path, file.Size)
+		os.Stdout.Write(content)
+	}
 }
 
 // post sends the form to url+path and decodes a 2xx answer into answer; it ends the

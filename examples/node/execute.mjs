@@ -4,6 +4,9 @@
 //   echo "Ada" | node examples/node/execute.mjs src/wasmwiz/examples/echo.wat
 //
 // With --name echo it stores the module under that name first and runs it by reference.
+// --file PATH (repeatable) puts a local file in the run's directory under its base name;
+// --collect PATTERN brings back the files the run leaves that match it, printed after its
+// output.
 import { readFile } from "node:fs/promises";
 import { basename } from "node:path";
 import { buffer } from "node:stream/consumers";
@@ -12,12 +15,19 @@ import { parseArgs } from "node:util";
 const url = process.env.WASMWIZ_URL ?? "http://127.0.0.1:8080";
 const key = process.env.WASMWIZ_API_KEY;
 const { values: options, positionals } = parseArgs({
-  options: { name: { type: "string" } },
+  options: {
+    name: { type: "string" },
+    file: { type: "string", multiple: true },
+    collect: { type: "string" },
+  },
   allowPositionals: true,
 });
 const modulePath = positionals[0];
 if (!key || !modulePath) {
-  console.error("usage: WASMWIZ_API_KEY=ww_... node execute.mjs [--name NAME] MODULE < input");
+  console.error(
+    "usage: WASMWIZ_API_KEY=ww_... node execute.mjs [--name NAME] [--file PATH]... " +
+      "[--collect PATTERN] MODULE < input",
+  );
   process.exit(2);
 }
 
@@ -63,9 +73,27 @@ if (options.name === undefined) {
 }
 form.append("input", new Blob([await buffer(process.stdin)]), "input");
 form.append("args", JSON.stringify([]));
+// One `files` part per file, its filename the file's path in the run's directory.
+for (const path of options.file ?? []) {
+  form.append("files", new Blob([await readFile(path)]), basename(path));
+}
+if (options.collect !== undefined) {
+  form.append("collect", JSON.stringify([options.collect])); // a JSON array of globs
+}
 
 // A trap or a timeout is a 200 too: `status` says how the run ended.
 const result = await post("/api/v1/execute", form);
 process.stdout.write(`status: ${result.status}, exit code: ${result.exit_code}\n`);
 process.stdout.write(result.output);
 process.stderr.write(result.stderr);
+// Each collected file: its content is always base64. A program that writes them to disk
+// must keep every path inside its directory (no absolute path, no `..`).
+for (const file of result.files) {
+  if (file.content === null) {
+    // past the service's cap on collected files
+    process.stdout.write(`file: ${file.path} (${file.size} bytes, not sent: over the cap)\n`);
+  } else {
+    process.stdout.write(`file: ${file.path} (${file.size} bytes)\n`);
+    process.stdout.write(Buffer.from(file.content, "base64"));
+  }
+}

@@ -4,6 +4,9 @@
     echo "Ada" | .venv/bin/python examples/python/execute_httpx.py src/wasmwiz/examples/echo.wat
 
 With `--name echo` it stores the module under that name first and runs it by reference.
+`--file PATH` (repeatable) puts a local file in the run's directory under its base name;
+`--collect PATTERN` brings back the files the run leaves that match it, printed after its
+output.
 """
 
 import argparse
@@ -33,19 +36,26 @@ def main() -> int:
     parser = argparse.ArgumentParser(description="Run a WebAssembly module on WasmWiz.")
     parser.add_argument("module", type=Path, help="a .wasm or .wat file")
     parser.add_argument("--name", help="store the module under this name, then run it by name")
+    parser.add_argument("--file", type=Path, action="append", default=[], help="a file to send")
+    parser.add_argument("--collect", help="a glob of the files to bring back, e.g. 'out/*'")
     options = parser.parse_args()
     url = os.environ.get("WASMWIZ_URL", "http://127.0.0.1:8080")
     key = os.environ["WASMWIZ_API_KEY"]
     module: Path = options.module
-    files = {"input": ("input", sys.stdin.buffer.read())}
-    # args and env are JSON-encoded form fields.
+    # A list of parts, not a dict: `files` is one part per file, its filename the file's
+    # path in the run's directory (here its base name).
+    files = [("input", ("input", sys.stdin.buffer.read()))]
+    files += [("files", (path.name, path.read_bytes())) for path in options.file]
+    # args, env and collect are JSON-encoded form fields.
     data = {"args": json.dumps([]), "env": json.dumps({"LANG": "C"})}
+    if options.collect:
+        data["collect"] = json.dumps([options.collect])
     try:
         with httpx.Client(
             base_url=url, headers={"Authorization": f"Bearer {key}"}, timeout=60
         ) as http:
             if options.name is None:
-                files["wasm"] = (module.name, module.read_bytes())
+                files.append(("wasm", (module.name, module.read_bytes())))
             else:
                 # Store the module once: 201, or 200 if these bytes were stored already.
                 stored = http.post(
@@ -74,6 +84,15 @@ def main() -> int:
     sys.stdout.flush()
     sys.stdout.buffer.write(base64.b64decode(result["output"]))
     sys.stderr.buffer.write(base64.b64decode(result["stderr"]))
+    # Each collected file: its content is always base64. A program that writes them to
+    # disk must keep every path inside its directory (no absolute path, no `..`).
+    for file in result["files"]:
+        if file["content"] is None:  # past the service's cap on collected files
+            print(f"file: {file['path']} ({file['size']} bytes, not sent: over the cap)")
+        else:
+            print(f"file: {file['path']} ({file['size']} bytes)")
+            sys.stdout.flush()
+            sys.stdout.buffer.write(base64.b64decode(file["content"]))
     return 0
 
 

@@ -3,13 +3,16 @@
 Each gets the URL and a real key in its environment, uploads the bundled echo module with
 some stdin, and must print the run's result; with a wrong key it must report the refusal
 by its code and exit 1. With `--name NAME` each stores the module under that name and runs
-it by reference, and must print the same. A missing toolchain skips its example, and CI
-turns such a skip into a failure (the `toolchain` marker).
+it by reference, and must print the same. With `--file PATH --collect PATTERN` each sends a
+file to a program that copies it and must print the copy it collects back. A missing
+toolchain skips its example, and CI turns such a skip into a failure (the `toolchain`
+marker).
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
 import json
 import os
@@ -25,6 +28,8 @@ from tests.fixtures.app import LiveServer, create_account
 from tests.fixtures.database import run_outside_loop
 
 ECHO = ROOT / "src" / "wasmwiz" / "examples" / "echo.wat"
+# Copies in.txt to out/in.txt and prints how many bytes it copied.
+COPY = ROOT / "tests" / "sandbox" / "fixtures" / "files" / "copy.wasm"
 STDIN = "Ada Lovelace\nnote: \u00e9t\u00e9 \u2603\n"
 EXAMPLE_NAMES = ["curl", "python-client", "python-httpx", "node", "go", "rust"]
 # Prints its argv[0]: the file name when uploaded, the reference when run by one.
@@ -180,3 +185,27 @@ def test_example_reports_a_refused_upload_by_its_code(
     assert "Traceback" not in result.stderr
     if not command[-1].endswith("execute.sh"):
         assert "WasmWiz refused the request: unauthorized (HTTP 401)" in result.stderr
+
+
+@pytest.mark.toolchain
+@pytest.mark.parametrize("command", EXAMPLE_NAMES, indirect=True)
+def test_example_sends_a_file_and_collects_what_the_run_wrote(
+    command: list[str], live_server: LiveServer, migrated_database_url: str, tmp_path: Path
+) -> None:
+    local = tmp_path / "in.txt"
+    local.write_text(STDIN, encoding="utf-8")
+    size = len(STDIN.encode("utf-8"))
+    options = ["--file", str(local), "--collect", "out/*"]
+    key = new_key(migrated_database_url)
+    result = run_example(command, live_server, key, str(COPY), options)
+    assert result.returncode == 0, result.stderr
+    if command[-1].endswith("execute.sh"):
+        body = json.loads(result.stdout)
+        assert (body["status"], body["output"]) == ("success", f"copied {size} bytes\n")
+        (item,) = body["files"]
+        assert (item["path"], item["size"]) == ("out/in.txt", size)
+        assert base64.b64decode(item["content"]).decode("utf-8") == STDIN
+    else:
+        assert_success(
+            command, result, f"copied {size} bytes\nfile: out/in.txt ({size} bytes)\n" + STDIN
+        )

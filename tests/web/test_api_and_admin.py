@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
 import uuid
 from pathlib import Path
 
@@ -162,6 +164,44 @@ async def test_playground_runs_count_against_the_users_tier(
         assert statuses == [200] * 10 + [429]
         assert response.json()["code"] == "rate_limited"
         assert "Retry-After" in response.headers
+
+
+COPY = Path(__file__).parents[1] / "sandbox" / "fixtures" / "files" / "copy.wasm"
+
+
+async def test_upload_takes_files_and_collect_and_returns_what_the_run_wrote(
+    live_server: LiveServer,
+) -> None:
+    async with httpx.AsyncClient(base_url=live_server.url, timeout=30) as http:
+        await sign_up(http, new_email())
+        token = await page_csrf(http, "/")
+        headers = {"X-CSRF-Token": token, "Accept": "application/json"}
+        payload = bytes(range(256))
+        run = await http.post(
+            "/upload",
+            headers=headers,
+            files=[("wasm", ("copy.wasm", COPY.read_bytes())), ("files", ("in.txt", payload))],
+            data={"collect": '["out/*"]'},
+        )
+        refused = await http.post(
+            "/upload",
+            headers=headers,
+            files=[("wasm", ("copy.wasm", COPY.read_bytes())), ("files", ("../x", b""))],
+        )
+    assert run.status_code == 200, run.text
+    body = run.json()
+    assert body["stdout"]["text"] == "copied 256 bytes\n"
+    assert body["files"] == [
+        {
+            "path": "out/in.txt",
+            "size": 256,
+            "sha256": hashlib.sha256(payload).hexdigest(),
+            "content": base64.b64encode(payload).decode("ascii"),
+        }
+    ]
+    assert body["files_truncated"] is False
+    assert refused.status_code == 400
+    assert refused.json()["code"] == "invalid_file_path"
 
 
 async def test_upload_refusals_are_problem_details(live_server: LiveServer) -> None:

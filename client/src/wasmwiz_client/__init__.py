@@ -10,6 +10,10 @@
         result = client.execute(module="grader", input=b"42\\n")
         batch = client.run_batch([BatchCase(stdin=b"1\\n"), BatchCase(stdin=b"2\\n")],
                                  module="grader")
+        # Files in the run's directory, and the ones it writes back:
+        result = client.execute(Path("copy.wasm"), files={"in.txt": Path("data.txt")},
+                                collect=["out/*"])
+        result.write_files("results")  # results/out/in.txt
 
 The distribution `wasmwiz-client` (client/ in the WasmWiz repository) needs httpx alone and
 imports nothing of the server: `pip install ./client`.
@@ -23,7 +27,9 @@ from wasmwiz_client.errors import (
     ConnectionFailed,
     DailyQuotaExceededError,
     DatabaseUnavailableError,
+    FilesTooLargeError,
     InvalidCasesError,
+    InvalidFilesError,
     InvalidRequestError,
     LimitExceededError,
     ModuleRejectedError,
@@ -39,11 +45,13 @@ from wasmwiz_client.errors import (
     StoredModuleNotFoundError,
     TooManyConcurrentError,
     UnexpectedResponse,
+    UnsafePathError,
     WasmWizClientError,
 )
 from wasmwiz_client.models import (
     BatchCase,
     BatchResult,
+    CollectedFile,
     ExecutionResult,
     ModuleExport,
     ModuleImport,
@@ -62,11 +70,14 @@ __all__ = [
     "BatchCase",
     "BatchResult",
     "Client",
+    "CollectedFile",
     "ConnectionFailed",
     "DailyQuotaExceededError",
     "DatabaseUnavailableError",
     "ExecutionResult",
+    "FilesTooLargeError",
     "InvalidCasesError",
+    "InvalidFilesError",
     "InvalidRequestError",
     "LimitExceededError",
     "ModuleExport",
@@ -89,6 +100,7 @@ __all__ = [
     "StoredModuleNotFoundError",
     "TooManyConcurrentError",
     "UnexpectedResponse",
+    "UnsafePathError",
     "WasmWizClientError",
     "__version__",
 ]

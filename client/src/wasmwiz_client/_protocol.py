@@ -14,6 +14,7 @@ from urllib.parse import quote
 
 import httpx
 
+from wasmwiz_client._files import ArchiveSource, InputFiles, input_file_parts
 from wasmwiz_client._version import __version__
 from wasmwiz_client.errors import (
     ProblemError,
@@ -147,15 +148,19 @@ def execute_request(
     seed: int | None = None,
     max_fuel: int | None = None,
     cache: bool | None = None,
+    files: InputFiles | None = None,
+    archive: ArchiveSource | None = None,
+    collect: Sequence[str] | None = None,
 ) -> dict[str, Any]:
     """Keyword arguments for httpx: the multipart form and `?encoding=base64`.
 
-    Base64 output keeps stdout and stderr byte-exact, whatever the program wrote.
+    Base64 output keeps stdout and stderr byte-exact, whatever the program wrote. Every
+    argument is checked, and every local file read, before anything is sent.
     """
-    files, data = module_source(wasm, module, filename)
+    parts, data = module_source(wasm, module, filename)
     if input is not None:
         stdin = input.encode("utf-8") if isinstance(input, str) else input
-        files.append(("input", ("input", stdin, "application/octet-stream")))
+        parts.append(("input", ("input", stdin, "application/octet-stream")))
     if args is not None:
         data["args"] = json.dumps(_string_list(args))
     if env is not None:
@@ -163,7 +168,10 @@ def execute_request(
     data.update(run_options(deterministic, seed, max_fuel))
     if cache is not None:
         data["cache"] = "true" if cache else "false"
-    return {"files": files, "data": data, "params": {"encoding": "base64"}}
+    if collect is not None:
+        data["collect"] = json.dumps(_string_list(collect, "collect"))
+    parts += input_file_parts(files, archive)
+    return {"files": parts, "data": data, "params": {"encoding": "base64"}}
 
 
 def batch_request(
@@ -257,9 +265,9 @@ def case_object(case: BatchCase | Mapping[str, Any]) -> dict[str, Any]:
     return wire
 
 
-def _string_list(args: Sequence[str]) -> list[str]:
+def _string_list(args: Sequence[str], what: str = "args") -> list[str]:
     if isinstance(args, str):
-        raise TypeError("args must be a sequence of strings, not a string")
+        raise TypeError(f"{what} must be a sequence of strings, not a string")
     return list(args)
 
 

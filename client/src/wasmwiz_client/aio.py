@@ -11,6 +11,7 @@ from typing import Any, Self, TypeVar
 
 import httpx
 
+from wasmwiz_client._files import ArchiveSource, InputFiles, has_local_reads
 from wasmwiz_client._protocol import (
     BATCH_PATH,
     DEFAULT_TIMEOUT,
@@ -100,6 +101,9 @@ class AsyncClient:
         seed: int | None = None,
         max_fuel: int | None = None,
         cache: bool | None = None,
+        files: InputFiles | None = None,
+        archive: ArchiveSource | None = None,
+        collect: Sequence[str] | None = None,
     ) -> ExecutionResult:
         """Run a module: `wasm` is its bytes (binary or WAT text) or a path to its file, or
         `module` is a stored module's id or name (one of the two; ValueError otherwise).
@@ -108,6 +112,14 @@ class AsyncClient:
         the same request prints the same bytes; `max_fuel` caps the work it may do.
         A deterministic run with a `seed` may be answered from the service's result
         cache (the result's `cached` is then true); `cache=False` always runs it.
+
+        `files` puts files in the run's directory, which the program sees at `/`: a mapping
+        of path there (`data/in.csv`) to content (bytes, a Path, or a binary file), or a
+        list of (path, content) pairs. Or `archive`, a tar, tar.gz or zip (bytes or a path)
+        expanded there; not both. `collect` (glob patterns: `["out/*"]`, `["**"]`) asks for
+        the files the run leaves, returned in the result's `files` (`write_files` saves
+        them under a directory).
+
         Returns the result whatever the program did (check `.status`); raises a
         `ProblemError` subclass when the service refuses the request.
         """
@@ -123,8 +135,11 @@ class AsyncClient:
             seed=seed,
             max_fuel=max_fuel,
             cache=cache,
+            files=files,
+            archive=archive,
+            collect=collect,
         )
-        request = await _off_loop_for_paths(wasm, build)
+        request = await _off_loop_for_paths(wasm, build, has_local_reads(files, archive))
         return read_execution(await self._request("POST", EXECUTE_PATH, **request))
 
     async def run_batch(
@@ -248,9 +263,11 @@ class AsyncClient:
         await self.aclose()
 
 
-async def _off_loop_for_paths(wasm: WasmSource | None, build: Callable[[], T]) -> T:
-    """Build a request, on a worker thread when it reads a module from a path (file I/O
-    stays off the event loop)."""
-    if wasm is None or isinstance(wasm, bytes):
+async def _off_loop_for_paths(
+    wasm: WasmSource | None, build: Callable[[], T], reads_files: bool = False
+) -> T:
+    """Build a request, on a worker thread when it reads a module or a run's file from a
+    path or a file object (file I/O stays off the event loop)."""
+    if not reads_files and (wasm is None or isinstance(wasm, bytes)):
         return build()
     return await asyncio.to_thread(build)

@@ -3,15 +3,18 @@
     WasmWizClientError                    anything the client raises
     ├── ConnectionFailed                  the service could not be reached (wraps httpx's error)
     ├── UnexpectedResponse                a response that is neither a result nor a problem
+    ├── UnsafePathError                   a collected file's path that would leave its directory
     └── ProblemError                      a problem-details refusal: .status, .code, .request_id
-        ├── InvalidRequestError           400, and 422 `invalid_request`; the files' 400s
-        │   └── InvalidCasesError         `invalid_cases`: .case, the index of the bad case
+        ├── InvalidRequestError           400, and 422 `invalid_request`
+        │   ├── InvalidCasesError         `invalid_cases`: .case, the index of the bad case
+        │   └── InvalidFilesError         `invalid_file_path`, `invalid_archive`, … (files, collect)
         ├── AuthenticationError           401 `unauthorized`
         ├── PermissionDeniedError         403 `forbidden`
         │   └── StorageQuotaExceededError `storage_quota_exceeded`
         ├── NotFoundError                 404 `not_found`
         │   └── StoredModuleNotFoundError `module_not_found`
-        ├── PayloadTooLargeError          413 `wasm_too_large`, `files_too_large`, …
+        ├── PayloadTooLargeError          413 `wasm_too_large`, `input_too_large`, …
+        │   └── FilesTooLargeError        `files_too_large`
         ├── ModuleRejectedError           422 `invalid_wasm`, `unsupported_import`, …
         ├── LimitExceededError            429: .fits, how many of a batch's cases would run
         │   ├── RateLimitedError          `rate_limited`
@@ -40,6 +43,11 @@ class WasmWizClientError(Exception):
 
 class ConnectionFailed(WasmWizClientError):
     """The request never got an HTTP response (DNS, refused connection, timeout…)."""
+
+
+class UnsafePathError(WasmWizClientError, ValueError):
+    """A collected file's path that cannot be written under a directory without leaving it
+    (absolute, `..`, a backslash…). The service never sends one; the client checks anyway."""
 
 
 class UnexpectedResponse(WasmWizClientError):
@@ -86,6 +94,13 @@ class InvalidCasesError(InvalidRequestError):
         self.case: int | None = _optional_index(problem.get("case"))
 
 
+class InvalidFilesError(InvalidRequestError):
+    """The run's input files or `collect` were refused before anything ran: a bad or
+    duplicate path, a link or device in the archive, too many files, a damaged archive,
+    files and an archive together, or a bad pattern. `code` says which, `detail` names
+    the path or member."""
+
+
 class AuthenticationError(ProblemError):
     """No key, or a key that is malformed, unknown, revoked or expired."""
 
@@ -108,6 +123,10 @@ class StoredModuleNotFoundError(NotFoundError):
 
 class PayloadTooLargeError(ProblemError):
     """The module, the input, the input files or the whole body is over the service's limit."""
+
+
+class FilesTooLargeError(PayloadTooLargeError):
+    """The input files are over the service's limit, an archive counted as it expands."""
 
 
 class ModuleRejectedError(ProblemError):
@@ -158,14 +177,14 @@ _BY_CODE: dict[str, type[ProblemError]] = {
     "invalid_request": InvalidRequestError,
     "invalid_cases": InvalidCasesError,
     # A run's input files: refused by the request, not by the module.
-    "invalid_file_path": InvalidRequestError,
-    "duplicate_file_path": InvalidRequestError,
-    "file_type_not_allowed": InvalidRequestError,
-    "too_many_files": InvalidRequestError,
-    "invalid_archive": InvalidRequestError,
-    "files_and_archive": InvalidRequestError,
-    "invalid_collect": InvalidRequestError,
-    "files_too_large": PayloadTooLargeError,
+    "invalid_file_path": InvalidFilesError,
+    "duplicate_file_path": InvalidFilesError,
+    "file_type_not_allowed": InvalidFilesError,
+    "too_many_files": InvalidFilesError,
+    "invalid_archive": InvalidFilesError,
+    "files_and_archive": InvalidFilesError,
+    "invalid_collect": InvalidFilesError,
+    "files_too_large": FilesTooLargeError,
     "module_not_found": StoredModuleNotFoundError,
     "storage_quota_exceeded": StorageQuotaExceededError,
     "rate_limited": RateLimitedError,

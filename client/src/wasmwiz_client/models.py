@@ -1,14 +1,19 @@
-"""What the service answers: runs (one or a batch), stored modules, and the key's budgets."""
+"""What the service answers: runs (one or a batch) and the files they left, stored modules,
+and the key's budgets."""
 
 from __future__ import annotations
 
 import base64
 import enum
+import os
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Any
+
+from wasmwiz_client._files import write_collected
 
 
 class Outcome(enum.StrEnum):
@@ -52,8 +57,35 @@ class RateLimit:
 
 
 @dataclass(frozen=True, slots=True)
+class CollectedFile:
+    """A regular file the run left in its directory that `collect` matched.
+
+    `path` is relative to the run's directory (`out/result.csv`); `sha256` is the hex
+    SHA-256 of the whole file. `content` is its exact bytes, or None when the service left
+    it out: the collected files' contents together passed its output cap
+    (`ExecutionResult.files_truncated` is then true).
+    """
+
+    path: str
+    size: int
+    sha256: str
+    content: bytes | None
+
+    @classmethod
+    def from_response(cls, body: Mapping[str, Any]) -> CollectedFile:
+        content = body.get("content")
+        return cls(
+            path=str(body["path"]),
+            size=int(body["size"]),
+            sha256=str(body["sha256"]),
+            content=None if content is None else base64.b64decode(str(content), validate=True),
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class ExecutionResult:
-    """One run. `stdout` and `stderr` are the exact bytes the program wrote."""
+    """One run. `stdout` and `stderr` are the exact bytes the program wrote; `files` are
+    the files it left that `collect` asked for, in path order."""
 
     execution_id: uuid.UUID
     status: Outcome | str  # a str only for an outcome newer than this client
@@ -70,6 +102,8 @@ class ExecutionResult:
     rate_limit: RateLimit | None
     fuel_consumed_is_lower_bound: bool = False
     cached: bool = False  # answered from the service's result cache: nothing ran
+    files: tuple[CollectedFile, ...] = ()
+    files_truncated: bool = False  # some of `files` have no content: over the output cap
 
     @property
     def ok(self) -> bool:
@@ -85,6 +119,17 @@ class ExecutionResult:
     def text(self) -> str:
         """stdout as text (invalid UTF-8 replaced)."""
         return self.stdout.decode("utf-8", errors="replace")
+
+    def write_files(self, directory: str | os.PathLike[str]) -> list[Path]:
+        """Write the collected files under `directory` (made if missing), each at its path
+        there, and return the paths written. Files without content (`files_truncated`)
+        are skipped.
+
+        A path that would leave the directory (absolute, `..`, …) or a symbolic link
+        already in it on the way raises `UnsafePathError`, the paths before anything is
+        written; the service never sends such a path, and this does not trust that it won't.
+        """
+        return write_collected(self.files, directory)
 
     @classmethod
     def from_response(cls, body: Mapping[str, Any], headers: Mapping[str, str]) -> ExecutionResult:
@@ -108,6 +153,8 @@ class ExecutionResult:
                 body.get("fuel_consumed_is_lower_bound", status == Outcome.TIMEOUT)
             ),
             cached=bool(body.get("cached", False)),
+            files=tuple(CollectedFile.from_response(item) for item in body.get("files") or ()),
+            files_truncated=bool(body.get("files_truncated", False)),
         )
 
 

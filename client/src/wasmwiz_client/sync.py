@@ -10,6 +10,7 @@ from typing import Any, Self
 
 import httpx
 
+from wasmwiz_client._files import ArchiveSource, InputFiles
 from wasmwiz_client._protocol import (
     BATCH_PATH,
     DEFAULT_TIMEOUT,
@@ -97,6 +98,9 @@ class Client:
         seed: int | None = None,
         max_fuel: int | None = None,
         cache: bool | None = None,
+        files: InputFiles | None = None,
+        archive: ArchiveSource | None = None,
+        collect: Sequence[str] | None = None,
     ) -> ExecutionResult:
         """Run a module: `wasm` is its bytes (binary or WAT text) or a path to its file, or
         `module` is a stored module's id or name (one of the two; ValueError otherwise).
@@ -105,6 +109,14 @@ class Client:
         the same request prints the same bytes; `max_fuel` caps the work it may do.
         A deterministic run with a `seed` may be answered from the service's result
         cache (the result's `cached` is then true); `cache=False` always runs it.
+
+        `files` puts files in the run's directory, which the program sees at `/`: a mapping
+        of path there (`data/in.csv`) to content (bytes, a Path, or a binary file), or a
+        list of (path, content) pairs. Or `archive`, a tar, tar.gz or zip (bytes or a path)
+        expanded there; not both. `collect` (glob patterns: `["out/*"]`, `["**"]`) asks for
+        the files the run leaves, returned in the result's `files` (`write_files` saves
+        them under a directory).
+
         Returns the result whatever the program did (check `.status`); raises a
         `ProblemError` subclass when the service refuses the request.
         """
@@ -119,6 +131,9 @@ class Client:
             seed=seed,
             max_fuel=max_fuel,
             cache=cache,
+            files=files,
+            archive=archive,
+            collect=collect,
         )
         return read_execution(self._request("POST", EXECUTE_PATH, **request))
 

@@ -4,9 +4,13 @@
 //!     echo "Ada" | cargo run --release -- ../../src/wasmwiz/examples/echo.wat
 //!
 //! With `--name echo` it stores the module under that name first and runs it by reference.
+//! `--file PATH` (repeatable) puts a local file in the run's directory under its base name;
+//! `--collect PATTERN` brings back the files the run leaves that match it, printed after
+//! its output.
 //!
 //! std has no HTTP client, TLS or JSON, so this speaks HTTP/1.1 over a TcpStream, builds the
-//! multipart body by hand and reads the few JSON fields it needs with a tiny parser. It
+//! multipart body by hand, and reads the few JSON fields it needs and decodes base64 with
+//! small functions of its own. It
 //! therefore talks plain `http://` only; for HTTPS use a client crate such as `ureq` or
 //! `reqwest` with `serde_json`.
 
@@ -20,19 +24,28 @@ use std::time::Duration;
 fn main() {
     let url = env::var("WASMWIZ_URL").unwrap_or_else(|_| "http://127.0.0.1:8080".into());
     let key = env::var("WASMWIZ_API_KEY").unwrap_or_default();
-    let mut args: Vec<String> = env::args().skip(1).collect();
-    let name = if args.len() > 1 && args[0] == "--name" {
-        args.remove(0);
-        Some(args.remove(0))
-    } else {
-        None
-    };
-    if key.is_empty() || args.len() != 1 {
-        eprintln!("usage: WASMWIZ_API_KEY=ww_... wasmwiz-example [--name NAME] MODULE < input");
-        exit(2);
+    let usage = "usage: WASMWIZ_API_KEY=ww_... wasmwiz-example [--name NAME] [--file PATH]... \
+                 [--collect PATTERN] MODULE < input";
+    let mut args = env::args().skip(1);
+    let (mut name, mut files, mut collect, mut module_path) = (None, Vec::new(), None, None);
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--name" | "--file" | "--collect" => {
+                let value = args.next().unwrap_or_else(|| fail(usage));
+                match arg.as_str() {
+                    "--name" => name = Some(value),
+                    "--file" => files.push(value),
+                    _ => collect = Some(value),
+                }
+            }
+            _ if module_path.is_none() => module_path = Some(arg),
+            _ => fail(usage),
+        }
     }
-    let path = &args[0];
-    let module = std::fs::read(path).unwrap_or_else(|e| fail(&format!("{path}: {e}")));
+    let Some(path) = module_path.filter(|_| !key.is_empty()) else {
+        fail(usage)
+    };
+    let module = std::fs::read(&path).unwrap_or_else(|e| fail(&format!("{path}: {e}")));
     let mut stdin = Vec::new();
     io::stdin()
         .read_to_end(&mut stdin)
@@ -58,6 +71,17 @@ fn main() {
     }
     file_part(&mut body, boundary, "input", "input", &stdin);
     text_part(&mut body, boundary, "args", "[]"); // a JSON array of strings
+
+    // One `files` part per file, its filename the file's path in the run's directory.
+    for file in &files {
+        let content = std::fs::read(file).unwrap_or_else(|e| fail(&format!("{file}: {e}")));
+        let base = file.rsplit('/').next().unwrap_or(file);
+        file_part(&mut body, boundary, "files", base, &content);
+    }
+    if let Some(pattern) = &collect {
+        // A JSON array of globs; a pattern with `"` or `\` would need escaping here.
+        text_part(&mut body, boundary, "collect", &format!("[\"{pattern}\"]"));
+    }
     body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
 
     // A trap or a timeout is a 200 too: `status` says how the run ended.
@@ -78,6 +102,61 @@ fn main() {
         "{}",
         json.get("stderr").and_then(Json::as_str).unwrap_or("")
     );
+    // Each collected file; a program that writes them to disk must keep every path inside
+    // its directory (no absolute path, no `..`).
+    let no_files = Vec::new();
+    let collected = match json.get("files") {
+        Some(Json::Array(items)) => items,
+        _ => &no_files,
+    };
+    let mut stdout = io::stdout();
+    for file in collected {
+        let path = file.get("path").and_then(Json::as_str).unwrap_or("?");
+        let size = match file.get("size") {
+            Some(Json::Number(n)) => *n as u64,
+            _ => 0,
+        };
+        match file.get("content").and_then(Json::as_str) {
+            // null: past the service's cap on collected files
+            None => println!("file: {path} ({size} bytes, not sent: over the cap)"),
+            Some(content) => {
+                println!("file: {path} ({size} bytes)");
+                let bytes = base64_decode(content).unwrap_or_else(|| fail("bad base64"));
+                stdout
+                    .write_all(&bytes)
+                    .unwrap_or_else(|e| fail(&e.to_string()));
+            }
+        }
+    }
+}
+
+/// Standard base64 (with `=` padding) to bytes; None for anything else.
+fn base64_decode(text: &str) -> Option<Vec<u8>> {
+    let digit = |c: u8| -> Option<u32> {
+        Some(match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' => 62,
+            b'/' => 63,
+            _ => return None,
+        } as u32)
+    };
+    let data = text.as_bytes();
+    let mut out = Vec::with_capacity(data.len() / 4 * 3);
+    for quad in data.chunks(4) {
+        let padding = quad.iter().rev().take_while(|&&c| c == b'=').count();
+        if quad.len() != 4 || padding > 2 {
+            return None;
+        }
+        let mut bits = 0u32;
+        for &c in &quad[..4 - padding] {
+            bits = (bits << 6) | digit(c)?;
+        }
+        bits <<= 6 * padding as u32;
+        out.extend_from_slice(&bits.to_be_bytes()[1..4 - padding]);
+    }
+    Some(out)
 }
 
 /// POSTs the form to {url}{path} and returns its 2xx JSON answer; on a refusal it prints the
@@ -216,7 +295,7 @@ fn dechunk(mut data: &[u8]) -> Vec<u8> {
 }
 
 /// Just enough JSON to read a response: objects, arrays, strings, numbers, true/false/null.
-#[allow(dead_code)] // the example reads only strings and numbers; arrays and bools parse too
+#[allow(dead_code)] // the example reads strings, numbers and arrays; booleans parse too
 enum Json {
     Null,
     Bool(bool),

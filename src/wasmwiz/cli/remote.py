@@ -4,16 +4,18 @@ The program's stdout and stderr are written byte for byte to ours, and its exit 
 becomes ours, so the command drops into shell pipelines. When the program could not
 finish on its own, or the service refused the request, one line on stderr says why and
 the exit code says which (the codes are documented in docs/api-reference.md). The
-module is a file, or one stored on the service (`remote modules`), by id or name.
+module is a file, or one stored on the service (`remote modules`), by id or name. Local
+files go into the run's directory and the files it leaves come back (remote_files).
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from typing import BinaryIO
 
-from wasmwiz.cli import remote_batch, remote_modules
+from wasmwiz.cli import remote_batch, remote_files, remote_modules
 from wasmwiz.cli.remote_calls import (
     EXIT_STOPPED,
     EXIT_TIMEOUT,
@@ -66,6 +68,7 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         default=None,
         help="run it even if the service has the result of this deterministic request cached",
     )
+    remote_files.add_arguments(run)
     add_retry_flag(run)
     run.set_defaults(remote_handler=run_remotely)
     remote_modules.add_parser(remote_commands)
@@ -83,29 +86,40 @@ def dispatch(args: argparse.Namespace, *, stdin: BinaryIO | None = None) -> int:
 def run_remotely(args: argparse.Namespace, stdin: BinaryIO) -> int:
     path, reference = module_target(args.module, args.module_ref)
     env = dict(_split_env(item) for item in args.env)
+    files = remote_files.file_options(args)
 
     def execute(client: Client) -> int:
-        result = client.execute(
-            path,
-            module=reference,
-            input=_read_input(args.input, stdin),
-            args=args.guest_args,
-            env=env,
-            deterministic=args.deterministic or None,
-            seed=args.seed,
-            max_fuel=args.max_fuel,
-            cache=args.cache,
-        )
-        return report(result)
+        try:
+            result = client.execute(
+                path,
+                module=reference,
+                input=_read_input(args.input, stdin),
+                args=args.guest_args,
+                env=env,
+                deterministic=args.deterministic or None,
+                seed=args.seed,
+                max_fuel=args.max_fuel,
+                cache=args.cache,
+                files=files.files,
+                archive=files.archive,
+                collect=files.collect,
+            )
+        except ValueError as exc:  # an argument the client will not send (e.g. a file's path)
+            raise UsageError(str(exc)) from None
+        return report(result, files.output_dir)
 
     return with_client(args, execute)
 
 
-def report(result: ExecutionResult) -> int:
+def report(result: ExecutionResult, output_dir: Path | None = None) -> int:
+    """The program's streams as ours, its collected files written (when asked), and the
+    exit code; a run the sandbox stopped gets one line saying how, last."""
     sys.stdout.buffer.write(result.stdout)
     sys.stdout.flush()
     sys.stderr.buffer.write(result.stderr)
     sys.stderr.flush()
+    if output_dir is not None:
+        remote_files.save_collected(result, output_dir)
     if result.finished:
         return result.exit_code or 0
     fail(outcome_line(result.status, result.error))

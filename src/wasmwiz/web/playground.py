@@ -53,6 +53,8 @@ async def playground(
         "limits": {
             "max_wasm_size": form.max_wasm_size,
             "max_input_size": form.max_input_size,
+            "max_files_size": form.files.max_bytes,
+            "max_files": form.files.max_entries,
             "max_output_size": limits.max_output_bytes,
             "timeout": limits.timeout_seconds,
             "memory": limits.memory_bytes,
@@ -88,7 +90,8 @@ async def upload(
 
 
 def run_summary(result: RunResult) -> dict[str, object]:
-    """The run as the page shows it; binary output also comes as base64 for a download."""
+    """The run as the page shows it; binary output also comes as base64 for a download, and
+    the collected files' contents always do (the page offers each as a download)."""
     return {
         "status": result.outcome.value,
         "error": result.error,
@@ -99,6 +102,18 @@ def run_summary(result: RunResult) -> dict[str, object]:
         "module_sha256": result.module_sha256,
         "stdout": _stream(result.stdout, result.stdout_truncated),
         "stderr": _stream(result.stderr, result.stderr_truncated),
+        "files": [
+            {
+                "path": file.path,
+                "size": file.size,
+                "sha256": file.sha256,
+                "content": None
+                if file.content is None
+                else base64.b64encode(file.content).decode("ascii"),
+            }
+            for file in result.files
+        ],
+        "files_truncated": result.files_truncated,
     }
 
 

@@ -1,5 +1,6 @@
 // The playground: pick or paste a module, check it against the server's limits, run it
-// through POST /upload and show the result. Output is always shown as text, never HTML.
+// through POST /upload and show the result. Output is always shown as text, never HTML;
+// the files a run wrote are offered as downloads made here from their base64 content.
 "use strict";
 
 (function () {
@@ -9,7 +10,9 @@
   }
   var limits = {
     wasm: Number(form.dataset.maxWasmSize),
-    input: Number(form.dataset.maxInputSize)
+    input: Number(form.dataset.maxInputSize),
+    files: Number(form.dataset.maxFilesSize),
+    fileCount: Number(form.dataset.maxFiles)
   };
   var $ = function (id) { return document.getElementById(id); };
   var fileInput = $("wasm-file");
@@ -22,8 +25,11 @@
   var progressBar = $("progress-bar");
   var progressText = $("progress-text");
   var resultPanel = $("result");
+  var runFiles = $("run-files");
   var selectedFile = null;
   var mode = "file";
+  var collectAsked = false;
+  var fileUrls = [];
 
   var OUTCOMES = {
     success: "The program finished normally.",
@@ -162,6 +168,7 @@
       data.append("module", $("runtime").value);
       data.append("input", code, "program");
       appendArgsAndEnv(data);
+      appendFiles(data);
       return data;
     }
     if (mode === "file") {
@@ -188,6 +195,7 @@
     }
     if (input.size) { data.append("input", input, "stdin"); }
     appendArgsAndEnv(data);
+    appendFiles(data);
     return data;
   }
 
@@ -196,6 +204,21 @@
     if (args.length) { data.append("args", JSON.stringify(args)); }
     var env = parseEnv($("env").value);
     if (Object.keys(env).length) { data.append("env", JSON.stringify(env)); }
+  }
+
+  // Each chosen file is a `files` part named as the file: its path in the run's directory.
+  function appendFiles(data) {
+    var chosen = Array.prototype.slice.call(runFiles.files);
+    if (chosen.length > limits.fileCount) {
+      throw new Error(chosen.length + " files are chosen; a run takes at most " + limits.fileCount + ".");
+    }
+    var total = chosen.reduce(function (sum, file) { return sum + file.size; }, 0);
+    if (total > limits.files) {
+      throw new Error("The files are " + formatBytes(total) + " in all; the limit is " + formatBytes(limits.files) + ".");
+    }
+    chosen.forEach(function (file) { data.append("files", file, file.name); });
+    var patterns = splitWords($("collect").value, "The patterns to collect");
+    if (patterns.length) { data.append("collect", JSON.stringify(patterns)); }
   }
 
   function setBusy(busy, message) {
@@ -234,15 +257,54 @@
     note.textContent = notes.join(" ");
     if (link.href) { URL.revokeObjectURL(link.href); }
     if (stream.binary && stream.base64) {
-      var raw = atob(stream.base64);
-      var bytes = new Uint8Array(raw.length);
-      for (var i = 0; i < raw.length; i++) { bytes[i] = raw.charCodeAt(i); }
-      link.href = URL.createObjectURL(new Blob([bytes], { type: "application/octet-stream" }));
+      link.href = downloadUrl(stream.base64);
       link.hidden = false;
     } else {
       link.removeAttribute("href");
       link.hidden = true;
     }
+  }
+
+  // A blob: URL of the bytes base64 holds, to download as they are.
+  function downloadUrl(base64) {
+    var raw = atob(base64);
+    var bytes = new Uint8Array(raw.length);
+    for (var i = 0; i < raw.length; i++) { bytes[i] = raw.charCodeAt(i); }
+    return URL.createObjectURL(new Blob([bytes], { type: "application/octet-stream" }));
+  }
+
+  // The files the run wrote that `collect` matched: each a download named as the file,
+  // or, past the server's cap on collected files, its path and size only.
+  function showFiles(files, truncated) {
+    fileUrls.forEach(function (url) { URL.revokeObjectURL(url); });
+    fileUrls = [];
+    var list = $("files-list");
+    list.textContent = "";
+    $("files-section").hidden = !collectAsked && files.length === 0;
+    $("files-empty").hidden = files.length > 0;
+    $("files-note").textContent = truncated ?
+      "Some files were too large to send back: they passed the limit on collected files." : "";
+    files.forEach(function (file) {
+      var item = document.createElement("li");
+      var size = document.createElement("span");
+      size.className = "file-size";
+      size.textContent = formatBytes(file.size);
+      var name;
+      if (file.content === null) {
+        name = document.createElement("span");
+        size.textContent += ", not sent back";
+      } else {
+        name = document.createElement("a");
+        name.href = downloadUrl(file.content);
+        name.download = file.path.split("/").pop();
+        fileUrls.push(name.href);
+      }
+      name.className = "file-path";
+      name.textContent = file.path;
+      item.appendChild(name);
+      item.appendChild(size);
+      list.appendChild(item);
+    });
   }
 
   // One sentence per outcome: the server's `error` repeats the outcome's name ("trap: …")
@@ -277,6 +339,7 @@
       result.fuel_consumed.toLocaleString("en");
     showStream("stdout", result.stdout);
     showStream("stderr", result.stderr);
+    showFiles(result.files, result.files_truncated);
   }
 
   // A refusal (429, 422, 503…) is this run's result: shown in the panel, not below the form.
@@ -294,6 +357,8 @@
     var nothing = { text: "", truncated: false, binary: false, bytes: 0 };
     showStream("stdout", nothing);
     showStream("stderr", nothing);
+    collectAsked = false;
+    showFiles([], false);
   }
 
   function run() {
@@ -305,6 +370,7 @@
       showError(error.message);
       return;
     }
+    collectAsked = data.has("collect");
     var request = new XMLHttpRequest();
     request.open("POST", "/upload");
     request.setRequestHeader("X-CSRF-Token", form.dataset.csrf);
