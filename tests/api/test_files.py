@@ -246,3 +246,17 @@ async def test_a_batch_refuses_bad_files_as_a_single_run_does(
     )
     assert response.status_code == 400
     assert response.json()["code"] == "invalid_file_path"
+
+
+async def test_empty_file_fields_are_no_files(client: httpx.AsyncClient, account: Account) -> None:
+    """As Swagger UI's "Try it out" sends a form: `files=` and `archive=` left empty."""
+    response = await client.post(
+        "/api/v1/execute",
+        headers=account.headers,
+        files=[("wasm", ("copy.wasm", COPY))],
+        data={"files": "", "archive": ""},
+    )
+    body = response.json()
+    assert response.status_code == 200, body
+    assert body["status"] == "exit_nonzero"  # no directory: in.txt cannot be opened
+    assert body["files"] == []

@@ -168,8 +168,11 @@ def input_entries(
     """The run's directory from the `files` parts or the `archive` (an empty one for
     `collect` alone), or None when the form asks for no directory. The execute and batch
     forms share it."""
-    archive, first = parts.get("archive"), parts.get("files")
-    if archive is not None and first is not None:
+    archive = parts.get("archive")
+    if archive is not None and archive.size == 0:
+        archive = None  # an empty field is no archive (forms such as Swagger UI's send one)
+    given = _given_files(parts.get("files"))
+    if archive is not None and given:
         raise InvalidRequest(
             "Send the input files as `files` parts or as one `archive`, not both.",
             code=ProblemCode.FILES_AND_ARCHIVE,
@@ -177,8 +180,8 @@ def input_entries(
     try:
         if archive is not None:
             return tuple(from_archive(bytes(archive.contents), limits))
-        if first is not None:
-            pairs = [(part.filename or "", part.data) for part in [first, *first.more]]
+        if given:
+            pairs = [(part.filename or "", part.data) for part in given]
             return tuple(from_parts(pairs, limits))
     except FilesRefused as refusal:
         status = PayloadTooLarge if refusal.code.status == 413 else InvalidRequest
@@ -190,7 +193,8 @@ async def input_entries_async(
     parts: Mapping[str, FormPart], limits: InputLimits
 ) -> tuple[InputEntry, ...] | None:
     """`input_entries`, off the event loop when there is an archive to expand."""
-    if "archive" in parts:
+    archive = parts.get("archive")
+    if archive is not None and archive.size:
         return await asyncio.to_thread(input_entries, parts, limits)
     return input_entries(parts, limits)
 
@@ -276,6 +280,11 @@ _DEFAULTS = {name: _default(field) for name, field in _FIELDS.items() if not fie
 
 def _payload(part: FormPart, name: str) -> bytes | memoryview:
     return part.contents
+
+
+def _optional_payload(part: FormPart, name: str) -> bytes | memoryview | None:
+    """A file field that may be left empty: empty, it is not there."""
+    return part.contents if part.size else None
 
 
 def _parse_module_reference(part: FormPart, name: str) -> str | None:
@@ -419,9 +428,16 @@ _SURROGATES = "`{field}` contains a lone surrogate (\\ud800-\\udfff), which is n
 
 
 def _file_parts(part: FormPart, name: str) -> list[bytes | memoryview]:
-    """Every `files` part's bytes, in order (a repeatable field's first part holds the
-    others; `input_entries` reads their filenames)."""
-    return [each.contents for each in [part, *part.more]]
+    """Every `files` part's bytes, in order (`input_entries` reads their filenames)."""
+    return [each.contents for each in _given_files(part)]
+
+
+def _given_files(first: FormPart | None) -> list[FormPart]:
+    """The `files` parts (a repeatable field's first part holds the others), but empty
+    ones without a filename: a form's file field left empty (Swagger UI sends one)."""
+    if first is None:
+        return []
+    return [part for part in [first, *first.more] if part.size or part.filename]
 
 
 _COLLECT_MESSAGE = (
@@ -458,7 +474,7 @@ _DECODERS: dict[str, Callable[[FormPart, str], object]] = {
     "seed": _parse_integer,
     "max_fuel": _parse_integer,
     "files": _file_parts,
-    "archive": _payload,
+    "archive": _optional_payload,
     "collect": _parse_collect,
     "cache": _parse_boolean,
 }

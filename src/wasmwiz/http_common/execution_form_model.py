@@ -189,7 +189,9 @@ class ExecutionForm(BaseModel):
             "the file's path in it (`data/in.csv`; parent directories are made). At most "
             "FILES_MAX_INPUT_BYTES (16 MiB) and FILES_MAX_INPUT_ENTRIES (1,000) entries in "
             "all. Not with `archive`. A run given `files`, `archive` or `collect` has a "
-            "directory (an empty one, with `collect` alone); other runs have none."
+            "directory (an empty one, with `collect` alone); other runs have none.",
+            # What Swagger UI's "Try it out" starts from: no file (else it sends "string").
+            json_schema_extra={"example": []},
         ),
         FieldRules(ProblemCode.FILES_TOO_LARGE, "The input files"),
     ] = Field(default_factory=list)
@@ -199,7 +201,7 @@ class ExecutionForm(BaseModel):
             description="Instead of `files`, one tar, tar.gz or zip archive (recognised by "
             "content) expanded into the run's directory, empty directories included. Links, "
             "devices and FIFOs are refused; the expanded size counts against "
-            "FILES_MAX_INPUT_BYTES as it is expanded.",
+            "FILES_MAX_INPUT_BYTES as it is expanded. An empty field is no archive.",
             json_schema_extra=_absent_not_null,
         ),
         FieldRules(ProblemCode.FILES_TOO_LARGE, "The archive"),
