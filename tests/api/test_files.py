@@ -260,3 +260,22 @@ async def test_empty_file_fields_are_no_files(client: httpx.AsyncClient, account
     assert response.status_code == 200, body
     assert body["status"] == "exit_nonzero"  # no directory: in.txt cannot be opened
     assert body["files"] == []
+
+
+async def test_a_run_the_files_budget_cannot_hold_is_server_busy(
+    server_factory: ServerFactory, migrated_database_url: str
+) -> None:
+    """A run with files starts only if the budget holds its input and 1 MiB more."""
+    MiB = 1024 * 1024
+    server = server_factory(
+        files_budget=2 * MiB, files_quota=2 * MiB, files_max_input_bytes=2 * MiB
+    )
+    account = await create_account(migrated_database_url)
+    async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:
+        refused = await run(client, account, COPY, files=[("in.txt", bytes(1536 * 1024))])
+        fits = await run(client, account, COPY, files=[("in.txt", bytes(512 * 1024))])
+    assert refused.status_code == 503, refused.text
+    assert refused.json()["code"] == "server_busy"
+    assert "room for run directories" in refused.json()["detail"]
+    assert refused.headers["Retry-After"]
+    assert fits.json()["status"] == "success", fits.text
