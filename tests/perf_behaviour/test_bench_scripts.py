@@ -48,6 +48,7 @@ def test_every_bench_section_runs_in_quick_mode(tmp_path: Path) -> None:
         "big_module",
         "cpu",
         "stored_modules",
+        "files",
         "soak",
     }
     assert sections["request_path"]["figures"]["whole app as ASGI (no socket)"] > 0
@@ -60,6 +61,9 @@ def test_every_bench_section_runs_in_quick_mode(tmp_path: Path) -> None:
     assert stored["by_reference_p50"] > 0
     assert stored["batch_cases_per_second"] > 0
     assert stored["cpu_batch_serial_per_second"] > 0
+    files = sections["files"]["figures"]
+    assert files["sandbox_empty_p50"] > 0
+    assert files["http_copy_1mib_p50"] > 0
     soak = sections["soak"]["figures"]
     assert soak["unexpected"] == 0
     assert soak["executed"] > 0

@@ -359,7 +359,8 @@ def _urllib_post(url: str, body: bytes, headers: dict[str, str]) -> tuple[int, b
 
 
 EARLY_CASES = [
-    pytest.param(16_000_000, True, 413, "request_too_large", id="413-too-large"),
+    # Over the execute form's whole limit (module, stdin, input files: about 28.5 MB).
+    pytest.param(32_000_000, True, 413, "request_too_large", id="413-too-large"),
     pytest.param(5_000_000, False, 401, "unauthorized", id="401-no-key"),
 ]
 
