@@ -29,10 +29,11 @@ import time
 import wasmtime
 
 from wasmwiz.sandbox.compiler import CompiledModule
-from wasmwiz.sandbox.engine import MAX_TABLE_ELEMENTS, EngineContext, fuel_budget, get_export
+from wasmwiz.sandbox.engine import MAX_TABLE_ELEMENTS, EngineContext, fuel_budget
 from wasmwiz.sandbox.guest import RunState, bind_run
 from wasmwiz.sandbox.models import Limits, Outcome, RunRequest, RunResult, SandboxError
 from wasmwiz.sandbox.validation import summarize
+from wasmwiz.sandbox.wasmtime_ffi import call_nullary, memory_size
 
 WASM_PAGE = 65536
 
@@ -75,7 +76,7 @@ def run_compiled(
         started = time.perf_counter()
         try:
             instance = compiled.instance_pre.instantiate(store)
-            get_export(store, instance, "_start")(store)
+            call_nullary(store, instance, "_start")
         except (wasmtime.Trap, wasmtime.WasmtimeError) as exc:
             failure = exc
         duration = time.perf_counter() - started
@@ -156,8 +157,7 @@ def _describe(trap: wasmtime.Trap) -> str:
 def _memory_size(store: wasmtime.Store, instance: wasmtime.Instance | None) -> int:
     if instance is None:
         return 0
-    memory = get_export(store, instance, "memory")
-    return int(memory.data_len(store)) if isinstance(memory, wasmtime.Memory) else 0
+    return memory_size(store, instance, "memory")
 
 
 def _remaining_fuel(store: wasmtime.Store) -> int:
