@@ -268,7 +268,8 @@ class ExecutionService:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._batch_timeout
         waiting = collections.deque(enumerate(batch.cases))
-        results: list[tuple[datetime, RunResult] | None] = [None] * len(batch.cases)
+        taken_at: list[datetime | None] = [None] * len(batch.cases)
+        finished: list[RunResult | None] = [None] * len(batch.cases)
 
         def take() -> tuple[int, RunRequest] | None:
             # On a sandbox worker thread; a deque's popleft is atomic across threads.
@@ -278,7 +279,7 @@ class ExecutionService:
                 index, case = waiting.popleft()
             except IndexError:
                 return None
-            results[index] = (self._clock(), _not_run(compiled, "the run did not finish"))
+            taken_at[index] = self._clock()
             return index, RunRequest(
                 stdin=case.stdin,
                 args=tuple(case.args),
@@ -328,9 +329,7 @@ class ExecutionService:
                 timed[0] += len(ran)
                 timed[1] += loop.time() - started
                 for index, result in ran:
-                    started_at = results[index]
-                    assert started_at is not None
-                    results[index] = (started_at[0], result)
+                    finished[index] = result
                 await join_if_long()
 
         # The first slice is one run: enough to tell a long run from a short one.
@@ -341,8 +340,12 @@ class ExecutionService:
         await first
         while helpers:  # a list that join_if_long may still extend: wait for all of it
             await helpers.pop()
+        not_finished = _not_run(compiled, "the run did not finish")
         not_started = _not_run(compiled, "the batch's time budget ran out")
-        return [result or (self._clock(), not_started) for result in results]
+        return [
+            (self._clock(), not_started) if at is None else (at, result or not_finished)
+            for at, result in zip(taken_at, finished, strict=True)
+        ]
 
 
 async def _already_read(request: ExecutionRequest) -> ExecutionRequest:
