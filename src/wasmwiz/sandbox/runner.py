@@ -33,7 +33,7 @@ from wasmwiz.sandbox.engine import MAX_TABLE_ELEMENTS, EngineContext, fuel_budge
 from wasmwiz.sandbox.guest import RunState, bind_run
 from wasmwiz.sandbox.models import Limits, Outcome, RunRequest, RunResult, SandboxError
 from wasmwiz.sandbox.validation import summarize
-from wasmwiz.sandbox.wasmtime_ffi import call_nullary, memory_size
+from wasmwiz.sandbox.wasmtime_ffi import call_nullary, instantiate, memory_size
 
 WASM_PAGE = 65536
 
@@ -75,7 +75,7 @@ def run_compiled(
         state.start_clock()
         started = time.perf_counter()
         try:
-            instance = compiled.instance_pre.instantiate(store)
+            instance = instantiate(compiled.instance_pre, store)
             call_nullary(store, instance, "_start")
         except (wasmtime.Trap, wasmtime.WasmtimeError) as exc:
             failure = exc

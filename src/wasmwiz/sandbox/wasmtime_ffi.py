@@ -2,8 +2,8 @@
 
 wasmtime-py wraps only part of wasmtime's C API. The sandbox needs a few things it does
 not wrap (stdin from bytes, one export looked up by name, host functions through the
-unchecked C callback) or wraps at a cost a short run notices (calling `_start`, reading a
-memory's size), and reaches them through `wasmtime._ffi` and private attributes
+unchecked C callback) or wraps at a cost a short run notices (instantiating, calling
+`_start`, reading a memory's size), and reaches them through `wasmtime._ffi` and private attributes
 (`Store._context()`, `Instance._instance`, `Caller._invalidate()`,
 `WasmtimeError._from_ptr`). Those can change in any release, so they live here alone,
 and importing this module with another major version of wasmtime fails at once with a
@@ -68,6 +68,21 @@ def _raw_export(store: wasmtime.Store, instance: wasmtime.Instance, name: str) -
         ctypes.byref(item),
     )  # fmt: skip
     return item if found else None
+
+
+def instantiate(instance_pre: wasmtime.InstancePre, store: wasmtime.Store) -> wasmtime.Instance:
+    """`instance_pre.instantiate(store)`, raising the same `Trap` or `WasmtimeError`, without
+    the context manager and checks wasmtime-py wraps around every call into wasm."""
+    instance = ffi.wasmtime_instance_t()
+    trap = ctypes.POINTER(ffi.wasm_trap_t)()
+    error = ffi.wasmtime_instance_pre_instantiate(
+        instance_pre.ptr(), store._context(), ctypes.byref(instance), ctypes.byref(trap)
+    )
+    if error:
+        raise wasmtime.WasmtimeError._from_ptr(error)
+    if trap:
+        raise wasmtime.Trap._from_ptr(trap)
+    return wasmtime.Instance._from_raw(instance)
 
 
 def call_nullary(store: wasmtime.Store, instance: wasmtime.Instance, name: str) -> None:
