@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import uuid
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
@@ -161,8 +161,19 @@ class ExecutionService:
             with sandbox_refusals(principal, admission.headers, self._metrics):
                 result = await self._run(principal, request)
 
+        self._count(principal, [result])
         execution_id = self._record(principal, started_at, len(request.stdin), result)
         return ExecutionReport(execution_id=execution_id, result=result, admission=admission)
+
+    def _count(self, principal: Principal, results: Iterable[RunResult]) -> None:
+        """Count runs in the metrics: each outcome's counter once, however many had it."""
+        outcomes: collections.Counter[str] = collections.Counter()
+        for result in results:
+            outcomes[result.outcome.value] += 1
+            self._metrics.execution_duration.observe(result.duration_seconds)
+            self._metrics.execution_fuel.observe(result.fuel_consumed)
+        for outcome, runs in outcomes.items():
+            self._metrics.executions.labels(outcome, principal.tier.name).inc(runs)
 
     def _record(
         self,
@@ -172,10 +183,7 @@ class ExecutionService:
         result: RunResult,
         batch_id: uuid.UUID | None = None,
     ) -> uuid.UUID:
-        """Count a run in the metrics and hand its usage record to the recorder."""
-        self._metrics.executions.labels(result.outcome.value, principal.tier.name).inc()
-        self._metrics.execution_duration.observe(result.duration_seconds)
-        self._metrics.execution_fuel.observe(result.fuel_consumed)
+        """Hand a run's usage record to the recorder; returns the run's execution id."""
         execution_id = uuid.uuid4()
         self._recorder.record(
             UsageRecord(
@@ -227,6 +235,7 @@ class ExecutionService:
                     results = await self._run_cases(principal, batch, compiled, more_slots)
             finally:
                 await self._gate.release_extra_slots(principal, extra)
+        self._count(principal, (result for _, result in results))
         batch_id = uuid.uuid4()
         ids = [
             self._record(principal, started_at, len(case.stdin), result, batch_id)
