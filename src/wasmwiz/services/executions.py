@@ -298,6 +298,21 @@ class ExecutionService:
                 seed=batch.options.seed,
             )
 
+        first_slice = [0.0, 0]  # when it began (on the worker thread), and runs it took
+
+        def take_while_short() -> tuple[int, RunRequest] | None:
+            # The first slice ends once its runs average 2 ms or more, the first of them
+            # long enough alone: then the loop decides whether they go side by side. Short
+            # runs go on to the end of the slice with no hop back here to decide.
+            began_at, runs = first_slice
+            if runs and (loop.time() - began_at) / runs >= _PARALLEL_RUN_SECONDS:
+                return None
+            if not runs:
+                first_slice[0] = loop.time()
+            item = take()
+            first_slice[1] += item is not None
+            return item
+
         began = loop.time()
         timed = [0, 0.0]  # runs done, and the seconds those runs took
         helpers: list[asyncio.Future[None]] = []
@@ -319,30 +334,28 @@ class ExecutionService:
                 others = await more_slots(min(len(waiting), _MAX_BATCH_WORKERS - 1))
                 helpers.extend(asyncio.ensure_future(worker()) for _ in range(others))
 
-        async def worker(first_slice: float = _BATCH_SLICE_SECONDS) -> None:
-            slice_seconds = first_slice
+        async def worker(next_take: Callable[[], tuple[int, RunRequest] | None] = take) -> None:
             while waiting and loop.time() < deadline:
                 try:
                     ran = await self._sandbox.run_series(
                         compiled,
-                        take,
+                        next_take,
                         limits,
                         account=principal.rate_limit_key,
-                        slice_seconds=slice_seconds,
+                        slice_seconds=_BATCH_SLICE_SECONDS,
                     )
                 except SandboxBusy:
                     # The server's queue is full: a batch waits its turn, within its budget.
                     await asyncio.sleep(_BUSY_WAIT_SECONDS)
                     continue
-                slice_seconds = _BATCH_SLICE_SECONDS
+                next_take = take
                 timed[0] += len(ran)
                 timed[1] += sum(result.duration_seconds for _, result in ran)
                 for index, result in ran:
                     finished[index] = result
                 await join_if_long()
 
-        # The first slice is one run: enough to tell a long run from a short one.
-        first = asyncio.ensure_future(worker(first_slice=0.0))
+        first = asyncio.ensure_future(worker(take_while_short))
         while len(batch.cases) > 1 and not widening and not first.done():
             await asyncio.wait([first], timeout=2 * _BATCH_SLICE_SECONDS)
             await join_if_long()
