@@ -74,12 +74,14 @@ def run_entries(temp: Path) -> set[str]:
 SCRATCH = r"wasmwiz-[0-9]+-[0-9a-f]{16}(/\.wasmwiz-scratch)?"
 
 
-async def fill(client: httpx.AsyncClient, account: Account) -> tuple[int, str]:
+async def fill(client: httpx.AsyncClient, account: Account, mode: str = "bytes") -> tuple[int, str]:
+    """`fill.wasm` in `mode`: "bytes" writes until refused; "hold" then keeps its file
+    until the time limit, so that runs started together hold theirs at the same time."""
     response = await client.post(
         "/api/v1/execute",
         headers=account.headers,
         files={"wasm": ("fill.wasm", FILL)},
-        data={"args": json.dumps(["bytes"]), "collect": "[]"},
+        data={"args": json.dumps([mode]), "collect": "[]"},
     )
     body = response.json()
     return response.status_code, body.get("output") or body.get("code", "")
@@ -100,7 +102,7 @@ async def test_twenty_concurrent_writers_stay_within_the_files_budget(tmp_path: 
         files_max_input_bytes=str(MiB),
         max_concurrent_executions="20",
         max_queued_executions="20",
-        execution_timeout="10",
+        execution_timeout="4",
     )
     try:
         async with httpx.AsyncClient(base_url=server.url, timeout=120) as client:
@@ -110,7 +112,7 @@ async def test_twenty_concurrent_writers_stay_within_the_files_budget(tmp_path: 
             )
             before = status_kib(server.process.pid, "VmRSS") * 1024
             outcomes = await asyncio.gather(
-                *(fill(client, accounts[i % len(accounts)]) for i in range(20))
+                *(fill(client, accounts[i % len(accounts)], "hold") for i in range(20))
             )
             peak = status_kib(server.process.pid, "VmHWM") * 1024
             # The budget is whole again: a writer alone gets its full quota.
@@ -121,13 +123,22 @@ async def test_twenty_concurrent_writers_stay_within_the_files_budget(tmp_path: 
     quota_hits = sum("Quota exceeded" in text for _, text in outcomes)
     budget_hits = sum("No space left on device" in text for _, text in outcomes)
     refused = sum(status == 503 and text == "server_busy" for status, text in outcomes)
+    # A writer starved of CPU by 19 others may meet the time limit before either bound.
+    unfinished = outcomes.count((200, ""))
     print(
         f"20 writers: {quota_hits} at their quota, {budget_hits} at the budget, "
-        f"{refused} refused; RSS {before / MiB:.0f} MiB before, peak {peak / MiB:.0f} MiB"
+        f"{refused} refused, {unfinished} out of time first; "
+        f"RSS {before / MiB:.0f} MiB before, peak {peak / MiB:.0f} MiB"
     )
-    assert quota_hits + budget_hits + refused == 20, outcomes
-    # 20 quotas (160 MiB) would not fit in the budget (48 MiB): it, not the quotas, bound them.
+    others = [
+        (status, text)
+        for status, text in outcomes
+        if not ("Quota exceeded" in text or "No space left" in text or text == "server_busy")
+    ]
+    assert quota_hits + budget_hits + refused + unfinished == 20, others
+    # 20 quotas held at once (160 MiB) do not fit in the budget (48 MiB): it bound them.
     assert budget_hits + refused > 0
+    assert quota_hits <= budget // quota
     # The directories' memory is the budget's; 20 runs' own memory and threads come on top.
     assert peak - before < budget + 48 * MiB
     assert after == (200, f"bytes stopped after {quota}: Quota exceeded (errno 19)\n")

@@ -230,6 +230,7 @@ def fuel_budget(limits: Limits) -> int:
 def _wasi_config(request: RunRequest) -> wasmtime.WasiConfig:
     wasi = wasmtime.WasiConfig()
     wasi.argv = [request.program_name, *request.args]
-    wasi.env = [list(pair) for pair in request.env]
+    if request.env:  # a new config's environment is already empty: no call to make
+        wasi.env = [list(pair) for pair in request.env]
     set_stdin_bytes(wasi, request.stdin)
     return wasi

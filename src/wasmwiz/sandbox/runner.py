@@ -30,7 +30,7 @@ import wasmtime
 
 from wasmwiz.sandbox import memfs, wasi_host
 from wasmwiz.sandbox.compiler import CompiledModule
-from wasmwiz.sandbox.engine import MAX_TABLE_ELEMENTS, EngineContext, fuel_budget, get_export
+from wasmwiz.sandbox.engine import MAX_TABLE_ELEMENTS, EngineContext, fuel_budget
 from wasmwiz.sandbox.file_output import collect
 from wasmwiz.sandbox.guest import RunState, bind_run
 from wasmwiz.sandbox.models import (
@@ -44,6 +44,7 @@ from wasmwiz.sandbox.models import (
 )
 from wasmwiz.sandbox.validation import summarize
 from wasmwiz.sandbox.wasi_files import FileTable
+from wasmwiz.sandbox.wasmtime_ffi import call_nullary, instantiate, memory_size
 
 WASM_PAGE = 65536
 
@@ -88,8 +89,8 @@ def run_compiled(
             state.start_clock()
             started = time.perf_counter()
             try:
-                instance = instance_pre.instantiate(store)
-                get_export(store, instance, "_start")(store)
+                instance = instantiate(instance_pre, store)
+                call_nullary(store, instance, "_start")
             except (wasmtime.Trap, wasmtime.WasmtimeError) as exc:
                 failure = exc
             duration = time.perf_counter() - started
@@ -212,8 +213,7 @@ def _describe(trap: wasmtime.Trap) -> str:
 def _memory_size(store: wasmtime.Store, instance: wasmtime.Instance | None) -> int:
     if instance is None:
         return 0
-    memory = get_export(store, instance, "memory")
-    return int(memory.data_len(store)) if isinstance(memory, wasmtime.Memory) else 0
+    return memory_size(store, instance, "memory")
 
 
 def _remaining_fuel(store: wasmtime.Store) -> int:

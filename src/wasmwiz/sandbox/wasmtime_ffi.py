@@ -2,7 +2,8 @@
 
 wasmtime-py wraps only part of wasmtime's C API. The sandbox needs a few things it does
 not wrap (stdin from bytes, one export looked up by name, host functions through the
-unchecked C callback), and reaches them through `wasmtime._ffi` and private attributes
+unchecked C callback) or wraps at a cost a short run notices (instantiating, calling
+`_start`, reading a memory's size), and reaches them through `wasmtime._ffi` and private attributes
 (`Store._context()`, `Instance._instance`, `Caller._invalidate()`,
 `WasmtimeError._from_ptr`). Those can change in any release, so they live here alone,
 and importing this module with another major version of wasmtime fails at once with a
@@ -55,13 +56,62 @@ def get_export(store: wasmtime.Store, instance: wasmtime.Instance, name: str) ->
     `Instance.exports()` wraps every export in Python on each call, which for a module
     with a million exports is seconds of GIL-holding work outside any deadline.
     """
+    item = _raw_export(store, instance, name)
+    return wrap_extern(item) if item is not None else None
+
+
+def _raw_export(store: wasmtime.Store, instance: wasmtime.Instance, name: str) -> Any:
     raw_name = name.encode()
     item = ffi.wasmtime_extern_t()
     found = ffi.wasmtime_instance_export_get(
         store._context(), ctypes.byref(instance._instance), raw_name, len(raw_name),
         ctypes.byref(item),
     )  # fmt: skip
-    return wrap_extern(item) if found else None
+    return item if found else None
+
+
+def instantiate(instance_pre: wasmtime.InstancePre, store: wasmtime.Store) -> wasmtime.Instance:
+    """`instance_pre.instantiate(store)`, raising the same `Trap` or `WasmtimeError`, without
+    the context manager and checks wasmtime-py wraps around every call into wasm."""
+    instance = ffi.wasmtime_instance_t()
+    trap = ctypes.POINTER(ffi.wasm_trap_t)()
+    error = ffi.wasmtime_instance_pre_instantiate(
+        instance_pre.ptr(), store._context(), ctypes.byref(instance), ctypes.byref(trap)
+    )
+    if error:
+        raise wasmtime.WasmtimeError._from_ptr(error)
+    if trap:
+        raise wasmtime.Trap._from_ptr(trap)
+    return wasmtime.Instance._from_raw(instance)
+
+
+def call_nullary(store: wasmtime.Store, instance: wasmtime.Instance, name: str) -> None:
+    """Call the exported function `name`, of type () -> (), as `Func.__call__` would.
+
+    Raises what `Func.__call__` raises: `Trap`, or `WasmtimeError` (an `ExitTrap` for
+    proc_exit). `Func.__call__` first asks wasmtime for the function's type and wraps
+    every value, which for a short run costs more than the guest; the caller has checked
+    the type (validation requires `_start: () -> ()`), and wasmtime checks it again.
+    """
+    item = _raw_export(store, instance, name)
+    if item is None or item.kind != ffi.WASMTIME_EXTERN_FUNC.value:
+        raise LookupError(f"no exported function {name!r}")
+    trap = ctypes.POINTER(ffi.wasm_trap_t)()
+    error = ffi.wasmtime_func_call(
+        store._context(), ctypes.byref(item.of.func), None, 0, None, 0, ctypes.byref(trap)
+    )
+    if error:
+        raise wasmtime.WasmtimeError._from_ptr(error)
+    if trap:
+        raise wasmtime.Trap._from_ptr(trap)
+
+
+def memory_size(store: wasmtime.Store, instance: wasmtime.Instance, name: str) -> int:
+    """The size in bytes of the exported memory `name`; 0 if there is no such memory."""
+    item = _raw_export(store, instance, name)
+    if item is None or item.kind != ffi.WASMTIME_EXTERN_MEMORY.value:
+        return 0
+    return int(ffi.wasmtime_memory_data_size(store._context(), ctypes.byref(item.of.memory)))
 
 
 def unchecked_callback(trampoline: Any) -> Any:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import uuid
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
@@ -212,12 +212,24 @@ class ExecutionService:
             with sandbox_refusals(principal, admission.headers, self._metrics):
                 result, cached = await self._run(principal, request)
 
+        if not cached:  # a cached answer is no run: recorded (it counts), not measured
+            self._count(principal, [result])
         execution_id = self._record(
             principal, started_at, len(request.stdin), result, cached=cached
         )
         return ExecutionReport(
             execution_id=execution_id, result=result, admission=admission, cached=cached
         )
+
+    def _count(self, principal: Principal, results: Iterable[RunResult]) -> None:
+        """Count runs in the metrics: each outcome's counter once, however many had it."""
+        outcomes: collections.Counter[str] = collections.Counter()
+        for result in results:
+            outcomes[result.outcome.value] += 1
+            self._metrics.execution_duration.observe(result.duration_seconds)
+            self._metrics.execution_fuel.observe(result.fuel_consumed)
+        for outcome, runs in outcomes.items():
+            self._metrics.executions.labels(outcome, principal.tier.name).inc(runs)
 
     def _record(
         self,
@@ -229,12 +241,7 @@ class ExecutionService:
         *,
         cached: bool = False,
     ) -> uuid.UUID:
-        """Count a run in the metrics and hand its usage record to the recorder. A cached
-        answer is no run: it is recorded (it was admitted and counts), not measured."""
-        if not cached:
-            self._metrics.executions.labels(result.outcome.value, principal.tier.name).inc()
-            self._metrics.execution_duration.observe(result.duration_seconds)
-            self._metrics.execution_fuel.observe(result.fuel_consumed)
+        """Hand a run's usage record to the recorder; returns the run's execution id."""
         execution_id = uuid.uuid4()
         self._recorder.record(
             UsageRecord(
@@ -287,6 +294,7 @@ class ExecutionService:
                     results = await self._run_cases(principal, batch, compiled, more_slots)
             finally:
                 await self._gate.release_extra_slots(principal, extra)
+        self._count(principal, (result for _, result in results))
         batch_id = uuid.uuid4()
         ids = [
             self._record(principal, started_at, len(case.stdin), result, batch_id)
@@ -328,7 +336,8 @@ class ExecutionService:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._batch_timeout
         waiting = collections.deque(enumerate(batch.cases))
-        results: list[tuple[datetime, RunResult] | None] = [None] * len(batch.cases)
+        taken_at: list[datetime | None] = [None] * len(batch.cases)
+        finished: list[RunResult | None] = [None] * len(batch.cases)
 
         def take() -> tuple[int, RunRequest] | None:
             # On a sandbox worker thread; a deque's popleft is atomic across threads.
@@ -338,7 +347,7 @@ class ExecutionService:
                 index, case = waiting.popleft()
             except IndexError:
                 return None
-            results[index] = (self._clock(), _not_run(compiled, "the run did not finish"))
+            taken_at[index] = self._clock()
             return index, RunRequest(
                 stdin=case.stdin,
                 args=tuple(case.args),
@@ -350,8 +359,23 @@ class ExecutionService:
                 collect=batch.options.collect,
             )
 
+        first_slice = [0.0, 0]  # when it began (on the worker thread), and runs it took
+
+        def take_while_short() -> tuple[int, RunRequest] | None:
+            # The first slice ends once its runs average 2 ms or more, the first of them
+            # long enough alone: then the loop decides whether they go side by side. Short
+            # runs go on to the end of the slice with no hop back here to decide.
+            began_at, runs = first_slice
+            if runs and (loop.time() - began_at) / runs >= _PARALLEL_RUN_SECONDS:
+                return None
+            if not runs:
+                first_slice[0] = loop.time()
+            item = take()
+            first_slice[1] += item is not None
+            return item
+
         began = loop.time()
-        timed = [0, 0.0]  # runs done, and the seconds their slices took
+        timed = [0, 0.0]  # runs done, and the seconds those runs took
         helpers: list[asyncio.Future[None]] = []
         widening: list[bool] = []
 
@@ -360,7 +384,8 @@ class ExecutionService:
             # turns with the first (100 hello-worlds took twice as long on two). Runs that
             # prove long (guest code, which runs without the GIL) get the others, up to
             # the account's free slots: on an average of 2 ms or more, or a first run still
-            # going after two slices. Asked once.
+            # going after two slices. Asked once. A run's own time, not its slice's: on a
+            # busy machine the hop to a worker thread and back alone can take 2 ms.
             runs, seconds = timed
             long = (runs and seconds / runs >= _PARALLEL_RUN_SECONDS) or (
                 not runs and loop.time() - began >= 2 * _BATCH_SLICE_SECONDS
@@ -370,41 +395,40 @@ class ExecutionService:
                 others = await more_slots(min(len(waiting), _MAX_BATCH_WORKERS - 1))
                 helpers.extend(asyncio.ensure_future(worker()) for _ in range(others))
 
-        async def worker(first_slice: float = _BATCH_SLICE_SECONDS) -> None:
-            slice_seconds = first_slice
+        async def worker(next_take: Callable[[], tuple[int, RunRequest] | None] = take) -> None:
             while waiting and loop.time() < deadline:
-                started = loop.time()
                 try:
                     ran = await self._sandbox.run_series(
                         compiled,
-                        take,
+                        next_take,
                         limits,
                         account=principal.rate_limit_key,
-                        slice_seconds=slice_seconds,
+                        slice_seconds=_BATCH_SLICE_SECONDS,
                     )
                 except SandboxBusy:
                     # The server's queue is full: a batch waits its turn, within its budget.
                     await asyncio.sleep(_BUSY_WAIT_SECONDS)
                     continue
-                slice_seconds = _BATCH_SLICE_SECONDS
+                next_take = take
                 timed[0] += len(ran)
-                timed[1] += loop.time() - started
+                timed[1] += sum(result.duration_seconds for _, result in ran)
                 for index, result in ran:
-                    started_at = results[index]
-                    assert started_at is not None
-                    results[index] = (started_at[0], result)
+                    finished[index] = result
                 await join_if_long()
 
-        # The first slice is one run: enough to tell a long run from a short one.
-        first = asyncio.ensure_future(worker(first_slice=0.0))
+        first = asyncio.ensure_future(worker(take_while_short))
         while len(batch.cases) > 1 and not widening and not first.done():
             await asyncio.wait([first], timeout=2 * _BATCH_SLICE_SECONDS)
             await join_if_long()
         await first
         while helpers:  # a list that join_if_long may still extend: wait for all of it
             await helpers.pop()
+        not_finished = _not_run(compiled, "the run did not finish")
         not_started = _not_run(compiled, "the batch's time budget ran out")
-        return [result or (self._clock(), not_started) for result in results]
+        return [
+            (self._clock(), not_started) if at is None else (at, result or not_finished)
+            for at, result in zip(taken_at, finished, strict=True)
+        ]
 
 
 async def _already_read(request: ExecutionRequest) -> ExecutionRequest:
