@@ -8,7 +8,6 @@ import io
 import stat
 import struct
 import tarfile
-import time
 import tracemalloc
 import warnings
 import zipfile
@@ -40,7 +39,6 @@ FILE_CODES = {
     ProblemCode.INVALID_ARCHIVE,
 }
 # What a refusal of a bomb may cost at most: it is refused while expanding, in chunks.
-FAST_SECONDS = 2.0
 
 Member = tuple[str, bytes | None]  # a path, and its data (None: a directory)
 
@@ -122,16 +120,14 @@ def as_pairs(entries: list[InputEntry]) -> list[Member]:
 
 @contextmanager
 def bounded(limit_bytes: int) -> Iterator[None]:
-    """Fails unless the block is fast and its peak of traced memory stays under the limit."""
+    """Fails unless the block's peak of traced memory stays under the limit: a bomb that
+    were expanded (hundreds of MiB) could not; no time is asserted (shared machines)."""
     tracemalloc.start()
-    started = time.monotonic()
     try:
         yield
     finally:
-        elapsed = time.monotonic() - started
         _, peak = tracemalloc.get_traced_memory()
         tracemalloc.stop()
-    assert elapsed < FAST_SECONDS
     assert peak < limit_bytes, f"peak {peak} bytes"
 
 
@@ -784,12 +780,12 @@ def _pax_archive(records: bytes) -> bytes:
     ids=["digits", "long-digit-value", "wrong-length", "no-equals"],
 )
 def test_pax_records_that_cost_or_lie_are_refused_at_once(records: bytes) -> None:
-    """CPython before 3.11.10 parses these quadratically (CVE-2024-6232): 0.4 s each."""
-    started = time.process_time()
+    """CPython before 3.11.10 parses these quadratically (CVE-2024-6232): 0.4 s each. They
+    are refused by the linear check, before tarfile's own parser sees them."""
     with pytest.raises(FilesRefused) as refused:
         from_archive(_pax_archive(records), LIMITS)
     assert refused.value.code is ProblemCode.INVALID_ARCHIVE
-    assert time.process_time() - started < 0.05
+    assert "pax header" in refused.value.message
 
 
 def test_a_pax_archive_with_a_long_path_expands() -> None:
