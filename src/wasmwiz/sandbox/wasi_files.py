@@ -18,6 +18,7 @@ writing a directory's descriptor is EBADF.
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
 from typing import Any
 
 import wasmtime
@@ -102,6 +103,8 @@ _MASK32 = 0xFFFFFFFF
 _MASK64 = 0xFFFFFFFFFFFFFFFF
 
 STDIN, STDOUT, STDERR, REGULAR, DIRECTORY = range(5)
+
+HostCall = Callable[[RunState, "FileTable", GuestMemory, list[int]], int]
 
 
 class Descriptor:
@@ -656,31 +659,29 @@ def path_open(state: RunState, table: FileTable, memory: GuestMemory, args: list
     return SUCCESS
 
 
-def path_create_directory(
-    state: RunState, table: FileTable, memory: GuestMemory, args: list[int]
-) -> int:
-    dirfd, path_ptr, path_len = args
+def _on_path(operation: Callable[[MemoryFileSystem, Directory, str], object]) -> HostCall:
+    """A `path_*` call of (dirfd, path, path_len) that only applies `operation` there."""
+
+    def call(state: RunState, table: FileTable, memory: GuestMemory, args: list[int]) -> int:
+        dirfd, path_ptr, path_len = args
+        operation(table.fs, table.directory(dirfd), _path(memory, path_ptr, path_len))
+        return SUCCESS
+
+    return call
+
+
+path_create_directory = _on_path(MemoryFileSystem.make_directory)
+path_remove_directory = _on_path(MemoryFileSystem.remove_directory)
+path_unlink_file = _on_path(MemoryFileSystem.unlink)
+
+
+def _lookup(
+    table: FileTable, memory: GuestMemory, dirfd: int, flags: int, path_ptr: int, path_len: int
+) -> Node:
+    """The node a `path_*` call names, following a final symlink if `flags` say so."""
     start = table.directory(dirfd)
-    table.fs.make_directory(start, _path(memory, path_ptr, path_len))
-    return SUCCESS
-
-
-def path_remove_directory(
-    state: RunState, table: FileTable, memory: GuestMemory, args: list[int]
-) -> int:
-    dirfd, path_ptr, path_len = args
-    start = table.directory(dirfd)
-    table.fs.remove_directory(start, _path(memory, path_ptr, path_len))
-    return SUCCESS
-
-
-def path_unlink_file(
-    state: RunState, table: FileTable, memory: GuestMemory, args: list[int]
-) -> int:
-    dirfd, path_ptr, path_len = args
-    start = table.directory(dirfd)
-    table.fs.unlink(start, _path(memory, path_ptr, path_len))
-    return SUCCESS
+    path = _path(memory, path_ptr, path_len)
+    return _existing(table.fs.lookup(start, path, follow=bool(flags & LOOKUP_SYMLINK_FOLLOW)))
 
 
 def path_filestat_get(
@@ -688,11 +689,7 @@ def path_filestat_get(
 ) -> int:
     dirfd, flags, path_ptr, path_len, stat_ptr = args
     memory.require(stat_ptr, _FILESTAT.size)
-    start = table.directory(dirfd)
-    found = table.fs.lookup(start, _path(memory, path_ptr, path_len),
-                            follow=bool(flags & LOOKUP_SYMLINK_FOLLOW))  # fmt: skip
-    node = _existing(found)
-    memory.write(stat_ptr, _filestat(node))
+    memory.write(stat_ptr, _filestat(_lookup(table, memory, dirfd, flags, path_ptr, path_len)))
     return SUCCESS
 
 
@@ -709,10 +706,8 @@ def path_filestat_set_times(
     state: RunState, table: FileTable, memory: GuestMemory, args: list[int]
 ) -> int:
     dirfd, flags, path_ptr, path_len, atim, mtim, fst_flags = args
-    start = table.directory(dirfd)
-    found = table.fs.lookup(start, _path(memory, path_ptr, path_len),
-                            follow=bool(flags & LOOKUP_SYMLINK_FOLLOW))  # fmt: skip
-    _set_times(state, table, _existing(found), atim, mtim, fst_flags)
+    node = _lookup(table, memory, dirfd, flags, path_ptr, path_len)
+    _set_times(state, table, node, atim, mtim, fst_flags)
     return SUCCESS
 
 
