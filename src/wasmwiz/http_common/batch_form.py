@@ -26,7 +26,6 @@ from wasmwiz.http_common.execution_form import (
     collect_patterns,
     decode_field,
     execution_form_limits,
-    input_entries,
     input_entries_async,
     program_name,
     read_limited_form,
@@ -205,10 +204,9 @@ class BatchFormReader:
         return self.from_parts(parts, await input_entries_async(parts, self.files))
 
     def from_parts(
-        self, parts: Mapping[str, FormPart], files: tuple[InputEntry, ...] | None = None
+        self, parts: Mapping[str, FormPart], files: tuple[InputEntry, ...] | None
     ) -> BatchRequest:
-        if files is None:
-            files = input_entries(parts, self.files)
+        """The batch from the form's parts and its cases' directory (`input_entries`)."""
         wasm = parts.get("wasm")
         shared = {
             name: decode_field(name, part) for name, part in parts.items() if name in _SHARED_FIELDS

@@ -159,7 +159,7 @@ async def read_execution_form(
     limits = execution_form_limits(max_wasm_size, max_input_size, files)
     parts = await read_limited_form(request, limits, max_body)
     form = execution_form_from_parts(parts)
-    return execution_request_from_parts(parts, form, files, await input_entries_async(parts, files))
+    return execution_request_from_parts(parts, form, await input_entries_async(parts, files))
 
 
 def input_entries(
@@ -206,13 +206,11 @@ def collect_patterns(parts: Mapping[str, FormPart]) -> tuple[str, ...]:
 
 def execution_request_from_parts(
     parts: Mapping[str, FormPart],
-    form: ExecutionForm | None = None,
-    files: InputLimits = DEFAULT_FILE_LIMITS,
-    entries: tuple[InputEntry, ...] | None = None,
+    form: ExecutionForm,
+    entries: tuple[InputEntry, ...] | None,
 ) -> ExecutionRequest:
-    form = form or execution_form_from_parts(parts)
-    if entries is None:
-        entries = input_entries(parts, files)
+    """The request from the form's parts, `form` decoded from them, and the run's
+    directory (`input_entries`: None for none)."""
     wasm = parts.get("wasm")
     return ExecutionRequest(
         files=entries,
@@ -254,11 +252,6 @@ def execution_form_from_parts(parts: Mapping[str, FormPart]) -> ExecutionForm:
             "Send the module in `wasm` or name a stored one in `module`, not both.",
             code=ProblemCode.WASM_AND_MODULE,
         )
-    if values["files"] and values["archive"] is not None:
-        raise InvalidRequest(
-            "Send the input files as `files` parts or as one `archive`, not both.",
-            code=ProblemCode.FILES_AND_ARCHIVE,
-        )  # checked again by input_entries, which the batch form calls alone
     # Each decoder has checked its value against the field's declaration: no second pass.
     # Every field is given: pydantic's own defaulting inspects a default factory's
     # signature on every call (docs/performance.md).
