@@ -378,6 +378,27 @@ class ProblemCode(enum.StrEnum):
         "Compiling needed more memory than the limit.",
     )
 
+    # Jobs (docs/jobs.md)
+    JOB_NOT_FOUND = "job_not_found", 404, "Job not found", "No job of this account by that id."
+    JOB_NOT_CANCELLABLE = (
+        "job_not_cancellable",
+        409,
+        "Job not cancellable",
+        "The job is no longer queued: it runs or has ended.",
+    )
+    JOB_QUEUE_FULL = (
+        "job_queue_full",
+        429,
+        "Job queue full",
+        "The account has its tier's most jobs waiting already.",
+    )
+    INVALID_CALLBACK_URL = (
+        "invalid_callback_url",
+        400,
+        "Bad callback_url",
+        "`callback_url` is not an http(s) URL the service may call.",
+    )
+
     # Limits
     RATE_LIMITED = "rate_limited", 429, "Rate limited", "Over the per-minute limit."
     DAILY_QUOTA_EXCEEDED = (

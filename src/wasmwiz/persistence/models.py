@@ -31,6 +31,8 @@ from wasmwiz.persistence.types import UTCDateTime, utcnow
 __all__ = [
     "ApiKey",
     "Base",
+    "Job",
+    "JobPayload",
     "PublicRuntime",
     "SignupInvite",
     "SubscriptionTier",
@@ -82,6 +84,10 @@ class SubscriptionTier(Base):
         CheckConstraint(
             "max_stored_module_bytes >= 0", name="max_stored_module_bytes_not_negative"
         ),
+        # Migration 0010: the job limits.
+        CheckConstraint("job_timeout_seconds >= 1", name="job_timeout_seconds_positive"),
+        CheckConstraint("max_queued_jobs >= 0", name="max_queued_jobs_not_negative"),
+        CheckConstraint("job_result_seconds >= 1", name="job_result_seconds_positive"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -94,6 +100,11 @@ class SubscriptionTier(Base):
     compile_seconds_per_minute: Mapped[int] = mapped_column(Integer, server_default="60")
     max_stored_modules: Mapped[int] = mapped_column(Integer, server_default="100")
     max_stored_module_bytes: Mapped[int] = mapped_column(BigInteger, server_default="524288000")
+    # Migration 0010: jobs (docs/jobs.md): a job's wall-clock limit, how many of the
+    # account's jobs may wait, how long a result is kept.
+    job_timeout_seconds: Mapped[int] = mapped_column(Integer, server_default="5")
+    max_queued_jobs: Mapped[int] = mapped_column(Integer, server_default="10")
+    job_result_seconds: Mapped[int] = mapped_column(Integer, server_default="3600")
     created_at: Mapped[datetime] = _created_at()
     updated_at: Mapped[datetime] = mapped_column(
         UTCDateTime(), default=utcnow, onupdate=utcnow, server_default=func.now()
@@ -318,3 +329,63 @@ class PublicRuntime(Base):
 
     def __repr__(self) -> str:
         return f"PublicRuntime(name={self.name!r}, version={self.version!r})"
+
+
+JOB_STATES = ("queued", "running", "finished", "failed", "cancelled", "expired")
+
+
+class Job(Base):
+    """A run accepted now and done later (migration 0010, services/jobs.py): the row is the
+    job's truth; the task queue only says which row to look at."""
+
+    __tablename__ = "jobs"
+    __table_args__ = (
+        CheckConstraint(
+            "state IN ('queued', 'running', 'finished', 'failed', 'cancelled', 'expired')",
+            name="state_known",
+        ),
+        Index(None, "user_id", "created_at"),
+        Index(None, "user_id", "state"),
+        Index(None, "state", "lease_until"),
+        Index(None, "expires_at"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    api_key_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    state: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = _created_at()
+    # When its message was last put on the queue: a queued job whose message is older than
+    # the process that sweeps may have lost it, and is enqueued again.
+    enqueued_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # When the result is removed (the job becomes `expired`).
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # A running job's claim: renewed while it runs; past it, the run is taken for dead.
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    attempts: Mapped[int] = mapped_column(Integer, server_default="0")
+    timeout_seconds: Mapped[float] = mapped_column(Float)
+    result_seconds: Mapped[int] = mapped_column(Integer)
+    input_size: Mapped[int] = mapped_column(Integer)
+    callback_url: Mapped[str | None] = mapped_column(Text)
+    # The usage record of its run, written in the transaction that finished the job.
+    execution_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    cached: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    result: Mapped[bytes | None] = mapped_column(LargeBinary)
+    error_code: Mapped[str | None] = mapped_column(String(64))
+    error_detail: Mapped[str | None] = mapped_column(Text)
+
+    def __repr__(self) -> str:
+        return f"Job(id={self.id!r}, state={self.state!r})"
+
+
+class JobPayload(Base):
+    """What a queued job's run needs (services/job_codec.py), deleted when the job ends."""
+
+    __tablename__ = "job_payloads"
+
+    job_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True
+    )
+    content: Mapped[bytes] = mapped_column(LargeBinary)

@@ -66,6 +66,9 @@ def tier_limits(tier: SubscriptionTier) -> TierLimits:
         max_api_keys=tier.max_api_keys,
         max_stored_modules=tier.max_stored_modules,
         max_stored_module_bytes=tier.max_stored_module_bytes,
+        job_timeout_seconds=tier.job_timeout_seconds,
+        max_queued_jobs=tier.max_queued_jobs,
+        job_result_seconds=tier.job_result_seconds,
     )
 
 

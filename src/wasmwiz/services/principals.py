@@ -68,6 +68,9 @@ class TierLimits:
     compile_seconds_per_minute: int = 60  # CPU seconds of compiling (migration 0007)
     max_stored_modules: int = 100  # the storage quota (migration 0008)
     max_stored_module_bytes: int = 500 * 1024 * 1024
+    job_timeout_seconds: int = 5  # the job limits (migration 0010, docs/jobs.md)
+    max_queued_jobs: int = 10
+    job_result_seconds: int = 3600
 
 
 @dataclass(frozen=True, slots=True)
