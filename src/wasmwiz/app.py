@@ -53,6 +53,7 @@ from wasmwiz.services.api_keys import ApiKeyService
 from wasmwiz.services.compile_budgets import CompileBudgets
 from wasmwiz.services.executions import ExecutionService
 from wasmwiz.services.health import HealthService
+from wasmwiz.services.job_queue import TaskQueue, build_huey
 from wasmwiz.services.key_cache import KeyCache
 from wasmwiz.services.login_throttle import LoginThrottle, SignupThrottle
 from wasmwiz.services.password_hashing import PasswordHashing
@@ -131,6 +132,17 @@ def build_result_cache(
         ttl_seconds=settings.result_cache_seconds,
         max_entry_bytes=settings.result_cache_max_entry_bytes,
     )
+
+
+def build_task_queue(settings: Settings) -> TaskQueue:
+    """The queue of jobs and webhook deliveries: on Redis when REDIS_URL is set (every
+    replica's workers share it), else in an SQLite file of this process's."""
+    huey = build_huey(
+        name=settings.queue_name,
+        redis_url=settings.redis_url,
+        sqlite_path=settings.effective_queue_path,
+    )
+    return TaskQueue(huey, workers=settings.queue_workers)
 
 
 def prepare_temp_dir(settings: Settings) -> ScratchDir:

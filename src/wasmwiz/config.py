@@ -177,6 +177,20 @@ class Settings(BaseSettings):
     result_cache_seconds: Annotated[float, Field(ge=0, le=7 * 86400)] = 3600.0
     result_cache_max_bytes: PositiveInt = 64 * MiB
     result_cache_max_entry_bytes: PositiveInt = 4 * MiB
+    # The task queue under jobs and webhook deliveries (services/job_queue.py, docs/jobs.md):
+    # on Redis when REDIS_URL is set (every replica shares it), else an SQLite file in
+    # VAR_DIR (QUEUE_PATH). QUEUE_WORKERS threads of this process take its tasks (0: this
+    # process only enqueues; another works the queue).
+    queue_path: Path | None = None
+    # The queue's name: processes with one name share its messages (on Redis, its keys).
+    queue_name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")] = "wasmwiz"
+    queue_workers: Annotated[int, Field(ge=0, le=64)] = 4
+    # Jobs: a running job's lease (renewed while it runs; past it, its process is taken for
+    # dead and the job is queued again), how often each process looks for such jobs, lost
+    # messages and expired results, and how many attempts a job gets.
+    job_lease_seconds: Annotated[float, Field(ge=1, le=600)] = 30.0
+    job_sweep_seconds: Annotated[float, Field(gt=0, le=600)] = 5.0
+    job_max_attempts: Annotated[int, Field(ge=1, le=10)] = 3
     # How long /health and /health/ready reuse one run of their checks (services/health.py).
     health_cache_seconds: Annotated[float, Field(ge=0, le=60)] = 5.0
     # Key creation per account, over the API and the web pages (every attempt counts).
@@ -332,6 +346,10 @@ class Settings(BaseSettings):
             + self.files_max_input_entries * 512
             + MiB
         )
+
+    @property
+    def effective_queue_path(self) -> Path:
+        return self.queue_path or self.var_dir / "queue.db"
 
     @property
     def effective_database_url(self) -> str:
