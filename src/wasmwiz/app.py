@@ -21,6 +21,7 @@ from wasmwiz.http_common.draining import DrainingMiddleware
 from wasmwiz.http_common.early_answers import EarlyAnswerMiddleware
 from wasmwiz.http_common.execution_form import ExecutionFormReader
 from wasmwiz.http_common.https_redirect import HttpsRedirectMiddleware
+from wasmwiz.http_common.job_form import JobFormReader
 from wasmwiz.http_common.lifecycle import Lifecycle, Phase
 from wasmwiz.http_common.memory_budget import MemoryBudget
 from wasmwiz.http_common.module_form import ModuleFormReader
@@ -54,6 +55,7 @@ from wasmwiz.services.compile_budgets import CompileBudgets
 from wasmwiz.services.executions import ExecutionService
 from wasmwiz.services.health import HealthService
 from wasmwiz.services.job_queue import TaskQueue, build_huey
+from wasmwiz.services.jobs import JobService
 from wasmwiz.services.key_cache import KeyCache
 from wasmwiz.services.login_throttle import LoginThrottle, SignupThrottle
 from wasmwiz.services.password_hashing import PasswordHashing
@@ -69,6 +71,10 @@ from wasmwiz.services.web_sessions import WebSessionService
 from wasmwiz.web import install_web
 
 logger = logging.getLogger(__name__)
+
+# How long shutdown waits for the queue's running tasks; a job still running then is run
+# again elsewhere (or after the restart) once its lease runs out.
+QUEUE_STOP_SECONDS = 10.0
 
 
 def api_key_service(
@@ -277,20 +283,36 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
                 compile_budgets=compile_budgets,
                 cache_seconds=settings.api_key_cache_seconds,
             )
+            executions = ExecutionService(
+                sandbox,
+                gate,
+                recorder,
+                sandbox_limits(settings),
+                metrics,
+                compile_budgets=compile_budgets,
+                modules=modules,
+                batch_timeout=settings.batch_timeout,
+                results=results,
+            )
+            queue = build_task_queue(settings)
+            jobs = JobService(
+                database,
+                executions,
+                queue,
+                lease_seconds=settings.job_lease_seconds,
+                sweep_seconds=settings.job_sweep_seconds,
+                max_attempts=settings.job_max_attempts,
+            )
             state = AppState(
                 settings=settings,
                 metrics=metrics,
                 database=database,
-                executions=ExecutionService(
-                    sandbox,
-                    gate,
-                    recorder,
-                    sandbox_limits(settings),
-                    metrics,
-                    compile_budgets=compile_budgets,
-                    modules=modules,
-                    batch_timeout=settings.batch_timeout,
-                    results=results,
+                executions=executions,
+                jobs=jobs,
+                job_form=JobFormReader(
+                    max_wasm_size=settings.max_wasm_size,
+                    max_input_size=settings.max_input_size,
+                    files=settings.file_input_limits,
                 ),
                 batch_form=BatchFormReader(
                     max_wasm_size=settings.max_wasm_size,
@@ -367,6 +389,12 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
                 )
                 retention.start()
                 resources.push_async_callback(retention.close)
+            # Last to start, first to stop: a task in flight still has the database, the
+            # sandbox and the usage recorder while the queue drains.
+            queue.start()
+            resources.push_async_callback(queue.stop, QUEUE_STOP_SECONDS)
+            jobs.start()
+            resources.push_async_callback(jobs.close)
             lifecycle.mark_ready()
             logger.info("wasmwiz %s ready", __version__)
             try:
@@ -396,7 +424,14 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
 
 # The routes that take a module upload; every other route takes MAX_FORM_BODY_SIZE.
 UPLOAD_PATHS = frozenset(
-    {"/api/v1/execute", "/execute", "/upload", "/api/v1/modules", "/api/v1/execute/batch"}
+    {
+        "/api/v1/execute",
+        "/execute",
+        "/upload",
+        "/api/v1/modules",
+        "/api/v1/execute/batch",
+        "/api/v1/jobs",
+    }
 )
 
 

@@ -392,6 +392,12 @@ class ProblemCode(enum.StrEnum):
         "Job queue full",
         "The account has its tier's most jobs waiting already.",
     )
+    JOB_INTERRUPTED = (
+        "job_interrupted",
+        500,
+        "Job interrupted",
+        "A failed job's `error.code`: its run was interrupted JOB_MAX_ATTEMPTS times.",
+    )
     INVALID_CALLBACK_URL = (
         "invalid_callback_url",
         400,

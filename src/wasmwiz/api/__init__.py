@@ -2,12 +2,13 @@
 
 from fastapi import APIRouter
 
-from wasmwiz.api import admin, executions, health, keys, metrics, modules, runtimes, usage
+from wasmwiz.api import admin, executions, health, jobs, keys, metrics, modules, runtimes, usage
 
 
 def build_api_router() -> APIRouter:
     router = APIRouter()
     router.include_router(executions.router)
+    router.include_router(jobs.router)
     router.include_router(modules.router)
     router.include_router(runtimes.router)
     router.include_router(health.router)

@@ -44,6 +44,13 @@ PROBLEM_SCHEMA: dict[str, Any] = {
 # A typical `detail` of every problem code a route can answer with, for the examples; the
 # status comes from the registry (wasmwiz.problem_codes).
 TYPICAL_DETAILS: dict[ProblemCode, str] = {
+    ProblemCode.JOB_NOT_FOUND: "No job of this account by that id.",
+    ProblemCode.JOB_NOT_CANCELLABLE: "The job is running: only a queued job can be cancelled.",
+    ProblemCode.JOB_QUEUE_FULL: (
+        "This account has 10 jobs waiting, its tier's most (10); wait for some to run or "
+        "cancel them."
+    ),
+    ProblemCode.INVALID_CALLBACK_URL: "`callback_url` must be an http:// or https:// URL.",
     ProblemCode.MISSING_WASM: (
         "Send the module in the `wasm` field (a .wasm binary or .wat text file), or name a "
         "stored one in `module`."

@@ -15,6 +15,7 @@ from starlette.requests import HTTPConnection
 from wasmwiz.config import Settings
 from wasmwiz.http_common.batch_form import BatchFormReader
 from wasmwiz.http_common.execution_form import ExecutionFormReader
+from wasmwiz.http_common.job_form import JobFormReader
 from wasmwiz.http_common.lifecycle import Lifecycle
 from wasmwiz.http_common.module_form import ModuleFormReader
 from wasmwiz.observability.metrics import Metrics
@@ -24,6 +25,7 @@ from wasmwiz.services.admin import AdminService
 from wasmwiz.services.api_keys import ApiKeyService
 from wasmwiz.services.executions import ExecutionService
 from wasmwiz.services.health import HealthService
+from wasmwiz.services.jobs import JobService
 from wasmwiz.services.login_throttle import LoginThrottle, SignupThrottle
 from wasmwiz.services.stored_modules import StoredModules
 from wasmwiz.services.usage_reports import UsageReportService
@@ -50,6 +52,8 @@ class AppState:
     usage_reports: UsageReportService
     admin: AdminService
     health: HealthService
+    jobs: JobService
+    job_form: JobFormReader
 
 
 def app_state(connection: HTTPConnection) -> AppState:

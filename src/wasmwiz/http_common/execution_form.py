@@ -50,7 +50,7 @@ def _limit(max_bytes: int, code: ProblemCode, what: str) -> FieldLimit:
     return FieldLimit(max_bytes=max_bytes, too_large=too_large)
 
 
-def _text_limit(max_bytes: int, code: ProblemCode, what: str) -> FieldLimit:
+def text_limit(max_bytes: int, code: ProblemCode, what: str) -> FieldLimit:
     """A short text field: too long is one more way of being invalid, so it gets the
     field's code and status (400), as any other bad value of that field does."""
 
@@ -92,7 +92,7 @@ def execution_form_limits(
         if rules.max_bytes is None:
             limits[name] = _limit(payload_sizes[name], rules.code, rules.what)
         else:
-            limits[name] = _text_limit(rules.max_bytes, rules.code, rules.what)
+            limits[name] = text_limit(rules.max_bytes, rules.code, rules.what)
     limits["files"] = replace(
         limits["files"], repeatable=True, max_count=files.max_entries, too_many=_too_many_files
     )

@@ -58,6 +58,8 @@ class ExecutionRequest:
     collect: tuple[str, ...] = ()
     # False: neither answered from the result cache nor kept in it.
     cache: bool = True
+    # A job's wall-clock limit (its tier's, services/jobs.py); None: the service's.
+    timeout_seconds: float | None = None
 
     @property
     def cacheable(self) -> bool:
@@ -113,12 +115,18 @@ class ExecutionService:
     def gate(self) -> AdmissionGate:
         return self._gate
 
-    def _limits_for(self, principal: Principal, max_fuel: int | None) -> Limits:
-        """The service's limits with the fuel budget: the caller's, capped by the tier's."""
+    def _limits_for(
+        self, principal: Principal, max_fuel: int | None, timeout_seconds: float | None = None
+    ) -> Limits:
+        """The service's limits with the fuel budget (the caller's, capped by the tier's)
+        and a job's own wall-clock limit."""
+        limits = self._limits
+        if timeout_seconds is not None:
+            limits = replace(limits, timeout_seconds=timeout_seconds)
         budgets = [fuel for fuel in (max_fuel, principal.tier.max_fuel) if fuel]
         if not budgets:
-            return self._limits
-        return replace(self._limits, max_fuel=min(budgets))
+            return limits
+        return replace(limits, max_fuel=min(budgets))
 
     def _compile_account(self, principal: Principal) -> CompileAccount | None:
         if self._compile_budgets is None:
@@ -141,7 +149,7 @@ class ExecutionService:
             files=request.files,
             collect=request.collect,
         )
-        limits = self._limits_for(principal, request.max_fuel)
+        limits = self._limits_for(principal, request.max_fuel, request.timeout_seconds)
         stored_sha256 = None
         if request.module is not None:
             if self._modules is None:
@@ -189,6 +197,19 @@ class ExecutionService:
         return await self._sandbox.execute(
             request.wasm, run, limits, account=account, compile_account=compile_account
         )
+
+    async def run_admitted(
+        self, principal: Principal, request: ExecutionRequest
+    ) -> tuple[RunResult, bool]:
+        """Run a request admitted earlier (a job's: services/jobs.py): the result and
+        whether it came from the result cache. Counted in the metrics like any run; the
+        caller records its usage (`usage_record`). The sandbox's refusals are the domain's
+        errors, as for a request."""
+        with sandbox_refusals(principal, {}, self._metrics):
+            result, cached = await self._run(principal, request)
+        if not cached:
+            self._count(principal, [result])
+        return result, cached
 
     async def execute(self, principal: Principal, request: ExecutionRequest) -> ExecutionReport:
         """Admit and run a request that was already read."""
@@ -242,29 +263,11 @@ class ExecutionService:
         cached: bool = False,
     ) -> uuid.UUID:
         """Hand a run's usage record to the recorder; returns the run's execution id."""
-        execution_id = uuid.uuid4()
-        self._recorder.record(
-            UsageRecord(
-                id=execution_id,
-                user_id=principal.user_id,
-                api_key_id=principal.api_key_id,
-                created_at=started_at,
-                duration_ms=result.duration_seconds * 1000,
-                status=result.outcome.value,
-                exit_code=result.exit_code,
-                error=result.error,
-                module_size=result.module_size,
-                module_sha256=result.module_sha256,
-                input_size=input_size,
-                output_size=len(result.stdout),
-                stderr_size=len(result.stderr),
-                memory_peak_bytes=result.memory_peak_bytes,
-                fuel_consumed=result.fuel_consumed,
-                batch_id=batch_id,
-                cached=cached,
-            )
+        record = usage_record(
+            principal, started_at, input_size, result, batch_id=batch_id, cached=cached
         )
-        return execution_id
+        self._recorder.record(record)
+        return record.id
 
     async def admit_then_run_batch(
         self, principal: Principal, read: Callable[[], Awaitable[BatchRequest]]
@@ -429,6 +432,37 @@ class ExecutionService:
             (self._clock(), not_started) if at is None else (at, result or not_finished)
             for at, result in zip(taken_at, finished, strict=True)
         ]
+
+
+def usage_record(
+    principal: Principal,
+    started_at: datetime,
+    input_size: int,
+    result: RunResult,
+    *,
+    batch_id: uuid.UUID | None = None,
+    cached: bool = False,
+) -> UsageRecord:
+    """A run's usage record, under a new execution id."""
+    return UsageRecord(
+        id=uuid.uuid4(),
+        user_id=principal.user_id,
+        api_key_id=principal.api_key_id,
+        created_at=started_at,
+        duration_ms=result.duration_seconds * 1000,
+        status=result.outcome.value,
+        exit_code=result.exit_code,
+        error=result.error,
+        module_size=result.module_size,
+        module_sha256=result.module_sha256,
+        input_size=input_size,
+        output_size=len(result.stdout),
+        stderr_size=len(result.stderr),
+        memory_peak_bytes=result.memory_peak_bytes,
+        fuel_consumed=result.fuel_consumed,
+        batch_id=batch_id,
+        cached=cached,
+    )
 
 
 async def _already_read(request: ExecutionRequest) -> ExecutionRequest:

@@ -22,8 +22,9 @@ import asyncio
 import datetime as dt
 import json
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from concurrent.futures import CancelledError as FutureCancelled
+from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +35,7 @@ from huey.serializer import Serializer
 
 logger = logging.getLogger(__name__)
 
-TaskFunction = Callable[..., Awaitable[None]]
+TaskFunction = Callable[..., Coroutine[Any, Any, None]]
 
 # How long an idle worker waits at most between looks at SQLite storage: the latency of a
 # job on an idle server (Redis storage blocks on the list instead, and wakes at once).
@@ -42,7 +43,7 @@ _MAX_POLL_SECONDS = 0.25
 _FIRST_POLL_SECONDS = 0.02
 
 
-class JsonSerializer(Serializer):
+class JsonSerializer(Serializer):  # type: ignore[misc]
     """Messages as JSON: our tasks take strings and run now or at a time (no pickle)."""
 
     def _serialize(self, data: Any) -> bytes:
@@ -110,7 +111,7 @@ class TaskQueue:
                 loop = self._loop
                 if loop is None or loop.is_closed():
                     raise RuntimeError("the task queue is not running")
-                future = asyncio.run_coroutine_threadsafe(function(*args), loop)
+                future: Future[None] = asyncio.run_coroutine_threadsafe(function(*args), loop)
                 try:
                     future.result()
                 except FutureCancelled:
@@ -151,11 +152,11 @@ class TaskQueue:
         consumer.start()
         self._consumer = consumer
 
-    async def stop(self, timeout: float) -> None:
-        """Stop taking messages and wait up to `timeout` s for the running tasks; a task
+    async def stop(self, wait_seconds: float) -> None:
+        """Stop taking messages and wait up to `wait_seconds` for the running tasks; a task
         still running then is abandoned here and run again by a sweep (its row says so)."""
         consumer, self._consumer = self._consumer, None
         if consumer is not None:
-            consumer.shutdown_timeout = timeout
+            consumer.shutdown_timeout = wait_seconds
             await asyncio.to_thread(consumer.stop, graceful=True)
         await asyncio.to_thread(self._huey.storage.close)

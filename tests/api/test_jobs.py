@@ -1,0 +1,229 @@
+"""Jobs over real HTTP (POST/GET/DELETE /api/v1/jobs) on each database, with and without
+Redis: the result a synchronous run gives, cancel, expiry, the queue cap, the tier's time
+limit, failures by code, the list's filter and pages."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.api.wat import ECHO, HELLO, INFINITE_LOOP, UNKNOWN_IMPORT
+from tests.fixtures.app import Account, ServerFactory, create_account
+from wasmwiz.persistence import Database
+from wasmwiz.persistence.repositories import tiers
+
+pytestmark = pytest.mark.anyio
+
+FINAL = {"finished", "failed", "cancelled", "expired"}
+
+
+async def submit(
+    client: httpx.AsyncClient, account: Account, wat: str, **data: str
+) -> httpx.Response:
+    return await client.post(
+        "/api/v1/jobs",
+        headers=account.headers,
+        files={"wasm": ("prog.wat", wat.encode())},
+        data=data,
+    )
+
+
+async def wait_for(
+    client: httpx.AsyncClient,
+    account: Account,
+    job_id: str,
+    states: set[str] = FINAL,
+    timeout: float = 30.0,
+) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while True:
+        response = await client.get(f"/api/v1/jobs/{job_id}", headers=account.headers)
+        assert response.status_code == 200, response.text
+        job: dict[str, Any] = response.json()
+        if job["state"] in states:
+            return job
+        assert time.monotonic() < deadline, job
+        await asyncio.sleep(0.05)
+
+
+async def set_tier(database_url: str, name: str, **limits: object) -> None:
+    database = Database(database_url)
+    try:
+        async with database.writer() as session:
+            assert await tiers.update(session, name, **limits)
+            await session.commit()
+    finally:
+        await database.dispose()
+
+
+async def test_a_job_finishes_with_the_result_a_synchronous_run_gives(
+    server_factory: ServerFactory, account: Account, backend: dict[str, Any]
+) -> None:
+    server = server_factory(**backend)
+    async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:
+        response = await submit(client, account, ECHO, input="over the queue")
+        assert response.status_code == 202, response.text
+        job = response.json()
+        assert job["state"] == "queued"
+        assert response.headers["location"] == f"/api/v1/jobs/{job['id']}"
+        assert "x-ratelimit-remaining" in response.headers
+        finished = await wait_for(client, account, job["id"])
+        synchronous = await client.post(
+            "/api/v1/execute",
+            headers=account.headers,
+            files={"wasm": ("prog.wat", ECHO.encode())},
+            data={"input": "over the queue"},
+        )
+    assert finished["state"] == "finished", finished
+    assert finished["attempts"] == 1
+    assert finished["error"] is None
+    result, expected = finished["result"], synchronous.json()
+    for name in ("status", "output", "stderr", "exit_code", "error", "files"):
+        assert result[name] == expected[name], name
+    assert result["output"] == "over the queue"
+    assert finished["expires_at"] is not None
+
+
+async def test_a_queued_job_is_cancelled_and_never_runs(
+    server_factory: ServerFactory, account: Account
+) -> None:
+    server = server_factory(queue_workers=0)  # this process only enqueues
+    async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:
+        job = (await submit(client, account, HELLO)).json()
+        cancelled = await client.delete(f"/api/v1/jobs/{job['id']}", headers=account.headers)
+        again = await client.delete(f"/api/v1/jobs/{job['id']}", headers=account.headers)
+        shown = await wait_for(client, account, job["id"])
+    assert cancelled.status_code == 200, cancelled.text
+    assert cancelled.json()["state"] == "cancelled"
+    assert again.status_code == 409
+    assert again.json()["code"] == "job_not_cancellable"
+    assert shown["state"] == "cancelled" and shown["result"] is None
+
+
+async def test_another_accounts_job_is_not_found(
+    client: httpx.AsyncClient, account: Account, migrated_database_url: str
+) -> None:
+    job = (await submit(client, account, HELLO)).json()
+    stranger = await create_account(migrated_database_url)
+    for method in ("GET", "DELETE"):
+        response = await client.request(
+            method, f"/api/v1/jobs/{job['id']}", headers=stranger.headers
+        )
+        assert response.status_code == 404
+        assert response.json()["code"] == "job_not_found"
+    listed = await client.get("/api/v1/jobs", headers=stranger.headers)
+    assert listed.json()["items"] == []
+    unknown = await client.get(f"/api/v1/jobs/{uuid.uuid4()}", headers=account.headers)
+    assert unknown.json()["code"] == "job_not_found"
+
+
+async def test_the_queue_cap_refuses_one_job_too_many(
+    server_factory: ServerFactory, account: Account, migrated_database_url: str
+) -> None:
+    await set_tier(migrated_database_url, "pro", max_queued_jobs=3)
+    server = server_factory(queue_workers=0)
+    async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:
+        accepted = [await submit(client, account, HELLO) for _ in range(3)]
+        refused = await submit(client, account, HELLO)
+        # A cancelled job no longer waits: room for one more.
+        await client.delete(f"/api/v1/jobs/{accepted[0].json()['id']}", headers=account.headers)
+        after_cancel = await submit(client, account, HELLO)
+    assert [response.status_code for response in accepted] == [202, 202, 202]
+    assert refused.status_code == 429, refused.text
+    assert refused.json()["code"] == "job_queue_full"
+    assert after_cancel.status_code == 202
+
+
+async def test_a_job_runs_within_its_tiers_limit_not_the_synchronous_one(
+    server_factory: ServerFactory, account: Account, migrated_database_url: str
+) -> None:
+    # The test servers' synchronous limit is 1 s; the tier gives its jobs 2 s.
+    await set_tier(migrated_database_url, "pro", job_timeout_seconds=2)
+    server = server_factory()
+    async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:
+        job = (await submit(client, account, INFINITE_LOOP)).json()
+        finished = await wait_for(client, account, job["id"])
+    assert job["timeout_seconds"] == 2.0
+    assert finished["state"] == "finished"
+    assert finished["result"]["status"] == "timeout"
+    assert 1900 <= finished["result"]["duration_ms"] < 5000
+
+
+async def test_a_module_the_sandbox_refuses_fails_the_job_with_its_code(
+    client: httpx.AsyncClient, account: Account
+) -> None:
+    job = (await submit(client, account, UNKNOWN_IMPORT)).json()
+    failed = await wait_for(client, account, job["id"])
+    assert failed["state"] == "failed"
+    assert failed["result"] is None
+    assert failed["error"]["code"] == "unsupported_import"
+
+
+async def test_a_result_expires_after_the_tiers_keeping_time(
+    server_factory: ServerFactory, account: Account, migrated_database_url: str
+) -> None:
+    await set_tier(migrated_database_url, "pro", job_result_seconds=1)
+    server = server_factory(job_sweep_seconds=0.2)
+    async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:
+        job = (await submit(client, account, HELLO)).json()
+        finished = await wait_for(client, account, job["id"])
+        expired = await wait_for(client, account, job["id"], {"expired"})
+    assert finished["state"] == "finished" and finished["result"] is not None
+    assert expired["result"] is None
+    assert expired["finished_at"] == finished["finished_at"]
+
+
+async def test_jobs_are_listed_newest_first_by_state_a_page_at_a_time(
+    server_factory: ServerFactory, account: Account
+) -> None:
+    server = server_factory(queue_workers=0)
+    async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:
+        ids = [(await submit(client, account, HELLO)).json()["id"] for _ in range(5)]
+        await client.delete(f"/api/v1/jobs/{ids[0]}", headers=account.headers)
+        seen: list[str] = []
+        cursor = None
+        while True:
+            params = {"limit": "2", **({"cursor": cursor} if cursor else {})}
+            page = (await client.get("/api/v1/jobs", headers=account.headers, params=params)).json()
+            seen += [job["id"] for job in page["items"]]
+            cursor = page["next_cursor"]
+            if cursor is None:
+                break
+        queued = await client.get(
+            "/api/v1/jobs", headers=account.headers, params={"state": "queued"}
+        )
+        bad = await client.get("/api/v1/jobs", headers=account.headers, params={"cursor": "x"})
+    assert seen == list(reversed(ids))
+    assert [job["id"] for job in queued.json()["items"]] == list(reversed(ids[1:]))
+    assert bad.status_code == 400
+
+
+async def test_a_bad_callback_url_is_refused_before_anything_is_kept(
+    client: httpx.AsyncClient, account: Account
+) -> None:
+    response = await submit(client, account, HELLO, callback_url="ftp://example.com/hook")
+    listed = await client.get("/api/v1/jobs", headers=account.headers)
+    assert response.status_code == 400
+    assert response.json()["code"] == "invalid_callback_url"
+    assert listed.json()["items"] == []
+
+
+async def test_a_bad_form_is_refused_with_the_execute_forms_codes(
+    client: httpx.AsyncClient, account: Account
+) -> None:
+    response = await client.post(
+        "/api/v1/jobs", headers=account.headers, files={"input": ("stdin", b"no module")}
+    )
+    unknown = await client.post(
+        "/api/v1/jobs",
+        headers=account.headers,
+        files={"wasm": ("prog.wat", HELLO.encode())},
+        data={"colour": "red"},
+    )
+    assert response.status_code == 400 and response.json()["code"] == "missing_wasm"
+    assert unknown.status_code == 400 and unknown.json()["code"] == "unknown_field"
