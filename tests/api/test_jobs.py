@@ -38,9 +38,9 @@ async def wait_for(
     account: Account,
     job_id: str,
     states: set[str] = FINAL,
-    timeout: float = 30.0,
+    seconds: float = 30.0,
 ) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + seconds
     while True:
         response = await client.get(f"/api/v1/jobs/{job_id}", headers=account.headers)
         assert response.status_code == 200, response.text
@@ -102,7 +102,8 @@ async def test_a_queued_job_is_cancelled_and_never_runs(
     assert cancelled.json()["state"] == "cancelled"
     assert again.status_code == 409
     assert again.json()["code"] == "job_not_cancellable"
-    assert shown["state"] == "cancelled" and shown["result"] is None
+    assert shown["state"] == "cancelled"
+    assert shown["result"] is None
 
 
 async def test_another_accounts_job_is_not_found(
@@ -173,7 +174,8 @@ async def test_a_result_expires_after_the_tiers_keeping_time(
         job = (await submit(client, account, HELLO)).json()
         finished = await wait_for(client, account, job["id"])
         expired = await wait_for(client, account, job["id"], {"expired"})
-    assert finished["state"] == "finished" and finished["result"] is not None
+    assert finished["state"] == "finished"
+    assert finished["result"] is not None
     assert expired["result"] is None
     assert expired["finished_at"] == finished["finished_at"]
 
@@ -225,5 +227,7 @@ async def test_a_bad_form_is_refused_with_the_execute_forms_codes(
         files={"wasm": ("prog.wat", HELLO.encode())},
         data={"colour": "red"},
     )
-    assert response.status_code == 400 and response.json()["code"] == "missing_wasm"
-    assert unknown.status_code == 400 and unknown.json()["code"] == "unknown_field"
+    assert response.status_code == 400
+    assert response.json()["code"] == "missing_wasm"
+    assert unknown.status_code == 400
+    assert unknown.json()["code"] == "unknown_field"
