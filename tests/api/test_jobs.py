@@ -109,8 +109,9 @@ async def test_a_queued_job_is_cancelled_and_never_runs(
 async def test_another_accounts_job_is_not_found(
     client: httpx.AsyncClient, account: Account, migrated_database_url: str
 ) -> None:
-    job = (await submit(client, account, HELLO)).json()
+    # Made first: an account written while a job is kept can meet SQLite's lock.
     stranger = await create_account(migrated_database_url)
+    job = (await submit(client, account, HELLO)).json()
     for method in ("GET", "DELETE"):
         response = await client.request(
             method, f"/api/v1/jobs/{job['id']}", headers=stranger.headers
