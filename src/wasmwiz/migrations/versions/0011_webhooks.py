@@ -117,9 +117,7 @@ def upgrade() -> None:
         "webhook_deliveries",
         ["state", "next_attempt_at"],
     )
-    op.create_index(
-        op.f("ix_webhook_deliveries_event_id"), "webhook_deliveries", ["event_id"]
-    )
+    op.create_index(op.f("ix_webhook_deliveries_event_id"), "webhook_deliveries", ["event_id"])
     op.create_table(
         "webhook_callback_secrets",
         sa.Column("user_id", sa.Uuid(), nullable=False),
