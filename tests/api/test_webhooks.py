@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.api.wat import ECHO
+from tests.api.wat import ECHO, UNKNOWN_IMPORT
 from tests.api.webhook_receiver import Delivery, Receiver, running_receiver
 from tests.fixtures.app import Account, LiveServer, ServerFactory, create_account
 from wasmwiz.persistence import Database
@@ -401,3 +401,54 @@ async def test_a_quota_warning_at_80_percent_once_a_day(
     assert warning.payload["type"] == "quota.warning"
     assert warning.payload["data"]["daily_limit"] == 5
     assert warning.payload["data"]["used"] == 4
+
+
+async def submit_job(
+    client: httpx.AsyncClient, account: Account, wat: str, **data: str
+) -> httpx.Response:
+    return await client.post(
+        "/api/v1/jobs",
+        headers=account.headers,
+        files={"wasm": ("prog.wat", wat.encode())},
+        data=data,
+    )
+
+
+async def test_jobs_tell_their_end_to_endpoints_and_to_their_callback_url(
+    server_factory: ServerFactory,
+    account: Account,
+    receiver: Receiver,
+    backend: dict[str, Any],
+) -> None:
+    server = server_factory(**FAST, **backend)
+    async with client_of(server) as client:
+        await add_endpoint(client, account, receiver, "/jobs", ["job.finished", "job.failed"])
+        secret = await client.get("/api/v1/webhooks/callback-secret", headers=account.headers)
+        receiver.secrets["/callback"] = secret.json()["secret"]
+        finished = await submit_job(
+            client, account, ECHO, input="hi", callback_url=receiver.url("/callback")
+        )
+        assert finished.status_code == 202, finished.text
+        [callback] = await receiver.wait("/callback", 1)
+        failed = await submit_job(client, account, UNKNOWN_IMPORT)
+        assert failed.status_code == 202, failed.text
+        told = await receiver.wait("/jobs", 2)
+        job = await client.get(f"/api/v1/jobs/{finished.json()['id']}", headers=account.headers)
+    assert receiver.forged == []
+    assert callback.payload["type"] == "job.finished"
+    assert callback.payload["data"] == job.json()
+    assert callback.payload["data"]["result"]["output"] == "hi"
+    by_type = {delivery.payload["type"]: delivery.payload["data"] for delivery in told}
+    assert by_type["job.finished"]["id"] == finished.json()["id"]
+    assert by_type["job.failed"]["id"] == failed.json()["id"]
+    assert by_type["job.failed"]["error"]["code"] == "unsupported_import"
+
+
+async def test_a_callback_url_on_a_private_address_is_refused_at_submission(
+    server_factory: ServerFactory, account: Account
+) -> None:
+    server = server_factory()
+    async with client_of(server) as client:
+        response = await submit_job(client, account, ECHO, callback_url="http://10.0.0.1/hook")
+    assert response.status_code == 400
+    assert response.json()["code"] == "invalid_callback_url"
