@@ -13,6 +13,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from wasmwiz import __version__
 from wasmwiz.api import build_api_router
 from wasmwiz.api.docs import install_api_docs
+from wasmwiz.api.jobs import render_job
 from wasmwiz.auth import HashScheme, PasswordHasher, Purpose, derive_key
 from wasmwiz.config import FailMode, RateLimitBackend, Settings
 from wasmwiz.http_common.app_state import AppState
@@ -50,7 +51,7 @@ from wasmwiz.sandbox import CompileLimits, InspectionLimits, Limits, Sandbox
 from wasmwiz.scratch_dir import ScratchDir
 from wasmwiz.services.accounts import AccountService
 from wasmwiz.services.admin import AdminService
-from wasmwiz.services.api_keys import ApiKeyService
+from wasmwiz.services.api_keys import ApiKeyService, KeyEvents
 from wasmwiz.services.compile_budgets import CompileBudgets
 from wasmwiz.services.executions import ExecutionService
 from wasmwiz.services.health import HealthService
@@ -68,6 +69,14 @@ from wasmwiz.services.stored_modules import StoredModules
 from wasmwiz.services.usage_recorder import UsageRecorder
 from wasmwiz.services.usage_reports import UsageReportService
 from wasmwiz.services.web_sessions import WebSessionService
+from wasmwiz.services.webhooks import (
+    Resolver,
+    TargetPolicy,
+    WebhookOptions,
+    WebhookSender,
+    WebhookService,
+    system_resolver,
+)
 from wasmwiz.web import install_web
 
 logger = logging.getLogger(__name__)
@@ -82,6 +91,7 @@ def api_key_service(
     *,
     cache: KeyCache | None = None,
     creation_limit: KeyCreationLimit | None = None,
+    events: KeyEvents | None = None,
 ) -> ApiKeyService:
     """API keys under SECRET_KEY and API_KEY_HASH_SCHEME: the server's and the CLI's."""
     return ApiKeyService(
@@ -89,6 +99,7 @@ def api_key_service(
         hash_scheme=HashScheme(settings.api_key_hash_scheme),
         cache=cache,
         creation_limit=creation_limit,
+        events=events,
     )
 
 
@@ -151,6 +162,29 @@ def build_task_queue(settings: Settings) -> TaskQueue:
     return TaskQueue(huey, workers=settings.queue_workers)
 
 
+def build_webhooks(
+    settings: Settings, database: Database, queue: TaskQueue, resolver: Resolver
+) -> WebhookService:
+    """Webhook endpoints and deliveries on the task queue, signed under a key derived from
+    SECRET_KEY, sent only to targets WEBHOOK_ALLOW_PRIVATE_TARGETS allows."""
+    policy = TargetPolicy(allow_private=settings.webhook_allow_private_targets, resolver=resolver)
+    return WebhookService(
+        database,
+        queue,
+        signing_key=derive_key(settings.secret_key, Purpose.WEBHOOK_SIGNING),
+        policy=policy,
+        sender=WebhookSender(policy, timeout=settings.webhook_timeout),
+        options=WebhookOptions(
+            retry_delays=settings.webhook_retry_delays,
+            attempt_seconds=settings.webhook_timeout,
+            max_endpoints=settings.webhook_max_endpoints,
+            disable_after_failures=settings.webhook_disable_after_failures,
+            sweep_seconds=settings.webhook_sweep_seconds,
+        ),
+        render_job=render_job,
+    )
+
+
 def prepare_temp_dir(settings: Settings) -> ScratchDir:
     """This process's own directory inside WASM_TEMP_DIR, which is never emptied (it may
     be shared): only directories earlier processes of ours left there are removed."""
@@ -186,7 +220,11 @@ async def install_bundled_runtimes(database: Database) -> None:
         logger.warning("could not install the bundled runtimes at start-up: %s", exc)
 
 
-def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
+def create_app(
+    settings: Settings, *, clock: Clock | None = None, resolver: Resolver | None = None
+) -> FastAPI:
+    """The application; `clock` (rate limits) and `resolver` (webhook targets' names) are
+    seams for tests."""
     metrics = Metrics()
     lifecycle = Lifecycle()
 
@@ -258,7 +296,11 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
             results = build_result_cache(settings, sandbox, metrics)
             if results is not None:
                 resources.push_async_callback(results.close)
-            gate = AdmissionGate(limiter, metrics, fail_open=fail_open)
+            queue = build_task_queue(settings)
+            # Webhooks: a separate block (the queue's tasks, the admission gate's watcher,
+            # the key service's and the jobs' events all lead here).
+            webhooks = build_webhooks(settings, database, queue, resolver or system_resolver)
+            gate = AdmissionGate(limiter, metrics, fail_open=fail_open, watcher=webhooks.quota_used)
             key_cache = KeyCache(settings.api_key_cache_seconds)
             # Password hashing's own few threads, never asyncio's default pool.
             hashing = PasswordHashing(
@@ -294,7 +336,6 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
                 batch_timeout=settings.batch_timeout,
                 results=results,
             )
-            queue = build_task_queue(settings)
             jobs = JobService(
                 database,
                 executions,
@@ -302,6 +343,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
                 lease_seconds=settings.job_lease_seconds,
                 sweep_seconds=settings.job_sweep_seconds,
                 max_attempts=settings.job_max_attempts,
+                events=webhooks,
             )
             state = AppState(
                 settings=settings,
@@ -330,6 +372,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
                 api_keys=api_key_service(
                     settings,
                     cache=key_cache,
+                    events=webhooks,
                     creation_limit=KeyCreationLimit(
                         limiter,
                         metrics,
@@ -369,6 +412,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
                 ),
                 usage_reports=UsageReportService(),
                 admin=AdminService(key_cache=key_cache),
+                webhooks=webhooks,
             )
             app.state.wasmwiz = state
             resources.callback(state.health.close)
@@ -389,12 +433,17 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
                 )
                 retention.start()
                 resources.push_async_callback(retention.close)
+            # The webhooks' HTTP client closes after the queue has stopped: its last tasks
+            # still send with it.
+            resources.push_async_callback(webhooks.close_sender)
             # Last to start, first to stop: a task in flight still has the database, the
             # sandbox and the usage recorder while the queue drains.
             queue.start()
             resources.push_async_callback(queue.stop, QUEUE_STOP_SECONDS)
             jobs.start()
             resources.push_async_callback(jobs.close)
+            webhooks.start()
+            resources.push_async_callback(webhooks.close)
             lifecycle.mark_ready()
             logger.info("wasmwiz %s ready", __version__)
             try:

@@ -191,6 +191,20 @@ class Settings(BaseSettings):
     job_lease_seconds: Annotated[float, Field(ge=1, le=600)] = 30.0
     job_sweep_seconds: Annotated[float, Field(gt=0, le=600)] = 5.0
     job_max_attempts: Annotated[int, Field(ge=1, le=10)] = 3
+    # Webhooks (services/webhooks/, docs/webhooks.md): the time one delivery attempt may
+    # take, the waits between attempts (seconds, comma-separated: one more attempt each),
+    # how many endpoints an account may have, after how many deliveries in a row that
+    # failed every attempt an endpoint is disabled, how often each process looks for
+    # deliveries whose message was lost, and whether targets on private networks (loopback,
+    # RFC 1918, ULA, 100.64/10) may be called: never in a shared deployment.
+    webhook_timeout: Annotated[float, Field(gt=0, le=60)] = 10.0
+    webhook_retry_schedule: Annotated[str, Field(pattern=r"^\s*(\d+(\.\d+)?\s*(,\s*|$))*$")] = (
+        "5,300,1800,7200,18000,36000,36000"
+    )
+    webhook_max_endpoints: Annotated[int, Field(ge=1, le=1000)] = 10
+    webhook_disable_after_failures: Annotated[int, Field(ge=1, le=1000)] = 5
+    webhook_sweep_seconds: Annotated[float, Field(gt=0, le=3600)] = 30.0
+    webhook_allow_private_targets: bool = False
     # How long /health and /health/ready reuse one run of their checks (services/health.py).
     health_cache_seconds: Annotated[float, Field(ge=0, le=60)] = 5.0
     # Key creation per account, over the API and the web pages (every attempt counts).
@@ -346,6 +360,11 @@ class Settings(BaseSettings):
             + self.files_max_input_entries * 512
             + MiB
         )
+
+    @property
+    def webhook_retry_delays(self) -> tuple[float, ...]:
+        """WEBHOOK_RETRY_SCHEDULE as the waits before the second, third... attempts."""
+        return tuple(float(part) for part in self.webhook_retry_schedule.split(",") if part.strip())
 
     @property
     def effective_queue_path(self) -> Path:

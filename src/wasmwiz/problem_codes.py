@@ -405,6 +405,32 @@ class ProblemCode(enum.StrEnum):
         "`callback_url` is not an http(s) URL the service may call.",
     )
 
+    # Webhooks (docs/webhooks.md)
+    WEBHOOK_NOT_FOUND = (
+        "webhook_not_found",
+        404,
+        "Webhook not found",
+        "No webhook endpoint (or delivery of it) of this account by that id.",
+    )
+    WEBHOOK_URL_REFUSED = (
+        "webhook_url_refused",
+        400,
+        "Webhook URL refused",
+        "The endpoint's URL is not an http(s) URL the service may call.",
+    )
+    INVALID_WEBHOOK_EVENTS = (
+        "invalid_webhook_events",
+        400,
+        "Bad webhook events",
+        "`events` is empty, or names an event type there is not.",
+    )
+    TOO_MANY_WEBHOOKS = (
+        "too_many_webhooks",
+        409,
+        "Too many webhooks",
+        "The account has the most webhook endpoints allowed; delete one first.",
+    )
+
     # Limits
     RATE_LIMITED = "rate_limited", 429, "Rate limited", "Over the per-minute limit."
     DAILY_QUOTA_EXCEEDED = (

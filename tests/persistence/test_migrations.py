@@ -42,6 +42,12 @@ TABLES = {
     "wasm_modules",
     "wasm_module_names",
     "public_runtimes",
+    "jobs",
+    "job_payloads",
+    "webhook_endpoints",
+    "webhook_events",
+    "webhook_deliveries",
+    "webhook_callback_secrets",
 }
 SEEDED_TIERS = [("free", 10, 500, 2), ("basic", 100, 10_000, 10), ("pro", 500, 50_000, 50)]
 

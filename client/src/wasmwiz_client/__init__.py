@@ -24,6 +24,7 @@ from wasmwiz_client._version import __version__
 from wasmwiz_client.aio import AsyncClient
 from wasmwiz_client.errors import (
     AuthenticationError,
+    ConflictError,
     ConnectionFailed,
     DailyQuotaExceededError,
     DatabaseUnavailableError,
@@ -71,6 +72,7 @@ __all__ = [
     "BatchResult",
     "Client",
     "CollectedFile",
+    "ConflictError",
     "ConnectionFailed",
     "DailyQuotaExceededError",
     "DatabaseUnavailableError",

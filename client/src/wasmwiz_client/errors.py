@@ -13,6 +13,7 @@
         │   └── StorageQuotaExceededError `storage_quota_exceeded`
         ├── NotFoundError                 404 `not_found`
         │   └── StoredModuleNotFoundError `module_not_found`
+        ├── ConflictError                 409 `conflict`, `too_many_webhooks`, …
         ├── PayloadTooLargeError          413 `wasm_too_large`, `input_too_large`, …
         │   └── FilesTooLargeError        `files_too_large`
         ├── ModuleRejectedError           422 `invalid_wasm`, `unsupported_import`, …
@@ -121,6 +122,10 @@ class StoredModuleNotFoundError(NotFoundError):
     """No stored module of this account by that id or name."""
 
 
+class ConflictError(ProblemError):
+    """409: the request conflicts with the resource's state (a cap reached, a change)."""
+
+
 class PayloadTooLargeError(ProblemError):
     """The module, the input, the input files or the whole body is over the service's limit."""
 
@@ -186,6 +191,10 @@ _BY_CODE: dict[str, type[ProblemError]] = {
     "invalid_collect": InvalidFilesError,
     "files_too_large": FilesTooLargeError,
     "module_not_found": StoredModuleNotFoundError,
+    "webhook_not_found": NotFoundError,
+    "webhook_url_refused": InvalidRequestError,
+    "invalid_webhook_events": InvalidRequestError,
+    "too_many_webhooks": ConflictError,
     "storage_quota_exceeded": StorageQuotaExceededError,
     "rate_limited": RateLimitedError,
     "daily_quota_exceeded": DailyQuotaExceededError,
@@ -200,6 +209,7 @@ _BY_STATUS: dict[int, type[ProblemError]] = {
     401: AuthenticationError,
     403: PermissionDeniedError,
     404: NotFoundError,
+    409: ConflictError,
     413: PayloadTooLargeError,
     422: ModuleRejectedError,
     429: LimitExceededError,

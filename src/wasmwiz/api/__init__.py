@@ -2,7 +2,18 @@
 
 from fastapi import APIRouter
 
-from wasmwiz.api import admin, executions, health, jobs, keys, metrics, modules, runtimes, usage
+from wasmwiz.api import (
+    admin,
+    executions,
+    health,
+    jobs,
+    keys,
+    metrics,
+    modules,
+    runtimes,
+    usage,
+    webhooks,
+)
 
 
 def build_api_router() -> APIRouter:
@@ -15,6 +26,7 @@ def build_api_router() -> APIRouter:
     router.include_router(metrics.router)
     router.include_router(keys.router)
     router.include_router(usage.router)
+    router.include_router(webhooks.router)
     router.include_router(admin.router)
     return router
 

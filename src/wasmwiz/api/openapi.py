@@ -51,6 +51,18 @@ TYPICAL_DETAILS: dict[ProblemCode, str] = {
         "cancel them."
     ),
     ProblemCode.INVALID_CALLBACK_URL: "`callback_url` must be an http:// or https:// URL.",
+    ProblemCode.WEBHOOK_NOT_FOUND: "No webhook endpoint of this account by that id.",
+    ProblemCode.CONFLICT: "The resource changed meanwhile; retry.",
+    ProblemCode.WEBHOOK_URL_REFUSED: (
+        "The host hooks.example resolves to 10.0.0.5, a loopback or private address: not called."
+    ),
+    ProblemCode.INVALID_WEBHOOK_EVENTS: (
+        "Unknown event 'job.done'; the events are: job.finished, job.failed, quota.warning, "
+        "key.created, key.revoked, endpoint.disabled."
+    ),
+    ProblemCode.TOO_MANY_WEBHOOKS: (
+        "This account has 10 webhook endpoints, the most allowed; delete one first."
+    ),
     ProblemCode.MISSING_WASM: (
         "Send the module in the `wasm` field (a .wasm binary or .wat text file), or name a "
         "stored one in `module`."

@@ -26,7 +26,7 @@ class Purpose(StrEnum):
     CSRF = "wasmwiz/v1/csrf"
     ARTIFACT_MAC = "wasmwiz/v1/compiled-artifact-mac"
     RESULT_CACHE = "wasmwiz/v1/result-cache"
-    # Reserved: no code signs webhooks yet; this is the label it will use.
+    # Webhook endpoints' signing secrets are derived under it (services/webhooks/signing.py).
     WEBHOOK_SIGNING = "wasmwiz/v1/webhook-signing"
 
 

@@ -30,6 +30,7 @@ from wasmwiz.services.login_throttle import LoginThrottle, SignupThrottle
 from wasmwiz.services.stored_modules import StoredModules
 from wasmwiz.services.usage_reports import UsageReportService
 from wasmwiz.services.web_sessions import WebSessionService
+from wasmwiz.services.webhooks import WebhookService
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +55,7 @@ class AppState:
     health: HealthService
     jobs: JobService
     job_form: JobFormReader
+    webhooks: WebhookService
 
 
 def app_state(connection: HTTPConnection) -> AppState:

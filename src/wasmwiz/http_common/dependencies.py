@@ -26,6 +26,7 @@ from wasmwiz.services.health import HealthService
 from wasmwiz.services.login_throttle import LoginThrottle, SignupThrottle
 from wasmwiz.services.usage_reports import UsageReportService
 from wasmwiz.services.web_sessions import WebSessionService
+from wasmwiz.services.webhooks import WebhookService
 
 
 async def _settings(request: Request) -> Settings:
@@ -80,6 +81,10 @@ async def _health(request: Request) -> HealthService:
     return app_state(request).health
 
 
+async def _webhooks(request: Request) -> WebhookService:
+    return app_state(request).webhooks
+
+
 async def _lifecycle(request: Request) -> Lifecycle:
     return app_lifecycle(request)
 
@@ -101,3 +106,4 @@ UsageReportsDep = Annotated[UsageReportService, Depends(_usage_reports)]
 AdminDep = Annotated[AdminService, Depends(_admin)]
 HealthDep = Annotated[HealthService, Depends(_health)]
 LifecycleDep = Annotated[Lifecycle, Depends(_lifecycle)]
+WebhooksDep = Annotated[WebhookService, Depends(_webhooks)]

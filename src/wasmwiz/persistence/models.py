@@ -1,4 +1,5 @@
-"""The ORM models: subscription tiers, users, API keys, the usage log and stored modules."""
+"""The ORM models: subscription tiers, users, API keys, the usage log, stored modules, jobs
+and webhooks."""
 
 from __future__ import annotations
 
@@ -42,6 +43,10 @@ __all__ = [
     "WasmModule",
     "WasmModuleName",
     "WebSession",
+    "WebhookCallbackSecret",
+    "WebhookDelivery",
+    "WebhookEndpoint",
+    "WebhookEvent",
 ]
 
 # Every constraint and index gets a deterministic name, so migrations can refer to them
@@ -389,3 +394,90 @@ class JobPayload(Base):
         ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True
     )
     content: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class WebhookEndpoint(Base):
+    """An account's webhook endpoint (migration 0011, services/webhooks/): its signing
+    secret is derived from `secret_salt` and SECRET_KEY, never stored."""
+
+    __tablename__ = "webhook_endpoints"
+    __table_args__ = (Index(None, "user_id", "created_at"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    url: Mapped[str] = mapped_column(Text)
+    description: Mapped[str | None] = mapped_column(String(200))
+    # Space-separated event types, in the order of services/webhooks/events.py.
+    events: Mapped[str] = mapped_column(String(200))
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
+    secret_salt: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = _created_at()
+    # Deliveries in a row that failed every attempt; a success sets it back to 0.
+    consecutive_failures: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # Set when the service disabled it for failing (not when its owner did).
+    disabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    disabled_reason: Mapped[str | None] = mapped_column(Text)
+
+    def __repr__(self) -> str:
+        return f"WebhookEndpoint(id={self.id!r}, enabled={self.enabled!r})"
+
+
+class WebhookEvent(Base):
+    """Something that happened to an account, with its payload as sent."""
+
+    __tablename__ = "webhook_events"
+    __table_args__ = (UniqueConstraint("user_id", "dedupe_key"), Index(None, "created_at"))
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    type: Mapped[str] = mapped_column(String(32))
+    created_at: Mapped[datetime] = _created_at()
+    payload: Mapped[bytes] = mapped_column(LargeBinary)
+    # An event told once per account and key (a quota warning once a UTC day).
+    dedupe_key: Mapped[str | None] = mapped_column(String(64))
+
+
+WEBHOOK_DELIVERY_STATES = ("pending", "delivering", "succeeded", "failed")
+
+
+class WebhookDelivery(Base):
+    """One event to one endpoint, or to a job's callback URL (endpoint_id null)."""
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (
+        CheckConstraint(
+            "state IN ('pending', 'delivering', 'succeeded', 'failed')", name="state_known"
+        ),
+        Index(None, "endpoint_id", "created_at"),
+        Index(None, "state", "next_attempt_at"),
+        Index(None, "event_id"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    event_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("webhook_events.id", ondelete="CASCADE"))
+    endpoint_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("webhook_endpoints.id", ondelete="CASCADE")
+    )
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    # A job's callback URL; an endpoint's delivery goes to the endpoint's URL of the moment.
+    url: Mapped[str | None] = mapped_column(Text)
+    state: Mapped[str] = mapped_column(String(16))
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # Pending: when it is due. Delivering: when its attempt is taken for dead.
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    last_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    last_status: Mapped[int | None] = mapped_column(Integer)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = _created_at()
+
+
+class WebhookCallbackSecret(Base):
+    """The salt of an account's callback secret (jobs' callback_url), once rotated."""
+
+    __tablename__ = "webhook_callback_secrets"
+
+    user_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    secret_salt: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = _created_at()

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
+from typing import Protocol
 
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -88,6 +89,15 @@ def key_status(key: ApiKey, now: datetime) -> str:
     return "active"
 
 
+class KeyEvents(Protocol):
+    """What key changes tell the webhooks (services/webhooks/): in the change's session,
+    delivered once it commits."""
+
+    async def key_created(self, session: AsyncSession, key: ApiKey) -> None: ...
+
+    async def keys_revoked(self, session: AsyncSession, keys: Sequence[ApiKey]) -> None: ...
+
+
 class ApiKeyService:
     def __init__(
         self,
@@ -97,6 +107,7 @@ class ApiKeyService:
         cache: KeyCache | None = None,
         creation_limit: KeyCreationLimit | None = None,
         hash_scheme: HashScheme = HashScheme.DERIVED,
+        events: KeyEvents | None = None,
     ) -> None:
         self._secret = secret
         self._clock = clock
@@ -106,6 +117,8 @@ class ApiKeyService:
         self.cache = cache if cache is not None else KeyCache(0)
         # The server's limit on creating keys per account; the CLI (an operator) has none.
         self._creation_limit = creation_limit
+        # The server's webhooks; the CLI (an operator's) tells no one.
+        self._events = events
 
     async def authenticate(self, database: Database, authorization: str | None) -> Principal:
         """The caller behind an `Authorization: Bearer <key>` header, or a 401/403 error.
@@ -272,6 +285,8 @@ class ApiKeyService:
             max_concurrent_executions=limits.max_concurrent_executions,
         )
         await session.flush()
+        if self._events is not None:
+            await self._events.key_created(session, key)
         return CreatedApiKey(key=key, plaintext=generated.plaintext)
 
     async def list_for_user(
@@ -284,10 +299,13 @@ class ApiKeyService:
     ) -> bool:
         """Revoke a key; False if it was revoked already (nothing changes then)."""
         revoked = await key_repository.revoke(session, key_id, user_id=user_id, now=self._clock())
-        if not revoked:
+        if not revoked or self._events is not None:
             key = await key_repository.get_by_id(session, key_id, user_id=user_id)
             if key is None:
                 raise NotFound("No such API key.")
+            if revoked and self._events is not None:
+                await session.refresh(key)
+                await self._events.keys_revoked(session, [key])
         await session.flush()
         self.cache.forget_key(key_id)
         return revoked
@@ -299,8 +317,14 @@ class ApiKeyService:
         does not cache their keys again for its lifetime); other replicas within
         API_KEY_CACHE_SECONDS.
         """
-        count = await key_repository.revoke_all(session, user_id, now=self._clock())
+        now = self._clock()
+        live = await key_repository.unrevoked(session, user_id) if self._events else []
+        count = await key_repository.revoke_all(session, user_id, now=now)
         await session.flush()
+        if self._events is not None and live:
+            for key in live:
+                await session.refresh(key)
+            await self._events.keys_revoked(session, [key for key in live if key.revoked_at])
         self.cache.forget_user(user_id)
         return count
 

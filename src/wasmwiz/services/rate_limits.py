@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from wasmwiz.errors import LimitExceeded, ServiceUnavailable
@@ -68,11 +69,23 @@ class AdmittedRequest:
     headers: dict[str, str] = field(default_factory=dict)
 
 
+# Told of each admission with the account's figures after it (the webhooks' quota warning).
+AdmissionWatcher = Callable[[Principal, Decision], None]
+
+
 class AdmissionGate:
-    def __init__(self, limiter: RateLimiter, metrics: Metrics, *, fail_open: bool) -> None:
+    def __init__(
+        self,
+        limiter: RateLimiter,
+        metrics: Metrics,
+        *,
+        fail_open: bool,
+        watcher: AdmissionWatcher | None = None,
+    ) -> None:
         self._limiter = limiter
         self._metrics = metrics
         self._fail_open = fail_open
+        self._watcher = watcher
 
     def admit(self, principal: Principal, *, cost: int = 1) -> _HeldSlot:
         """Spend `cost` units of the principal's budget (a batch's size; one for a run) and
@@ -156,6 +169,8 @@ class AdmissionGate:
 
         decision = outcome.decision
         if outcome.lease is not None:
+            if self._watcher is not None:
+                self._watch(principal, outcome.decisions[0] if outcome.decisions else decision)
             return outcome.lease, AdmittedRequest(
                 decision, admitted_headers(outcome.decisions, scopes)
             )
@@ -193,6 +208,14 @@ class AdmissionGate:
             retry_after=decision.retry_after_seconds,
             extra=extra,
         )
+
+    def _watch(self, principal: Principal, account: Decision) -> None:
+        assert self._watcher is not None
+        try:
+            self._watcher(principal, account)
+        except Exception:
+            # A watcher's fault never refuses a run.
+            logger.exception("the admission watcher failed")
 
     async def _release(self, principal: Principal, lease: str) -> None:
         keys = [principal.rate_limit_key]

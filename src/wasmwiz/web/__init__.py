@@ -8,7 +8,7 @@ from fastapi import Depends, FastAPI
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
-from wasmwiz.web import accounts, admin, keys, playground, usage
+from wasmwiz.web import accounts, admin, keys, playground, usage, webhooks
 from wasmwiz.web.rendering import html_error_page
 from wasmwiz.web.viewer import enforce_csrf
 
@@ -18,7 +18,7 @@ def install_web(app: FastAPI) -> None:
 
     Every page route's POST (PUT, PATCH, DELETE) needs the CSRF token: checked here, for
     all of them, before any route runs (tests/web/test_csrf_everywhere.py walks them)."""
-    for module in (accounts, playground, keys, usage, admin):
+    for module in (accounts, playground, keys, webhooks, usage, admin):
         app.include_router(module.router, dependencies=[Depends(enforce_csrf)])
     static = files("wasmwiz.web") / "static"
     app.mount("/static", StaticFiles(directory=str(static)), "static")

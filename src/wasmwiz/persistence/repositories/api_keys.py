@@ -178,6 +178,12 @@ async def count_live(session: AsyncSession, user_id: uuid.UUID, *, now: datetime
     return await session.scalar(statement) or 0
 
 
+async def unrevoked(session: AsyncSession, user_id: uuid.UUID) -> list[ApiKey]:
+    """A user's keys not revoked yet (expired ones too)."""
+    query = select(ApiKey).where(ApiKey.user_id == user_id, ApiKey.revoked_at.is_(None))
+    return list(await session.scalars(query))
+
+
 async def revoke_all(session: AsyncSession, user_id: uuid.UUID, *, now: datetime) -> int:
     """Revoke every key of a user not revoked yet; how many were."""
     statement = (
