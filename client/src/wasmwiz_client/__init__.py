@@ -14,6 +14,9 @@
         result = client.execute(Path("copy.wasm"), files={"in.txt": Path("data.txt")},
                                 collect=["out/*"])
         result.write_files("results")  # results/out/in.txt
+        # Or queue it, and wait for it (or cancel it) later:
+        handle = client.submit(Path("hello.wasm"), input=b"later\n")
+        job = handle.wait(timeout=60)  # a Job; job.result is the ExecutionResult
 
 The distribution `wasmwiz-client` (client/ in the WasmWiz repository) needs httpx alone and
 imports nothing of the server: `pip install ./client`.
@@ -21,7 +24,7 @@ imports nothing of the server: `pip install ./client`.
 
 from wasmwiz_client._protocol import API_KEY_ENV, URL_ENV, RetryPolicy
 from wasmwiz_client._version import __version__
-from wasmwiz_client.aio import AsyncClient
+from wasmwiz_client.aio import AsyncClient, AsyncJobHandle
 from wasmwiz_client.errors import (
     AuthenticationError,
     ConflictError,
@@ -29,9 +32,14 @@ from wasmwiz_client.errors import (
     DailyQuotaExceededError,
     DatabaseUnavailableError,
     FilesTooLargeError,
+    InvalidCallbackURLError,
     InvalidCasesError,
     InvalidFilesError,
     InvalidRequestError,
+    JobNotCancellableError,
+    JobNotFoundError,
+    JobQueueFullError,
+    JobWaitTimeout,
     LimitExceededError,
     ModuleRejectedError,
     NotFoundError,
@@ -48,12 +56,18 @@ from wasmwiz_client.errors import (
     UnexpectedResponse,
     UnsafePathError,
     WasmWizClientError,
+    WebhookNotFoundError,
+    WebhookURLRefusedError,
 )
 from wasmwiz_client.models import (
     BatchCase,
     BatchResult,
     CollectedFile,
     ExecutionResult,
+    Job,
+    JobError,
+    JobPage,
+    JobState,
     ModuleExport,
     ModuleImport,
     ModulePage,
@@ -61,12 +75,13 @@ from wasmwiz_client.models import (
     RateLimit,
     StoredModule,
 )
-from wasmwiz_client.sync import Client
+from wasmwiz_client.sync import Client, JobHandle
 
 __all__ = [
     "API_KEY_ENV",
     "URL_ENV",
     "AsyncClient",
+    "AsyncJobHandle",
     "AuthenticationError",
     "BatchCase",
     "BatchResult",
@@ -78,9 +93,19 @@ __all__ = [
     "DatabaseUnavailableError",
     "ExecutionResult",
     "FilesTooLargeError",
+    "InvalidCallbackURLError",
     "InvalidCasesError",
     "InvalidFilesError",
     "InvalidRequestError",
+    "Job",
+    "JobError",
+    "JobHandle",
+    "JobNotCancellableError",
+    "JobNotFoundError",
+    "JobPage",
+    "JobQueueFullError",
+    "JobState",
+    "JobWaitTimeout",
     "LimitExceededError",
     "ModuleExport",
     "ModuleImport",
@@ -104,5 +129,7 @@ __all__ = [
     "UnexpectedResponse",
     "UnsafePathError",
     "WasmWizClientError",
+    "WebhookNotFoundError",
+    "WebhookURLRefusedError",
     "__version__",
 ]

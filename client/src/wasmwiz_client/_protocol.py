@@ -6,7 +6,8 @@ import base64
 import json
 import os
 import random
-from collections.abc import Callable, Iterable, Mapping, Sequence
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, TypeVar
@@ -26,6 +27,9 @@ from wasmwiz_client.models import (
     BatchCase,
     BatchResult,
     ExecutionResult,
+    Job,
+    JobPage,
+    JobState,
     ModulePage,
     StoredModule,
 )
@@ -33,8 +37,15 @@ from wasmwiz_client.models import (
 EXECUTE_PATH = "/api/v1/execute"
 BATCH_PATH = "/api/v1/execute/batch"
 MODULES_PATH = "/api/v1/modules"
+JOBS_PATH = "/api/v1/jobs"
 MAX_PAGE_SIZE = 100  # the most modules the service lists on one page
 DEFAULT_TIMEOUT = 60.0
+# How often `JobHandle.wait` looks: first after POLL_INTERVAL, each wait then 1.5 times the
+# last up to MAX_POLL_INTERVAL, so a short job is seen done soon and a long one costs a
+# request every few seconds, not a stream of them.
+POLL_INTERVAL = 0.25
+MAX_POLL_INTERVAL = 5.0
+POLL_BACKOFF = 1.5
 URL_ENV = "WASMWIZ_URL"
 API_KEY_ENV = "WASMWIZ_API_KEY"
 
@@ -174,6 +185,16 @@ def execute_request(
     return {"files": parts, "data": data, "params": {"encoding": "base64"}}
 
 
+def submit_request(callback_url: str | None, **execute: Any) -> dict[str, Any]:
+    """Keyword arguments for httpx: a job's form is the execute form and its `callback_url`."""
+    request = execute_request(**execute)
+    if callback_url is not None:
+        if not isinstance(callback_url, str) or not callback_url:
+            raise ValueError(f"callback_url is a URL, not {callback_url!r}")
+        request["data"]["callback_url"] = callback_url
+    return request
+
+
 def batch_request(
     cases: Iterable[BatchCase | Mapping[str, Any]],
     *,
@@ -283,6 +304,41 @@ def page_params(limit: int | None, cursor: str | None) -> dict[str, str]:
     return params
 
 
+def job_params(
+    state: JobState | str | None = None, limit: int | None = None, cursor: str | None = None
+) -> dict[str, str]:
+    """A job's query: base64 output, as `execute` asks, so a result's bytes are exact."""
+    params = {"encoding": "base64", **page_params(limit, cursor)}
+    if state is not None:
+        params["state"] = str(state)
+    return params
+
+
+def job_path(job_id: uuid.UUID | str) -> str:
+    """The route of one job; anything but a UUID is a ValueError before anything is sent."""
+    try:
+        return f"{JOBS_PATH}/{uuid.UUID(str(job_id))}"
+    except ValueError:
+        raise ValueError(f"not a job id (a UUID): {job_id!r}") from None
+
+
+def poll_delays(first: float = POLL_INTERVAL, most: float = MAX_POLL_INTERVAL) -> Iterator[float]:
+    """The waits between a job's polls: `first`, then 1.5 times longer each, up to `most`.
+
+    Checked when called, not at the first wait: a bad interval is refused before a poll.
+    """
+    if not 0 < first <= most:
+        raise ValueError(f"need 0 < poll_interval <= max_poll_interval, not {first}, {most}")
+
+    def delays() -> Iterator[float]:
+        delay = first
+        while True:
+            yield delay
+            delay = min(delay * POLL_BACKOFF, most)
+
+    return delays()
+
+
 def module_path(reference: str) -> str:
     """The route of one stored module, the reference quoted as one path segment."""
     return f"{MODULES_PATH}/{_segment(reference, 'module reference')}"
@@ -315,6 +371,14 @@ def read_module(response: httpx.Response) -> StoredModule:
 
 def read_module_page(response: httpx.Response) -> ModulePage:
     return read_answer(response, lambda body, _: ModulePage.from_response(body), "a page")
+
+
+def read_job(response: httpx.Response) -> Job:
+    return read_answer(response, lambda body, _: Job.from_response(body), "a job")
+
+
+def read_job_page(response: httpx.Response) -> JobPage:
+    return read_answer(response, lambda body, _: JobPage.from_response(body), "a page of jobs")
 
 
 def read_no_content(response: httpx.Response) -> None:

@@ -1,10 +1,12 @@
 """The asyncio client: `await AsyncClient(base_url, api_key).execute(wasm, input=…)`,
-stored modules and batches."""
+stored modules, batches, and jobs (`submit`, then an `AsyncJobHandle` to wait for it)."""
 
 from __future__ import annotations
 
 import asyncio
 import functools
+import time
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from types import TracebackType
 from typing import Any, Self, TypeVar
@@ -16,8 +18,11 @@ from wasmwiz_client._protocol import (
     BATCH_PATH,
     DEFAULT_TIMEOUT,
     EXECUTE_PATH,
+    JOBS_PATH,
     MAX_PAGE_SIZE,
+    MAX_POLL_INTERVAL,
     MODULES_PATH,
+    POLL_INTERVAL,
     Encoding,
     InputSource,
     RetryPolicy,
@@ -26,25 +31,34 @@ from wasmwiz_client._protocol import (
     client_headers,
     error_for,
     execute_request,
+    job_params,
+    job_path,
     module_path,
     name_path,
     normalize_base_url,
     page_params,
+    poll_delays,
     read_batch,
     read_execution,
     read_health,
+    read_job,
+    read_job_page,
     read_module,
     read_module_page,
     read_no_content,
     resolve_retry,
     settings_from_env,
+    submit_request,
     upload_request,
 )
-from wasmwiz_client.errors import ConnectionFailed
+from wasmwiz_client.errors import ConnectionFailed, JobWaitTimeout
 from wasmwiz_client.models import (
     BatchCase,
     BatchResult,
     ExecutionResult,
+    Job,
+    JobPage,
+    JobState,
     ModulePage,
     StoredModule,
 )
@@ -141,6 +155,93 @@ class AsyncClient:
         )
         request = await _off_loop_for_paths(wasm, build, has_local_reads(files, archive))
         return read_execution(await self._request("POST", EXECUTE_PATH, **request))
+
+    async def submit(
+        self,
+        wasm: WasmSource | None = None,
+        *,
+        module: str | None = None,
+        input: InputSource = None,
+        args: Sequence[str] | None = None,
+        env: Mapping[str, str] | None = None,
+        filename: str | None = None,
+        deterministic: bool | None = None,
+        seed: int | None = None,
+        max_fuel: int | None = None,
+        cache: bool | None = None,
+        files: InputFiles | None = None,
+        archive: ArchiveSource | None = None,
+        collect: Sequence[str] | None = None,
+        callback_url: str | None = None,
+    ) -> AsyncJobHandle:
+        """Queue a run to happen later, and return at once: `execute`'s arguments, and
+        `callback_url`, a URL the service POSTs the finished job to.
+
+        The handle's `wait()` polls until the job is final and returns the `Job` (its
+        `result` is what `execute` would have returned); `cancel()` takes it off the queue.
+        A refusal raises as `execute` does, and `JobQueueFullError` when the account has
+        its cap of queued jobs.
+        """
+        build = functools.partial(
+            submit_request,
+            callback_url,
+            wasm=wasm,
+            module=module,
+            input=input,
+            args=args,
+            env=env,
+            filename=filename,
+            deterministic=deterministic,
+            seed=seed,
+            max_fuel=max_fuel,
+            cache=cache,
+            files=files,
+            archive=archive,
+            collect=collect,
+        )
+        request = await _off_loop_for_paths(wasm, build, has_local_reads(files, archive))
+        job = read_job(await self._request("POST", JOBS_PATH, **request))
+        return AsyncJobHandle(self, job.id, job)
+
+    def job(self, job_id: uuid.UUID | str) -> AsyncJobHandle:
+        """A handle on a job submitted before (by id), to wait for or cancel; sends nothing."""
+        job_path(job_id)  # a ValueError now for what is not a job id
+        return AsyncJobHandle(self, uuid.UUID(str(job_id)))
+
+    async def get_job(self, job_id: uuid.UUID | str) -> Job:
+        """A job of this account, as it is now; `JobNotFoundError` if there is none."""
+        return read_job(await self._request("GET", job_path(job_id), params=job_params()))
+
+    async def cancel_job(self, job_id: uuid.UUID | str) -> Job:
+        """Take a queued job off the queue and return it, `cancelled`;
+        `JobNotCancellableError` once it is running or done."""
+        return read_job(await self._request("DELETE", job_path(job_id), params=job_params()))
+
+    async def list_jobs(
+        self,
+        *,
+        state: JobState | str | None = None,
+        limit: int | None = None,
+        cursor: str | None = None,
+    ) -> JobPage:
+        """One page of the account's jobs, newest first, perhaps of one `state` only
+        (`iter_jobs` walks them all)."""
+        params = job_params(state, limit, cursor)
+        return read_job_page(await self._request("GET", JOBS_PATH, params=params))
+
+    async def iter_jobs(
+        self, *, state: JobState | str | None = None, page_size: int | None = None
+    ) -> AsyncIterator[Job]:
+        """Every job of the account (of one `state`), newest first, a page at a time
+        (of the service's default size unless `page_size` says)."""
+        cursor: str | None = None
+        while True:
+            page = await self.list_jobs(state=state, limit=page_size, cursor=cursor)
+            for item in page.items:
+                yield item
+            if page.next_cursor is None:
+                return
+            cursor = page.next_cursor
 
     async def run_batch(
         self,
@@ -261,6 +362,62 @@ class AsyncClient:
         traceback: TracebackType | None,
     ) -> None:
         await self.aclose()
+
+
+class AsyncJobHandle:
+    """A job submitted to the service: `await wait()` for it, `get()` it, `cancel()` it.
+
+    `job` is the job as this handle last saw it (None before it has looked).
+    """
+
+    def __init__(self, client: AsyncClient, job_id: uuid.UUID, job: Job | None = None) -> None:
+        self._client = client
+        self.id = job_id
+        self.job = job
+
+    async def get(self) -> Job:
+        """The job as it is now."""
+        self.job = await self._client.get_job(self.id)
+        return self.job
+
+    async def cancel(self) -> Job:
+        """Take it off the queue (`JobNotCancellableError` once it is running or done)."""
+        self.job = await self._client.cancel_job(self.id)
+        return self.job
+
+    async def wait(
+        self,
+        # The sync handle's argument, and not asyncio.timeout's job: running out here is
+        # JobWaitTimeout with the job as last seen, and never cuts a poll off halfway.
+        timeout: float | None = None,  # noqa: ASYNC109
+        *,
+        poll_interval: float = POLL_INTERVAL,
+        max_poll_interval: float = MAX_POLL_INTERVAL,
+    ) -> Job:
+        """Poll until the job is final (finished, failed, cancelled or expired) and return it.
+
+        The polls start `poll_interval` apart and back off to `max_poll_interval`. With a
+        `timeout` (seconds), `JobWaitTimeout` is raised once it has passed with the job
+        still queued or running; the job itself goes on. A failed job is returned, not
+        raised: its `state` and `error` say what happened.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        delays = poll_delays(poll_interval, max_poll_interval)
+        while True:
+            job = await self.get()
+            if job.done:
+                return job
+            delay = next(delays)
+            if deadline is not None:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise JobWaitTimeout(job, float(timeout or 0))
+                delay = min(delay, remaining)
+            await self._client._sleep(delay)
+
+    def __repr__(self) -> str:
+        state = self.job.state if self.job is not None else "unknown"
+        return f"<AsyncJobHandle {self.id} {state}>"
 
 
 async def _off_loop_for_paths(

@@ -4,38 +4,49 @@
     ├── ConnectionFailed                  the service could not be reached (wraps httpx's error)
     ├── UnexpectedResponse                a response that is neither a result nor a problem
     ├── UnsafePathError                   a collected file's path that would leave its directory
+    ├── JobWaitTimeout                    `wait` gave up before the job reached a final state
     └── ProblemError                      a problem-details refusal: .status, .code, .request_id
         ├── InvalidRequestError           400, and 422 `invalid_request`
         │   ├── InvalidCasesError         `invalid_cases`: .case, the index of the bad case
-        │   └── InvalidFilesError         `invalid_file_path`, `invalid_archive`, … (files, collect)
+        │   ├── InvalidFilesError         `invalid_file_path`, `invalid_archive`, … (files, collect)
+        │   ├── InvalidCallbackURLError   `invalid_callback_url`
+        │   └── WebhookURLRefusedError    `webhook_url_refused`
         ├── AuthenticationError           401 `unauthorized`
         ├── PermissionDeniedError         403 `forbidden`
         │   └── StorageQuotaExceededError `storage_quota_exceeded`
         ├── NotFoundError                 404 `not_found`
-        │   └── StoredModuleNotFoundError `module_not_found`
+        │   ├── StoredModuleNotFoundError `module_not_found`
+        │   ├── JobNotFoundError          `job_not_found`
+        │   └── WebhookNotFoundError      `webhook_not_found`
         ├── ConflictError                 409 `conflict`, `too_many_webhooks`, …
+        │   └── JobNotCancellableError    `job_not_cancellable`
         ├── PayloadTooLargeError          413 `wasm_too_large`, `input_too_large`, …
         │   └── FilesTooLargeError        `files_too_large`
         ├── ModuleRejectedError           422 `invalid_wasm`, `unsupported_import`, …
         ├── LimitExceededError            429: .fits, how many of a batch's cases would run
         │   ├── RateLimitedError          `rate_limited`
         │   ├── DailyQuotaExceededError   `daily_quota_exceeded`
-        │   └── TooManyConcurrentError    `too_many_concurrent`
+        │   ├── TooManyConcurrentError    `too_many_concurrent`
+        │   └── JobQueueFullError         `job_queue_full`
         └── ServiceUnavailableError       503
             ├── ServerBusyError           `server_busy`
             ├── RateLimiterUnavailableError `rate_limiter_unavailable`
             └── DatabaseUnavailableError  `database_unavailable`
 
 A program that ran and failed (trap, timeout, memory limit…) is not an exception: it is an
-`ExecutionResult` whose `status` says how it ended.
+`ExecutionResult` whose `status` says how it ended. Nor is a job that failed, was cancelled
+or expired: it is a `Job` whose `state` says so.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
+
+if TYPE_CHECKING:
+    from wasmwiz_client.models import Job
 
 
 class WasmWizClientError(Exception):
@@ -49,6 +60,22 @@ class ConnectionFailed(WasmWizClientError):
 class UnsafePathError(WasmWizClientError, ValueError):
     """A collected file's path that cannot be written under a directory without leaving it
     (absolute, `..`, a backslash…). The service never sends one; the client checks anyway."""
+
+
+class JobWaitTimeout(WasmWizClientError, TimeoutError):
+    """`JobHandle.wait` ran out of time with the job still queued or running.
+
+    The job goes on: `job` is how it was at the last look, and waiting again (or `get`)
+    picks it up.
+    """
+
+    def __init__(self, job: Job, timeout: float) -> None:
+        super().__init__(
+            f"Job {job.id} is still {job.state} after {timeout:g} s of waiting "
+            "(it goes on: wait again, or cancel it)"
+        )
+        self.job = job
+        self.timeout = timeout
 
 
 class UnexpectedResponse(WasmWizClientError):
@@ -102,6 +129,14 @@ class InvalidFilesError(InvalidRequestError):
     the path or member."""
 
 
+class InvalidCallbackURLError(InvalidRequestError):
+    """A job's `callback_url` is not a URL the service will call."""
+
+
+class WebhookURLRefusedError(InvalidRequestError):
+    """A webhook endpoint's `url` is not one the service will deliver to."""
+
+
 class AuthenticationError(ProblemError):
     """No key, or a key that is malformed, unknown, revoked or expired."""
 
@@ -122,8 +157,20 @@ class StoredModuleNotFoundError(NotFoundError):
     """No stored module of this account by that id or name."""
 
 
+class JobNotFoundError(NotFoundError):
+    """No job of this account by that id (or it is no longer kept)."""
+
+
+class WebhookNotFoundError(NotFoundError):
+    """No webhook endpoint of this account by that id."""
+
+
 class ConflictError(ProblemError):
     """409: the request conflicts with the resource's state (a cap reached, a change)."""
+
+
+class JobNotCancellableError(ConflictError):
+    """The job is no longer queued (running, or in a final state): it cannot be cancelled."""
 
 
 class PayloadTooLargeError(ProblemError):
@@ -162,6 +209,10 @@ class TooManyConcurrentError(LimitExceededError):
     """The key already has its tier's maximum of runs in flight."""
 
 
+class JobQueueFullError(LimitExceededError):
+    """The account has its cap of queued jobs: submit again once some have run."""
+
+
 class ServiceUnavailableError(ProblemError):
     """The service cannot take the request now; retry with backoff."""
 
@@ -190,12 +241,16 @@ _BY_CODE: dict[str, type[ProblemError]] = {
     "files_and_archive": InvalidFilesError,
     "invalid_collect": InvalidFilesError,
     "files_too_large": FilesTooLargeError,
+    "invalid_callback_url": InvalidCallbackURLError,
+    "webhook_url_refused": WebhookURLRefusedError,
     "module_not_found": StoredModuleNotFoundError,
-    "webhook_not_found": NotFoundError,
-    "webhook_url_refused": InvalidRequestError,
     "invalid_webhook_events": InvalidRequestError,
     "too_many_webhooks": ConflictError,
     "storage_quota_exceeded": StorageQuotaExceededError,
+    "job_not_found": JobNotFoundError,
+    "webhook_not_found": WebhookNotFoundError,
+    "job_not_cancellable": JobNotCancellableError,
+    "job_queue_full": JobQueueFullError,
     "rate_limited": RateLimitedError,
     "daily_quota_exceeded": DailyQuotaExceededError,
     "too_many_concurrent": TooManyConcurrentError,

@@ -1,5 +1,5 @@
 """What the service answers: runs (one or a batch) and the files they left, stored modules,
-and the key's budgets."""
+jobs, and the key's budgets."""
 
 from __future__ import annotations
 
@@ -258,6 +258,95 @@ class ModulePage:
         )
 
 
+class JobState(enum.StrEnum):
+    """Where a job is. `queued` and `running` change; the other four are final."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    FINISHED = "finished"  # it ran: `result` says how (a trap or a timeout is a result too)
+    FAILED = "failed"  # it could not be run: `error` says why
+    CANCELLED = "cancelled"
+    EXPIRED = "expired"
+
+
+FINAL_JOB_STATES = frozenset(
+    {JobState.FINISHED, JobState.FAILED, JobState.CANCELLED, JobState.EXPIRED}
+)
+
+
+@dataclass(frozen=True, slots=True)
+class JobError:
+    """Why a job failed: a stable `code` and a `detail` for people."""
+
+    code: str
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    """A run the service queued to do later (`submit`), and where it is.
+
+    `result` is set once the job is `finished`: the same `ExecutionResult` an `execute`
+    answers, without `request_id` or `rate_limit` (they belong to the request that ran
+    it). `error` is set once it `failed`.
+    """
+
+    id: uuid.UUID
+    state: JobState | str  # a str only for a state newer than this client
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    expires_at: datetime | None
+    attempts: int
+    timeout_seconds: float
+    callback_url: str | None
+    result: ExecutionResult | None
+    error: JobError | None
+
+    @property
+    def done(self) -> bool:
+        """True in a final state: finished, failed, cancelled or expired.
+
+        A state this client does not know counts as not done, so `wait` keeps polling
+        until the time it was given runs out rather than returning a job it cannot read.
+        """
+        return self.state in FINAL_JOB_STATES
+
+    @classmethod
+    def from_response(cls, body: Mapping[str, Any]) -> Job:
+        state = str(body["state"])
+        result, error = body.get("result"), body.get("error")
+        return cls(
+            id=uuid.UUID(str(body["id"])),
+            state=JobState(state) if state in JobState._value2member_map_ else state,
+            created_at=datetime.fromisoformat(str(body["created_at"])),
+            started_at=_optional_time(body.get("started_at")),
+            finished_at=_optional_time(body.get("finished_at")),
+            expires_at=_optional_time(body.get("expires_at")),
+            attempts=int(body["attempts"]),
+            timeout_seconds=float(body["timeout_seconds"]),
+            callback_url=_optional_str(body.get("callback_url")),
+            result=None if result is None else ExecutionResult.from_response(result, {}),
+            error=None if error is None else JobError(str(error["code"]), str(error["detail"])),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class JobPage:
+    """A page of jobs, newest first; `next_cursor` is None on the last."""
+
+    items: tuple[Job, ...]
+    next_cursor: str | None
+
+    @classmethod
+    def from_response(cls, body: Mapping[str, Any]) -> JobPage:
+        cursor = body["next_cursor"]
+        return cls(
+            items=tuple(Job.from_response(item) for item in body["items"]),
+            next_cursor=str(cursor) if cursor is not None else None,
+        )
+
+
 def _decode(value: str, encoding: str) -> bytes:
     if encoding == "base64":
         return base64.b64decode(value)
@@ -266,3 +355,11 @@ def _decode(value: str, encoding: str) -> bytes:
 
 def _optional_int(value: str | None) -> int | None:
     return int(value) if value is not None else None
+
+
+def _optional_time(value: object) -> datetime | None:
+    return None if value is None else datetime.fromisoformat(str(value))
+
+
+def _optional_str(value: object) -> str | None:
+    return None if value is None else str(value)

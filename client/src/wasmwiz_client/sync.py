@@ -1,9 +1,10 @@
-"""The blocking client: `Client(base_url, api_key).execute(wasm, input=…)`, stored modules
-and batches."""
+"""The blocking client: `Client(base_url, api_key).execute(wasm, input=…)`, stored modules,
+batches, and jobs (`submit`, then a `JobHandle` to wait for it)."""
 
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from types import TracebackType
 from typing import Any, Self
@@ -15,8 +16,11 @@ from wasmwiz_client._protocol import (
     BATCH_PATH,
     DEFAULT_TIMEOUT,
     EXECUTE_PATH,
+    JOBS_PATH,
     MAX_PAGE_SIZE,
+    MAX_POLL_INTERVAL,
     MODULES_PATH,
+    POLL_INTERVAL,
     Encoding,
     InputSource,
     RetryPolicy,
@@ -25,25 +29,34 @@ from wasmwiz_client._protocol import (
     client_headers,
     error_for,
     execute_request,
+    job_params,
+    job_path,
     module_path,
     name_path,
     normalize_base_url,
     page_params,
+    poll_delays,
     read_batch,
     read_execution,
     read_health,
+    read_job,
+    read_job_page,
     read_module,
     read_module_page,
     read_no_content,
     resolve_retry,
     settings_from_env,
+    submit_request,
     upload_request,
 )
-from wasmwiz_client.errors import ConnectionFailed
+from wasmwiz_client.errors import ConnectionFailed, JobWaitTimeout
 from wasmwiz_client.models import (
     BatchCase,
     BatchResult,
     ExecutionResult,
+    Job,
+    JobPage,
+    JobState,
     ModulePage,
     StoredModule,
 )
@@ -136,6 +149,90 @@ class Client:
             collect=collect,
         )
         return read_execution(self._request("POST", EXECUTE_PATH, **request))
+
+    def submit(
+        self,
+        wasm: WasmSource | None = None,
+        *,
+        module: str | None = None,
+        input: InputSource = None,
+        args: Sequence[str] | None = None,
+        env: Mapping[str, str] | None = None,
+        filename: str | None = None,
+        deterministic: bool | None = None,
+        seed: int | None = None,
+        max_fuel: int | None = None,
+        cache: bool | None = None,
+        files: InputFiles | None = None,
+        archive: ArchiveSource | None = None,
+        collect: Sequence[str] | None = None,
+        callback_url: str | None = None,
+    ) -> JobHandle:
+        """Queue a run to happen later, and return at once: `execute`'s arguments, and
+        `callback_url`, a URL the service POSTs the finished job to.
+
+        The handle's `wait()` polls until the job is final and returns the `Job` (its
+        `result` is what `execute` would have returned); `cancel()` takes it off the queue.
+        A refusal raises as `execute` does, and `JobQueueFullError` when the account has
+        its cap of queued jobs.
+        """
+        request = submit_request(
+            callback_url,
+            wasm=wasm,
+            module=module,
+            input=input,
+            args=args,
+            env=env,
+            filename=filename,
+            deterministic=deterministic,
+            seed=seed,
+            max_fuel=max_fuel,
+            cache=cache,
+            files=files,
+            archive=archive,
+            collect=collect,
+        )
+        job = read_job(self._request("POST", JOBS_PATH, **request))
+        return JobHandle(self, job.id, job)
+
+    def job(self, job_id: uuid.UUID | str) -> JobHandle:
+        """A handle on a job submitted before (by id), to wait for or cancel; sends nothing."""
+        job_path(job_id)  # a ValueError now for what is not a job id
+        return JobHandle(self, uuid.UUID(str(job_id)))
+
+    def get_job(self, job_id: uuid.UUID | str) -> Job:
+        """A job of this account, as it is now; `JobNotFoundError` if there is none."""
+        return read_job(self._request("GET", job_path(job_id), params=job_params()))
+
+    def cancel_job(self, job_id: uuid.UUID | str) -> Job:
+        """Take a queued job off the queue and return it, `cancelled`;
+        `JobNotCancellableError` once it is running or done."""
+        return read_job(self._request("DELETE", job_path(job_id), params=job_params()))
+
+    def list_jobs(
+        self,
+        *,
+        state: JobState | str | None = None,
+        limit: int | None = None,
+        cursor: str | None = None,
+    ) -> JobPage:
+        """One page of the account's jobs, newest first, perhaps of one `state` only
+        (`iter_jobs` walks them all)."""
+        params = job_params(state, limit, cursor)
+        return read_job_page(self._request("GET", JOBS_PATH, params=params))
+
+    def iter_jobs(
+        self, *, state: JobState | str | None = None, page_size: int | None = None
+    ) -> Iterator[Job]:
+        """Every job of the account (of one `state`), newest first, a page at a time
+        (of the service's default size unless `page_size` says)."""
+        cursor: str | None = None
+        while True:
+            page = self.list_jobs(state=state, limit=page_size, cursor=cursor)
+            yield from page.items
+            if page.next_cursor is None:
+                return
+            cursor = page.next_cursor
 
     def run_batch(
         self,
@@ -250,3 +347,57 @@ class Client:
         traceback: TracebackType | None,
     ) -> None:
         self.close()
+
+
+class JobHandle:
+    """A job submitted to the service: `wait()` for it, `get()` it as it is, `cancel()` it.
+
+    `job` is the job as this handle last saw it (None before it has looked).
+    """
+
+    def __init__(self, client: Client, job_id: uuid.UUID, job: Job | None = None) -> None:
+        self._client = client
+        self.id = job_id
+        self.job = job
+
+    def get(self) -> Job:
+        """The job as it is now."""
+        self.job = self._client.get_job(self.id)
+        return self.job
+
+    def cancel(self) -> Job:
+        """Take it off the queue (`JobNotCancellableError` once it is running or done)."""
+        self.job = self._client.cancel_job(self.id)
+        return self.job
+
+    def wait(
+        self,
+        timeout: float | None = None,
+        *,
+        poll_interval: float = POLL_INTERVAL,
+        max_poll_interval: float = MAX_POLL_INTERVAL,
+    ) -> Job:
+        """Poll until the job is final (finished, failed, cancelled or expired) and return it.
+
+        The polls start `poll_interval` apart and back off to `max_poll_interval`. With a
+        `timeout` (seconds), `JobWaitTimeout` is raised once it has passed with the job
+        still queued or running; the job itself goes on. A failed job is returned, not
+        raised: its `state` and `error` say what happened.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        delays = poll_delays(poll_interval, max_poll_interval)
+        while True:
+            job = self.get()
+            if job.done:
+                return job
+            delay = next(delays)
+            if deadline is not None:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise JobWaitTimeout(job, float(timeout or 0))
+                delay = min(delay, remaining)
+            self._client._sleep(delay)
+
+    def __repr__(self) -> str:
+        state = self.job.state if self.job is not None else "unknown"
+        return f"<JobHandle {self.id} {state}>"

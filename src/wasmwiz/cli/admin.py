@@ -17,7 +17,7 @@ from pathlib import Path
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from wasmwiz.app import api_key_service, sandbox_limits
-from wasmwiz.cli.remote import outcome_line
+from wasmwiz.cli.remote_report import outcome_line
 from wasmwiz.config import Settings
 from wasmwiz.errors import WasmWizError
 from wasmwiz.persistence import Database

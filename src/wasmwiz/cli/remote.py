@@ -6,19 +6,17 @@ finish on its own, or the service refused the request, one line on stderr says w
 the exit code says which (the codes are documented in docs/api-reference.md). The
 module is a file, or one stored on the service (`remote modules`), by id or name. Local
 files go into the run's directory and the files it leaves come back (remote_files).
+With `--async` the run is queued as a job and its id printed (remote_jobs waits for it).
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 from typing import BinaryIO
 
-from wasmwiz.cli import remote_batch, remote_files, remote_modules
+from wasmwiz.cli import remote_batch, remote_files, remote_jobs, remote_modules
 from wasmwiz.cli.remote_calls import (
-    EXIT_STOPPED,
-    EXIT_TIMEOUT,
     EXIT_USAGE,
     MODULE_RULE,
     UsageError,
@@ -27,7 +25,8 @@ from wasmwiz.cli.remote_calls import (
     module_target,
     with_client,
 )
-from wasmwiz_client import API_KEY_ENV, URL_ENV, Client, ExecutionResult, Outcome
+from wasmwiz.cli.remote_report import report
+from wasmwiz_client import API_KEY_ENV, URL_ENV, Client
 
 
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -69,10 +68,18 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="run it even if the service has the result of this deterministic request cached",
     )
     remote_files.add_arguments(run)
+    run.add_argument(
+        "--async",
+        dest="submit",
+        action="store_true",
+        help="queue it as a job and print the job's id, nothing else (`remote jobs wait ID` "
+        "then prints what the run printed)",
+    )
     add_retry_flag(run)
     run.set_defaults(remote_handler=run_remotely)
     remote_modules.add_parser(remote_commands)
     remote_batch.add_parser(remote_commands)
+    remote_jobs.add_parser(remote_commands)
 
 
 def dispatch(args: argparse.Namespace, *, stdin: BinaryIO | None = None) -> int:
@@ -86,52 +93,32 @@ def dispatch(args: argparse.Namespace, *, stdin: BinaryIO | None = None) -> int:
 def run_remotely(args: argparse.Namespace, stdin: BinaryIO) -> int:
     path, reference = module_target(args.module, args.module_ref)
     env = dict(_split_env(item) for item in args.env)
-    files = remote_files.file_options(args)
+    files = remote_files.file_options(args, submitting=args.submit)
 
     def execute(client: Client) -> int:
+        request = {
+            "module": reference,
+            "input": _read_input(args.input, stdin),
+            "args": args.guest_args,
+            "env": env,
+            "deterministic": args.deterministic or None,
+            "seed": args.seed,
+            "max_fuel": args.max_fuel,
+            "cache": args.cache,
+            "files": files.files,
+            "archive": files.archive,
+            "collect": files.collect,
+        }
         try:
-            result = client.execute(
-                path,
-                module=reference,
-                input=_read_input(args.input, stdin),
-                args=args.guest_args,
-                env=env,
-                deterministic=args.deterministic or None,
-                seed=args.seed,
-                max_fuel=args.max_fuel,
-                cache=args.cache,
-                files=files.files,
-                archive=files.archive,
-                collect=files.collect,
-            )
+            if args.submit:
+                print(client.submit(path, **request).id)
+                return 0
+            result = client.execute(path, **request)
         except ValueError as exc:  # an argument the client will not send (e.g. a file's path)
             raise UsageError(str(exc)) from None
         return report(result, files.output_dir)
 
     return with_client(args, execute)
-
-
-def report(result: ExecutionResult, output_dir: Path | None = None) -> int:
-    """The program's streams as ours, its collected files written (when asked), and the
-    exit code; a run the sandbox stopped gets one line saying how, last."""
-    sys.stdout.buffer.write(result.stdout)
-    sys.stdout.flush()
-    sys.stderr.buffer.write(result.stderr)
-    sys.stderr.flush()
-    if output_dir is not None:
-        remote_files.save_collected(result, output_dir)
-    if result.finished:
-        return result.exit_code or 0
-    fail(outcome_line(result.status, result.error))
-    return EXIT_TIMEOUT if result.status == Outcome.TIMEOUT else EXIT_STOPPED
-
-
-def outcome_line(outcome: str, error: str | None) -> str:
-    """`trap: unreachable instruction executed`, not `trap: trap: …`: the error may already
-    start with the outcome's name."""
-    if not error:
-        return outcome
-    return error if error.startswith(f"{outcome}: ") else f"{outcome}: {error}"
 
 
 def _read_input(path: str | None, stdin: BinaryIO) -> bytes | None:

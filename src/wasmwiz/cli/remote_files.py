@@ -50,11 +50,17 @@ def add_arguments(run: argparse.ArgumentParser) -> None:
     )
 
 
-def file_options(args: argparse.Namespace) -> FileOptions:
-    """The files part of the command line, checked before anything is read or sent."""
+def file_options(args: argparse.Namespace, *, submitting: bool = False) -> FileOptions:
+    """The files part of the command line, checked before anything is read or sent.
+
+    A job (`submitting`) collects now and is written later, by `remote jobs wait
+    --output-dir`: `--collect` goes alone, and `--output-dir` has nothing to write yet.
+    """
     if args.files and args.archive is not None:
         raise UsageError("give --file or --archive, not both")
-    if args.collect and args.output_dir is None:
+    if submitting and args.output_dir is not None:
+        raise UsageError("with --async, --output-dir goes to `remote jobs wait ID`")
+    if args.collect and args.output_dir is None and not submitting:
         raise UsageError("--collect needs --output-dir DIR: where to write what comes back")
     if args.output_dir is not None and not args.collect:
         raise UsageError("--output-dir needs --collect PATTERN: which files to bring back")
