@@ -74,20 +74,8 @@ def test_no_code_is_raised_as_a_string() -> None:
     assert not strays, "use a ProblemCode member, not a string:\n" + "\n".join(strays)
 
 
-# Registered for the client's mapping (wt/jobclient) before the routes that raise them (the
-# jobs and webhooks API, built on main) are merged in. Remove this set on that merge.
-AWAITING_THE_JOBS_API = {
-    "job_not_found",
-    "job_not_cancellable",
-    "job_queue_full",
-    "invalid_callback_url",
-    "webhook_not_found",
-    "webhook_url_refused",
-}
-
-
 def test_every_registered_code_is_raised_somewhere() -> None:
-    used: set[str] = set(AWAITING_THE_JOBS_API)
+    used: set[str] = set()
     for name, tree in _modules():
         if name in NOT_RAISE_SITES:
             continue

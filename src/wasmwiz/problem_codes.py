@@ -139,44 +139,6 @@ class ProblemCode(enum.StrEnum):
         "`collect` is not a JSON list of glob patterns.",
     )
 
-    # Jobs and webhooks
-    JOB_NOT_FOUND = (
-        "job_not_found",
-        404,
-        "Job not found",
-        "No job of this account by that id.",
-    )
-    JOB_NOT_CANCELLABLE = (
-        "job_not_cancellable",
-        409,
-        "Job not cancellable",
-        "The job is no longer queued: running, or in a final state.",
-    )
-    JOB_QUEUE_FULL = (
-        "job_queue_full",
-        429,
-        "Job queue full",
-        "The account has its cap of queued jobs.",
-    )
-    INVALID_CALLBACK_URL = (
-        "invalid_callback_url",
-        400,
-        "Bad callback URL",
-        "A job's `callback_url` is not a URL the service will call.",
-    )
-    WEBHOOK_NOT_FOUND = (
-        "webhook_not_found",
-        404,
-        "Webhook not found",
-        "No webhook endpoint of this account by that id.",
-    )
-    WEBHOOK_URL_REFUSED = (
-        "webhook_url_refused",
-        400,
-        "Webhook URL refused",
-        "A webhook endpoint's `url` is not one the service will deliver to.",
-    )
-
     # Credentials and permissions
     UNAUTHORIZED = "unauthorized", 401, "No valid key", "No API key, or one that does not work."
     INVALID_CREDENTIALS = (

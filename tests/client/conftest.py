@@ -9,7 +9,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import httpx
 import pytest
 
 from tests.fixtures.app import Account, LiveServer, ServerFactory, create_account
@@ -28,25 +27,6 @@ def new_account(database_url: str, tier: str = "pro") -> Account:
 @pytest.fixture
 def server(server_factory: ServerFactory) -> LiveServer:
     return server_factory()
-
-
-# The jobs API is built on main while the client for it is built here: a test that needs it
-# skips, saying so, where the server has no `POST /api/v1/jobs` (a 404). Remove on merge.
-JOBS_API_MISSING = "jobs API not on this branch"
-
-
-def require_jobs_api(server: LiveServer) -> LiveServer:
-    """The server, or a skip when it answers 404 to `POST /api/v1/jobs` (anything else,
-    even a 401 to this request without a key, means the route is there)."""
-    response = httpx.post(f"{server.url}/api/v1/jobs", timeout=30)
-    if response.status_code == 404:
-        pytest.skip(JOBS_API_MISSING)
-    return server
-
-
-@pytest.fixture
-def jobs_server(server: LiveServer) -> LiveServer:
-    return require_jobs_api(server)
 
 
 @pytest.fixture

@@ -38,8 +38,8 @@ async def test_a_job_id_is_checked_before_anything_is_sent() -> None:
     assert (handle.id, handle.job) == (uuid.UUID(int=1), None)
 
 
-async def test_submit_wait_and_list(jobs_server: LiveServer, api_key: str) -> None:
-    async with AsyncClient(jobs_server.url, api_key) as client:
+async def test_submit_wait_and_list(server: LiveServer, api_key: str) -> None:
+    async with AsyncClient(server.url, api_key) as client:
         handles = await asyncio.gather(
             *(client.submit(echo_then_exit(i, b"").encode(), input=f"{i}") for i in range(3))
         )
@@ -58,8 +58,8 @@ async def test_submit_wait_and_list(jobs_server: LiveServer, api_key: str) -> No
     assert {job.id for job in page.items} == set(listed)
 
 
-async def test_wait_timeout_cancel_and_refusals(jobs_server: LiveServer, api_key: str) -> None:
-    async with AsyncClient(jobs_server.url, api_key) as client:
+async def test_wait_timeout_cancel_and_refusals(server: LiveServer, api_key: str) -> None:
+    async with AsyncClient(server.url, api_key) as client:
         long = await client.submit(wat.INFINITE_LOOP.encode(), max_fuel=2_000_000_000)
         with pytest.raises(JobWaitTimeout) as info:
             await long.wait(timeout=0.05, poll_interval=0.01)

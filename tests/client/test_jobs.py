@@ -1,7 +1,6 @@
 """Jobs through the sync client against a real server: submit, wait, cancel, list, refusals.
 
-The tests that need the jobs API skip, saying "jobs API not on this branch", on a server
-without it (conftest.require_jobs_api); the ones above the line need no server.
+The ones above the line need no server.
 """
 
 from __future__ import annotations
@@ -17,7 +16,7 @@ from tests.api import wat
 from tests.client.conftest import new_account
 from tests.client.programs import echo_then_exit
 from tests.client.test_files import COPY
-from tests.fixtures.app import LiveServer
+from tests.fixtures.app import LiveServer, ServerFactory
 from wasmwiz_client import (
     AuthenticationError,
     Client,
@@ -40,6 +39,8 @@ from wasmwiz_client import (
     WebhookURLRefusedError,
 )
 from wasmwiz_client._protocol import error_for, job_path, poll_delays
+
+CALLBACK = "http://127.0.0.1:9/hooks/wasmwiz"
 
 JOB_ID = "0b5a3c1e-8f7d-4c2b-9a61-3e2f1d0c9b8a"
 # A job as the contract draws it, finished, with the exact JSON of an execute response.
@@ -181,15 +182,17 @@ def test_the_wait_timeout_says_the_job_goes_on() -> None:
 
 
 def test_submit_answers_at_once_and_wait_returns_the_result(
-    jobs_server: LiveServer, api_key: str
+    server_factory: ServerFactory, api_key: str
 ) -> None:
     payload = bytes(range(256)) * 8
-    with Client(jobs_server.url, api_key) as client:
+    # A callback on this machine: allowed only where private targets are.
+    server = server_factory(webhook_allow_private_targets=True)
+    with Client(server.url, api_key) as client:
         handle = client.submit(
             echo_then_exit(5, b"warn\xff\n").encode(),
             input=payload,
             filename="echo.wat",
-            callback_url="https://example.com/hooks/wasmwiz",
+            callback_url=CALLBACK,
         )
         submitted = handle.job
         job = handle.wait(timeout=60, poll_interval=0.05)
@@ -197,7 +200,7 @@ def test_submit_answers_at_once_and_wait_returns_the_result(
     assert submitted is not None
     assert submitted.id == handle.id
     assert submitted.state in (JobState.QUEUED, JobState.RUNNING, JobState.FINISHED)
-    assert submitted.callback_url == "https://example.com/hooks/wasmwiz"
+    assert submitted.callback_url == CALLBACK
     assert job.state is JobState.FINISHED
     assert handle.job == job
     assert job.done
@@ -211,7 +214,7 @@ def test_submit_answers_at_once_and_wait_returns_the_result(
     assert again == job
 
 
-def test_submit_takes_every_execute_option(jobs_server: LiveServer, api_key: str) -> None:
+def test_submit_takes_every_execute_option(server: LiveServer, api_key: str) -> None:
     options = {
         "args": ["-n", "two words"],
         "env": {"LANG": "C"},
@@ -219,7 +222,7 @@ def test_submit_takes_every_execute_option(jobs_server: LiveServer, api_key: str
         "seed": 7,
         "cache": False,
     }
-    with Client(jobs_server.url, api_key) as client:
+    with Client(server.url, api_key) as client:
         ran = client.execute(wat.ARGS_AND_ENV.encode(), filename="show.wat", **options)
         job = client.submit(wat.ARGS_AND_ENV.encode(), filename="show.wat", **options).wait(60)
         client.upload_module(wat.ECHO.encode(), name="echo")
@@ -230,8 +233,8 @@ def test_submit_takes_every_execute_option(jobs_server: LiveServer, api_key: str
     assert by_name.result.stdout == b"stored\n"
 
 
-def test_a_job_with_files_collects_them(jobs_server: LiveServer, api_key: str) -> None:
-    with Client(jobs_server.url, api_key) as client:
+def test_a_job_with_files_collects_them(server: LiveServer, api_key: str) -> None:
+    with Client(server.url, api_key) as client:
         job = client.submit(COPY, files={"in.txt": b"job input"}, collect=["out/*"]).wait(60)
     assert job.result is not None
     assert [(item.path, item.content) for item in job.result.files] == [
@@ -239,10 +242,8 @@ def test_a_job_with_files_collects_them(jobs_server: LiveServer, api_key: str) -
     ]
 
 
-def test_wait_gives_up_at_its_timeout_and_the_job_goes_on(
-    jobs_server: LiveServer, api_key: str
-) -> None:
-    with Client(jobs_server.url, api_key) as client:
+def test_wait_gives_up_at_its_timeout_and_the_job_goes_on(server: LiveServer, api_key: str) -> None:
+    with Client(server.url, api_key) as client:
         # Fuel, not the job's time limit, ends it: it runs a while whatever that limit is.
         handle = client.submit(wat.INFINITE_LOOP.encode(), max_fuel=2_000_000_000)
         with pytest.raises(JobWaitTimeout) as info:
@@ -256,8 +257,8 @@ def test_wait_gives_up_at_its_timeout_and_the_job_goes_on(
     assert job.result.status in (Outcome.FUEL_EXHAUSTED, Outcome.TIMEOUT)
 
 
-def test_cancel(jobs_server: LiveServer, api_key: str) -> None:
-    with Client(jobs_server.url, api_key) as client:
+def test_cancel(server: LiveServer, api_key: str) -> None:
+    with Client(server.url, api_key) as client:
         done = client.submit(wat.HELLO.encode())
         done.wait(60)
         with pytest.raises(JobNotCancellableError) as finished:
@@ -280,8 +281,8 @@ def test_cancel(jobs_server: LiveServer, api_key: str) -> None:
     assert (finished.value.status, finished.value.code) == (409, "job_not_cancellable")
 
 
-def test_list_jobs_newest_first_a_page_at_a_time(jobs_server: LiveServer, api_key: str) -> None:
-    with Client(jobs_server.url, api_key) as client:
+def test_list_jobs_newest_first_a_page_at_a_time(server: LiveServer, api_key: str) -> None:
+    with Client(server.url, api_key) as client:
         handles = [client.submit(wat.HELLO.encode()) for _ in range(3)]
         for handle in handles:
             handle.wait(60)
@@ -300,12 +301,12 @@ def test_list_jobs_newest_first_a_page_at_a_time(jobs_server: LiveServer, api_ke
 
 
 def test_another_account_s_job_is_not_found(
-    jobs_server: LiveServer, api_key: str, migrated_database_url: str
+    server: LiveServer, api_key: str, migrated_database_url: str
 ) -> None:
     other = new_account(migrated_database_url).api_key
-    with Client(jobs_server.url, api_key) as client:
+    with Client(server.url, api_key) as client:
         handle = client.submit(wat.HELLO.encode())
-    with Client(jobs_server.url, other) as client:
+    with Client(server.url, other) as client:
         with pytest.raises(JobNotFoundError) as info:
             client.get_job(handle.id)
         with pytest.raises(JobNotFoundError):
@@ -316,14 +317,14 @@ def test_another_account_s_job_is_not_found(
     assert (info.value.status, info.value.code) == (404, "job_not_found")
 
 
-def test_refusals_of_a_submit(jobs_server: LiveServer, api_key: str) -> None:
-    with Client(jobs_server.url, api_key) as client:
+def test_refusals_of_a_submit(server: LiveServer, api_key: str) -> None:
+    with Client(server.url, api_key) as client:
         with pytest.raises(InvalidRequestError) as env:
             client.submit(wat.HELLO.encode(), env={"A=B": "c"})
         with pytest.raises(InvalidCallbackURLError) as callback:
             client.submit(wat.HELLO.encode(), callback_url="not a url")
         assert list(client.iter_jobs()) == []
-    with Client(jobs_server.url, "ww_" + "x" * 40) as client, pytest.raises(AuthenticationError):
+    with Client(server.url, "ww_" + "x" * 40) as client, pytest.raises(AuthenticationError):
         client.submit(wat.HELLO.encode())
     assert (env.value.status, env.value.code) == (400, "invalid_env")
     assert (callback.value.status, callback.value.code) == (400, "invalid_callback_url")

@@ -19,7 +19,6 @@ import httpx
 import pytest
 from standardwebhooks import Webhook
 
-from tests.client.conftest import require_jobs_api
 from tests.examples.conftest import EXAMPLES, ROOT
 from tests.examples.test_examples import ECHO, STDIN, new_key, run_example
 from tests.fixtures.app import LiveServer
@@ -161,7 +160,6 @@ SUBMIT = [sys.executable, str(EXAMPLES / "python" / "submit_job.py")]
 def test_submit_and_wait_prints_the_result(
     live_server: LiveServer, migrated_database_url: str
 ) -> None:
-    require_jobs_api(live_server)
     result = run_example(SUBMIT, live_server, new_key(migrated_database_url), str(ECHO))
     assert result.returncode == 0, result.stderr
     assert result.stdout == "status: success, exit code: 0\n" + STDIN
@@ -170,7 +168,6 @@ def test_submit_and_wait_prints_the_result(
 
 
 def test_submit_reports_a_refusal_by_its_code(live_server: LiveServer, tmp_path: Path) -> None:
-    require_jobs_api(live_server)
     result = run_example(SUBMIT, live_server, "ww_not-a-real-key", str(ECHO))
     assert result.returncode == 1
     assert "WasmWiz refused the request: unauthorized (HTTP 401)" in result.stderr

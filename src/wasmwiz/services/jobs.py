@@ -408,6 +408,10 @@ class JobService:
         """Queue again the jobs of dead runs (or fail them after their attempts), enqueue
         again queued jobs whose message may be lost, expire old results."""
         now = self._clock()
+        lost_before = now - timedelta(seconds=lost_after)
+        async with self._database.session() as session:
+            if not await job_rows.sweep_has_work(session, now, lost_before):
+                return
         requeued: list[uuid.UUID] = []
         exhausted: list[uuid.UUID] = []
         async with self._database.writer() as session:
@@ -416,9 +420,7 @@ class JobService:
                     exhausted.append(job.id)
                 elif await job_rows.release_stale(session, job, now=now):
                     requeued.append(job.id)
-            lost = await job_rows.queued_since(
-                session, now - timedelta(seconds=lost_after), _SWEEP_BATCH
-            )
+            lost = await job_rows.queued_since(session, lost_before, _SWEEP_BATCH)
             await job_rows.mark_enqueued(session, lost, now)
             expired = await job_rows.expire(session, now, _SWEEP_BATCH)
             await session.commit()

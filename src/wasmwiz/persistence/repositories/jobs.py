@@ -151,6 +151,24 @@ async def cancel(
     return True
 
 
+async def sweep_has_work(session: AsyncSession, now: datetime, lost_before: datetime) -> bool:
+    """Whether a sweep would change anything: read first, so an idle server's sweep takes
+    no write lock (on SQLite, a writer every few seconds makes other connections'
+    deferred transactions fail)."""
+    found = await session.scalar(
+        select(Job.id)
+        .where(
+            or_(
+                and_(Job.state == RUNNING, Job.lease_until < now),
+                and_(Job.state == QUEUED, Job.enqueued_at < lost_before),
+                and_(Job.state.in_(ENDED), Job.expires_at < now),
+            )
+        )
+        .limit(1)
+    )
+    return found is not None
+
+
 async def stale_running(session: AsyncSession, now: datetime, limit: int) -> Sequence[Job]:
     """Running jobs whose lease has run out: their process died or lost the database."""
     result = await session.scalars(

@@ -209,6 +209,23 @@ async def release_stale(session: AsyncSession, now: datetime) -> int:
     return rowcount(result)
 
 
+async def sweep_has_work(session: AsyncSession, now: datetime, before: datetime) -> bool:
+    """Whether a sweep would change or enqueue anything: read first, so an idle server's
+    sweep takes no write lock (on SQLite, a writer every few seconds makes other
+    connections' deferred transactions fail)."""
+    found = await session.scalar(
+        select(WebhookDelivery.id)
+        .where(
+            or_(
+                and_(WebhookDelivery.state == DELIVERING, WebhookDelivery.next_attempt_at < now),
+                and_(WebhookDelivery.state == PENDING, WebhookDelivery.next_attempt_at <= before),
+            )
+        )
+        .limit(1)
+    )
+    return found is not None
+
+
 async def due_since(session: AsyncSession, before: datetime, limit: int) -> Sequence[uuid.UUID]:
     """Pending deliveries due since `before`: their message may be lost."""
     query = (

@@ -654,6 +654,9 @@ class WebhookService:
         may be lost are enqueued again (a duplicate costs a claim that fails). How many
         were enqueued."""
         now = self._clock()
+        async with self._database.session() as session:
+            if not await rows.sweep_has_work(session, now, now - timedelta(seconds=lost_after)):
+                return 0
         async with self._database.writer() as session:
             released = await rows.release_stale(session, now)
             due = await rows.due_since(session, now - timedelta(seconds=lost_after), _SWEEP_BATCH)
