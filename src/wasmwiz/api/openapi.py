@@ -505,8 +505,71 @@ _RUNTIME = {
     "published_at": "2026-12-04T20:25:46Z",
     "latest": True,
 }
+_JOB = {
+    "id": "8c2f7e1a-5b3d-4e6f-9a0b-1c2d3e4f5a6b",
+    "state": "finished",
+    "created_at": "2026-12-05T10:00:00Z",
+    "started_at": "2026-12-05T10:00:00.050000Z",
+    "finished_at": "2026-12-05T10:00:00.120000Z",
+    "expires_at": "2026-12-12T10:00:00.120000Z",
+    "attempts": 1,
+    "timeout_seconds": 60.0,
+    "callback_url": None,
+    "result": _EXECUTION_EXAMPLES["success"]["value"],
+    "error": None,
+}
+_QUEUED_JOB = {
+    **_JOB,
+    "state": "queued",
+    "started_at": None,
+    "finished_at": None,
+    "expires_at": None,
+    "attempts": 0,
+    "callback_url": "https://grader.example.com/hooks/wasmwiz",
+    "result": None,
+}
+_WEBHOOK = {
+    "id": "3e1d2c4b-6a5f-4e7d-8c9b-0a1f2e3d4c5b",
+    "url": "https://hooks.example.com/wasmwiz",
+    "description": "grader",
+    "events": ["job.finished", "job.failed"],
+    "enabled": True,
+    "created_at": "2026-12-05T09:00:00Z",
+    "consecutive_failures": 0,
+    "disabled_at": None,
+    "disabled_reason": None,
+}
+_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+_DELIVERY = {
+    "id": "7a6b5c4d-3e2f-4a1b-9c8d-7e6f5a4b3c2d",
+    "event_id": "1a2b3c4d-5e6f-4a7b-8c9d-0e1f2a3b4c5d",
+    "event_type": "job.finished",
+    "state": "succeeded",
+    "attempts": 3,
+    "created_at": "2026-12-05T10:00:00.130000Z",
+    "next_attempt_at": None,
+    "last_attempt_at": "2026-12-05T10:05:05Z",
+    "last_status": 204,
+    "last_error": None,
+}
+_JOB_ERROR = {"code": "unsupported_import", "detail": "import env.foo is not a WASI function"}
 # Examples of the response schemas, by component name (JSON Schema `examples`).
 SCHEMA_EXAMPLES: dict[str, list[Any]] = {
+    "JobResponse": [
+        _QUEUED_JOB,
+        _JOB,
+        {**_JOB, "result": None, "state": "failed", "error": _JOB_ERROR},
+    ],
+    "JobPage": [{"items": [_JOB], "next_cursor": None}],
+    "WebhookEndpointOut": [_WEBHOOK],
+    "WebhookEndpointWithSecret": [{**_WEBHOOK, "secret": _SECRET}],
+    "WebhookEndpointPage": [{"items": [_WEBHOOK], "next_cursor": None}],
+    "WebhookEndpointCreate": [{"url": _WEBHOOK["url"], "events": ["job.finished"]}],
+    "WebhookEndpointUpdate": [{"enabled": False}, {"events": ["job.finished", "key.created"]}],
+    "WebhookDeliveryOut": [_DELIVERY],
+    "WebhookDeliveryPage": [{"items": [_DELIVERY], "next_cursor": None}],
+    "CallbackSecret": [{"secret": _SECRET}],
+    "JobError": [_JOB_ERROR],
     "ApiKeyOut": [_KEY],
     "ApiKeyPage": [{"items": [_KEY], "page": 1, "per_page": 20, "next_page": None}],
     "ApiKeyCreate": [

@@ -216,6 +216,8 @@ async def rotate_callback_secret(
 @router.get(
     "/api/v1/webhooks/{endpoint_id}",
     summary="Show a webhook endpoint",
+    description="Its URL, events, whether it is enabled, and its failures so far; never its "
+    "secret (shown once, when created or rotated).",
     response_model=WebhookEndpointOut,
     responses=_NOT_FOUND,
 )
