@@ -539,7 +539,7 @@ _WEBHOOK = {
     "disabled_at": None,
     "disabled_reason": None,
 }
-_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"  # noqa: S105 (an example in the docs)
 _DELIVERY = {
     "id": "7a6b5c4d-3e2f-4a1b-9c8d-7e6f5a4b3c2d",
     "event_id": "1a2b3c4d-5e6f-4a7b-8c9d-0e1f2a3b4c5d",
