@@ -87,6 +87,11 @@ async def test_admin_creates_and_edits_a_tier_and_moves_an_account(
         assert edited.status_code == 200
         assert edited.json()["requests_per_minute"] == 5
         assert (await run_hello(client, user)).headers["X-RateLimit-Limit"] == "5"
+        # A new tier has the default job limits; an administrator sets its own.
+        assert created.json()["job_timeout_seconds"] == 5
+        jobs = {"job_timeout_seconds": 20, "max_queued_jobs": 7, "job_result_seconds": 600}
+        with_jobs = await client.patch("/api/v1/admin/tiers/team", headers=admin.headers, json=jobs)
+        assert {name: with_jobs.json()[name] for name in jobs} == jobs
 
         bad = await client.patch(
             "/api/v1/admin/tiers/team", headers=admin.headers, json={"requests_per_minute": 0}

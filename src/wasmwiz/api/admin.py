@@ -35,6 +35,15 @@ class TierOut(BaseModel):
         default=None,
         description="CPU seconds a minute of compiling modules no cache holds, per account.",
     )
+    job_timeout_seconds: int | None = Field(
+        default=None, description="A job's wall-clock limit (docs/jobs.md)."
+    )
+    max_queued_jobs: int | None = Field(
+        default=None, description="Jobs an account may have waiting at once."
+    )
+    job_result_seconds: int | None = Field(
+        default=None, description="How long a job's result is kept after it ended."
+    )
 
     @classmethod
     def of(cls, tier: SubscriptionTier) -> TierOut:
@@ -52,6 +61,9 @@ class TierChange(BaseModel):
     max_fuel: int | None = Field(default=None, ge=1, description="null: no cap.")
     max_api_keys: int | None = Field(default=None, ge=1)
     compile_seconds_per_minute: int | None = Field(default=None, ge=1)
+    job_timeout_seconds: int | None = Field(default=None, ge=1, le=600)
+    max_queued_jobs: int | None = Field(default=None, ge=0)
+    job_result_seconds: int | None = Field(default=None, ge=1)
 
 
 class TierCreate(TierChange):

@@ -456,6 +456,10 @@ _TIER = {
     "max_concurrent_executions": 2,
     "max_fuel": None,
     "max_api_keys": 5,
+    "compile_seconds_per_minute": 60,
+    "job_timeout_seconds": 5,
+    "max_queued_jobs": 10,
+    "job_result_seconds": 3600,
 }
 _USER = {
     "id": "7c1f0c56-8f3e-4d43-b2a4-6f0d2b8e9a11",
