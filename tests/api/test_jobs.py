@@ -203,7 +203,7 @@ async def test_jobs_are_listed_newest_first_by_state_a_page_at_a_time(
         bad = await client.get("/api/v1/jobs", headers=account.headers, params={"cursor": "x"})
     assert seen == list(reversed(ids))
     assert [job["id"] for job in queued.json()["items"]] == list(reversed(ids[1:]))
-    assert bad.status_code == 400
+    assert bad.status_code == 422
 
 
 async def test_a_bad_callback_url_is_refused_before_anything_is_kept(

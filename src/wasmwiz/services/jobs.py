@@ -38,6 +38,7 @@ from wasmwiz.services.api_keys import tier_limits
 from wasmwiz.services.executions import ExecutionRequest, ExecutionService, usage_record
 from wasmwiz.services.job_codec import decode_request, decode_result, encode_request, encode_result
 from wasmwiz.services.job_queue import TaskQueue
+from wasmwiz.services.page_cursor import decode_cursor, encode_cursor
 from wasmwiz.services.principals import Principal
 from wasmwiz.services.rate_limits import AdmittedRequest
 
@@ -153,9 +154,6 @@ class JobService:
         self.runs_finished = 0
         queue.task(RUN_TASK)(self._run_task)
 
-    def set_events(self, events: JobEvents) -> None:
-        self._events = events
-
     # ---- the API's side
 
     async def submit(
@@ -220,14 +218,14 @@ class JobService:
     async def list(
         self, principal: Principal, *, state: str | None, limit: int, cursor: str | None
     ) -> JobPage:
-        after = _decode_cursor(cursor) if cursor else None
+        after = decode_cursor(cursor) if cursor else None
         async with self._database.session() as session:
             rows = await job_rows.page_for_user(
                 session, principal.user_id, state=state, limit=limit + 1, after=after
             )
         more = len(rows) > limit
         rows = rows[:limit]
-        next_cursor = _encode_cursor(rows[-1]) if more and rows else None
+        next_cursor = encode_cursor(rows[-1].created_at, rows[-1].id) if more and rows else None
         return JobPage([JobView.of(row) for row in rows], next_cursor)
 
     async def cancel(self, principal: Principal, job_id: uuid.UUID) -> JobView:
@@ -447,20 +445,3 @@ class JobService:
 
 def _not_found() -> errors.NotFound:
     return errors.NotFound("No job of this account by that id.", code=ProblemCode.JOB_NOT_FOUND)
-
-
-def _encode_cursor(job: Job) -> str:
-    return f"{job.created_at.isoformat()}_{job.id}"
-
-
-def _decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
-    try:
-        stamp, _, job_id = cursor.partition("_")
-        created_at = datetime.fromisoformat(stamp)
-        if created_at.tzinfo is None:
-            raise ValueError("no time zone")
-        return created_at, uuid.UUID(job_id)
-    except ValueError:
-        raise errors.InvalidRequest(
-            "`cursor` is not one this service gave.", code=ProblemCode.INVALID_REQUEST
-        ) from None

@@ -12,8 +12,6 @@ when no cache holds it.
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import json
 import re
 import time
@@ -32,6 +30,7 @@ from wasmwiz.persistence.repositories import wasm_modules as repository
 from wasmwiz.problem_codes import ProblemCode
 from wasmwiz.sandbox import ModuleExport, ModuleImport, Sandbox
 from wasmwiz.services.compile_budgets import CompileBudgets
+from wasmwiz.services.page_cursor import decode_cursor, encode_cursor
 from wasmwiz.services.principals import Principal
 from wasmwiz.services.rate_limits import AdmissionGate
 from wasmwiz.services.sandbox_refusals import sandbox_refusals
@@ -99,22 +98,6 @@ def check_name(name: str) -> str:
             code=ProblemCode.INVALID_MODULE_NAME,
         )
     return name
-
-
-def _encode_cursor(module: WasmModule) -> str:
-    raw = f"{module.created_at.isoformat()}|{module.id}".encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def _decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        created_at, module_id = raw.split("|")
-        return datetime.fromisoformat(created_at), uuid.UUID(module_id)
-    except (ValueError, binascii.Error, UnicodeDecodeError):
-        raise errors.InvalidParameter(
-            "`cursor` is not one this API gave out.", code=ProblemCode.INVALID_REQUEST
-        ) from None
 
 
 def _view(module: WasmModule, names: list[str]) -> StoredModuleView:
@@ -251,7 +234,7 @@ class StoredModules:
     async def list(
         self, session: AsyncSession, principal: Principal, *, limit: int, cursor: str | None
     ) -> ModulePage:
-        before = _decode_cursor(cursor) if cursor else None
+        before = decode_cursor(cursor) if cursor else None
         rows = await repository.list_owned(
             session, principal.user_id, limit=limit + 1, before=before
         )
@@ -259,7 +242,7 @@ class StoredModules:
         names = await repository.names_by_module(session, [row.id for row in page])
         return ModulePage(
             [_view(row, names.get(row.id, [])) for row in page],
-            _encode_cursor(page[-1]) if more else None,
+            encode_cursor(page[-1].created_at, page[-1].id) if more else None,
         )
 
     async def _find(self, session: AsyncSession, principal: Principal, ref: str) -> WasmModule:

@@ -36,6 +36,7 @@ from wasmwiz.persistence.repositories import webhooks as rows
 from wasmwiz.problem_codes import ProblemCode
 from wasmwiz.ratelimit import Decision
 from wasmwiz.services.job_queue import TaskQueue
+from wasmwiz.services.page_cursor import decode_cursor, encode_cursor
 from wasmwiz.services.principals import Principal
 from wasmwiz.services.webhooks.events import (
     EventType,
@@ -244,13 +245,13 @@ class WebhookService:
     async def list_endpoints(
         self, session: AsyncSession, user_id: uuid.UUID, *, limit: int, cursor: str | None
     ) -> EndpointPage:
-        after = _decode_cursor(cursor) if cursor else None
+        after = decode_cursor(cursor) if cursor else None
         found = await rows.page_endpoints(session, user_id, limit=limit + 1, after=after)
         shown = found[:limit]
         more = len(found) > limit and shown
         return EndpointPage(
             [EndpointView.of(e) for e in shown],
-            _encode_cursor(shown[-1].created_at, shown[-1].id) if more else None,
+            encode_cursor(shown[-1].created_at, shown[-1].id) if more else None,
         )
 
     async def get_endpoint(
@@ -316,13 +317,13 @@ class WebhookService:
         cursor: str | None,
     ) -> DeliveryPage:
         await self._endpoint(session, user_id, endpoint_id)
-        after = _decode_cursor(cursor) if cursor else None
+        after = decode_cursor(cursor) if cursor else None
         found = await rows.page_deliveries(session, endpoint_id, limit=limit + 1, after=after)
         shown = found[:limit]
         more = len(found) > limit and shown
         return DeliveryPage(
             [DeliveryView.of(delivery, event_type) for delivery, event_type in shown],
-            _encode_cursor(shown[-1][0].created_at, shown[-1][0].id) if more else None,
+            encode_cursor(shown[-1][0].created_at, shown[-1][0].id) if more else None,
         )
 
     async def redeliver(
@@ -702,20 +703,3 @@ def _description(value: str | None) -> str | None:
 
 def _not_found(message: str) -> errors.NotFound:
     return errors.NotFound(message, code=ProblemCode.WEBHOOK_NOT_FOUND)
-
-
-def _encode_cursor(created_at: datetime, row_id: uuid.UUID) -> str:
-    return f"{created_at.isoformat()}_{row_id}"
-
-
-def _decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
-    try:
-        stamp, _, row_id = cursor.partition("_")
-        created_at = datetime.fromisoformat(stamp)
-        if created_at.tzinfo is None:
-            raise ValueError("no time zone")
-        return created_at, uuid.UUID(row_id)
-    except ValueError:
-        raise errors.InvalidRequest(
-            "`cursor` is not one this service gave.", code=ProblemCode.INVALID_REQUEST
-        ) from None
