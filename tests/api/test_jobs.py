@@ -5,8 +5,10 @@ limit, failures by code, the list's filter and pages."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import time
 import uuid
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -87,6 +89,26 @@ async def test_a_job_finishes_with_the_result_a_synchronous_run_gives(
         assert result[name] == expected[name], name
     assert result["output"] == "over the queue"
     assert finished["expires_at"] is not None
+
+
+async def test_a_job_takes_input_files_and_returns_the_files_it_collects(
+    client: httpx.AsyncClient, account: Account
+) -> None:
+    copy = (Path(__file__).parents[1] / "sandbox" / "fixtures" / "files" / "copy.wasm").read_bytes()
+    payload = bytes(range(256)) * 64
+    response = await client.post(
+        "/api/v1/jobs",
+        headers=account.headers,
+        files=[("wasm", ("copy.wasm", copy)), ("files", ("in.txt", payload))],
+        data={"collect": '["out/*"]'},
+    )
+    assert response.status_code == 202, response.text
+    finished = await wait_for(client, account, response.json()["id"])
+    result = finished["result"]
+    assert result["status"] == "success", result
+    (item,) = result["files"]
+    assert item["path"] == "out/in.txt"
+    assert base64.b64decode(item["content"]) == payload
 
 
 async def test_a_queued_job_is_cancelled_and_never_runs(

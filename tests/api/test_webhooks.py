@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.api.test_jobs import submit as submit_job
 from tests.api.wat import ECHO, UNKNOWN_IMPORT
 from tests.api.webhook_receiver import Delivery, Receiver, running_receiver
 from tests.fixtures.app import Account, LiveServer, ServerFactory, create_account
@@ -401,17 +402,6 @@ async def test_a_quota_warning_at_80_percent_once_a_day(
     assert warning.payload["type"] == "quota.warning"
     assert warning.payload["data"]["daily_limit"] == 5
     assert warning.payload["data"]["used"] == 4
-
-
-async def submit_job(
-    client: httpx.AsyncClient, account: Account, wat: str, **data: str
-) -> httpx.Response:
-    return await client.post(
-        "/api/v1/jobs",
-        headers=account.headers,
-        files={"wasm": ("prog.wat", wat.encode())},
-        data=data,
-    )
 
 
 async def test_jobs_tell_their_end_to_endpoints_and_to_their_callback_url(

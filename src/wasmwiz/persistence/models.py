@@ -386,7 +386,7 @@ class Job(Base):
 
 
 class JobPayload(Base):
-    """What a queued job's run needs (services/job_codec.py), deleted when the job ends."""
+    """What a queued job's run needs (services/job_payload.py), deleted when the job ends."""
 
     __tablename__ = "job_payloads"
 

@@ -36,11 +36,12 @@ from wasmwiz.problem_codes import ProblemCode
 from wasmwiz.sandbox import RunResult
 from wasmwiz.services.api_keys import tier_limits
 from wasmwiz.services.executions import ExecutionRequest, ExecutionService, usage_record
-from wasmwiz.services.job_codec import decode_request, decode_result, encode_request, encode_result
+from wasmwiz.services.job_payload import decode_request, encode_request
 from wasmwiz.services.job_queue import TaskQueue
 from wasmwiz.services.page_cursor import decode_cursor, encode_cursor
 from wasmwiz.services.principals import Principal
 from wasmwiz.services.rate_limits import AdmittedRequest
+from wasmwiz.services.run_codec import decode_result, encode_result
 
 logger = logging.getLogger(__name__)
 

@@ -29,7 +29,6 @@ import asyncio
 import dataclasses
 import hashlib
 import hmac
-import json
 import logging
 import time
 import uuid
@@ -38,6 +37,7 @@ from typing import Any
 from wasmwiz.observability.metrics import Metrics
 from wasmwiz.sandbox import Limits, Outcome, RunRequest, RunResult
 from wasmwiz.services.result_store import ResultStore, ResultStoreUnavailable
+from wasmwiz.services.run_codec import decode_result, encode_result
 
 logger = logging.getLogger(__name__)
 
@@ -46,7 +46,6 @@ _THREAD_HASH_BYTES = 256 * 1024
 _KEY_CONTEXT = b"wasmwiz result cache key v1\0"
 _VALUE_CONTEXT = b"wasmwiz result cache value v1\0"
 _TAG_BYTES = hashlib.sha256().digest_size
-_HEADER_LENGTH_BYTES = 4
 _WARNING_INTERVAL_SECONDS = 60.0
 
 
@@ -138,7 +137,7 @@ class ResultCache:
         """Keep `result` under `key`, unless it is a timeout or over the entry limit."""
         if not keeps(result):
             return
-        body = _encode(result)
+        body = encode_result(result)
         if _TAG_BYTES + len(body) > self._max_entry_bytes:
             return
         try:
@@ -159,7 +158,7 @@ class ResultCache:
             logger.warning("a result cache entry failed its authentication; ignored")
             return None
         try:
-            return _decode(body)
+            return decode_result(body)
         except (ValueError, KeyError, TypeError):
             # Written by another version of this code: ignored, and replaced after the run.
             return None
@@ -204,50 +203,3 @@ def _feed_bytes(mac: Any, kind: bytes, data: bytes | bytearray | memoryview) -> 
     size = data.nbytes if isinstance(data, memoryview) else len(data)
     mac.update(kind + size.to_bytes(8, "big"))
     mac.update(data)
-
-
-def _encode(result: RunResult) -> bytes:
-    """A result as bytes: a length-prefixed JSON header, then stdout and stderr."""
-    header = json.dumps(
-        {
-            "outcome": result.outcome.value,
-            "exit_code": result.exit_code,
-            "stdout_truncated": result.stdout_truncated,
-            "stderr_truncated": result.stderr_truncated,
-            "duration_seconds": result.duration_seconds,
-            "fuel_consumed": result.fuel_consumed,
-            "memory_peak_bytes": result.memory_peak_bytes,
-            "error": result.error,
-            "module_sha256": result.module_sha256,
-            "module_size": result.module_size,
-            "stdout": len(result.stdout),
-            "stderr": len(result.stderr),
-        },
-        separators=(",", ":"),
-    ).encode()
-    return b"".join(
-        (len(header).to_bytes(_HEADER_LENGTH_BYTES, "big"), header, result.stdout, result.stderr)
-    )
-
-
-def _decode(body: bytes) -> RunResult:
-    size = int.from_bytes(body[:_HEADER_LENGTH_BYTES], "big")
-    start = _HEADER_LENGTH_BYTES + size
-    header = json.loads(body[_HEADER_LENGTH_BYTES:start])
-    middle = start + int(header["stdout"])
-    if middle + int(header["stderr"]) != len(body):
-        raise ValueError("the entry's length does not match its header")
-    return RunResult(
-        outcome=Outcome(header["outcome"]),
-        exit_code=header["exit_code"],
-        stdout=body[start:middle],
-        stderr=body[middle:],
-        stdout_truncated=bool(header["stdout_truncated"]),
-        stderr_truncated=bool(header["stderr_truncated"]),
-        duration_seconds=float(header["duration_seconds"]),
-        fuel_consumed=int(header["fuel_consumed"]),
-        memory_peak_bytes=int(header["memory_peak_bytes"]),
-        error=header["error"],
-        module_sha256=str(header["module_sha256"]),
-        module_size=int(header["module_size"]),
-    )

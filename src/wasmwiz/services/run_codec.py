@@ -1,8 +1,9 @@
-"""A job's request and result as bytes, for its rows (jobs.result, job_payloads.content).
+"""A run's result as bytes, for the result cache and a job's row (jobs.result).
 
-Both are a length-prefixed JSON header followed by the byte strings it counts, in order:
-the bytes (a module, stdin, files, output) are kept as they are, never base64, and the
-header says how long each is, so a row that does not add up is refused, not misread.
+A length-prefixed JSON header followed by the byte strings it counts, in order: the bytes
+(output, collected files) are kept as they are, never base64, and the header says how long
+each is, so a value that does not add up is refused (ValueError), not misread. A job's
+request uses the same framing (services/job_payload.py).
 """
 
 from __future__ import annotations
@@ -12,20 +13,18 @@ from collections.abc import Sequence
 from typing import Any
 
 from wasmwiz.sandbox import Outcome, RunResult
-from wasmwiz.sandbox.file_input import InputEntry
 from wasmwiz.sandbox.models import CollectedFile
-from wasmwiz.services.executions import ExecutionRequest
 
 _HEADER_LENGTH_BYTES = 4
 
 
-def _frame(header: dict[str, Any], blobs: Sequence[bytes | memoryview]) -> bytes:
+def frame(header: dict[str, Any], blobs: Sequence[bytes | memoryview]) -> bytes:
     header["blobs"] = [len(blob) for blob in blobs]
     encoded = json.dumps(header, separators=(",", ":")).encode()
     return b"".join((len(encoded).to_bytes(_HEADER_LENGTH_BYTES, "big"), encoded, *blobs))
 
 
-def _unframe(body: bytes) -> tuple[dict[str, Any], list[bytes]]:
+def unframe(body: bytes) -> tuple[dict[str, Any], list[bytes]]:
     size = int.from_bytes(body[:_HEADER_LENGTH_BYTES], "big")
     start = _HEADER_LENGTH_BYTES + size
     header = json.loads(body[_HEADER_LENGTH_BYTES:start])
@@ -36,57 +35,6 @@ def _unframe(body: bytes) -> tuple[dict[str, Any], list[bytes]]:
     if start != len(body):
         raise ValueError("the stored value's length does not match its header")
     return header, blobs
-
-
-def encode_request(request: ExecutionRequest) -> bytes:
-    blobs: list[bytes | memoryview] = [request.wasm or b"", request.stdin]
-    files = None
-    if request.files is not None:
-        files = []
-        for entry in request.files:
-            files.append([entry.path, entry.data is not None])
-            if entry.data is not None:
-                blobs.append(entry.data)
-    header = {
-        "wasm": request.wasm is not None,
-        "module": request.module,
-        "args": list(request.args),
-        "env": dict(request.env),
-        "program_name": request.program_name,
-        "deterministic": request.deterministic,
-        "seed": request.seed,
-        "max_fuel": request.max_fuel,
-        "files": files,
-        "collect": list(request.collect),
-        "cache": request.cache,
-    }
-    return _frame(header, blobs)
-
-
-def decode_request(body: bytes) -> ExecutionRequest:
-    header, blobs = _unframe(body)
-    wasm, stdin, *contents = blobs
-    files = None
-    if header["files"] is not None:
-        remaining = iter(contents)
-        files = tuple(
-            InputEntry(path, next(remaining) if is_file else None)
-            for path, is_file in header["files"]
-        )
-    return ExecutionRequest(
-        wasm=wasm if header["wasm"] else None,
-        module=header["module"],
-        stdin=stdin,
-        args=tuple(header["args"]),
-        env=dict(header["env"]),
-        program_name=header["program_name"],
-        deterministic=bool(header["deterministic"]),
-        seed=header["seed"],
-        max_fuel=header["max_fuel"],
-        files=files,
-        collect=tuple(header["collect"]),
-        cache=bool(header["cache"]),
-    )
 
 
 def encode_result(result: RunResult) -> bytes:
@@ -112,11 +60,11 @@ def encode_result(result: RunResult) -> bytes:
         "files": files,
         "files_truncated": result.files_truncated,
     }
-    return _frame(header, blobs)
+    return frame(header, blobs)
 
 
 def decode_result(body: bytes) -> RunResult:
-    header, blobs = _unframe(body)
+    header, blobs = unframe(body)
     stdout, stderr, *contents = blobs
     remaining = iter(contents)
     files = tuple(
