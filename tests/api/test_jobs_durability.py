@@ -1,6 +1,6 @@
-"""Jobs against real server processes: 100 jobs survive a SIGKILL mid-way and finish once
-each (job rows and usage rows counted), on each database, on the SQLite queue and on
-Redis; two replicas share one queue."""
+"""Jobs against real server processes, on each database, on the SQLite queue and on Redis:
+the API's contract; 100 jobs survive a SIGKILL mid-way and finish once each (job rows and
+usage rows counted); two replicas share one queue."""
 
 from __future__ import annotations
 
@@ -17,6 +17,8 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
+from tests.api import wat
+from tests.api.test_jobs import set_tier, submit, wait_for
 from tests.fixtures.app import Account, ServerProcess, create_account
 from wasmwiz.persistence import Database
 from wasmwiz.persistence.models import Job, UsageLog
@@ -156,3 +158,54 @@ async def test_two_replicas_share_one_queue(
     assert final["usage"] == 20
     assert job["state"] == "finished"
     assert job["result"]["status"] == "success"
+
+
+@pytest.mark.parametrize("queue", ["sqlite", pytest.param("redis", marks=pytest.mark.redis)])
+async def test_server_processes_run_cancel_expire_and_cap_jobs(
+    process_factory: Callable[..., ServerProcess],
+    migrated_database_url: str,
+    tmp_path: Path,
+    queue: str,
+) -> None:
+    """The jobs API's contract against `wasmwiz serve` processes: a job's result is the
+    synchronous run's; a queued job cancels; results expire; the queue cap and the tier's
+    wall-clock limit hold."""
+    await set_tier(
+        migrated_database_url,
+        "pro",
+        job_timeout_seconds=2,
+        max_queued_jobs=2,
+        job_result_seconds=2,
+    )
+    account = await create_account(migrated_database_url)
+    settings = queue_settings(queue, tmp_path)
+    working = process_factory(**settings)
+    async with httpx.AsyncClient(base_url=working.url, timeout=30) as client:
+        job = (await submit(client, account, wat.ECHO, input="same")).json()
+        looping = (await submit(client, account, wat.INFINITE_LOOP)).json()
+        finished = await wait_for(client, account, job["id"])
+        timed_out = await wait_for(client, account, looping["id"])
+        synchronous = await client.post(
+            "/api/v1/execute",
+            headers=account.headers,
+            files={"wasm": ("prog.wat", wat.ECHO.encode())},
+            data={"input": "same"},
+        )
+        expired = await wait_for(client, account, job["id"], {"expired"})
+    for name in ("status", "output", "stderr", "exit_code"):
+        assert finished["result"][name] == synchronous.json()[name], name
+    # EXECUTION_TIMEOUT is 1 s for these servers; the tier gives its jobs 2 s.
+    assert timed_out["result"]["status"] == "timeout"
+    assert timed_out["result"]["duration_ms"] >= 1900
+    assert expired["result"] is None
+
+    # A process that only takes jobs (on another queue): they wait, and can be cancelled.
+    taking = process_factory(**{**queue_settings(queue, tmp_path), "queue_workers": "0"})
+    async with httpx.AsyncClient(base_url=taking.url, timeout=30) as client:
+        waiting = [await submit(client, account, wat.HELLO) for _ in range(3)]
+        cancelled = await client.delete(
+            f"/api/v1/jobs/{waiting[0].json()['id']}", headers=account.headers
+        )
+    assert [response.status_code for response in waiting] == [202, 202, 429]
+    assert waiting[2].json()["code"] == "job_queue_full"
+    assert cancelled.json()["state"] == "cancelled"
