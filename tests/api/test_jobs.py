@@ -163,6 +163,22 @@ async def test_the_queue_cap_refuses_one_job_too_many(
     assert after_cancel.status_code == 202
 
 
+async def test_what_waiting_jobs_hold_is_bounded_by_the_storage_quota(
+    server_factory: ServerFactory, account: Account, migrated_database_url: str
+) -> None:
+    await set_tier(migrated_database_url, "pro", max_stored_module_bytes=100_000)
+    server = server_factory(queue_workers=0)
+    async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:
+        first = await submit(client, account, HELLO, input="x" * 60_000)
+        second = await submit(client, account, HELLO, input="x" * 60_000)
+        small = await submit(client, account, HELLO, input="x" * 1_000)
+    assert first.status_code == 202
+    assert second.status_code == 429
+    assert second.json()["code"] == "job_queue_full"
+    assert "bytes" in second.json()["detail"]
+    assert small.status_code == 202
+
+
 async def test_a_job_runs_within_its_tiers_limit_not_the_synchronous_one(
     server_factory: ServerFactory, account: Account, migrated_database_url: str
 ) -> None:

@@ -373,6 +373,8 @@ class Job(Base):
     timeout_seconds: Mapped[float] = mapped_column(Float)
     result_seconds: Mapped[int] = mapped_column(Integer)
     input_size: Mapped[int] = mapped_column(Integer)
+    # The bytes of its payload: what the account's waiting jobs hold is bounded.
+    payload_size: Mapped[int] = mapped_column(Integer)
     callback_url: Mapped[str | None] = mapped_column(Text)
     # The usage record of its run, written in the transaction that finished the job.
     execution_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)

@@ -181,15 +181,20 @@ class JobService:
     ) -> Job:
         tier = principal.tier
         now = self._clock()
+        payload = encode_request(request)
         async with self._database.writer() as session:
-            waiting = await job_rows.count_queued(session, principal.user_id)
+            waiting, held = await job_rows.queued_usage(session, principal.user_id)
             if waiting >= tier.max_queued_jobs:
-                raise errors.LimitExceeded(
+                raise _queue_full(
                     f"This account has {waiting} jobs waiting, its tier's most "
-                    f"({tier.max_queued_jobs}); wait for some to run or cancel them.",
-                    code=ProblemCode.JOB_QUEUE_FULL,
-                    retry_after=1,
-                    headers={"Retry-After": "1"},
+                    f"({tier.max_queued_jobs}); wait for some to run or cancel them."
+                )
+            # What waiting jobs hold is storage, bounded by the tier's storage quota.
+            if held + len(payload) > tier.max_stored_module_bytes:
+                raise _queue_full(
+                    f"This account's waiting jobs hold {held} bytes; this one's "
+                    f"{len(payload)} more would pass its tier's {tier.max_stored_module_bytes}; "
+                    "wait for some to run or cancel them."
                 )
             job = Job(
                 id=uuid.uuid4(),
@@ -202,10 +207,11 @@ class JobService:
                 timeout_seconds=float(tier.job_timeout_seconds),
                 result_seconds=tier.job_result_seconds,
                 input_size=len(request.stdin),
+                payload_size=len(payload),
                 callback_url=callback_url,
                 cached=False,
             )
-            job_rows.add(session, job, encode_request(request))
+            job_rows.add(session, job, payload)
             await session.commit()
         return job
 
@@ -442,6 +448,12 @@ class JobService:
                 expired,
                 extra={"event": "job_sweep"},
             )
+
+
+def _queue_full(message: str) -> errors.LimitExceeded:
+    return errors.LimitExceeded(
+        message, code=ProblemCode.JOB_QUEUE_FULL, retry_after=1, headers={"Retry-After": "1"}
+    )
 
 
 def _not_found() -> errors.NotFound:

@@ -7,7 +7,8 @@ lease ran out (its process died) is queued again, up to a bounded number of atte
 result and the run's usage row are written in one transaction, only by the attempt that
 holds the row, so a job is recorded once however often its message was delivered.
 job_payloads keeps what the run needs (the module or its reference, stdin, args, env,
-files) apart from the row, and is deleted when the job ends. subscription_tiers gains the
+files) apart from the row (jobs.payload_size says how large, for the account's bound on
+what its waiting jobs hold), and is deleted when the job ends. subscription_tiers gains the
 tiers' job limits: a job's wall-clock limit (free 5 s, basic 30 s, pro 60 s; any other
 tier 5 s), how many of an account's jobs may wait (free 10, basic 100, pro 1,000; other
 10), and how long results are kept (free 1 hour, basic 1 day, pro 7 days; other 1 hour).
@@ -72,6 +73,7 @@ def upgrade() -> None:
         sa.Column("timeout_seconds", sa.Float(), nullable=False),
         sa.Column("result_seconds", sa.Integer(), nullable=False),
         sa.Column("input_size", sa.Integer(), nullable=False),
+        sa.Column("payload_size", sa.Integer(), nullable=False),
         sa.Column("callback_url", sa.Text(), nullable=True),
         sa.Column("execution_id", sa.Uuid(), nullable=True),
         sa.Column("cached", sa.Boolean(), server_default=sa.false(), nullable=False),

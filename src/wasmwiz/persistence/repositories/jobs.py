@@ -46,13 +46,16 @@ async def payload(session: AsyncSession, job_id: uuid.UUID) -> bytes | None:
     return await session.scalar(select(JobPayload.content).where(JobPayload.job_id == job_id))
 
 
-async def count_queued(session: AsyncSession, user_id: uuid.UUID) -> int:
-    return int(
-        await session.scalar(
-            select(func.count()).where(Job.user_id == user_id, Job.state == QUEUED)
+async def queued_usage(session: AsyncSession, user_id: uuid.UUID) -> tuple[int, int]:
+    """How many of the account's jobs wait, and the bytes their payloads hold."""
+    count, size = (
+        await session.execute(
+            select(func.count(), func.coalesce(func.sum(Job.payload_size), 0)).where(
+                Job.user_id == user_id, Job.state == QUEUED
+            )
         )
-        or 0
-    )
+    ).one()
+    return int(count), int(size)
 
 
 async def page_for_user(
