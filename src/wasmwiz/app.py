@@ -340,6 +340,7 @@ def create_app(
                 database,
                 executions,
                 queue,
+                metrics,
                 lease_seconds=settings.job_lease_seconds,
                 sweep_seconds=settings.job_sweep_seconds,
                 max_attempts=settings.job_max_attempts,

@@ -16,6 +16,7 @@ import pytest
 
 from tests.api.wat import ECHO, HELLO, INFINITE_LOOP, UNKNOWN_IMPORT
 from tests.fixtures.app import Account, ServerFactory, create_account
+from tests.ops.metrics_text import sample
 from wasmwiz.persistence import Database
 from wasmwiz.persistence.repositories import tiers
 
@@ -81,7 +82,10 @@ async def test_a_job_finishes_with_the_result_a_synchronous_run_gives(
             files={"wasm": ("prog.wat", ECHO.encode())},
             data={"input": "over the queue"},
         )
+        metrics = (await client.get("/metrics")).text
     assert finished["state"] == "finished", finished
+    assert sample(metrics, "wasmwiz_jobs_total", event="submitted") == 1
+    assert sample(metrics, "wasmwiz_jobs_total", event="finished") == 1
     assert finished["attempts"] == 1
     assert finished["error"] is None
     result, expected = finished["result"], synchronous.json()

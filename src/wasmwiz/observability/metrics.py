@@ -177,6 +177,13 @@ class Metrics:
             ["code"],
             registry=self.registry,
         )
+        self.jobs = Counter(
+            "wasmwiz_jobs_total",
+            "Jobs by what happened to them: `submitted`, `finished`, `failed`, `cancelled`, "
+            "`requeued` (a dead run's job queued again), `expired` (its result removed).",
+            ["event"],
+            registry=self.registry,
+        )
         self.usage_pruned = Counter(
             "wasmwiz_usage_records_pruned_total",
             "Usage records deleted by the retention job.",

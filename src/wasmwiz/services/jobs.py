@@ -28,6 +28,7 @@ from typing import Protocol
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from wasmwiz import errors
+from wasmwiz.observability.metrics import Metrics
 from wasmwiz.persistence import Database
 from wasmwiz.persistence.models import Job
 from wasmwiz.persistence.repositories import jobs as job_rows
@@ -136,6 +137,7 @@ class JobService:
         database: Database,
         executions: ExecutionService,
         queue: TaskQueue,
+        metrics: Metrics,
         *,
         lease_seconds: float,
         sweep_seconds: float,
@@ -146,13 +148,13 @@ class JobService:
         self._database = database
         self._executions = executions
         self._queue = queue
+        self._metrics = metrics
         self._lease = timedelta(seconds=lease_seconds)
         self._sweep_seconds = sweep_seconds
         self._max_attempts = max_attempts
         self._clock = clock
         self._events = events
         self._sweeper: asyncio.Task[None] | None = None
-        self.runs_finished = 0
         queue.task(RUN_TASK)(self._run_task)
 
     # ---- the API's side
@@ -173,6 +175,7 @@ class JobService:
             except errors.WasmWizError as exc:
                 exc.headers = {**admission.headers, **exc.headers}
                 raise
+        self._metrics.jobs.labels("submitted").inc()
         await self._queue.enqueue(RUN_TASK, str(job.id))
         return SubmittedJob(JobView.of(job), admission)
 
@@ -248,6 +251,7 @@ class JobService:
                     code=ProblemCode.JOB_NOT_CANCELLABLE,
                 )
             await session.commit()
+        self._metrics.jobs.labels("cancelled").inc()
         return await self.get(principal, job_id)
 
     # ---- the worker's side
@@ -358,7 +362,7 @@ class JobService:
                 assert ended_job is not None
                 after_commit = await self._events.job_ended(session, JobView.of(ended_job))
             await session.commit()
-        self.runs_finished += 1
+        self._metrics.jobs.labels("finished").inc()
         if after_commit is not None:
             await after_commit()
 
@@ -386,6 +390,7 @@ class JobService:
                 assert ended_job is not None
                 after_commit = await self._events.job_ended(session, JobView.of(ended_job))
             await session.commit()
+        self._metrics.jobs.labels("failed").inc()
         if after_commit is not None:
             await after_commit()
 
@@ -437,6 +442,8 @@ class JobService:
                 f"The run was interrupted {self._max_attempts} times (its server stopped "
                 "while it ran); it is not tried again.",
             )
+        self._metrics.jobs.labels("requeued").inc(len(requeued))
+        self._metrics.jobs.labels("expired").inc(expired)
         for job_id in [*requeued, *lost]:
             await self._queue.enqueue(RUN_TASK, str(job_id))
         if requeued or exhausted or lost or expired:
