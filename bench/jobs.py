@@ -297,7 +297,11 @@ async def _measure(
     latency_servers: dict[str, BenchServer],
 ) -> dict[str, Latency]:
     database = Database(database_url)
-    limits = httpx.Limits(max_connections=CLIENTS * 2, max_keepalive_connections=CLIENTS * 2)
+    # Idle connections dropped before uvicorn's 5 s: one the server closes as it is reused
+    # (the clients sit idle while a round's jobs run) fails without an answer.
+    limits = httpx.Limits(
+        max_connections=CLIENTS * 2, max_keepalive_connections=CLIENTS * 2, keepalive_expiry=2.0
+    )
     try:
         async with httpx.AsyncClient(timeout=120, limits=limits) as client:
             for setup in {id(s): s for s in [*job_setups, *sync_setups]}.values():
