@@ -1,6 +1,6 @@
 """Run the benchmarks and print one table, the ratios, and whether each target holds.
 
-    .venv/bin/python -m bench.run                 # every section, full length (~5 min)
+    .venv/bin/python -m bench.run                 # every section, full length (~9 min)
     .venv/bin/python -m bench.run --quick         # every section, a few seconds each
     .venv/bin/python -m bench.run --sections engine,http
     .venv/bin/python -m bench.run --database-url postgresql://…  # servers on PostgreSQL
