@@ -1,6 +1,6 @@
 """Run the benchmarks and print one table, the ratios, and whether each target holds.
 
-    .venv/bin/python -m bench.run                 # every section, full length (~5 min)
+    .venv/bin/python -m bench.run                 # every section, full length (~9 min)
     .venv/bin/python -m bench.run --quick         # every section, a few seconds each
     .venv/bin/python -m bench.run --sections engine,http
     .venv/bin/python -m bench.run --database-url postgresql://…  # servers on PostgreSQL
@@ -22,7 +22,17 @@ from collections.abc import Callable, Sequence
 from importlib.metadata import version
 from pathlib import Path
 
-from bench import big_module, cpu, engine, files, http, request_path, soak, stored_modules
+from bench import (
+    big_module,
+    cpu,
+    engine,
+    files,
+    http,
+    jobs,
+    request_path,
+    soak,
+    stored_modules,
+)
 from bench.support import Context, Section, workspace, wrk_available
 
 SECTIONS: dict[str, Callable[[Context], Section]] = {
@@ -33,6 +43,7 @@ SECTIONS: dict[str, Callable[[Context], Section]] = {
     "cpu": cpu.run,
     "stored_modules": stored_modules.run,
     "files": files.run,
+    "jobs": jobs.run,
     "soak": soak.run,
 }
 

@@ -115,6 +115,7 @@ async def _create_account(database_url: str, max_concurrent: int) -> BenchAccoun
                     max_fuel=None,
                     max_stored_modules=UNLIMITED,
                     max_stored_module_bytes=UNLIMITED,
+                    max_queued_jobs=UNLIMITED,
                 )
             )
             await session.flush()

@@ -25,6 +25,13 @@ _FLOOD = """(module
       (drop (call $fd_write (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8)))
       (br $l))))"""
 
+# About 10 ms of guest code (3 million loop turns), printing nothing: a short real run.
+_BUSY = """(module (memory (export "memory") 1)
+  (func (export "_start") (local $i i32)
+    (loop $l
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br_if $l (i32.lt_u (local.get $i) (i32.const 3000000))))))"""
+
 # Burns CPU until the execution timeout stops it.
 _SPIN = """(module (memory (export "memory") 1)
   (func (export "_start") (loop $l (br $l))))"""
@@ -52,6 +59,11 @@ def sha256() -> bytes:
 @cache
 def flood() -> bytes:
     return binary(_FLOOD)
+
+
+@cache
+def busy() -> bytes:
+    return binary(_BUSY)
 
 
 @cache

@@ -49,6 +49,7 @@ def test_every_bench_section_runs_in_quick_mode(tmp_path: Path) -> None:
         "cpu",
         "stored_modules",
         "files",
+        "jobs",
         "soak",
     }
     assert sections["request_path"]["figures"]["whole app as ASGI (no socket)"] > 0
@@ -64,6 +65,10 @@ def test_every_bench_section_runs_in_quick_mode(tmp_path: Path) -> None:
     files = sections["files"]["figures"]
     assert files["sandbox_empty_p50"] > 0
     assert files["http_copy_1mib_p50"] > 0
+    jobs = sections["jobs"]["figures"]
+    assert jobs["jobs hello, 1 replica, SQLite queue"] > 0
+    assert jobs["sync 10 ms, 1 replica"] > 0
+    assert jobs["idle latency, SQLite queue"]["total"] > 0
     soak = sections["soak"]["figures"]
     assert soak["unexpected"] == 0
     assert soak["executed"] > 0
