@@ -23,16 +23,17 @@ from tests.fixtures.app import Account, ServerProcess, create_account
 from wasmwiz.persistence import Database
 from wasmwiz.persistence.models import Job, UsageLog
 
-pytestmark = pytest.mark.anyio
+# Server processes, a kill and a restart, and up to 100 jobs: minutes on a loaded machine.
+pytestmark = [pytest.mark.anyio, pytest.mark.timeout(300)]
 
 REDIS_URL = os.environ.get("WASMWIZ_TEST_REDIS_URL")
 JOBS = 100
-# About 10 ms of guest code a run: long enough that a kill finds runs in flight.
+# A few ms of guest code a run: long enough that a kill finds runs in flight.
 BUSY = """(module (memory (export "memory") 1)
   (func (export "_start") (local $i i32)
     (loop $l
       (local.set $i (i32.add (local.get $i) (i32.const 1)))
-      (br_if $l (i32.lt_u (local.get $i) (i32.const 5000000))))))"""
+      (br_if $l (i32.lt_u (local.get $i) (i32.const 2000000))))))"""
 
 
 def queue_settings(kind: str, tmp_path: Path) -> dict[str, str]:
@@ -160,16 +161,24 @@ async def test_two_replicas_share_one_queue(
     assert job["result"]["status"] == "success"
 
 
-@pytest.mark.parametrize("queue", ["sqlite", pytest.param("redis", marks=pytest.mark.redis)])
+@pytest.mark.parametrize(
+    ("database_url", "queue"),
+    [
+        ("sqlite", "sqlite"),
+        pytest.param("postgres", "redis", marks=[pytest.mark.postgres, pytest.mark.redis]),
+    ],
+    indirect=["database_url"],
+)
 async def test_server_processes_run_cancel_expire_and_cap_jobs(
     process_factory: Callable[..., ServerProcess],
     migrated_database_url: str,
     tmp_path: Path,
     queue: str,
 ) -> None:
-    """The jobs API's contract against `wasmwiz serve` processes: a job's result is the
+    """The jobs API's contract against `wasmwiz serve` processes, as `make run` (SQLite, its
+    queue a file) and as replicas run it (PostgreSQL, Redis): a job's result is the
     synchronous run's; a queued job cancels; results expire; the queue cap and the tier's
-    wall-clock limit hold."""
+    wall-clock limit hold. (tests/api/test_jobs.py covers every combination in process.)"""
     await set_tier(
         migrated_database_url,
         "pro",
