@@ -113,9 +113,13 @@ async def test_jobs_accepted_before_a_kill_9_finish_once_each_after_a_restart(
 ) -> None:
     settings = queue_settings(queue, tmp_path)
     account = await create_account(migrated_database_url)
+    # Accepted by a process that runs none of them, killed too: all 100 wait in the queue.
+    taking = process_factory(**{**settings, "queue_workers": "0"})
+    await submit_all(taking.url, account, JOBS)
+    taking.process.send_signal(signal.SIGKILL)
+    taking.process.wait()
+    # Then killed mid-way through running them: runs in flight die with it.
     server = process_factory(**settings)
-    await submit_all(server.url, account, JOBS)
-    # Killed once some have finished and others have not: runs in flight die with it.
     seen = await wait_until(
         migrated_database_url, account, lambda c: c["states"].get("finished", 0) >= 10, 60
     )
