@@ -214,7 +214,7 @@ async def rotate_callback_secret(
 
 
 @router.get(
-    "/api/v1/webhooks/{endpoint_id}",
+    "/api/v1/webhooks/{endpoint_id:uuid}",
     summary="Show a webhook endpoint",
     description="Its URL, events, whether it is enabled, and its failures so far; never its "
     "secret (shown once, when created or rotated).",
@@ -232,7 +232,7 @@ async def get_webhook(
 
 
 @router.patch(
-    "/api/v1/webhooks/{endpoint_id}",
+    "/api/v1/webhooks/{endpoint_id:uuid}",
     summary="Change a webhook endpoint",
     description="Changes the fields given: URL, events, enabled, description (null clears it).",
     response_model=WebhookEndpointOut,
@@ -265,7 +265,7 @@ async def update_webhook(
 
 
 @router.delete(
-    "/api/v1/webhooks/{endpoint_id}",
+    "/api/v1/webhooks/{endpoint_id:uuid}",
     summary="Delete a webhook endpoint",
     description="The endpoint and its delivery log; deliveries pending to it are dropped.",
     status_code=204,
@@ -282,7 +282,7 @@ async def delete_webhook(
 
 
 @router.post(
-    "/api/v1/webhooks/{endpoint_id}/rotate-secret",
+    "/api/v1/webhooks/{endpoint_id:uuid}/rotate-secret",
     summary="Rotate a webhook endpoint's secret",
     description="A new secret, in this response only; deliveries are signed with it from now on.",
     response_model=WebhookEndpointWithSecret,
@@ -302,7 +302,7 @@ async def rotate_webhook_secret(
 
 
 @router.get(
-    "/api/v1/webhooks/{endpoint_id}/deliveries",
+    "/api/v1/webhooks/{endpoint_id:uuid}/deliveries",
     summary="List an endpoint's deliveries",
     description="Its delivery log, newest first: state, attempts, last status and error.",
     response_model=WebhookDeliveryPage,
@@ -326,7 +326,7 @@ async def list_deliveries(
 
 
 @router.post(
-    "/api/v1/webhooks/{endpoint_id}/deliveries/{delivery_id}/redeliver",
+    "/api/v1/webhooks/{endpoint_id:uuid}/deliveries/{delivery_id}/redeliver",
     summary="Send a delivery's event again",
     description="A new delivery of the same event (the same `webhook-id`), sent at once.",
     status_code=202,
