@@ -258,6 +258,20 @@ async def test_a_bad_callback_url_is_refused_before_anything_is_kept(
     assert listed.json()["items"] == []
 
 
+async def test_an_unknown_stored_module_is_refused_when_submitted(
+    client: httpx.AsyncClient, account: Account
+) -> None:
+    response = await client.post(
+        "/api/v1/jobs",
+        headers=account.headers,
+        files={"module": (None, b"sha256:" + b"0" * 64)},
+    )
+    listed = await client.get("/api/v1/jobs", headers=account.headers)
+    assert response.status_code == 404
+    assert response.json()["code"] == "module_not_found"
+    assert listed.json()["items"] == []
+
+
 async def test_a_bad_form_is_refused_with_the_execute_forms_codes(
     client: httpx.AsyncClient, account: Account
 ) -> None:

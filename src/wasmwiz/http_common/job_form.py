@@ -48,10 +48,10 @@ def job_form_schema() -> dict[str, Any]:
     """The form's JSON Schema, as the OpenAPI document's request body."""
     schema = JobForm.model_json_schema()
     callback = schema["properties"]["callback_url"]
-    # A form has no null: the field is optional, left out or empty.
-    callback.pop("anyOf", None)
+    # A form has no null: the field is optional, left out or empty; its bounds stay.
+    (value,) = [branch for branch in callback.pop("anyOf") if branch.get("type") != "null"]
     callback.pop("default", None)
-    callback["type"] = "string"
+    callback.update(value)
     return schema
 
 

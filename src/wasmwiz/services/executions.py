@@ -133,6 +133,15 @@ class ExecutionService:
             return None
         return self._compile_budgets.account_for(principal)
 
+    async def check_module(self, principal: Principal, request: ExecutionRequest) -> None:
+        """Refuse now (404 `module_not_found`) a stored-module reference the account cannot
+        run, as a synchronous run would: for a request run later (a job)."""
+        if request.module is None:
+            return
+        if self._modules is None:
+            raise errors.NotFound("No stored modules here.", code=ProblemCode.MODULE_NOT_FOUND)
+        await self._modules.resolve(principal, request.module)
+
     @property
     def results(self) -> ResultCache | None:
         return self._results

@@ -169,6 +169,7 @@ class JobService:
         async with self._executions.gate.admit(principal) as admission:
             try:
                 request, callback_url = await read()
+                await self._executions.check_module(principal, request)
                 if callback_url is not None and self._events is not None:
                     await self._events.check_target(callback_url)
                 job = await self._keep(principal, request, callback_url)
