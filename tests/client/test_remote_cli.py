@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -117,6 +119,25 @@ def test_no_url_is_a_client_error_and_touches_nothing(tmp_path: Path) -> None:
     assert b"WASMWIZ_URL" in result.stderr
     # A client command must not create the server's VAR_DIR or its salt where it runs.
     assert sorted(path.name for path in tmp_path.iterdir()) == ["hello.wat"]
+
+
+def test_a_client_command_imports_nothing_of_the_server() -> None:
+    # Each `wasmwiz remote` call is a new process: importing the server (its web framework,
+    # runtime and database layer) took it from 0.2 s to 2 s a call.
+    probe = (
+        "import sys; from wasmwiz.cli.main import main; code = main(['remote', 'modules', 'list']);"
+        "print(code, sorted({m.split('.')[0] for m in sys.modules} & SERVER))"
+    )
+    server_only = "{'fastapi', 'starlette', 'sqlalchemy', 'wasmtime', 'uvicorn', 'pydantic'}"
+    env = {key: value for key, value in os.environ.items() if not key.startswith("WASMWIZ_")}
+    done = subprocess.run(
+        [sys.executable, "-c", f"SERVER = {server_only}; {probe}"],
+        capture_output=True,
+        env={**env, "WASMWIZ_URL": "http://127.0.0.1:9"},
+        timeout=60,
+        check=True,
+    )
+    assert done.stdout == b"1 []\n", done.stderr
 
 
 def test_a_missing_module_file(server: LiveServer, api_key: str, tmp_path: Path) -> None:

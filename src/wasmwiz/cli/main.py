@@ -8,17 +8,20 @@ import os
 import sys
 from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from wasmwiz import __version__
-from wasmwiz.cli import admin, invites, openapi_spec, remote, runtimes, tiers, usage
-from wasmwiz.config import ENV_FILE, ConfigurationError, Settings, load_settings
-from wasmwiz.services.principals import Scope
+from wasmwiz.cli import remote
+
+if TYPE_CHECKING:
+    from wasmwiz.config import Settings
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
     raw = list(sys.argv[1:] if argv is None else argv)
+    # `wasmwiz remote` is a client of another server: its parser alone, so it starts without
+    # importing this server (the web framework, the runtime, the database layer).
+    parser = build_parser(remote_only=raw[:1] == ["remote"])
     # Everything after a bare `--` belongs to the guest program, not to us.
     guest_args: list[str] = []
     if "--" in raw:
@@ -48,6 +51,9 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "remote":
         # A client of another server: it needs none of this server's settings (or VAR_DIR).
         return remote.dispatch(args)
+    from wasmwiz.cli.admin import CommandError
+    from wasmwiz.config import ENV_FILE, ConfigurationError, load_settings
+
     try:
         # No secret is written until we know the command has a database to use it with.
         settings = load_settings(generate_salt=False, env_file=ENV_FILE)
@@ -65,18 +71,32 @@ def _dispatch(args: argparse.Namespace) -> int:
     handler: Callable[[Settings, argparse.Namespace], int] = args.handler
     try:
         return handler(settings, args)
-    except admin.CommandError as exc:
+    except CommandError as exc:
         print(f"wasmwiz: {exc}", file=sys.stderr)
         return 1
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(*, remote_only: bool = False) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="wasmwiz", description=__doc__)
     parser.add_argument("--version", action="version", version=f"wasmwiz {__version__}")
     # Commands check the database's schema first (and only then create the development
     # API_SALT), except those that leave both alone: db, run, remote, openapi.
     parser.set_defaults(needs_schema=True)
     commands = parser.add_subparsers(dest="command", required=True)
+    if not remote_only:
+        _add_server_commands(commands)
+    remote.add_parser(commands)
+    if not remote_only:
+        from wasmwiz.cli import openapi_spec, usage
+
+        openapi_spec.add_parser(commands)
+        usage.add_parser(commands)
+    return parser
+
+
+def _add_server_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from wasmwiz.cli import admin, invites, runtimes, tiers
+    from wasmwiz.services.principals import Scope
 
     serve = commands.add_parser("serve", help="serve the HTTP API and web pages")
     serve.add_argument("--host", help="address to bind (default: SERVER_HOST)")
@@ -151,11 +171,6 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("module", type=Path)
     run.add_argument("--input", help="file to use as stdin ('-' for ours; piped stdin is used)")
     run.set_defaults(handler=admin.run_locally, needs_schema=False)
-
-    remote.add_parser(commands)
-    openapi_spec.add_parser(commands)
-    usage.add_parser(commands)
-    return parser
 
 
 def _positive_int(text: str) -> int:
