@@ -344,6 +344,7 @@ def create_app(
                 lease_seconds=settings.job_lease_seconds,
                 sweep_seconds=settings.job_sweep_seconds,
                 max_attempts=settings.job_max_attempts,
+                requeue_seconds=settings.job_requeue_seconds,
                 events=webhooks,
             )
             state = AppState(

@@ -187,10 +187,13 @@ class Settings(BaseSettings):
     queue_workers: Annotated[int, Field(ge=0, le=64)] = 4
     # Jobs: a running job's lease (renewed while it runs; past it, its process is taken for
     # dead and the job is queued again), how often each process looks for such jobs, lost
-    # messages and expired results, and how many attempts a job gets.
+    # messages and expired results, how many attempts a job gets, and after how long a
+    # queued job's message is taken for lost (a process killed between taking it and
+    # claiming the job, Redis restarted) and enqueued again.
     job_lease_seconds: Annotated[float, Field(ge=1, le=600)] = 30.0
     job_sweep_seconds: Annotated[float, Field(gt=0, le=600)] = 5.0
     job_max_attempts: Annotated[int, Field(ge=1, le=10)] = 3
+    job_requeue_seconds: Annotated[float, Field(ge=1, le=3600)] = 120.0
     # Webhooks (services/webhooks/, docs/webhooks.md): the time one delivery attempt may
     # take, the waits between attempts (seconds, comma-separated: one more attempt each),
     # how many endpoints an account may have, after how many deliveries in a row that

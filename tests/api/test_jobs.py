@@ -19,6 +19,7 @@ from tests.fixtures.app import Account, ServerFactory, create_account
 from tests.ops.metrics_text import sample
 from wasmwiz.persistence import Database
 from wasmwiz.persistence.repositories import tiers
+from wasmwiz.services.job_queue import build_huey
 
 pytestmark = pytest.mark.anyio
 
@@ -130,6 +131,35 @@ async def test_a_queued_job_is_cancelled_and_never_runs(
     assert again.json()["code"] == "job_not_cancellable"
     assert shown["state"] == "cancelled"
     assert shown["result"] is None
+
+
+async def test_a_job_whose_message_was_lost_is_enqueued_again(
+    server_factory: ServerFactory, account: Account
+) -> None:
+    # A process that only takes jobs; the message of the one it takes is then lost (a
+    # process killed after taking it, Redis restarted), as the queue is emptied here.
+    taking = server_factory(queue_workers=0)
+    async with httpx.AsyncClient(base_url=taking.url, timeout=30) as client:
+        job = (await submit(client, account, HELLO)).json()
+    queue = build_huey(
+        name=taking.settings.queue_name,
+        redis_url=None,
+        sqlite_path=taking.settings.effective_queue_path,
+    )
+    assert queue.pending_count() == 1
+    queue.flush()
+    queue.storage.close()
+    # A process that works the same queue finds no message; its sweep enqueues one again.
+    working = server_factory(
+        queue_name=taking.settings.queue_name,
+        queue_path=taking.settings.effective_queue_path,
+        job_requeue_seconds=1,
+        job_sweep_seconds=0.2,
+    )
+    async with httpx.AsyncClient(base_url=working.url, timeout=30) as client:
+        finished = await wait_for(client, account, job["id"], seconds=15)
+    assert finished["state"] == "finished"
+    assert finished["result"]["output"] == "Hello, WasmWiz!\n"
 
 
 async def test_another_accounts_job_is_not_found(

@@ -42,6 +42,8 @@ def queue_settings(kind: str, tmp_path: Path) -> dict[str, str]:
         "queue_workers": "2",
         "job_lease_seconds": "2",
         "job_sweep_seconds": "0.5",
+        # A process killed between taking a message and claiming its job loses the message.
+        "job_requeue_seconds": "3",
         "queue_path": str(tmp_path / "queue.db"),
     }
     if kind == "redis":

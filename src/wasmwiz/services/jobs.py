@@ -55,9 +55,6 @@ STATES = (
     job_rows.CANCELLED,
     job_rows.EXPIRED,
 )
-# A queued job's message older than this may be lost, and is enqueued again (a duplicate
-# costs a claim that fails).
-_LOST_MESSAGE_SECONDS = 120.0
 _SWEEP_BATCH = 500
 # When the sandbox is full, a claimed job goes back to the queue for this long.
 _BUSY_RETRY_SECONDS = 1.0
@@ -142,6 +139,7 @@ class JobService:
         lease_seconds: float,
         sweep_seconds: float,
         max_attempts: int,
+        requeue_seconds: float,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         events: JobEvents | None = None,
     ) -> None:
@@ -152,6 +150,9 @@ class JobService:
         self._lease = timedelta(seconds=lease_seconds)
         self._sweep_seconds = sweep_seconds
         self._max_attempts = max_attempts
+        # A queued job's message older than this may be lost, and is enqueued again (a
+        # duplicate costs a claim that fails).
+        self._requeue_after = timedelta(seconds=requeue_seconds)
         self._clock = clock
         self._events = events
         self._sweeper: asyncio.Task[None] | None = None
@@ -415,11 +416,11 @@ class JobService:
                 logger.exception("the job sweep failed")
             await asyncio.sleep(self._sweep_seconds)
 
-    async def sweep(self, *, lost_after: float = _LOST_MESSAGE_SECONDS) -> None:
+    async def sweep(self) -> None:
         """Queue again the jobs of dead runs (or fail them after their attempts), enqueue
         again queued jobs whose message may be lost, expire old results."""
         now = self._clock()
-        lost_before = now - timedelta(seconds=lost_after)
+        lost_before = now - self._requeue_after
         async with self._database.session() as session:
             if not await job_rows.sweep_has_work(session, now, lost_before):
                 return
