@@ -146,12 +146,15 @@ async def test_jobs_accepted_before_a_kill_9_finish_once_each_after_a_restart(
     assert seen["states"].get("finished", 0) >= 10
 
 
-@pytest.mark.redis
-@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
+@pytest.mark.parametrize("queue", ["sqlite", pytest.param("redis", marks=pytest.mark.redis)])
 async def test_two_replicas_share_one_queue(
-    process_factory: Callable[..., ServerProcess], migrated_database_url: str, tmp_path: Path
+    process_factory: Callable[..., ServerProcess],
+    migrated_database_url: str,
+    tmp_path: Path,
+    queue: str,
 ) -> None:
-    settings = queue_settings("redis", tmp_path)
+    # Replicas on one host may share the SQLite queue's file; on several, Redis.
+    settings = queue_settings(queue, tmp_path)
     # The first replica only takes jobs; the second works the queue they share.
     taking = process_factory(**{**settings, "queue_workers": "0"})
     process_factory(**settings)
@@ -167,24 +170,17 @@ async def test_two_replicas_share_one_queue(
     assert job["result"]["status"] == "success"
 
 
-@pytest.mark.parametrize(
-    ("database_url", "queue"),
-    [
-        ("sqlite", "sqlite"),
-        pytest.param("postgres", "redis", marks=[pytest.mark.postgres, pytest.mark.redis]),
-    ],
-    indirect=["database_url"],
-)
+@pytest.mark.parametrize("queue", ["sqlite", pytest.param("redis", marks=pytest.mark.redis)])
 async def test_server_processes_run_cancel_expire_and_cap_jobs(
     process_factory: Callable[..., ServerProcess],
     migrated_database_url: str,
     tmp_path: Path,
     queue: str,
 ) -> None:
-    """The jobs API's contract against `wasmwiz serve` processes, as `make run` (SQLite, its
-    queue a file) and as replicas run it (PostgreSQL, Redis): a job's result is the
-    synchronous run's; a queued job cancels; results expire; the queue cap and the tier's
-    wall-clock limit hold. (tests/api/test_jobs.py covers every combination in process.)"""
+    """The jobs API's contract against `wasmwiz serve` processes, on each database with each
+    queue (`make run` is SQLite with its queue a file; replicas, PostgreSQL and Redis): a
+    job's result is the synchronous run's; a queued job cancels; results expire; the queue
+    cap and the tier's wall-clock limit hold."""
     await set_tier(
         migrated_database_url,
         "pro",
