@@ -6,7 +6,8 @@ run needs). The queue carries only its id. A worker claims the row with a condit
 update that counts the attempt and sets a lease it renews while the run goes on; it ends
 the job, writing the result and the run's usage row in one transaction, only if its attempt
 still holds the row. So a message delivered twice runs the job once, and a job is recorded
-once: by the attempt that finished it.
+once: by the attempt that finished it. It runs in one of its account's concurrency slots,
+as a synchronous run does; with none free it goes back to the queue for a moment.
 
 Each process sweeps every JOB_SWEEP_SECONDS: a running job whose lease ran out (its process
 was killed) is queued again, or failed once it has had JOB_MAX_ATTEMPTS; a queued job whose
@@ -56,7 +57,8 @@ STATES = (
     job_rows.EXPIRED,
 )
 _SWEEP_BATCH = 500
-# When the sandbox is full, a claimed job goes back to the queue for this long.
+# When the sandbox or its account's slots are full, a claimed job goes back to the queue for
+# this long.
 _BUSY_RETRY_SECONDS = 1.0
 
 
@@ -289,19 +291,19 @@ class JobService:
             api_key_id=job.api_key_id,
         )
         request = replace(decode_request(payload), timeout_seconds=job.timeout_seconds)
+        # A job runs in one of its account's concurrency slots, as a synchronous run does:
+        # an account's jobs never take more of the sandbox than its tier allows.
+        gate = self._executions.gate
+        slot = await gate.take_slot(principal)
+        if slot is None:
+            await self._back_to_the_queue(job_id, attempt)
+            return True
         started_at = self._clock()
         renewing = asyncio.create_task(self._renew(job_id, attempt))
         try:
             result, cached = await self._executions.run_admitted(principal, request)
         except errors.ServiceUnavailable:
-            # The sandbox is full: back to the queue, the attempt given back.
-            async with self._database.writer() as session:
-                requeued = await job_rows.requeue(
-                    session, job_id, attempt, now=self._clock(), refund=True
-                )
-                await session.commit()
-            if requeued:
-                await self._queue.enqueue(RUN_TASK, str(job_id), delay=_BUSY_RETRY_SECONDS)
+            await self._back_to_the_queue(job_id, attempt)  # the sandbox is full
             return True
         except errors.WasmWizError as refusal:
             await self._fail(job_id, attempt, refusal.code, refusal.message)
@@ -310,8 +312,20 @@ class JobService:
             renewing.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await renewing
+            await gate.release_extra_slots(principal, slot)
         await self._finish(job, attempt, principal, started_at, result, cached)
         return True
+
+    async def _back_to_the_queue(self, job_id: uuid.UUID, attempt: int) -> None:
+        """No room now (the account's slots or the sandbox are full): queued again a little
+        later, the attempt given back."""
+        async with self._database.writer() as session:
+            requeued = await job_rows.requeue(
+                session, job_id, attempt, now=self._clock(), refund=True
+            )
+            await session.commit()
+        if requeued:
+            await self._queue.enqueue(RUN_TASK, str(job_id), delay=_BUSY_RETRY_SECONDS)
 
     async def _renew(self, job_id: uuid.UUID, attempt: int) -> None:
         interval = self._lease.total_seconds() / 3

@@ -119,22 +119,39 @@ class AdmissionGate:
         taken: list[list[str]] = []
         try:
             for _ in range(wanted):
-                leases: list[str] = []
-                for budget in budgets:
-                    lease = await self._limiter.acquire_slot(
-                        budget.key, budget.max_concurrent, _SLOT_LEASE_SECONDS
-                    )
-                    if lease is None:
-                        break
-                    leases.append(lease)
-                if len(leases) < len(budgets):
-                    for budget, lease in zip(budgets, leases, strict=False):
-                        await self._limiter.release_slot(budget.key, lease)
+                leases = await self._one_slot(budgets)
+                if leases is None:
                     break
                 taken.append(leases)
         except RateLimiterUnavailable:
             pass  # fewer cases side by side, not a refusal; leases lapse by themselves
         return taken
+
+    async def take_slot(self, principal: Principal) -> list[list[str]] | None:
+        """One of the principal's concurrency slots, taken now for a run admitted earlier
+        (a job's), or None when all are taken: its account then runs as many at once as a
+        synchronous caller may. Given back by `release_extra_slots`. When the limiter is
+        unreachable, as admission does: run without a slot (fail open) or wait (closed)."""
+        budgets, _ = _budgets(principal)
+        try:
+            leases = await self._one_slot(budgets)
+        except RateLimiterUnavailable:
+            return [] if self._fail_open else None
+        return None if leases is None else [leases]
+
+    async def _one_slot(self, budgets: list[Budget]) -> list[str] | None:
+        """A lease in every budget, or none held and None."""
+        leases: list[str] = []
+        for budget in budgets:
+            lease = await self._limiter.acquire_slot(
+                budget.key, budget.max_concurrent, _SLOT_LEASE_SECONDS
+            )
+            if lease is None:
+                for held_budget, held in zip(budgets, leases, strict=False):
+                    await self._limiter.release_slot(held_budget.key, held)
+                return None
+            leases.append(lease)
+        return leases
 
     async def release_extra_slots(self, principal: Principal, taken: list[list[str]]) -> None:
         budgets, _ = _budgets(principal)
