@@ -180,6 +180,7 @@ def build_webhooks(
             max_endpoints=settings.webhook_max_endpoints,
             disable_after_failures=settings.webhook_disable_after_failures,
             sweep_seconds=settings.webhook_sweep_seconds,
+            log_days=settings.webhook_log_days,
         ),
         render_job=render_job,
     )

@@ -207,6 +207,8 @@ class Settings(BaseSettings):
     webhook_max_endpoints: Annotated[int, Field(ge=1, le=1000)] = 10
     webhook_disable_after_failures: Annotated[int, Field(ge=1, le=1000)] = 5
     webhook_sweep_seconds: Annotated[float, Field(gt=0, le=3600)] = 30.0
+    # Events and their deliveries (the delivery log) are deleted after this many days.
+    webhook_log_days: Annotated[int, Field(ge=1, le=3650)] = 30
     webhook_allow_private_targets: bool = False
     # How long /health and /health/ready reuse one run of their checks (services/health.py).
     health_cache_seconds: Annotated[float, Field(ge=0, le=60)] = 5.0

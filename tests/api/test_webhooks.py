@@ -6,17 +6,21 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import select, update
 
 from tests.api.test_jobs import submit as submit_job
 from tests.api.wat import ECHO, UNKNOWN_IMPORT
 from tests.api.webhook_receiver import Delivery, Receiver, running_receiver
 from tests.fixtures.app import Account, LiveServer, ServerFactory, create_account
 from wasmwiz.persistence import Database
+from wasmwiz.persistence.models import WebhookDelivery, WebhookEvent
 from wasmwiz.persistence.repositories import tiers
 from wasmwiz.services.principals import Scope
 
@@ -244,6 +248,42 @@ async def test_redeliver_sends_the_event_again_with_its_id(
     assert len(log) == 2
     assert unknown.status_code == 404
     assert unknown.json()["code"] == "webhook_not_found"
+
+
+async def test_the_delivery_log_is_deleted_after_its_days_but_what_is_still_to_send(
+    server_factory: ServerFactory, account: Account, receiver: Receiver
+) -> None:
+    server = server_factory(**FAST, webhook_log_days=30)
+    async with client_of(server) as client:
+        endpoint = await add_endpoint(client, account, receiver, "/hook")
+        for name in ("old", "waiting", "recent"):
+            await create_key(client, account, name)
+        delivered = await wait_for_log(client, account, endpoint["id"], "succeeded", count=3)
+        # Newest first: recent, waiting, old. Two made 31 days ago, one of them still to send.
+        recent, waiting, old = (item["id"] for item in delivered)
+        database = Database(server.settings.database_url)
+        try:
+            async with database.writer() as session:
+                aged = datetime.now(UTC) - timedelta(days=31)
+                events = select(WebhookDelivery.event_id).where(
+                    WebhookDelivery.id.in_([uuid.UUID(old), uuid.UUID(waiting)])
+                )
+                await session.execute(
+                    update(WebhookEvent).where(WebhookEvent.id.in_(events)).values(created_at=aged)
+                )
+                await session.execute(
+                    update(WebhookDelivery)
+                    .where(WebhookDelivery.id == uuid.UUID(waiting))
+                    .values(state="pending", next_attempt_at=aged + timedelta(days=365))
+                )
+                await session.commit()
+        finally:
+            await database.dispose()
+        deadline = time.monotonic() + 30
+        while len(kept := await deliveries(client, account, endpoint["id"])) > 2:
+            assert time.monotonic() < deadline, kept
+            await asyncio.sleep(0.1)
+    assert [item["id"] for item in kept] == [recent, waiting]
 
 
 async def test_an_endpoint_that_keeps_failing_is_disabled_and_the_others_are_told(

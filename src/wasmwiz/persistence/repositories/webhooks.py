@@ -7,7 +7,7 @@ import uuid
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, and_, func, or_, select, update
+from sqlalchemy import ColumnElement, and_, delete, exists, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from wasmwiz.persistence.models import (
@@ -235,6 +235,40 @@ async def due_since(session: AsyncSession, before: datetime, limit: int) -> Sequ
         .limit(limit)
     )
     return list(await session.scalars(query))
+
+
+async def events_done_before(
+    session: AsyncSession, before: datetime, limit: int
+) -> Sequence[uuid.UUID]:
+    """Events created before `before` with no delivery still to make: the log to prune."""
+    live = exists().where(
+        WebhookDelivery.event_id == WebhookEvent.id,
+        WebhookDelivery.state.in_((PENDING, DELIVERING)),
+    )
+    query = (
+        select(WebhookEvent.id)
+        .where(WebhookEvent.created_at < before, ~live)
+        .order_by(WebhookEvent.created_at)
+        .limit(limit)
+    )
+    return list(await session.scalars(query))
+
+
+async def delete_events(session: AsyncSession, event_ids: Sequence[uuid.UUID]) -> int:
+    """Delete these events and their deliveries; how many events went."""
+    if not event_ids:
+        return 0
+    await session.execute(
+        delete(WebhookDelivery)
+        .where(WebhookDelivery.event_id.in_(event_ids))
+        .execution_options(synchronize_session=False)
+    )
+    result = await session.execute(
+        delete(WebhookEvent)
+        .where(WebhookEvent.id.in_(event_ids))
+        .execution_options(synchronize_session=False)
+    )
+    return rowcount(result)
 
 
 async def job_owner(session: AsyncSession, job_id: uuid.UUID) -> uuid.UUID | None:

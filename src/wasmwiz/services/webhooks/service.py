@@ -82,6 +82,8 @@ class WebhookOptions:
     max_endpoints: int
     disable_after_failures: int
     sweep_seconds: float
+    log_days: int = 30
+    """Events and their deliveries are kept this long (WEBHOOK_LOG_DAYS), then deleted."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -646,9 +648,29 @@ class WebhookService:
         while True:
             try:
                 await self.sweep()
+                await self.prune_log()
             except Exception:
                 logger.exception("the webhook sweep failed")
             await asyncio.sleep(self._options.sweep_seconds)
+
+    async def prune_log(self) -> int:
+        """Delete events older than WEBHOOK_LOG_DAYS, and their deliveries, once none of
+        them is still to be made; a batch a sweep. How many events went."""
+        before = self._clock() - timedelta(days=self._options.log_days)
+        async with self._database.session() as session:  # read first: an idle sweep writes nothing
+            if not await rows.events_done_before(session, before, 1):
+                return 0
+        async with self._database.writer() as session:
+            doomed = await rows.events_done_before(session, before, _SWEEP_BATCH)
+            deleted = await rows.delete_events(session, doomed)
+            await session.commit()
+        logger.info(
+            "webhook log: %d events older than %d days deleted",
+            deleted,
+            self._options.log_days,
+            extra={"event": "webhook_log_pruned", "deleted": deleted},
+        )
+        return deleted
 
     async def sweep(self, *, lost_after: float = _LOST_MESSAGE_SECONDS) -> int:
         """Attempts whose process died become pending again; due deliveries whose message
