@@ -3,8 +3,9 @@ run at most as many at once as its tier lets it run synchronously, and another a
 runs stay fast meanwhile.
 
 The server is its own process (`wasmwiz serve`) with four execution slots and four queue
-workers: before jobs held their account's slots, one account's looping jobs took all four,
-and every other account's run waited for one to end.
+workers: before jobs held slots of their account, one account's looping jobs took all four,
+and every other account's run waited for one to end. The flooder's own submissions are not
+refused for its running jobs: job slots are apart from its synchronous runs'.
 """
 
 from __future__ import annotations
@@ -47,6 +48,19 @@ async def hello_latencies(
     return latencies
 
 
+async def running(client: httpx.AsyncClient, account: Account, ids: list[str], count: int) -> None:
+    deadline = time.monotonic() + 30
+    while True:
+        states = [
+            (await client.get(f"/api/v1/jobs/{job_id}", headers=account.headers)).json()["state"]
+            for job_id in ids
+        ]
+        if states.count("running") >= count:
+            return
+        assert time.monotonic() < deadline, states
+        await asyncio.sleep(0.05)
+
+
 def most_at_once(jobs: list[dict[str, Any]]) -> int:
     """The most runs that overlapped: each run from its end back by its duration, trimmed by
     0.1 s at both ends (a slot is taken just after a run is claimed, given back just before
@@ -82,10 +96,12 @@ async def test_one_accounts_looping_jobs_hold_only_its_own_slots(
         baseline = await hello_latencies(client, other, 1.5)
         loop = {"wasm": ("loop.wat", guests.INFINITE_LOOP.encode())}
         ids = []
-        for _ in range(JOBS):
+        for submitted in range(JOBS):
             response = await client.post("/api/v1/jobs", headers=flooder.headers, files=loop)
             assert response.status_code == 202, response.text
             ids.append(response.json()["id"])
+            if submitted == FREE_CONCURRENCY:  # the rest go in while its jobs run
+                await running(client, flooder, ids, FREE_CONCURRENCY)
         refused = await client.post("/api/v1/jobs", headers=flooder.headers, files=loop)
         during = await hello_latencies(client, other, 3 * JOB_SECONDS)
 

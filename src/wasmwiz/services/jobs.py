@@ -6,8 +6,9 @@ run needs). The queue carries only its id. A worker claims the row with a condit
 update that counts the attempt and sets a lease it renews while the run goes on; it ends
 the job, writing the result and the run's usage row in one transaction, only if its attempt
 still holds the row. So a message delivered twice runs the job once, and a job is recorded
-once: by the attempt that finished it. It runs in one of its account's concurrency slots,
-as a synchronous run does; with none free it goes back to the queue for a moment.
+once: by the attempt that finished it. It runs in one of its account's job slots (as many as
+the tier's concurrency, apart from its synchronous runs'); with none free it goes back to
+the queue for a moment.
 
 Each process sweeps every JOB_SWEEP_SECONDS: a running job whose lease ran out (its process
 was killed) is queued again, or failed once it has had JOB_MAX_ATTEMPTS; a queued job whose
@@ -291,10 +292,10 @@ class JobService:
             api_key_id=job.api_key_id,
         )
         request = replace(decode_request(payload), timeout_seconds=job.timeout_seconds)
-        # A job runs in one of its account's concurrency slots, as a synchronous run does:
-        # an account's jobs never take more of the sandbox than its tier allows.
+        # An account runs at most its tier's concurrency in jobs at once, whatever the
+        # number of workers and replicas: its jobs never take the whole sandbox.
         gate = self._executions.gate
-        slot = await gate.take_slot(principal)
+        slot = await gate.take_job_slot(principal)
         if slot is None:
             await self._back_to_the_queue(job_id, attempt)
             return True
@@ -312,7 +313,7 @@ class JobService:
             renewing.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await renewing
-            await gate.release_extra_slots(principal, slot)
+            await gate.release_job_slot(principal, slot)
         await self._finish(job, attempt, principal, started_at, result, cached)
         return True
 

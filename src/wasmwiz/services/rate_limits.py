@@ -127,17 +127,28 @@ class AdmissionGate:
             pass  # fewer cases side by side, not a refusal; leases lapse by themselves
         return taken
 
-    async def take_slot(self, principal: Principal) -> list[list[str]] | None:
-        """One of the principal's concurrency slots, taken now for a run admitted earlier
-        (a job's), or None when all are taken: its account then runs as many at once as a
-        synchronous caller may. Given back by `release_extra_slots`. When the limiter is
-        unreachable, as admission does: run without a slot (fail open) or wait (closed)."""
-        budgets, _ = _budgets(principal)
+    async def take_job_slot(self, principal: Principal) -> str | None:
+        """One of the account's job slots, taken now for a job's run, or None when all are
+        taken. An account runs at most its tier's `max_concurrent_executions` jobs at once,
+        in slots of their own: running jobs never refuse the account's synchronous runs,
+        nor its next submissions. Given back by `release_job_slot`. When the limiter is
+        unreachable, as admission does: run without a slot (fail open, "") or wait (None)."""
         try:
-            leases = await self._one_slot(budgets)
+            return await self._limiter.acquire_slot(
+                _job_slots_key(principal),
+                principal.tier.max_concurrent_executions,
+                _SLOT_LEASE_SECONDS,
+            )
         except RateLimiterUnavailable:
-            return [] if self._fail_open else None
-        return None if leases is None else [leases]
+            return "" if self._fail_open else None
+
+    async def release_job_slot(self, principal: Principal, lease: str) -> None:
+        if not lease:
+            return  # taken while the limiter was down: there is none
+        try:
+            await self._limiter.release_slot(_job_slots_key(principal), lease)
+        except RateLimiterUnavailable:
+            logger.warning("could not release a job's slot; it will expire")
 
     async def _one_slot(self, budgets: list[Budget]) -> list[str] | None:
         """A lease in every budget, or none held and None."""
@@ -281,6 +292,11 @@ class _HeldSlot:
         if self._lease is not None:
             lease, self._lease = self._lease, None
             await self._gate._release(self._principal, lease)
+
+
+def _job_slots_key(principal: Principal) -> str:
+    # Nested in the account's name, as a key's own budget is (one Redis hash slot).
+    return f"{principal.rate_limit_key}/jobs"
 
 
 def _budgets(principal: Principal) -> tuple[list[Budget], tuple[str, ...]]:
