@@ -119,8 +119,17 @@ class AdmissionGate:
         taken: list[list[str]] = []
         try:
             for _ in range(wanted):
-                leases = await self._one_slot(budgets)
-                if leases is None:
+                leases: list[str] = []
+                for budget in budgets:
+                    lease = await self._limiter.acquire_slot(
+                        budget.key, budget.max_concurrent, _SLOT_LEASE_SECONDS
+                    )
+                    if lease is None:
+                        break
+                    leases.append(lease)
+                if len(leases) < len(budgets):
+                    for budget, lease in zip(budgets, leases, strict=False):
+                        await self._limiter.release_slot(budget.key, lease)
                     break
                 taken.append(leases)
         except RateLimiterUnavailable:
@@ -149,20 +158,6 @@ class AdmissionGate:
             await self._limiter.release_slot(_job_slots_key(principal), lease)
         except RateLimiterUnavailable:
             logger.warning("could not release a job's slot; it will expire")
-
-    async def _one_slot(self, budgets: list[Budget]) -> list[str] | None:
-        """A lease in every budget, or none held and None."""
-        leases: list[str] = []
-        for budget in budgets:
-            lease = await self._limiter.acquire_slot(
-                budget.key, budget.max_concurrent, _SLOT_LEASE_SECONDS
-            )
-            if lease is None:
-                for held_budget, held in zip(budgets, leases, strict=False):
-                    await self._limiter.release_slot(held_budget.key, held)
-                return None
-            leases.append(lease)
-        return leases
 
     async def release_extra_slots(self, principal: Principal, taken: list[list[str]]) -> None:
         budgets, _ = _budgets(principal)
