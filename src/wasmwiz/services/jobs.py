@@ -295,7 +295,7 @@ class JobService:
         # An account runs at most its tier's concurrency in jobs at once, whatever the
         # number of workers and replicas: its jobs never take the whole sandbox.
         gate = self._executions.gate
-        slot = await gate.take_job_slot(principal)
+        slot = await gate.take_job_slot(principal, job.timeout_seconds)
         if slot is None:
             await self._back_to_the_queue(job_id, attempt)
             return True

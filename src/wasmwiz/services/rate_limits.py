@@ -136,17 +136,19 @@ class AdmissionGate:
             pass  # fewer cases side by side, not a refusal; leases lapse by themselves
         return taken
 
-    async def take_job_slot(self, principal: Principal) -> str | None:
-        """One of the account's job slots, taken now for a job's run, or None when all are
-        taken. An account runs at most its tier's `max_concurrent_executions` jobs at once,
-        in slots of their own: running jobs never refuse the account's synchronous runs,
-        nor its next submissions. Given back by `release_job_slot`. When the limiter is
-        unreachable, as admission does: run without a slot (fail open, "") or wait (None)."""
+    async def take_job_slot(self, principal: Principal, run_seconds: float) -> str | None:
+        """One of the account's job slots, taken now for a job's run of up to `run_seconds`,
+        or None when all are taken. An account runs at most its tier's
+        `max_concurrent_executions` jobs at once, in slots of their own: running jobs never
+        refuse the account's synchronous runs, nor its next submissions. Given back by
+        `release_job_slot`; a slot whose holder died lapses `_SLOT_LEASE_SECONDS` after its
+        run's time. When the limiter is unreachable, as admission does: run without a slot
+        (fail open, "") or wait (None)."""
         try:
             return await self._limiter.acquire_slot(
                 _job_slots_key(principal),
                 principal.tier.max_concurrent_executions,
-                _SLOT_LEASE_SECONDS,
+                run_seconds + _SLOT_LEASE_SECONDS,
             )
         except RateLimiterUnavailable:
             return "" if self._fail_open else None
