@@ -136,11 +136,16 @@ class ExecutionService:
     async def check_module(self, principal: Principal, request: ExecutionRequest) -> None:
         """Refuse now (404 `module_not_found`) a stored-module reference the account cannot
         run, as a synchronous run would: for a request run later (a job)."""
+        await self._stored_sha256(principal, request)
+
+    async def _stored_sha256(self, principal: Principal, request: ExecutionRequest) -> str | None:
+        """The digest of the stored module the request names (None for uploaded bytes), or
+        404 `module_not_found` for a reference the account cannot run."""
         if request.module is None:
-            return
+            return None
         if self._modules is None:
             raise errors.NotFound("No stored modules here.", code=ProblemCode.MODULE_NOT_FOUND)
-        await self._modules.resolve(principal, request.module)
+        return (await self._modules.resolve(principal, request.module)).sha256
 
     @property
     def results(self) -> ResultCache | None:
@@ -159,13 +164,9 @@ class ExecutionService:
             collect=request.collect,
         )
         limits = self._limits_for(principal, request.max_fuel, request.timeout_seconds)
-        stored_sha256 = None
-        if request.module is not None:
-            if self._modules is None:
-                raise errors.NotFound("No stored modules here.", code=ProblemCode.MODULE_NOT_FOUND)
-            # Resolved before the cache is asked: a reference the account cannot use is
-            # refused whether or not its result is cached.
-            stored_sha256 = (await self._modules.resolve(principal, request.module)).sha256
+        # Resolved before the cache is asked: a reference the account cannot use is refused
+        # whether or not its result is cached.
+        stored_sha256 = await self._stored_sha256(principal, request)
         key = None
         if self._results is not None and request.cacheable and covers(run):
             digest = stored_sha256
