@@ -82,7 +82,7 @@ class WebhookOptions:
     max_endpoints: int
     disable_after_failures: int
     sweep_seconds: float
-    log_days: int = 30
+    log_days: int
     """Events and their deliveries are kept this long (WEBHOOK_LOG_DAYS), then deleted."""
 
 
