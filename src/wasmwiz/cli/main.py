@@ -83,19 +83,15 @@ def build_parser(*, remote_only: bool = False) -> argparse.ArgumentParser:
     # API_SALT), except those that leave both alone: db, run, remote, openapi.
     parser.set_defaults(needs_schema=True)
     commands = parser.add_subparsers(dest="command", required=True)
-    if not remote_only:
-        _add_server_commands(commands)
-    remote.add_parser(commands)
-    if not remote_only:
-        from wasmwiz.cli import openapi_spec, usage
-
-        openapi_spec.add_parser(commands)
-        usage.add_parser(commands)
+    if remote_only:
+        remote.add_parser(commands)
+    else:
+        _add_all_commands(commands)
     return parser
 
 
-def _add_server_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    from wasmwiz.cli import admin, invites, runtimes, tiers
+def _add_all_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from wasmwiz.cli import admin, invites, openapi_spec, runtimes, tiers, usage
     from wasmwiz.services.principals import Scope
 
     serve = commands.add_parser("serve", help="serve the HTTP API and web pages")
@@ -171,6 +167,10 @@ def _add_server_commands(commands: argparse._SubParsersAction[argparse.ArgumentP
     run.add_argument("module", type=Path)
     run.add_argument("--input", help="file to use as stdin ('-' for ours; piped stdin is used)")
     run.set_defaults(handler=admin.run_locally, needs_schema=False)
+
+    remote.add_parser(commands)
+    openapi_spec.add_parser(commands)
+    usage.add_parser(commands)
 
 
 def _positive_int(text: str) -> int:
