@@ -23,7 +23,8 @@ from tests.fixtures.app import Account, ServerProcess, create_account
 from wasmwiz.persistence import Database
 from wasmwiz.persistence.models import Job, UsageLog
 
-# Server processes, a kill and a restart, and up to 100 jobs: minutes on a loaded machine.
+# Server processes, kills and restarts, and up to 100 jobs: 10-20 s each on an idle machine,
+# several times that on a loaded one.
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(300)]
 
 REDIS_URL = os.environ.get("WASMWIZ_TEST_REDIS_URL")
