@@ -18,16 +18,20 @@ RUN python -m venv /opt/wasmwiz
 # the COPY below and reuses this layer, so the dependencies are installed again only when
 # the lock changes. Every hash is checked (pip and setuptools included); --no-deps, as the
 # lock is whole.
+# Bytecode is compiled here, checked by hash rather than by the sources' times: the
+# runtime's root is read-only, so without it every start would compile every module again.
 COPY requirements/runtime.txt ./requirements/
-RUN /opt/wasmwiz/bin/pip install --require-hashes --no-deps -r requirements/runtime.txt
+RUN /opt/wasmwiz/bin/pip install --no-compile --require-hashes --no-deps -r requirements/runtime.txt \
+    && /opt/wasmwiz/bin/python -m compileall -q --invalidation-mode unchecked-hash /opt/wasmwiz/lib
 # Then our two projects, the client (client/) and the server, not editable, with nothing
 # more fetched: no dependencies, no isolated build environment (setuptools is in the lock).
 COPY pyproject.toml README.md ./
 COPY client ./client
 COPY src ./src
-RUN /opt/wasmwiz/bin/pip install --no-deps --no-build-isolation ./client . \
+RUN /opt/wasmwiz/bin/pip install --no-compile --no-deps --no-build-isolation ./client . \
     && /opt/wasmwiz/bin/pip check \
-    && find /opt/wasmwiz -name '__pycache__' -prune -exec rm -rf {} +
+    && /opt/wasmwiz/bin/python -m compileall -q --invalidation-mode unchecked-hash \
+        /opt/wasmwiz/lib/python3*/site-packages/wasmwiz*
 
 FROM python:3.11-slim-bookworm AS runtime
 ENV PATH=/opt/wasmwiz/bin:$PATH \
