@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 import yaml
@@ -51,13 +52,14 @@ def load_manifests() -> list[Manifest]:
     return [doc for path in paths for doc in yaml.safe_load_all(path.read_text()) if doc]
 
 
-def operator_secrets() -> dict[str, set[str]]:
-    """The Secrets docs/operations.md tells the operator to create, with their keys."""
+def operator_secrets() -> dict[str, dict[str, str]]:
+    """The Secrets docs/operations.md tells the operator to create: their keys and values."""
     text = (ROOT / "docs" / "operations.md").read_text()
-    made: dict[str, set[str]] = {}
+    made: dict[str, dict[str, str]] = {}
     for command in text.split("kubectl create secret generic ")[1:]:
         command = re.split(r"kubectl |```", command)[0]
-        made[command.split()[0]] = set(re.findall(r"--from-literal=([\w.-]+)=", command))
+        literals = re.findall(r"--from-literal=([\w.-]+)=(\"[^\"]*\"|'[^']*'|\S*)", command)
+        made[command.split()[0]] = {key: value.strip("\"'") for key, value in literals}
     return made
 
 
@@ -155,7 +157,9 @@ def _env_sources(pods: Pods) -> Iterator[tuple[str, dict[str, Any]]]:
             yield "configMapVolume", volume["configMap"]
 
 
-def secrets_defined(manifests: list[Manifest], made: dict[str, set[str]]) -> dict[str, set[str]]:
+def secrets_defined(
+    manifests: list[Manifest], made: dict[str, dict[str, str]]
+) -> dict[str, set[str]]:
     """Secrets in the manifests, the operator's (docs), and cert-manager's (Ingress TLS)."""
     defined = {name: set(made_keys) for name, made_keys in made.items()}
     for name, secret in named(manifests, "Secret").items():
@@ -168,7 +172,7 @@ def secrets_defined(manifests: list[Manifest], made: dict[str, set[str]]) -> dic
     return defined
 
 
-def missing_secrets(manifests: list[Manifest], made: dict[str, set[str]]) -> list[str]:
+def missing_secrets(manifests: list[Manifest], made: dict[str, dict[str, str]]) -> list[str]:
     defined = secrets_defined(manifests, made)
     problems = []
     for pods in pod_templates(manifests):
@@ -270,7 +274,37 @@ def broken_ingresses(manifests: list[Manifest]) -> list[str]:
                 ports = {port.get("name") for port in service["spec"]["ports"]}
                 if wanted not in ports | {port["port"] for port in service["spec"]["ports"]}:
                     problems.append(f"Ingress: Service {backend['name']} has no port {wanted}")
+        certified = {host for tls in ingress["spec"].get("tls", []) for host in tls["hosts"]}
+        for rule in ingress["spec"]["rules"]:
+            if rule.get("host") not in certified:
+                problems.append(f"Ingress: no certificate for {rule.get('host')}")
     return problems
+
+
+def unknown_addresses(manifests: list[Manifest], made: dict[str, dict[str, str]]) -> list[str]:
+    """The Services the documented Secret values name (REDIS_URL's host) exist, with that port."""
+    services = named(manifests, "Service")
+    problems = []
+    for secret, values in made.items():
+        for key, value in values.items():
+            url = urlsplit(value)
+            if url.scheme not in {"redis", "rediss"}:
+                continue
+            service = services.get(url.hostname or "")
+            if service is None or url.port not in {p["port"] for p in service["spec"]["ports"]}:
+                problems.append(f"{secret} {key}: no Service {url.hostname} with port {url.port}")
+    return problems
+
+
+def mixed_images(manifests: list[Manifest]) -> list[str]:
+    """Every pod that runs WasmWiz runs the same image, so a release changes them together."""
+    images = {
+        container["image"]: pods.owner
+        for pods in pod_templates(manifests)
+        for container in pods.containers
+        if container["image"].startswith("wasmwiz")
+    }
+    return [] if len(images) == 1 else [f"WasmWiz images differ: {images}"]
 
 
 # --- Network policies: who may call whom --------------------------------------------------
@@ -525,6 +559,8 @@ CHECKS: dict[str, Callable[[list[Manifest]], list[str]]] = {
     "volumes and accounts": missing_volumes,
     "services": broken_services,
     "ingresses": broken_ingresses,
+    "addresses": lambda manifests: unknown_addresses(manifests, operator_secrets()),
+    "images": mixed_images,
     "network policies": network_problems,
 }
 
@@ -577,6 +613,9 @@ BREAKS = [
         "api",
     ),
     ("ingresses", "Ingress/wasmwiz", "spec rules 0 http paths 0 backend service name", "web"),
+    ("ingresses", "Ingress/wasmwiz", "spec tls 0 hosts", ["wasmwiz.example.org"]),
+    ("addresses", "Service/redis", "spec ports 0 port", 6380),
+    ("images", "Job/wasmwiz-migrate", f"{_POD} containers 0 image", "wasmwiz:0.0.9"),
     (
         "ingresses",
         "Ingress/wasmwiz",
