@@ -81,7 +81,7 @@ KUBERNETES_VERSION ?= 1.33.0
 deploy: install
 	$(BIN)/hadolint Dockerfile
 	$(BIN)/check-jsonschema --builtin-schema vendor.compose-spec compose.yaml
-	$(BIN)/kubernetes-validate --strict --quiet -k $(KUBERNETES_VERSION) deploy/kubernetes/*.yaml
+	$(BIN)/kubernetes-validate --strict --quiet -k $(KUBERNETES_VERSION) deploy/kubernetes/*.yaml deploy/kubernetes/tools/*.yaml
 
 workflows: install
 	$(BIN)/actionlint .github/workflows/*.yml
