@@ -15,7 +15,7 @@ from wasmwiz.api.openapi import problem_responses
 from wasmwiz.http_common.dependencies import ApiKeysDep
 from wasmwiz.http_common.unit_of_work import DatabaseSessionDep, UnitOfWorkRoute
 from wasmwiz.problem_codes import ProblemCode
-from wasmwiz.services.key_bulk import MAX_BULK_KEYS, BulkAction, BulkItem, KeyChanges
+from wasmwiz.services.key_bulk import KEEP, MAX_BULK_KEYS, BulkAction, BulkItem, KeyChanges
 from wasmwiz.services.key_listing import MAX_PER_PAGE, ListedKey, list_key_page
 from wasmwiz.services.principals import DEFAULT_KEY_SCOPES, KeyLimits, Scope, stored_scopes
 
@@ -120,11 +120,20 @@ class KeyChangesIn(BaseModel):
         return self
 
     def changes(self) -> KeyChanges:
+        """A field sent is a change (null clears the expiry or a limit); one left out, KEEP."""
         given = self.model_fields_set
-        values: dict[str, object] = {field: getattr(self, field) for field in given}
-        if self.scopes is not None:
-            values["scopes"] = frozenset(self.scopes)
-        return KeyChanges(**values)  # type: ignore[arg-type]
+        return KeyChanges(
+            name=self.name if self.name is not None else KEEP,
+            scopes=frozenset(self.scopes) if self.scopes is not None else KEEP,
+            expires_at=self.expires_at if "expires_at" in given else KEEP,
+            requests_per_minute=(
+                self.requests_per_minute if "requests_per_minute" in given else KEEP
+            ),
+            requests_per_day=self.requests_per_day if "requests_per_day" in given else KEEP,
+            max_concurrent_executions=(
+                self.max_concurrent_executions if "max_concurrent_executions" in given else KEEP
+            ),
+        )
 
 
 class BulkKeysRequest(BaseModel):

@@ -414,7 +414,8 @@ class ApiKeyService:
     async def _changed(
         self, session: AsyncSession, action: BulkAction, user_id: uuid.UUID, keys: list[ApiKey]
     ) -> None:
-        """Write a bulk call's changes (one batched UPDATE) and stop answering for the old."""
+        """Write a bulk call's changes (the flush batches the keys' UPDATEs) and stop
+        answering for the keys as they were."""
         await session.flush()
         for key in keys:
             self.cache.forget_key(key.id)

@@ -16,7 +16,7 @@ from typing import Literal
 from wasmwiz.errors import InvalidParameter
 from wasmwiz.persistence.models import ApiKey
 from wasmwiz.problem_codes import ProblemCode
-from wasmwiz.services.principals import Scope
+from wasmwiz.services.principals import Scope, format_scopes
 
 # The most ids one call takes: a bulk call costs the server a bounded amount of work (one
 # locking read, one batched write), and a whole account fits in one call or a few.
@@ -59,7 +59,7 @@ class KeyChanges:
             "max_concurrent_executions": self.max_concurrent_executions,
         }
         if self.scopes is not KEEP:
-            values["scopes"] = " ".join(scope.value for scope in Scope if scope in self.scopes)
+            values["scopes"] = format_scopes(self.scopes)
         return {column: value for column, value in values.items() if value is not KEEP}
 
 
