@@ -12,6 +12,7 @@ import pytest
 
 from tests.api import wat
 from tests.api.test_admin_api import create_admin
+from tests.api.test_rate_limits import wait_until_running
 from tests.fixtures.app import Account, LiveServer, ServerFactory
 from wasmwiz.config import load_settings
 from wasmwiz.http_common.profiling import requested_format
@@ -98,7 +99,7 @@ async def test_anyone_else_s_header_is_ignored(
 async def test_one_profile_at_a_time(
     server_factory: ServerFactory, migrated_database_url: str
 ) -> None:
-    server = server_factory(execution_timeout=1.0)
+    server = server_factory(execution_timeout=2.0)
     admin = await create_admin(migrated_database_url)
     profiled = {**admin.headers, "X-Profile": "text"}
     async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:
@@ -109,7 +110,8 @@ async def test_one_profile_at_a_time(
                 files={"wasm": ("loop.wat", wat.INFINITE_LOOP.encode())},
             )
         )
-        await asyncio.sleep(0.4)
+        # Running means profiled: the profile began before the route did.
+        await wait_until_running(client, 1)
         meanwhile = await client.get("/api/v1/usage", headers=profiled)
         first = await slow
     assert first.headers["x-profiled-status"] == "200"  # a run that timed out is a 200
