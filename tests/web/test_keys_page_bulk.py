@@ -44,6 +44,15 @@ async def test_ticked_keys_are_revoked_together_and_the_rest_left_alone(
             assert (await http.get("/api/v1/usage", headers=bearer(revoked))).status_code == 401
         assert (await http.get("/api/v1/usage", headers=bearer(k0))).status_code == 200
 
+        # A stale tab's second post: done already, and the page says so.
+        again = await http.post(
+            "/api-keys/revoke-selected", data={"ids": ids[:2], "csrf_token": token}
+        )
+        assert again.status_code == 303
+        assert (
+            "revoked already; nothing changed" in (await http.get(again.headers["location"])).text
+        )
+
 
 async def test_nothing_ticked_or_a_key_not_yours_changes_nothing_and_says_why(
     live_server: LiveServer, migrated_database_url: str
