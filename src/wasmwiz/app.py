@@ -27,6 +27,7 @@ from wasmwiz.http_common.lifecycle import Lifecycle, Phase
 from wasmwiz.http_common.memory_budget import MemoryBudget
 from wasmwiz.http_common.module_form import ModuleFormReader
 from wasmwiz.http_common.problems import JsonResponse, install_problem_handlers
+from wasmwiz.http_common.profiling import ProfilingMiddleware
 from wasmwiz.http_common.request_limits import RequestLimitsMiddleware
 from wasmwiz.http_common.security_headers import SecurityHeadersMiddleware
 from wasmwiz.http_common.trusted_proxies import TrustedProxiesMiddleware
@@ -492,6 +493,9 @@ def install_http_middleware(
 ) -> None:
     """The pure-ASGI stack, outermost last: proxies are resolved before anything reads the
     client address or scheme, and the headers and access log cover every response."""
+    if settings.profiling_active:
+        # Innermost: a profile covers the routing, the route and its unit of work.
+        app.add_middleware(ProfilingMiddleware)
     app.add_middleware(
         RequestLimitsMiddleware,
         max_body_bytes=settings.effective_max_request_body_size,

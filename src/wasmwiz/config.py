@@ -65,6 +65,8 @@ class Settings(BaseSettings):
     server_port: Annotated[int, Field(ge=1, le=65535)] = 8080
     # Production operations (docs/operations.md): serving, proxies, limits, lifecycle.
     debug: bool = False
+    # `X-Profile` with an administrator's key (docs/operations.md); unset: on in development.
+    profiling_enabled: bool | None = None
     workers: Annotated[int, Field(ge=1, le=64)] = 1
     tls_certfile: Path | None = None
     tls_keyfile: Path | None = None
@@ -389,6 +391,13 @@ class Settings(BaseSettings):
     @property
     def effective_temp_dir(self) -> Path:
         return self.wasm_temp_dir or self.var_dir / "tmp"
+
+    @property
+    def profiling_active(self) -> bool:
+        """PROFILING_ENABLED, or by default whether this is a development server."""
+        if self.profiling_enabled is not None:
+            return self.profiling_enabled
+        return self.environment is Environment.DEVELOPMENT
 
     @property
     def is_production(self) -> bool:

@@ -241,6 +241,30 @@ class ProblemCode(enum.StrEnum):
         "Bad key limit",
         "A key's own limit is below 1 or above its account's.",
     )
+    BULK_REFUSED = (
+        "bulk_refused",
+        422,
+        "Bulk call refused",
+        "An item of a bulk call was refused, so nothing changed; `items` says which and why.",
+    )
+    DUPLICATE_ID = (
+        "duplicate_id",
+        422,
+        "Duplicate id",
+        "A bulk item: the id came earlier in the same call.",
+    )
+    CURRENT_KEY = (
+        "current_key",
+        409,
+        "Current key",
+        "A bulk item: the key making the call cannot revoke itself in bulk.",
+    )
+    KEY_INACTIVE = (
+        "key_inactive",
+        409,
+        "Key inactive",
+        "A bulk item: the key is revoked or expired, so it cannot be updated.",
+    )
 
     # Sizes and time
     REQUEST_TIMEOUT = (

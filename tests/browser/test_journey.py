@@ -98,7 +98,7 @@ def test_newcomer_journey(page: Page, server_factory: ServerFactory, screenshots
     # Revoke, confirming the dialog; the API refuses the key from then on.
     page.goto(base + "/api-keys")
     page.once("dialog", lambda dialog: dialog.accept())
-    page.get_by_role("button", name=re.compile("^Revoke (?!every key)")).click()
+    page.get_by_role("button", name=re.compile("^Revoke (?!every key|selected)")).click()
     expect(page.get_by_text("The key is revoked")).to_be_visible()
     expect(page.locator(".badge-revoked")).to_have_count(1)
     refused = httpx.post(

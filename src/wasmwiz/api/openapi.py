@@ -103,6 +103,10 @@ TYPICAL_DETAILS: dict[ProblemCode, str] = {
     ProblemCode.INVALID_KEY_LIMIT: (
         "A key's own per-minute limit must be from 1 to the account's (10)."
     ),
+    ProblemCode.BULK_REFUSED: (
+        "1 of 3 items of this bulk revoke were refused, so no key changed; the first, "
+        "0b7e2a9c-5f3d-4c1e-9a8b-2d4f6e8a0c1b: No such API key."
+    ),
     ProblemCode.INVALID_TIER: "There is no tier named 'gold'.",
     ProblemCode.UNAUTHORIZED: "Send your API key as `Authorization: Bearer <key>`.",
     ProblemCode.FORBIDDEN: "This account is deactivated.",
@@ -184,6 +188,31 @@ TYPICAL_DETAILS: dict[ProblemCode, str] = {
 }
 
 
+_BULK_IDS = (
+    "1d540a36-2e9a-4de2-9d6d-5c03e36fd858",
+    "0b7e2a9c-5f3d-4c1e-9a8b-2d4f6e8a0c1b",
+    "9a3c5e7f-1b2d-4f6a-8c0e-2a4c6e8f0b1d",
+)
+_BULK_DONE = {"ok": True, "changed": True, "code": None, "detail": None}
+# Members a code's problem carries besides the standard ones, for its examples.
+TYPICAL_MEMBERS: dict[ProblemCode, dict[str, Any]] = {
+    ProblemCode.BULK_REFUSED: {
+        "action": "revoke",
+        "items": [
+            {"id": _BULK_IDS[0], **_BULK_DONE},
+            {
+                "id": _BULK_IDS[1],
+                "ok": False,
+                "changed": False,
+                "code": "not_found",
+                "detail": "No such API key.",
+            },
+            {"id": _BULK_IDS[2], **_BULK_DONE},
+        ],
+    },
+}
+
+
 def _header(description: str, schema_type: str = "integer") -> dict[str, Any]:
     return {"description": description, "schema": {"type": schema_type}}
 
@@ -224,6 +253,7 @@ def problem_example(
         "code": str(code),
         "instance": instance,
         "request_id": "5f0c1e0b8c4d4e51a3d2f0f3b1c2d3e4",
+        **TYPICAL_MEMBERS.get(code, {}),
     }
 
 
@@ -581,6 +611,27 @@ SCHEMA_EXAMPLES: dict[str, list[Any]] = {
         {"name": "nightly job", "scopes": ["execute"], "requests_per_minute": 2},
     ],
     "RevokedAll": [{"revoked": 3}],
+    "BulkKeysRequest": [
+        {"action": "revoke", "ids": list(_BULK_IDS)},
+        {
+            "action": "update",
+            "ids": list(_BULK_IDS[:2]),
+            "changes": {"scopes": ["execute"], "expires_at": "2027-01-01T00:00:00Z"},
+        },
+    ],
+    "KeyChangesIn": [{"expires_at": None}, {"requests_per_minute": 5, "name": "ci"}],
+    "BulkItemOut": [{"id": _BULK_IDS[0], **_BULK_DONE}],
+    "BulkKeysResult": [
+        {
+            "action": "revoke",
+            "changed": 2,
+            "items": [
+                {"id": _BULK_IDS[0], **_BULK_DONE},
+                {"id": _BULK_IDS[1], **_BULK_DONE},
+                {"id": _BULK_IDS[2], **_BULK_DONE, "changed": False},
+            ],
+        }
+    ],
     "TierOut": [_TIER],
     "TierList": [{"items": [_TIER]}],
     "TierCreate": [

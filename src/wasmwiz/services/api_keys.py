@@ -1,4 +1,4 @@
-"""API keys: create, list, revoke, and authenticate a request's bearer key."""
+"""API keys: create, list, revoke, change in bulk, and authenticate a request's bearer key."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
-from typing import Protocol
+from typing import Literal, Protocol
 
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -24,6 +24,7 @@ from wasmwiz.auth import (
 from wasmwiz.errors import (
     AuthenticationRequired,
     Conflict,
+    InvalidParameter,
     InvalidRequest,
     NotFound,
     PermissionDenied,
@@ -33,6 +34,17 @@ from wasmwiz.persistence.models import ApiKey, SubscriptionTier
 from wasmwiz.persistence.repositories import api_keys as key_repository
 from wasmwiz.persistence.repositories import users as user_repository
 from wasmwiz.problem_codes import ProblemCode
+from wasmwiz.services.key_bulk import (
+    KEEP,
+    BulkAction,
+    BulkItem,
+    Keep,
+    KeyChanges,
+    Refusal,
+    check_count,
+    judge,
+    refuse_unless_all_ok,
+)
 from wasmwiz.services.key_cache import KeyCache
 from wasmwiz.services.principals import (
     DEFAULT_KEY_SCOPES,
@@ -223,31 +235,10 @@ class ApiKeyService:
         is locked first, so keys created at once are counted one after the other and the
         cap holds exactly.
         """
-        name = name.strip()
-        if not name or len(name) > MAX_KEY_NAME_LENGTH:
-            raise InvalidRequest(
-                f"A key name needs 1 to {MAX_KEY_NAME_LENGTH} characters.",
-                code=ProblemCode.INVALID_NAME,
-            )
+        name = _checked_name(name)
         now = self._clock()
-        if expires_at is not None and expires_at.tzinfo is None:
-            raise InvalidRequest(
-                "The expiry needs a time zone, e.g. 2027-01-01T00:00:00Z.",
-                code=ProblemCode.INVALID_EXPIRY,
-            )
-        if expires_at is not None and expires_at <= now:
-            raise InvalidRequest(
-                "The expiry must be in the future.", code=ProblemCode.INVALID_EXPIRY
-            )
-        if not scopes:
-            raise InvalidRequest("A key needs at least one scope.", code=ProblemCode.INVALID_SCOPE)
-        if granting is not None and not scopes <= granting:
-            missing = format_scopes(scopes - granting)
-            raise PermissionDenied(
-                f"A key can create keys only with scopes it holds itself; this one lacks "
-                f"{missing}.",
-                code=ProblemCode.INSUFFICIENT_SCOPE,
-            )
+        _check_expiry(expires_at, now)
+        _check_scopes(scopes, granting)
         if self._creation_limit is not None:
             if session.in_transaction():
                 raise RuntimeError("spend the key-creation limit before the transaction begins")
@@ -256,11 +247,7 @@ class ApiKeyService:
             raise NotFound("No such user.")
         user = await user_repository.get_by_id(session, user_id)
         assert user is not None
-        if Scope.ADMIN in scopes and not user.is_admin:
-            raise PermissionDenied(
-                "Only an administrator can create a key with the `admin` scope.",
-                code=ProblemCode.INSUFFICIENT_SCOPE,
-            )
+        _check_admin_scope(scopes, user.is_admin)
         limits = limits or KeyLimits()
         _check_key_limits(limits, tier_limits(user.tier))
         live = await key_repository.count_live(session, user_id, now=now)
@@ -327,6 +314,167 @@ class ApiKeyService:
             await self._events.keys_revoked(session, [key for key in live if key.revoked_at])
         self.cache.forget_user(user_id)
         return count
+
+    async def revoke_many(
+        self,
+        session: AsyncSession,
+        user_id: uuid.UUID,
+        key_ids: Sequence[uuid.UUID],
+        *,
+        current_key_id: uuid.UUID | None = None,
+    ) -> list[BulkItem]:
+        """Revoke these keys of `user_id`, all or none (docs/api-reference.md, bulk).
+
+        A key revoked already is an item done, unchanged, as with `revoke`. The key
+        making the call (`current_key_id`) is refused: a script that lists its keys and
+        revokes them would lock itself out by accident; `revoke` revokes it on purpose.
+        Each key revoked stops working here at once and tells the webhooks, as `revoke`.
+        """
+        check_count(key_ids)
+        found = await key_repository.get_many_for_update(session, key_ids, user_id=user_id)
+
+        def refuse(key: ApiKey) -> Refusal:
+            if key.id == current_key_id:
+                return (
+                    ProblemCode.CURRENT_KEY,
+                    "This is the key making the call; revoke it alone (DELETE /api/v1/keys/{id}).",
+                )
+            return None
+
+        items = judge(key_ids, found, refuse=refuse, changes=lambda key: key.revoked_at is None)
+        refuse_unless_all_ok(BulkAction.REVOKE, items)
+        now = self._clock()
+        revoked = [found[item.id] for item in items if item.changed]
+        for key in revoked:
+            key.revoked_at = now
+        await self._changed(session, BulkAction.REVOKE, user_id, revoked)
+        if self._events is not None and revoked:
+            await self._events.keys_revoked(session, revoked)
+        return items
+
+    async def update_many(
+        self,
+        session: AsyncSession,
+        user_id: uuid.UUID,
+        key_ids: Sequence[uuid.UUID],
+        changes: KeyChanges,
+        *,
+        granting: frozenset[Scope] | None = None,
+    ) -> list[BulkItem]:
+        """Set the same `changes` on these keys of `user_id`, all or none.
+
+        The changes are checked as `create` checks a new key's (`granting` likewise);
+        a revoked or expired key is refused, so an update cannot bring one back.
+        """
+        check_count(key_ids)
+        values = changes.columns()
+        if not values:
+            raise InvalidParameter(
+                "A bulk update needs at least one change.", code=ProblemCode.INVALID_REQUEST
+            )
+        now = self._clock()
+        if isinstance(changes.name, str):
+            values["name"] = _checked_name(changes.name)
+        if changes.expires_at is not KEEP:
+            _check_expiry(changes.expires_at, now)
+        user = await user_repository.get_by_id(session, user_id)
+        if user is None:
+            raise NotFound("No such user.")
+        if changes.scopes is not KEEP:
+            _check_scopes(changes.scopes, granting)
+            _check_admin_scope(changes.scopes, user.is_admin)
+        _check_key_limits(
+            KeyLimits(
+                requests_per_minute=_given(changes.requests_per_minute),
+                requests_per_day=_given(changes.requests_per_day),
+                max_concurrent_executions=_given(changes.max_concurrent_executions),
+            ),
+            tier_limits(user.tier),
+        )
+        found = await key_repository.get_many_for_update(session, key_ids, user_id=user_id)
+
+        def refuse(key: ApiKey) -> Refusal:
+            status = key_status(key, now)
+            if status != "active":
+                return ProblemCode.KEY_INACTIVE, f"This key is {status}: only working keys change."
+            return None
+
+        def differs(key: ApiKey) -> bool:
+            return any(getattr(key, column) != value for column, value in values.items())
+
+        items = judge(key_ids, found, refuse=refuse, changes=differs)
+        refuse_unless_all_ok(BulkAction.UPDATE, items)
+        updated = [found[item.id] for item in items if item.changed]
+        for key in updated:
+            for column, value in values.items():
+                setattr(key, column, value)
+        await self._changed(session, BulkAction.UPDATE, user_id, updated)
+        return items
+
+    async def _changed(
+        self, session: AsyncSession, action: BulkAction, user_id: uuid.UUID, keys: list[ApiKey]
+    ) -> None:
+        """Write a bulk call's changes (the flush batches the keys' UPDATEs) and stop
+        answering for the keys as they were."""
+        await session.flush()
+        for key in keys:
+            self.cache.forget_key(key.id)
+        logger.info(
+            "bulk %s: %d keys of user %s changed",
+            action,
+            len(keys),
+            user_id,
+            extra={
+                "event": "keys_bulk",
+                "action": str(action),
+                "user_id": str(user_id),
+                "key_ids": [str(key.id) for key in keys],
+            },
+        )
+
+
+def _given(value: int | Literal[Keep.KEEP] | None) -> int | None:
+    return None if value is KEEP else value
+
+
+def _checked_name(name: str) -> str:
+    name = name.strip()
+    if not name or len(name) > MAX_KEY_NAME_LENGTH:
+        raise InvalidRequest(
+            f"A key name needs 1 to {MAX_KEY_NAME_LENGTH} characters.",
+            code=ProblemCode.INVALID_NAME,
+        )
+    return name
+
+
+def _check_expiry(expires_at: datetime | None, now: datetime) -> None:
+    if expires_at is not None and expires_at.tzinfo is None:
+        raise InvalidRequest(
+            "The expiry needs a time zone, e.g. 2027-01-01T00:00:00Z.",
+            code=ProblemCode.INVALID_EXPIRY,
+        )
+    if expires_at is not None and expires_at <= now:
+        raise InvalidRequest("The expiry must be in the future.", code=ProblemCode.INVALID_EXPIRY)
+
+
+def _check_scopes(scopes: frozenset[Scope], granting: frozenset[Scope] | None) -> None:
+    """At least one scope, and (`granting`: the asking key's) none the asking key lacks."""
+    if not scopes:
+        raise InvalidRequest("A key needs at least one scope.", code=ProblemCode.INVALID_SCOPE)
+    if granting is not None and not scopes <= granting:
+        missing = format_scopes(scopes - granting)
+        raise PermissionDenied(
+            f"A key can give keys only scopes it holds itself; this one lacks {missing}.",
+            code=ProblemCode.INSUFFICIENT_SCOPE,
+        )
+
+
+def _check_admin_scope(scopes: frozenset[Scope], is_admin: bool) -> None:
+    if Scope.ADMIN in scopes and not is_admin:
+        raise PermissionDenied(
+            "Only an administrator can give a key the `admin` scope.",
+            code=ProblemCode.INSUFFICIENT_SCOPE,
+        )
 
 
 def _check_key_limits(limits: KeyLimits, tier: TierLimits) -> None:

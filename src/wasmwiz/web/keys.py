@@ -1,4 +1,4 @@
-"""Pages for API keys: list, create (shown once) with scopes and limits, revoke one or all."""
+"""Pages for API keys: list, create (shown once) with scopes and limits, revoke one, some or all."""
 
 from __future__ import annotations
 
@@ -159,6 +159,36 @@ async def revoke_key(
     return redirect("/api-keys?revoked=" + ("1" if revoked else "already"))
 
 
+@router.post("/api-keys/revoke-selected")
+async def revoke_selected_keys(
+    request: Request,
+    viewer: ViewerDep,
+    api_keys: ApiKeysDep,
+    session: DatabaseSessionDep,
+    ids: Annotated[list[str] | None, Form()] = None,
+) -> Response:
+    """The boxes ticked in the list: all of them revoked, or (a stale tab's key that is
+    gone) none, with the page saying why."""
+    user = viewer.require_user()
+    try:
+        key_ids = [_key_id(value) for value in ids or []]
+        if not key_ids:
+            raise InvalidRequest("Tick the keys to revoke first.")
+        items = await api_keys.revoke_many(session, user.id, key_ids)
+    except WasmWizError as exc:
+        await session.rollback()
+        return await _page(
+            request,
+            viewer,
+            api_keys,
+            session,
+            1,
+            extra={"list_error": exc.message},
+            status_code=exc.status_code,
+        )
+    return redirect(f"/api-keys?revoked=selected&count={sum(item.changed for item in items)}")
+
+
 @router.post("/api-keys/revoke-all")
 async def revoke_all_keys(
     request: Request, viewer: ViewerDep, api_keys: ApiKeysDep, session: DatabaseSessionDep
@@ -166,6 +196,13 @@ async def revoke_all_keys(
     user = viewer.require_user()
     await api_keys.revoke_all(session, user.id)
     return redirect("/api-keys?revoked=all")
+
+
+def _key_id(value: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        raise InvalidRequest("That is not a key of this page.") from None
 
 
 def _own_limit(value: str) -> int | None:

@@ -20,6 +20,7 @@ __all__ = [
     "get_by_any_hash",
     "get_by_hash",
     "get_by_id",
+    "get_many_for_update",
     "list_for_user",
     "names_by_id",
     "rehash",
@@ -115,6 +116,21 @@ async def get_by_id(
     if user_id is not None:
         statement = statement.where(ApiKey.user_id == user_id)
     return await session.scalar(statement)
+
+
+async def get_many_for_update(
+    session: AsyncSession, key_ids: Collection[uuid.UUID], *, user_id: uuid.UUID
+) -> dict[uuid.UUID, ApiKey]:
+    """Those of these keys that `user_id` owns, by id, their rows locked until the
+    transaction ends (PostgreSQL; a SQLite writer holds the whole database already)."""
+    if not key_ids:
+        return {}
+    statement = (
+        select(ApiKey)
+        .where(ApiKey.id.in_(list(key_ids)), ApiKey.user_id == user_id)
+        .with_for_update()
+    )
+    return {key.id: key for key in await session.scalars(statement)}
 
 
 async def list_for_user(
