@@ -103,3 +103,25 @@ async def test_refusals_carry_the_usage_query_code(
         await service().account_usage(db_session, user.id, params)
     assert refused.value.code is ProblemCode.INVALID_USAGE_QUERY
     assert refused.value.status_code == 422
+
+
+@pytest.mark.parametrize(
+    ("group_by", "since", "until", "allowed"),
+    [
+        ("hour", "2026-01-01", "2026-01-31", True),  # 31 whole days
+        ("hour", "2026-01-01T00:00:00Z", "2026-02-01T00:00:01Z", False),
+        ("day", "2025-03-01", "2026-02-28", True),  # 365 days
+        ("module", "2025-01-01", "2026-01-01", True),  # 366 days
+        ("module", "2025-01-01", "2026-01-02", False),
+    ],
+)
+async def test_the_longest_ranges(
+    db_session: AsyncSession, group_by: str, since: str, until: str, allowed: bool
+) -> None:
+    user = await make_user(db_session)
+    params = UsageParams(group_by=group_by, since=since, until=until)
+    if allowed:
+        await service().account_usage(db_session, user.id, params)
+        return
+    with pytest.raises(InvalidParameter, match="over"):
+        await service().account_usage(db_session, user.id, params)
