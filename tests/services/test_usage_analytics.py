@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tests.persistence.factories import make_user, usage_record
@@ -53,6 +54,9 @@ async def test_times_are_normalised_to_utc(
 
 
 async def test_a_day_at_the_months_edge_and_the_last_page(db_session: AsyncSession) -> None:
+    if db_session.get_bind().dialect.name == "postgresql":
+        # Days are UTC days whatever the session's time zone (here 13 hours ahead).
+        await db_session.execute(text("SET TIME ZONE 'Pacific/Auckland'"))
     user = await make_user(db_session)
     await usage_logs.insert_many(
         db_session,
@@ -75,6 +79,13 @@ async def test_a_day_at_the_months_edge_and_the_last_page(db_session: AsyncSessi
         ("2026-02-01", {"success": 1, "trap": 1})
     ]
     assert second.next_cursor is None
+    by_hour = await service().account_usage(
+        db_session, user.id, UsageParams(since="2026-01-31", until="2026-02-01", group_by="hour")
+    )
+    assert [(row.group, row.executions) for row in by_hour.rows] == [
+        ("2026-01-31T23:00:00Z", 1),
+        ("2026-02-01T00:00:00Z", 2),
+    ]
     # A cursor that points past the range's last bucket: an empty page, not an error.
     past = await service().account_usage(
         db_session,
