@@ -19,6 +19,7 @@ from wasmwiz.persistence.repositories.usage_analytics import (
     Grouping,
     UsageScope,
     grouped_totals_statement,
+    outcomes_by_group_statement,
 )
 
 pytestmark = [pytest.mark.anyio, pytest.mark.postgres]
@@ -75,10 +76,21 @@ async def test_the_grouped_queries_read_one_accounts_range_by_index(
         until=datetime(2025, 3, 1, tzinfo=UTC),
         user_id=user.id,
     )
+    # A page's outcomes: time groups narrow the range, the others are named.
+    named: dict[Grouping, list[Any]] = {
+        Grouping.KEY: [None, key.id],
+        Grouping.OUTCOME: ["success"],
+        Grouping.MODULE: ["0" * 64],
+        Grouping.ACCOUNT: [user.id],
+    }
     for grouping in Grouping:
-        explained = await plan(db_session, grouped_totals_statement(february, grouping, limit=101))
-        assert "ix_usage_logs_user_id_created_at" in explained, (grouping, explained)
-        assert "Seq Scan" not in explained, (grouping, explained)
+        for statement in (
+            grouped_totals_statement(february, grouping, limit=101),
+            outcomes_by_group_statement(february, grouping, named.get(grouping, [])),
+        ):
+            explained = await plan(db_session, statement)
+            assert "ix_usage_logs_user_id_created_at" in explained, (grouping, explained)
+            assert "Seq Scan" not in explained, (grouping, explained)
     # A later page of keys: `api_key_id IS NOT NULL` lets the key index serve it as well.
     paged = await plan(
         db_session, grouped_totals_statement(february, Grouping.KEY, after=After(None), limit=101)

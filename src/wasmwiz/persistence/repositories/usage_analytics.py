@@ -52,6 +52,7 @@ __all__ = [
     "grouped_totals_statement",
     "module_names",
     "outcomes_by_group",
+    "outcomes_by_group_statement",
     "utc_date",
 ]
 
@@ -232,6 +233,24 @@ async def grouped_totals(
     ]
 
 
+def outcomes_by_group_statement(
+    scope: UsageScope,
+    grouping: Grouping,
+    groups: Sequence[date | datetime | uuid.UUID | str | None],
+) -> Select[Any, str, int]:
+    """The outcome counts query, on its own so a test can ask the planner about it."""
+    group: Label[Any] = _group_expression(grouping).label("usage_group")
+    statement = _scoped(select(group, UsageLog.status, func.count()), scope)
+    if grouping not in (Grouping.DAY, Grouping.HOUR):
+        column = _group_expression(grouping)
+        named = [value for value in groups if value is not None]
+        condition = column.in_(named)
+        statement = statement.where(
+            or_(condition, column.is_(None)) if None in groups else condition
+        )
+    return statement.group_by(group, UsageLog.status)
+
+
 async def outcomes_by_group(
     session: AsyncSession,
     scope: UsageScope,
@@ -244,17 +263,8 @@ async def outcomes_by_group(
     """
     if not groups:
         return {}
-    group: Label[Any] = _group_expression(grouping).label("usage_group")
-    statement = _scoped(select(group, UsageLog.status, func.count()), scope)
-    if grouping not in (Grouping.DAY, Grouping.HOUR):
-        column = _group_expression(grouping)
-        named = [value for value in groups if value is not None]
-        condition = column.in_(named)
-        statement = statement.where(
-            or_(condition, column.is_(None)) if None in groups else condition
-        )
-    statement = statement.group_by(group, UsageLog.status)
     found: dict[Any, dict[str, int]] = {}
+    statement = outcomes_by_group_statement(scope, grouping, groups)
     for value, status, count in await session.execute(statement):
         found.setdefault(value, {})[status] = count
     return found
