@@ -67,6 +67,7 @@ from wasmwiz.services.result_cache import ResultCache
 from wasmwiz.services.result_store import MemoryResultStore, RedisResultStore, ResultStore
 from wasmwiz.services.retention import RetentionJob
 from wasmwiz.services.stored_modules import StoredModules
+from wasmwiz.services.usage_analytics import UsageAnalyticsService
 from wasmwiz.services.usage_recorder import UsageRecorder
 from wasmwiz.services.usage_reports import UsageReportService
 from wasmwiz.services.web_sessions import WebSessionService
@@ -415,6 +416,7 @@ def create_app(
                     fail_open=fail_open,
                 ),
                 usage_reports=UsageReportService(),
+                usage_analytics=UsageAnalyticsService(),
                 admin=AdminService(key_cache=key_cache),
                 webhooks=webhooks,
             )

@@ -87,6 +87,12 @@ class ProblemCode(enum.StrEnum):
         "Invalid request",
         "A query parameter or request field is invalid.",
     )
+    INVALID_USAGE_QUERY = (
+        "invalid_usage_query",
+        422,
+        "Bad usage query",
+        "A usage query's range, grouping, key, account or cursor is invalid, or too long.",
+    )
 
     # Files
     INVALID_FILE_PATH = (

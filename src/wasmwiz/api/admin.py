@@ -1,4 +1,4 @@
-"""/api/v1/admin/...: tiers and accounts, for an administrator's key with the `admin` scope."""
+"""/api/v1/admin/...: tiers, accounts and usage, for an administrator's `admin` key."""
 
 from __future__ import annotations
 
@@ -6,12 +6,18 @@ import uuid
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Depends, Query, Response
 from pydantic import BaseModel, Field
 
 from wasmwiz.api.dependencies import Administrator
-from wasmwiz.api.openapi import problem_responses
-from wasmwiz.http_common.dependencies import AdminDep
+from wasmwiz.api.openapi import problem_responses, usage_responses
+from wasmwiz.api.usage_tables import (
+    RANGE_HELP,
+    UsageQuery,
+    UsageTableOut,
+    csv_response,
+)
+from wasmwiz.http_common.dependencies import AdminDep, UsageAnalyticsDep
 from wasmwiz.http_common.unit_of_work import DatabaseSessionDep, UnitOfWorkRoute
 from wasmwiz.persistence.models import SubscriptionTier, User
 from wasmwiz.problem_codes import ProblemCode
@@ -231,3 +237,28 @@ async def delete_user(
     user_id: uuid.UUID, principal: Administrator, admin: AdminDep, session: DatabaseSessionDep
 ) -> None:
     await admin.delete_user(session, user_id, acting=principal.user_id)
+
+
+@router.get(
+    "/api/v1/admin/usage",
+    summary="Usage across accounts",
+    description="Every account's runs in a range (or one account's, with `user_id`), grouped "
+    "by `group_by`: as `GET /api/v1/usage` with parameters, and `group_by=account` too. "
+    + RANGE_HELP
+    + _ADMIN,
+    response_model=UsageTableOut,
+    responses=usage_responses("/api/v1/admin/usage", summary=False),
+)
+async def usage(
+    principal: Administrator,
+    analytics: UsageAnalyticsDep,
+    session: DatabaseSessionDep,
+    query: Annotated[UsageQuery, Depends()],
+    user_id: Annotated[
+        str | None, Query(max_length=64, description="Only this account's runs.")
+    ] = None,
+) -> UsageTableOut | Response:
+    table = await analytics.admin_usage(session, query.params(user_id=user_id))
+    if query.format == "csv":
+        return csv_response(table, prefix="wasmwiz-admin-usage")
+    return UsageTableOut.of(table)

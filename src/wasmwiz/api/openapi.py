@@ -126,6 +126,7 @@ TYPICAL_DETAILS: dict[ProblemCode, str] = {
         "The request body (20000000 bytes) is larger than the limit of 11730944 bytes."
     ),
     ProblemCode.INVALID_REQUEST: "The request is not valid: query.encoding",
+    ProblemCode.INVALID_USAGE_QUERY: "`from` must come before `to`.",
     ProblemCode.EMPTY_WASM: "the module is empty",
     ProblemCode.INVALID_WASM: "neither a WebAssembly binary nor UTF-8 WebAssembly text",
     ProblemCode.TRUNCATED_WASM: "the binary ends unexpectedly",
@@ -519,6 +520,35 @@ _RECENT_RUN = {
     "api_key_name": "ci",
     "cached": False,
 }
+_USAGE_ROW = {
+    "group": "2026-11-29",
+    "name": None,
+    "executions": 42,
+    "outcomes": {"success": 40, "timeout": 2},
+    "cached": 3,
+    "wall_time_ms": 2150.5,
+    "fuel_consumed": 1200000,
+    "memory_peak_bytes_max": 1114112,
+    "input_bytes": 840,
+    "output_bytes": 5120,
+    "stderr_bytes": 0,
+}
+_USAGE_TABLE = {
+    "group_by": "day",
+    "from": "2026-11-01T00:00:00Z",
+    "to": "2026-12-01T00:00:00Z",
+    "key_id": None,
+    "user_id": "6a1f0c1e-7d2b-4d0c-9e57-0b1c2d3e4f50",
+    "items": [_USAGE_ROW],
+    "next_cursor": None,
+}
+_USAGE_CSV = (
+    "day,executions,cached,outcome_success,outcome_exit_nonzero,outcome_trap,"
+    "outcome_timeout,outcome_memory_limit,outcome_stack_overflow,outcome_output_limit,"
+    "outcome_fuel_exhausted,wall_time_ms,fuel_consumed,memory_peak_bytes_max,input_bytes,"
+    "output_bytes,stderr_bytes\r\n"
+    "2026-11-29,42,3,40,0,0,2,0,0,0,0,2150.5,1200000,1114112,840,5120,0\r\n"
+)
 _STORED_MODULE = {
     "id": "sha256:9f2c6a0d5e1b4f7a8c3d2e1f0a9b8c7d6e5f4a3b2c1d0e9f8a7b6c5d4e3f2a1b",
     "size": 1342,
@@ -676,6 +706,8 @@ SCHEMA_EXAMPLES: dict[str, list[Any]] = {
             "recent": [_RECENT_RUN],
         }
     ],
+    "UsageTableOut": [_USAGE_TABLE],
+    "UsageRowOut": [_USAGE_ROW],
     "ExecutionResponse": [_EXECUTION_EXAMPLES["success"]["value"]],
     "BatchResponse": [
         {
@@ -692,6 +724,32 @@ SCHEMA_EXAMPLES: dict[str, list[Any]] = {
     "ModuleNameTarget": [{"module": _STORED_MODULE["id"]}],
     "Problem": [problem_example(ProblemCode.UNAUTHORIZED)],
 }
+
+
+def usage_responses(instance: str, *, summary: bool) -> dict[int | str, Any]:
+    """The responses of a usage analytics route besides its JSON model: CSV with
+    `format=csv`, and its refusals. `summary`: the route answers the dashboard's figures
+    when given no parameter."""
+    description = "With `format=csv`, the same rows as CSV."
+    if summary:
+        description = (
+            "Without parameters, the dashboard's figures (`UsageOut`); with any, a page of "
+            "groups (`UsageTableOut`). " + description
+        )
+    return {
+        200: {
+            "description": description,
+            "content": {"text/csv": {"schema": {"type": "string"}, "example": _USAGE_CSV}},
+            "headers": {
+                "X-Next-Cursor": _header(
+                    "With `format=csv`: the next page's `cursor`, if there is one.", "string"
+                )
+            },
+        },
+        **problem_responses(
+            ProblemCode.INVALID_USAGE_QUERY, ProblemCode.INVALID_REQUEST, instance=instance
+        ),
+    }
 
 
 def build_openapi(app: FastAPI) -> dict[str, Any]:
@@ -734,6 +792,15 @@ def _complete(operation: dict[str, Any], path: str) -> None:
     responses.setdefault("500", problem_responses(ProblemCode.INTERNAL_ERROR, instance=path)[500])
     for response in responses.values():
         media = response.get("content", {}).get("application/json", {})
+        # A choice of models (anyOf): an example of each, as each model has its own.
+        choices = [ref.get("$ref", "") for ref in media.get("schema", {}).get("anyOf", [])]
+        names = [ref.rsplit("/", 1)[-1] for ref in choices]
+        if names and "examples" not in media:
+            media["examples"] = {
+                name: {"summary": name, "value": SCHEMA_EXAMPLES[name][0]}
+                for name in names
+                if name in SCHEMA_EXAMPLES
+            }
         if media.get("schema", {}).get("$ref", "").endswith("/ExecutionResponse"):
             media["examples"] = _EXECUTION_EXAMPLES
     if "security" not in operation:

@@ -1,15 +1,24 @@
-"""GET /api/v1/usage: the figures of the usage dashboard, as JSON."""
+"""GET /api/v1/usage: the usage dashboard's figures, or with a query, the usage analytics."""
 
 from __future__ import annotations
 
 import uuid
 from datetime import date, datetime
+from typing import Annotated
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends
 from pydantic import BaseModel, Field
+from starlette.responses import Response
 
 from wasmwiz.api.dependencies import UsageReader
-from wasmwiz.http_common.dependencies import UsageReportsDep
+from wasmwiz.api.openapi import usage_responses
+from wasmwiz.api.usage_tables import (
+    RANGE_HELP,
+    UsageQuery,
+    UsageTableOut,
+    csv_response,
+)
+from wasmwiz.http_common.dependencies import UsageAnalyticsDep, UsageReportsDep
 from wasmwiz.http_common.unit_of_work import DatabaseSessionDep, UnitOfWorkRoute
 from wasmwiz.services.usage_reports import REPORT_DAYS
 
@@ -56,14 +65,26 @@ class UsageOut(BaseModel):
 @router.get(
     "/api/v1/usage",
     summary="Your usage",
-    description="Executions per day, outcomes, duration percentiles, today's count against "
-    "the account's daily quota and the latest runs with the key each came from, for the "
-    "authenticated key's account. Needs the `usage:read` scope.",
-    response_model=UsageOut,
+    description="Without query parameters: executions per day, outcomes, duration "
+    "percentiles, today's count against the account's daily quota and the latest runs with "
+    "the key each came from (`UsageOut`). With any of `from`, `to`, `group_by`, `key_id`, "
+    "`limit`, `cursor`, `format`: the account's runs in a range, grouped by `group_by` "
+    "(`UsageTableOut`, or CSV). " + RANGE_HELP + " Needs the `usage:read` scope.",
+    response_model=UsageOut | UsageTableOut,
+    responses=usage_responses("/api/v1/usage", summary=True),
 )
 async def usage(
-    principal: UsageReader, usage_reports: UsageReportsDep, session: DatabaseSessionDep
-) -> UsageOut:
+    principal: UsageReader,
+    usage_reports: UsageReportsDep,
+    analytics: UsageAnalyticsDep,
+    session: DatabaseSessionDep,
+    query: Annotated[UsageQuery, Depends()],
+) -> UsageOut | UsageTableOut | Response:
+    if query.given:
+        table = await analytics.account_usage(session, principal.user_id, query.params())
+        if query.format == "csv":
+            return csv_response(table, prefix="wasmwiz-usage")
+        return UsageTableOut.of(table)
     report = await usage_reports.report(session, principal.user_id, principal.tier)
     return UsageOut(
         days=[DayOut(day=day.day, executions=day.count) for day in report.days],

@@ -28,6 +28,7 @@ from wasmwiz.services.health import HealthService
 from wasmwiz.services.jobs import JobService
 from wasmwiz.services.login_throttle import LoginThrottle, SignupThrottle
 from wasmwiz.services.stored_modules import StoredModules
+from wasmwiz.services.usage_analytics import UsageAnalyticsService
 from wasmwiz.services.usage_reports import UsageReportService
 from wasmwiz.services.web_sessions import WebSessionService
 from wasmwiz.services.webhooks import WebhookService
@@ -51,6 +52,7 @@ class AppState:
     login_throttle: LoginThrottle
     signup_throttle: SignupThrottle
     usage_reports: UsageReportService
+    usage_analytics: UsageAnalyticsService
     admin: AdminService
     health: HealthService
     jobs: JobService

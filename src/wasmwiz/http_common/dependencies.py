@@ -24,6 +24,7 @@ from wasmwiz.services.api_keys import ApiKeyService
 from wasmwiz.services.executions import ExecutionService
 from wasmwiz.services.health import HealthService
 from wasmwiz.services.login_throttle import LoginThrottle, SignupThrottle
+from wasmwiz.services.usage_analytics import UsageAnalyticsService
 from wasmwiz.services.usage_reports import UsageReportService
 from wasmwiz.services.web_sessions import WebSessionService
 from wasmwiz.services.webhooks import WebhookService
@@ -73,6 +74,10 @@ async def _usage_reports(request: Request) -> UsageReportService:
     return app_state(request).usage_reports
 
 
+async def _usage_analytics(request: Request) -> UsageAnalyticsService:
+    return app_state(request).usage_analytics
+
+
 async def _admin(request: Request) -> AdminService:
     return app_state(request).admin
 
@@ -103,6 +108,7 @@ WebSessionsDep = Annotated[WebSessionService, Depends(_web_sessions)]
 LoginThrottleDep = Annotated[LoginThrottle, Depends(_login_throttle)]
 SignupThrottleDep = Annotated[SignupThrottle, Depends(_signup_throttle)]
 UsageReportsDep = Annotated[UsageReportService, Depends(_usage_reports)]
+UsageAnalyticsDep = Annotated[UsageAnalyticsService, Depends(_usage_analytics)]
 AdminDep = Annotated[AdminService, Depends(_admin)]
 HealthDep = Annotated[HealthService, Depends(_health)]
 LifecycleDep = Annotated[Lifecycle, Depends(_lifecycle)]

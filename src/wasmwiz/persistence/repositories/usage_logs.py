@@ -8,15 +8,13 @@ from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Date, delete, func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.ext.compiler import compiles
-from sqlalchemy.sql.compiler import SQLCompiler
-from sqlalchemy.sql.functions import FunctionElement
 
 from wasmwiz.persistence.models import UsageLog
 from wasmwiz.persistence.repositories._rows import rowcount
+from wasmwiz.persistence.repositories.usage_analytics import utc_date
 from wasmwiz.persistence.types import utcnow
 
 __all__ = [
@@ -106,26 +104,6 @@ async def count_for_user(
     return await session.scalar(statement) or 0
 
 
-class _UTCDate(FunctionElement[date]):
-    """The UTC calendar date of a timestamp column."""
-
-    type = Date()
-    name = "utc_date"
-    inherit_cache = True
-
-
-@compiles(_UTCDate, "sqlite")
-def _utc_date_sqlite(element: _UTCDate, compiler: SQLCompiler, **kw: Any) -> str:
-    # Timestamps are stored as UTC text, so the date is a prefix of it.
-    return f"date({compiler.process(element.clauses, **kw)})"
-
-
-@compiles(_UTCDate, "postgresql")
-def _utc_date_postgresql(element: _UTCDate, compiler: SQLCompiler, **kw: Any) -> str:
-    # Not the session time zone: days are UTC days everywhere.
-    return f"CAST(timezone('UTC', {compiler.process(element.clauses, **kw)}) AS DATE)"
-
-
 async def daily_counts(
     session: AsyncSession,
     *,
@@ -142,7 +120,7 @@ async def daily_counts(
     today = (now or utcnow()).astimezone(UTC).date()
     first = today - timedelta(days=days - 1)
     since = datetime(first.year, first.month, first.day, tzinfo=UTC)
-    day = _UTCDate(UsageLog.created_at)
+    day = utc_date(UsageLog.created_at)
     statement = select(day, func.count()).where(UsageLog.created_at >= since).group_by(day)
     if user_id is not None:
         statement = statement.where(UsageLog.user_id == user_id)
