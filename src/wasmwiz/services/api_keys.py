@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from functools import partial
 from typing import Protocol
 
+from opentelemetry import trace
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -27,6 +28,7 @@ from wasmwiz.errors import (
     InvalidRequest,
     NotFound,
     PermissionDenied,
+    WasmWizError,
 )
 from wasmwiz.persistence import Database
 from wasmwiz.persistence.models import ApiKey, SubscriptionTier
@@ -108,8 +110,10 @@ class ApiKeyService:
         creation_limit: KeyCreationLimit | None = None,
         hash_scheme: HashScheme = HashScheme.DERIVED,
         events: KeyEvents | None = None,
+        tracer: trace.Tracer | None = None,
     ) -> None:
         self._secret = secret
+        self._tracer = tracer or trace.NoOpTracer()
         self._clock = clock
         # What new keys are hashed under, and what a key used is moved to (API_KEY_HASH_SCHEME).
         self._hash_scheme = hash_scheme
@@ -121,6 +125,22 @@ class ApiKeyService:
         self._events = events
 
     async def authenticate(self, database: Database, authorization: str | None) -> Principal:
+        """`_authenticate` in a span naming the key by its id (a refusal is an answer, not
+        a fault: the span's status stays unset)."""
+        with self._tracer.start_as_current_span(
+            "wasmwiz.authenticate", record_exception=False, set_status_on_exception=False
+        ) as span:
+            try:
+                principal = await self._authenticate(database, authorization)
+            except WasmWizError as refusal:
+                span.set_attribute("wasmwiz.auth.refusal", str(refusal.code))
+                raise
+            span.set_attribute("wasmwiz.tier", principal.tier.name)
+            if principal.api_key_id is not None:
+                span.set_attribute("wasmwiz.api_key.id", str(principal.api_key_id))
+            return principal
+
+    async def _authenticate(self, database: Database, authorization: str | None) -> Principal:
         """The caller behind an `Authorization: Bearer <key>` header, or a 401/403 error.
 
         An active key seen within the cache's lifetime is answered from memory (see

@@ -1,0 +1,64 @@
+"""OpenTelemetry's instrumentation of FastAPI, SQLAlchemy, Redis and httpx, on the app's
+own tracer provider: each library instrumented per object (this app, its engine, its
+clients), never by patching the library for the whole process."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+from fastapi import FastAPI
+from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
+from opentelemetry.instrumentation.redis import RedisInstrumentor
+from opentelemetry.instrumentation.sqlalchemy.engine import EngineTracer
+from opentelemetry.instrumentation.sqlalchemy.version import __version__ as sqlalchemy_version
+from opentelemetry.metrics import NoOpMeterProvider
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from wasmwiz.observability.tracing import Tracing
+
+# Metrics are Prometheus's here (observability/metrics.py): the instrumentations' own
+# meters go nowhere.
+_NO_METRICS = NoOpMeterProvider()
+
+
+def instrument_app(app: FastAPI, tracing: Tracing) -> None:
+    """A server span per request, outside every middleware of ours, continuing a caller's
+    `traceparent`; no spans of their own for the ASGI messages sent and received."""
+    if tracing.provider is None:
+        return
+    FastAPIInstrumentor.instrument_app(
+        app,
+        tracer_provider=tracing.provider,
+        meter_provider=_NO_METRICS,
+        exclude_spans=["receive", "send"],
+    )
+
+
+def instrument_engine(engine: AsyncEngine, tracing: Tracing) -> None:
+    """A span per statement. SQLAlchemyInstrumentor().instrument() would patch
+    create_engine for the process, once; this engine's events are enough."""
+    if tracing.provider is None:
+        return
+    tracer = tracing.provider.get_tracer(
+        "opentelemetry.instrumentation.sqlalchemy", sqlalchemy_version
+    )
+    connections = _NO_METRICS.get_meter("sqlalchemy").create_up_down_counter("db.connections")
+    EngineTracer(tracer, engine.sync_engine, connections)  # type: ignore[no-untyped-call]
+
+
+def instrument_redis(client: Any, tracing: Tracing) -> None:
+    """A span per Redis command (or pipeline) of `client`, a redis.asyncio.Redis."""
+    if tracing.provider is None or client is None:
+        return
+    RedisInstrumentor.instrument_client(client, tracer_provider=tracing.provider)
+
+
+def instrument_httpx(client: httpx.AsyncClient, tracing: Tracing) -> None:
+    """A client span per request of `client`, which carries `traceparent` to the server."""
+    if tracing.provider is None:
+        return
+    HTTPXClientInstrumentor.instrument_client(
+        client, tracer_provider=tracing.provider, meter_provider=_NO_METRICS
+    )

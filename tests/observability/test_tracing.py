@@ -1,0 +1,298 @@
+"""Tracing over real HTTP: an execution's span tree (request, authentication, admission,
+preparation, run, usage) in the SDK's in-memory exporter, the trace in the answer's
+`traceresponse` and in the log lines, a caller's `traceparent` continued, sampling, and
+nothing at all when tracing is off."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind
+
+from tests.api import wat
+from tests.fixtures.app import Account, LiveServer, ServerFactory, make_settings
+from wasmwiz.observability.logging import JsonFormatter
+from wasmwiz.observability.tracing import build_tracing
+
+pytestmark = pytest.mark.anyio
+
+CALLER_TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
+CALLER_SPAN = "00f067aa0ba902b7"
+
+
+class Traced:
+    """A server whose spans go to an in-memory exporter."""
+
+    def __init__(self, server_factory: ServerFactory, **settings: Any) -> None:
+        self.exporter = InMemorySpanExporter()
+        self.server: LiveServer = server_factory(
+            app_options={"span_processor": SimpleSpanProcessor(self.exporter)}, **settings
+        )
+
+    def client(self) -> httpx.AsyncClient:
+        return httpx.AsyncClient(base_url=self.server.url, timeout=30)
+
+    async def spans_of(self, trace_id: int, *names: str, seconds: float = 10) -> list[ReadableSpan]:
+        """The trace's spans, once it holds one of each of `names` (spans end after the
+        answer is sent, and the usage write comes a moment later)."""
+        deadline = time.monotonic() + seconds
+        while True:
+            spans = [
+                span
+                for span in self.exporter.get_finished_spans()
+                if span.context is not None and span.context.trace_id == trace_id
+            ]
+            if {span.name for span in spans} >= set(names):
+                return spans
+            assert time.monotonic() < deadline, sorted(span.name for span in spans)
+            await asyncio.sleep(0.02)
+
+
+@contextmanager
+def access_log() -> Iterator[list[dict[str, Any]]]:
+    """The access log's lines as production writes them (JSON), parsed when the block ends."""
+    formatted: list[str] = []
+    parsed: list[dict[str, Any]] = []
+
+    class Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            formatted.append(self.format(record))
+
+    handler = Collect()
+    handler.setFormatter(JsonFormatter())
+    access = logging.getLogger("wasmwiz.access")
+    level = access.level
+    access.setLevel(logging.INFO)
+    access.addHandler(handler)
+    try:
+        yield parsed
+    finally:
+        access.removeHandler(handler)
+        access.setLevel(level)
+        parsed.extend(json.loads(line) for line in formatted)
+
+
+def by_name(spans: list[ReadableSpan]) -> dict[str, ReadableSpan]:
+    """Our spans and the instrumentations' HTTP ones by name, each once (the database's
+    are many, and named by statement)."""
+    named: dict[str, ReadableSpan] = {}
+    for span in spans:
+        if (span.attributes or {}).get("db.system") or "db.system.name" in (span.attributes or {}):
+            continue
+        assert span.name not in named, f"two spans named {span.name}"
+        named[span.name] = span
+    return named
+
+
+def parent_of(span: ReadableSpan) -> int | None:
+    return span.parent.span_id if span.parent is not None else None
+
+
+def span_id(span: ReadableSpan) -> int:
+    assert span.context is not None
+    return span.context.span_id
+
+
+def trace_of(response: httpx.Response) -> tuple[int, int, str]:
+    """The answer's `traceresponse`: trace id, span id, flags."""
+    version, trace_id, parent_id, flags = response.headers["traceresponse"].split("-")
+    assert version == "00"
+    return int(trace_id, 16), int(parent_id, 16), flags
+
+
+async def execute(
+    client: httpx.AsyncClient, account: Account, headers: dict[str, str] | None = None
+) -> httpx.Response:
+    response = await client.post(
+        "/api/v1/execute",
+        headers={**account.headers, **(headers or {})},
+        files={"wasm": ("hello.wat", wat.HELLO.encode())},
+    )
+    assert response.status_code == 200, response.text
+    return response
+
+
+EXECUTION = (
+    "POST /api/v1/execute",
+    "wasmwiz.authenticate",
+    "wasmwiz.execute",
+    "wasmwiz.admission",
+    "wasmwiz.prepare",
+    "wasmwiz.run",
+    "wasmwiz.usage.record",
+)
+
+
+async def test_one_execution_draws_its_span_tree_and_names_its_trace(
+    server_factory: ServerFactory, account: Account
+) -> None:
+    traced = Traced(server_factory)
+    with access_log() as lines:
+        async with traced.client() as client:
+            response = await execute(client, account)
+            trace_id, server_span_id, flags = trace_of(response)
+            spans = by_name(await traced.spans_of(trace_id, *EXECUTION))
+            again = await execute(client, account)
+            again_spans = by_name(await traced.spans_of(trace_of(again)[0], *EXECUTION))
+
+    assert int(flags, 16) & 1  # sampled (and 2: a random trace id, Trace Context Level 2)
+    body = response.json()
+    request = spans["POST /api/v1/execute"]
+    assert request.kind is SpanKind.SERVER
+    assert request.parent is None
+    assert span_id(request) == server_span_id
+    assert request.attributes is not None
+    assert request.attributes["http.route"] == "/api/v1/execute"
+    execute_span = spans["wasmwiz.execute"]
+    # request -> authenticate, execute; execute -> admission -> prepare -> run -> usage.
+    assert parent_of(spans["wasmwiz.authenticate"]) == server_span_id
+    assert parent_of(execute_span) == server_span_id
+    for child in ("wasmwiz.admission", "wasmwiz.prepare", "wasmwiz.run", "wasmwiz.usage.record"):
+        assert parent_of(spans[child]) == span_id(execute_span), child
+    order = [spans[name] for name in EXECUTION[1:] if name != "wasmwiz.execute"]
+    starts = [span.start_time or 0 for span in order]
+    assert starts == sorted(starts), [span.name for span in order]
+    assert (spans["wasmwiz.prepare"].end_time or 0) <= (spans["wasmwiz.run"].start_time or 0)
+
+    assert spans["wasmwiz.authenticate"].attributes == {
+        "wasmwiz.tier": "pro",
+        "wasmwiz.api_key.id": str(account.api_key_id),
+    }
+    admission = spans["wasmwiz.admission"].attributes or {}
+    assert admission["wasmwiz.admission.admitted"] is True
+    assert admission["wasmwiz.admission.cost"] == 1
+    prepare = spans["wasmwiz.prepare"].attributes or {}
+    assert prepare["wasmwiz.prepare.source"] == "compiled"  # a fresh server: a worker compiled
+    assert prepare["wasmwiz.prepare.cache_hit"] is False
+    assert float(prepare["wasmwiz.compile.cpu_seconds"]) > 0  # type: ignore[arg-type]
+    assert prepare["wasmwiz.module.sha256"] == hashlib.sha256(wat.HELLO.encode()).hexdigest()
+    run = spans["wasmwiz.run"].attributes or {}
+    assert run["wasmwiz.run.outcome"] == "success"
+    assert run["wasmwiz.run.exit_code"] == 0
+    assert run["wasmwiz.run.fuel_consumed"] == body["fuel_consumed"]
+    assert run["wasmwiz.run.memory_peak_bytes"] == body["memory_peak_bytes"] == 65536
+    assert run["wasmwiz.run.stdout_bytes"] == len("Hello, WasmWiz!\n")
+    assert (execute_span.attributes or {})["wasmwiz.execution.id"] == body["execution_id"]
+    usage = spans["wasmwiz.usage.record"].attributes or {}
+    assert usage["wasmwiz.execution.id"] == body["execution_id"]
+
+    # The second run of the same bytes is prepared from the memory cache: no compile.
+    again_prepare = again_spans["wasmwiz.prepare"].attributes or {}
+    assert again_prepare["wasmwiz.prepare.source"] == "memory"
+    assert again_prepare["wasmwiz.prepare.cache_hit"] is True
+    assert "wasmwiz.compile.cpu_seconds" not in again_prepare
+
+    # The recorder's batch write is a trace of its own, linked to the runs it wrote.
+    deadline = time.monotonic() + 10
+    record_span = span_id(spans["wasmwiz.usage.record"])
+    while not any(
+        link.context.span_id == record_span
+        for span in traced.exporter.get_finished_spans()
+        if span.name == "wasmwiz.usage.write"
+        for link in span.links
+    ):
+        assert time.monotonic() < deadline, "no usage write linked to the run"
+        await asyncio.sleep(0.05)
+
+    # The access log's line names the trace and the request's span.
+    [line] = [line for line in lines if line["request_id"] == response.headers["x-request-id"]]
+    assert line["trace_id"] == f"{trace_id:032x}"
+    assert line["span_id"] == f"{server_span_id:016x}"
+
+
+async def test_a_callers_traceparent_is_continued(
+    server_factory: ServerFactory, account: Account
+) -> None:
+    traced = Traced(server_factory)
+    async with traced.client() as client:
+        response = await execute(
+            client,
+            account,
+            {"traceparent": f"00-{CALLER_TRACE}-{CALLER_SPAN}-01", "tracestate": "vendor=1"},
+        )
+    trace_id, server_span_id, flags = trace_of(response)
+    assert f"{trace_id:032x}" == CALLER_TRACE
+    assert flags == "01"
+    spans = by_name(await traced.spans_of(trace_id, *EXECUTION))
+    request = spans["POST /api/v1/execute"]
+    assert request.parent is not None
+    assert request.parent.is_remote
+    assert f"{request.parent.span_id:016x}" == CALLER_SPAN
+    assert span_id(request) == server_span_id
+    assert request.context is not None
+    assert request.context.trace_state.get("vendor") == "1"
+
+
+async def test_sampling_follows_the_caller_and_the_ratio(
+    server_factory: ServerFactory, account: Account
+) -> None:
+    traced = Traced(
+        server_factory,
+        otel_traces_sampler="parentbased_traceidratio",
+        otel_traces_sampler_arg=0.0,
+    )
+    async with traced.client() as client:
+        unsampled = await execute(client, account)
+        sampled = await execute(
+            client, account, {"traceparent": f"00-{CALLER_TRACE}-{CALLER_SPAN}-01"}
+        )
+    # A root trace at ratio 0 is not recorded, but it has an id to answer and log.
+    unsampled_trace, _, unsampled_flags = trace_of(unsampled)
+    assert not int(unsampled_flags, 16) & 1
+    # A caller's sampled trace is recorded (parent-based).
+    assert trace_of(sampled)[2] == "01"
+    await traced.spans_of(int(CALLER_TRACE, 16), *EXECUTION)
+    assert not [
+        span
+        for span in traced.exporter.get_finished_spans()
+        if span.context is not None and span.context.trace_id == unsampled_trace
+    ]
+
+
+async def test_tracing_is_off_by_default(
+    live_server: LiveServer, client: httpx.AsyncClient, account: Account
+) -> None:
+    with access_log() as lines:
+        response = await execute(
+            client, account, {"traceparent": f"00-{CALLER_TRACE}-{CALLER_SPAN}-01"}
+        )
+    assert "traceresponse" not in response.headers
+    [line] = lines
+    assert "trace_id" not in line
+    assert not build_tracing(live_server.settings).enabled
+
+
+def test_the_otel_settings_choose_the_exporter(tmp_path: Path) -> None:
+    def tracing(**settings: Any) -> Any:
+        return build_tracing(make_settings(tmp_path, "sqlite:///unused.db", **settings))
+
+    assert not tracing().enabled
+    on = tracing(otel_exporter_otlp_endpoint="http://jaeger:4318/")
+    assert on.enabled
+    exporter = on._exporter
+    assert isinstance(exporter, OTLPSpanExporter)
+    assert exporter._endpoint == "http://jaeger:4318/v1/traces"
+    own = tracing(otel_exporter_otlp_traces_endpoint="http://collector:4318/traces")
+    assert own._exporter._endpoint == "http://collector:4318/traces"
+    assert tracing(otel_traces_exporter="otlp").enabled  # the exporter's default endpoint
+    assert tracing(otel_traces_exporter="console").enabled
+    assert not tracing(
+        otel_exporter_otlp_endpoint="http://x:4318", otel_traces_exporter="none"
+    ).enabled
+    assert not tracing(otel_exporter_otlp_endpoint="http://x:4318", otel_sdk_disabled=True).enabled
+    for exporting in (on, own):
+        exporting.shutdown()
