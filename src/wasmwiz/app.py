@@ -35,6 +35,7 @@ from wasmwiz.http_common.trusted_proxies import TrustedProxiesMiddleware
 from wasmwiz.observability.instrumentation import (
     instrument_app,
     instrument_engine,
+    instrument_httpx,
     instrument_redis,
 )
 from wasmwiz.observability.metrics import Metrics, Sources, start_metrics_server
@@ -183,12 +184,15 @@ def build_webhooks(
     SECRET_KEY, sent only to targets WEBHOOK_ALLOW_PRIVATE_TARGETS allows."""
     policy = TargetPolicy(allow_private=settings.webhook_allow_private_targets, resolver=resolver)
     sender = WebhookSender(policy, timeout=settings.webhook_timeout)
+    tracing = tracing or Tracing(None)
+    instrument_httpx(sender.client, tracing)
     return WebhookService(
         database,
         queue,
         signing_key=derive_key(settings.secret_key, Purpose.WEBHOOK_SIGNING),
         policy=policy,
         sender=sender,
+        tracer=tracing.tracer(),
         options=WebhookOptions(
             retry_delays=settings.webhook_retry_delays,
             attempt_seconds=settings.webhook_timeout,
@@ -385,6 +389,7 @@ def create_app(
                 max_attempts=settings.job_max_attempts,
                 requeue_seconds=settings.job_requeue_seconds,
                 events=webhooks,
+                tracer=tracer,
             )
             state = AppState(
                 settings=settings,

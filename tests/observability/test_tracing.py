@@ -1,7 +1,7 @@
 """Tracing over real HTTP: an execution's span tree (request, authentication, admission,
 preparation, run, usage) in the SDK's in-memory exporter, the trace in the answer's
-`traceresponse` and in the log lines, a caller's `traceparent` continued, sampling, and
-nothing at all when tracing is off."""
+`traceresponse` and in the log lines, a caller's `traceparent` continued, sampling, jobs
+and webhook deliveries in the submitting trace, and nothing at all when tracing is off."""
 
 from __future__ import annotations
 
@@ -24,6 +24,8 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind
 
 from tests.api import wat
+from tests.api.test_jobs import submit as submit_job
+from tests.api.webhook_receiver import Receiver, running_receiver
 from tests.fixtures.app import Account, LiveServer, ServerFactory, make_settings
 from wasmwiz.observability.logging import JsonFormatter
 from wasmwiz.observability.tracing import build_tracing
@@ -296,3 +298,53 @@ def test_the_otel_settings_choose_the_exporter(tmp_path: Path) -> None:
     assert not tracing(otel_exporter_otlp_endpoint="http://x:4318", otel_sdk_disabled=True).enabled
     for exporting in (on, own):
         exporting.shutdown()
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    yield from running_receiver()
+
+
+async def test_a_job_and_its_webhook_continue_the_submitting_trace(
+    server_factory: ServerFactory, account: Account, receiver: Receiver
+) -> None:
+    traced = Traced(server_factory, webhook_allow_private_targets=True)
+    async with traced.client() as client:
+        secret = await client.get("/api/v1/webhooks/callback-secret", headers=account.headers)
+        receiver.secrets["/callback"] = secret.json()["secret"]
+        submitted = await submit_job(
+            client, account, wat.ECHO, input="hi", callback_url=receiver.url("/callback")
+        )
+        assert submitted.status_code == 202, submitted.text
+        [delivery] = await receiver.wait("/callback", 1)
+    trace_id, server_span_id, _ = trace_of(submitted)
+    spans = by_name(
+        await traced.spans_of(
+            trace_id,
+            "POST /api/v1/jobs",
+            "wasmwiz.job.submit",
+            "wasmwiz.job.run",
+            "wasmwiz.prepare",
+            "wasmwiz.run",
+            "wasmwiz.usage.write",
+            "wasmwiz.webhook.deliver",
+            "POST",  # the httpx client's span of the delivery
+        )
+    )
+    submit = spans["wasmwiz.job.submit"]
+    assert parent_of(submit) == server_span_id
+    job_run = spans["wasmwiz.job.run"]
+    assert job_run.kind is SpanKind.CONSUMER
+    assert parent_of(job_run) == span_id(submit)
+    assert (job_run.attributes or {})["wasmwiz.job.id"] == submitted.json()["id"]
+    assert (job_run.attributes or {})["wasmwiz.run.outcome"] == "success"
+    for child in ("wasmwiz.prepare", "wasmwiz.run", "wasmwiz.usage.write"):
+        assert parent_of(spans[child]) == span_id(job_run), child
+    deliver = spans["wasmwiz.webhook.deliver"]
+    assert parent_of(deliver) == span_id(job_run)
+    assert (deliver.attributes or {})["wasmwiz.webhook.succeeded"] is True
+    assert (deliver.attributes or {})["http.response.status_code"] == 200
+    assert parent_of(spans["POST"]) == span_id(deliver)
+    # The receiver was told the trace: httpx's instrumentation sent `traceparent`.
+    sent = {name.lower(): value for name, value in delivery.headers.items()}
+    assert sent["traceparent"].split("-")[1] == f"{trace_id:032x}"
