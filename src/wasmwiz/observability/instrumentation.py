@@ -4,16 +4,19 @@ clients), never by patching the library for the whole process."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
 from fastapi import FastAPI
+from opentelemetry import trace
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
 from opentelemetry.instrumentation.redis import RedisInstrumentor
 from opentelemetry.instrumentation.sqlalchemy.engine import EngineTracer
 from opentelemetry.instrumentation.sqlalchemy.version import __version__ as sqlalchemy_version
 from opentelemetry.metrics import NoOpMeterProvider
+from opentelemetry.util._decorator import _agnosticcontextmanager
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from wasmwiz.observability.tracing import Tracing
@@ -41,8 +44,8 @@ def instrument_engine(engine: AsyncEngine, tracing: Tracing) -> None:
     create_engine for the process, once; this engine's events are enough."""
     if tracing.provider is None:
         return
-    tracer = tracing.provider.get_tracer(
-        "opentelemetry.instrumentation.sqlalchemy", sqlalchemy_version
+    tracer = _ChildSpansOnly(
+        tracing.provider.get_tracer("opentelemetry.instrumentation.sqlalchemy", sqlalchemy_version)
     )
     connections = _NO_METRICS.get_meter("sqlalchemy").create_up_down_counter("db.connections")
     EngineTracer(tracer, engine.sync_engine, connections)  # type: ignore[no-untyped-call]
@@ -52,7 +55,9 @@ def instrument_redis(client: Any, tracing: Tracing) -> None:
     """A span per Redis command (or pipeline) of `client`, a redis.asyncio.Redis."""
     if tracing.provider is None or client is None:
         return
-    RedisInstrumentor.instrument_client(client, tracer_provider=tracing.provider)
+    RedisInstrumentor.instrument_client(
+        client, tracer_provider=_ChildSpansOnlyProvider(tracing.provider)
+    )
 
 
 def instrument_httpx(client: httpx.AsyncClient, tracing: Tracing) -> None:
@@ -62,3 +67,35 @@ def instrument_httpx(client: httpx.AsyncClient, tracing: Tracing) -> None:
     HTTPXClientInstrumentor.instrument_client(
         client, tracer_provider=tracing.provider, meter_provider=_NO_METRICS
     )
+
+
+class _ChildSpansOnly(trace.Tracer):
+    """Spans only inside a trace. A statement or a Redis command outside any span (the job
+    and webhook sweeps every few seconds, a health check's ping) would otherwise each be a
+    trace of its own, drowning the requests' traces."""
+
+    def __init__(self, tracer: trace.Tracer) -> None:
+        self._tracer = tracer
+
+    def start_span(self, name: str, context: Any = None, *args: Any, **kwargs: Any) -> trace.Span:
+        if not trace.get_current_span(context).get_span_context().is_valid:
+            return trace.INVALID_SPAN
+        return self._tracer.start_span(name, context, *args, **kwargs)
+
+    @_agnosticcontextmanager
+    def start_as_current_span(
+        self, name: str, context: Any = None, *args: Any, **kwargs: Any
+    ) -> Iterator[trace.Span]:
+        if not trace.get_current_span(context).get_span_context().is_valid:
+            yield trace.INVALID_SPAN
+            return
+        with self._tracer.start_as_current_span(name, context, *args, **kwargs) as span:
+            yield span
+
+
+class _ChildSpansOnlyProvider(trace.TracerProvider):
+    def __init__(self, provider: trace.TracerProvider) -> None:
+        self._provider = provider
+
+    def get_tracer(self, *args: Any, **kwargs: Any) -> trace.Tracer:
+        return _ChildSpansOnly(self._provider.get_tracer(*args, **kwargs))
