@@ -21,7 +21,7 @@ from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExport
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from opentelemetry.trace import SpanKind
+from opentelemetry.trace import SpanKind, StatusCode
 from sqlalchemy import text
 
 from tests.api import wat
@@ -375,3 +375,33 @@ async def test_statements_outside_any_trace_make_no_spans(tmp_path: Path) -> Non
         tracing.shutdown()
     [statement] = [span for span in exporter.get_finished_spans() if span.name.startswith("SELECT")]
     assert parent_of(statement) == request.get_span_context().span_id
+
+
+async def test_refusals_are_attributes_not_errors(
+    server_factory: ServerFactory, account: Account
+) -> None:
+    traced = Traced(server_factory)
+    async with traced.client() as client:
+        unknown = await client.post(
+            "/api/v1/execute", headers={"Authorization": "Bearer ww_" + "x" * 43}
+        )
+        refused = await client.post(
+            "/api/v1/execute",
+            headers=account.headers,
+            files={"wasm": ("import.wat", wat.UNKNOWN_IMPORT.encode())},
+        )
+    assert unknown.status_code == 401
+    assert refused.status_code == 422, refused.text
+    auth = by_name(await traced.spans_of(trace_of(unknown)[0], "wasmwiz.authenticate"))
+    assert (auth["wasmwiz.authenticate"].attributes or {})["wasmwiz.refusal"] == unknown.json()[
+        "code"
+    ]
+    spans = by_name(
+        await traced.spans_of(trace_of(refused)[0], "wasmwiz.execute", "wasmwiz.prepare")
+    )
+    code = refused.json()["code"]
+    assert code == "unsupported_import"
+    for name in ("wasmwiz.execute", "wasmwiz.prepare"):
+        assert (spans[name].attributes or {})["wasmwiz.refusal"] == code, name
+        assert spans[name].status.status_code is StatusCode.UNSET, name
+    assert "wasmwiz.run" not in spans

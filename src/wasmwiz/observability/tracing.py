@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 
 from opentelemetry import context, trace
 from opentelemetry.sdk.resources import SERVICE_NAME, SERVICE_VERSION, Resource
@@ -68,9 +68,11 @@ class Tracing:
     def provider(self) -> TracerProvider | None:
         return self._provider
 
-    def tracer(self, name: str = TRACER_NAME) -> trace.Tracer:
+    def tracer(self, name: str = TRACER_NAME) -> trace.Tracer | None:
+        """The tracer services are given; None when tracing is off (they skip their spans
+        altogether: even OpenTelemetry's no-op spans cost a context switch each)."""
         if self._provider is None:
-            return trace.NoOpTracer()
+            return None
         return self._provider.get_tracer(name, __version__)
 
     def start(self) -> None:
@@ -176,17 +178,33 @@ def continued(headers: Mapping[str, str] | None) -> Iterator[None]:
         context.detach(token)
 
 
-@contextmanager
 def use_case_span(
-    tracer: trace.Tracer,
+    tracer: trace.Tracer | None,
     name: str,
     attributes: Attributes = None,
     links: Sequence[trace.Link] = (),
     kind: trace.SpanKind = trace.SpanKind.INTERNAL,
+) -> AbstractContextManager[Span]:
+    """A current span around a use case, or (no tracer: tracing is off) nothing at all,
+    the invalid span standing in. A refusal (a WasmWizError: over quota, a module refused)
+    is an answer, noted as `wasmwiz.refusal` with the span's status left unset; any other
+    exception is recorded as the span's error."""
+    if tracer is None:
+        return _NOT_TRACED
+    return _use_case_span(tracer, name, attributes, links, kind)
+
+
+_NOT_TRACED = nullcontext(trace.INVALID_SPAN)
+
+
+@contextmanager
+def _use_case_span(
+    tracer: trace.Tracer,
+    name: str,
+    attributes: Attributes,
+    links: Sequence[trace.Link],
+    kind: trace.SpanKind,
 ) -> Iterator[Span]:
-    """A current span around a use case. A refusal (a WasmWizError: over quota, a module
-    refused) is an answer, noted as `wasmwiz.refusal` with the span's status left unset;
-    any other exception is recorded as the span's error."""
     with tracer.start_as_current_span(
         name,
         attributes=attributes,

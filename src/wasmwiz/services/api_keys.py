@@ -28,8 +28,8 @@ from wasmwiz.errors import (
     InvalidRequest,
     NotFound,
     PermissionDenied,
-    WasmWizError,
 )
+from wasmwiz.observability.tracing import use_case_span
 from wasmwiz.persistence import Database
 from wasmwiz.persistence.models import ApiKey, SubscriptionTier
 from wasmwiz.persistence.repositories import api_keys as key_repository
@@ -113,7 +113,7 @@ class ApiKeyService:
         tracer: trace.Tracer | None = None,
     ) -> None:
         self._secret = secret
-        self._tracer = tracer or trace.NoOpTracer()
+        self._tracer = tracer
         self._clock = clock
         # What new keys are hashed under, and what a key used is moved to (API_KEY_HASH_SCHEME).
         self._hash_scheme = hash_scheme
@@ -125,19 +125,13 @@ class ApiKeyService:
         self._events = events
 
     async def authenticate(self, database: Database, authorization: str | None) -> Principal:
-        """`_authenticate` in a span naming the key by its id (a refusal is an answer, not
-        a fault: the span's status stays unset)."""
-        with self._tracer.start_as_current_span(
-            "wasmwiz.authenticate", record_exception=False, set_status_on_exception=False
-        ) as span:
-            try:
-                principal = await self._authenticate(database, authorization)
-            except WasmWizError as refusal:
-                span.set_attribute("wasmwiz.auth.refusal", str(refusal.code))
-                raise
-            span.set_attribute("wasmwiz.tier", principal.tier.name)
-            if principal.api_key_id is not None:
-                span.set_attribute("wasmwiz.api_key.id", str(principal.api_key_id))
+        """`_authenticate` in a span naming the key by its id (a refusal: its code)."""
+        with use_case_span(self._tracer, "wasmwiz.authenticate") as span:
+            principal = await self._authenticate(database, authorization)
+            if span.is_recording():
+                span.set_attribute("wasmwiz.tier", principal.tier.name)
+                if principal.api_key_id is not None:
+                    span.set_attribute("wasmwiz.api_key.id", str(principal.api_key_id))
             return principal
 
     async def _authenticate(self, database: Database, authorization: str | None) -> Principal:

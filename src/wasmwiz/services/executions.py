@@ -97,7 +97,7 @@ class ExecutionService:
         results: ResultCache | None = None,
         tracer: trace.Tracer | None = None,
     ) -> None:
-        self._tracer = tracer or trace.NoOpTracer()
+        self._tracer = tracer
         self._batch_timeout = batch_timeout
         self._results = results
         self._compile_budgets = compile_budgets
@@ -201,7 +201,7 @@ class ExecutionService:
         # Runs and compiles waiting for the sandbox take turns by account.
         account = principal.rate_limit_key
         compile_account = self._compile_account(principal)
-        stages = StageTimes()
+        stages = StageTimes() if self._tracer is not None else None
         try:
             if stored_sha256 is not None:
                 assert self._modules is not None
@@ -225,9 +225,11 @@ class ExecutionService:
                     stages=stages,
                 )
         except BaseException as exc:
-            draw_stages(self._tracer, stages, None, exc)
+            if self._tracer is not None and stages is not None:
+                draw_stages(self._tracer, stages, None, exc)
             raise
-        draw_stages(self._tracer, stages, result)
+        if self._tracer is not None and stages is not None:
+            draw_stages(self._tracer, stages, result)
         return result
 
     async def run_admitted(
@@ -256,13 +258,14 @@ class ExecutionService:
         admission and gives the slot back; only runs are recorded."""
         with use_case_span(self._tracer, "wasmwiz.execute") as span:
             report = await self._admit_then_execute(principal, read)
-            span.set_attributes(
-                {
-                    "wasmwiz.execution.id": str(report.execution_id),
-                    "wasmwiz.run.outcome": report.result.outcome.value,
-                    "wasmwiz.result_cache.hit": report.cached,
-                }
-            )
+            if span.is_recording():
+                span.set_attributes(
+                    {
+                        "wasmwiz.execution.id": str(report.execution_id),
+                        "wasmwiz.run.outcome": report.result.outcome.value,
+                        "wasmwiz.result_cache.hit": report.cached,
+                    }
+                )
             return report
 
     async def _admit_then_execute(
@@ -314,9 +317,9 @@ class ExecutionService:
         )
         # The recorder writes it with others in a batch, soon: that write's span
         # (`wasmwiz.usage.write`) links to this one.
-        with self._tracer.start_as_current_span(
-            "wasmwiz.usage.record", attributes={"wasmwiz.execution.id": str(record.id)}
-        ):
+        with use_case_span(self._tracer, "wasmwiz.usage.record") as span:
+            if span.is_recording():
+                span.set_attribute("wasmwiz.execution.id", str(record.id))
             self._recorder.record(record)
         return record.id
 

@@ -150,7 +150,7 @@ class JobService:
         tracer: trace.Tracer | None = None,
     ) -> None:
         self._database = database
-        self._tracer = tracer or trace.NoOpTracer()
+        self._tracer = tracer
         self._executions = executions
         self._queue = queue
         self._metrics = metrics
@@ -406,7 +406,7 @@ class JobService:
                 logger.warning("job %s: attempt %d no longer holds it", job.id, attempt)
                 return
             # The job's usage row is written with its result, in one transaction.
-            with self._tracer.start_as_current_span("wasmwiz.usage.write"):
+            with use_case_span(self._tracer, "wasmwiz.usage.write"):
                 await usage_logs.insert_many(session, [record])
             if self._events is not None:
                 ended_job = await job_rows.get(session, job.id)

@@ -12,6 +12,7 @@ from opentelemetry import trace
 
 from wasmwiz.errors import LimitExceeded, ServiceUnavailable, WasmWizError
 from wasmwiz.observability.metrics import Metrics
+from wasmwiz.observability.tracing import use_case_span
 from wasmwiz.problem_codes import ProblemCode
 from wasmwiz.ratelimit import (
     Budget,
@@ -89,7 +90,7 @@ class AdmissionGate:
         self._metrics = metrics
         self._fail_open = fail_open
         self._watcher = watcher
-        self._tracer = tracer or trace.NoOpTracer()
+        self._tracer = tracer
 
     def admit(self, principal: Principal, *, cost: int = 1) -> _HeldSlot:
         """Spend `cost` units of the principal's budget (a batch's size; one for a run) and
@@ -179,24 +180,28 @@ class AdmissionGate:
     ) -> tuple[str | None, AdmittedRequest]:
         """`_decide`, in a span that says what was decided (a refusal is an answer, not
         a fault: the span's status stays unset)."""
-        with self._tracer.start_as_current_span(
-            "wasmwiz.admission",
-            attributes={"wasmwiz.admission.cost": cost, "wasmwiz.tier": principal.tier.name},
-            record_exception=False,
-            set_status_on_exception=False,
-        ) as span:
+        with use_case_span(self._tracer, "wasmwiz.admission") as span:
             try:
                 lease, admission = await self._decide(principal, cost)
             except WasmWizError as refusal:
                 span.set_attributes(
                     {
+                        "wasmwiz.admission.cost": cost,
                         "wasmwiz.admission.admitted": False,
                         "wasmwiz.admission.refusal": str(refusal.code),
                         "wasmwiz.admission.scope": str(refusal.extra.get("limit", "")),
                     }
                 )
                 raise
-            span.set_attribute("wasmwiz.admission.admitted", True)
+            if not span.is_recording():
+                return lease, admission
+            span.set_attributes(
+                {
+                    "wasmwiz.admission.cost": cost,
+                    "wasmwiz.admission.admitted": True,
+                    "wasmwiz.tier": principal.tier.name,
+                }
+            )
             if admission.decision is not None:
                 span.set_attributes(
                     {

@@ -68,7 +68,7 @@ class UsageRecorder:
         tracer: trace.Tracer | None = None,
     ) -> None:
         self._database = database
-        self._tracer = tracer or trace.NoOpTracer()
+        self._tracer = tracer
         # Each pending record's span (of the run that made it), linked from its write's.
         self._spans: dict[uuid.UUID, trace.SpanContext] = {}
         self._spool_path = spool_path

@@ -179,7 +179,7 @@ class WebhookService:
     ) -> None:
         self._database = database
         self._queue = queue
-        self._tracer = tracer or trace.NoOpTracer()
+        self._tracer = tracer
         self._signing_key = signing_key
         self._policy = policy
         self._sender = sender
