@@ -25,6 +25,7 @@ from opentelemetry.trace import SpanKind, StatusCode
 from sqlalchemy import text
 
 from tests.api import wat
+from tests.api.test_batches import batch as run_batch
 from tests.api.test_jobs import submit as submit_job
 from tests.api.webhook_receiver import Receiver, running_receiver
 from tests.fixtures.app import Account, LiveServer, ServerFactory, make_settings
@@ -405,3 +406,25 @@ async def test_refusals_are_attributes_not_errors(
         assert (spans[name].attributes or {})["wasmwiz.refusal"] == code, name
         assert spans[name].status.status_code is StatusCode.UNSET, name
     assert "wasmwiz.run" not in spans
+
+
+async def test_a_batch_has_one_span_and_its_module_one_prepare(
+    server_factory: ServerFactory, account: Account
+) -> None:
+    traced = Traced(server_factory)
+    async with traced.client() as client:
+        response = await run_batch(
+            client, account, [{"stdin": "a"}, {"stdin": "b"}, {"stdin": "c"}], wasm=wat.ECHO
+        )
+    assert response.status_code == 200, response.text
+    trace_id, server_span_id, _ = trace_of(response)
+    spans = by_name(await traced.spans_of(trace_id, "wasmwiz.batch", "wasmwiz.prepare"))
+    batch_span = spans["wasmwiz.batch"]
+    assert parent_of(batch_span) == server_span_id
+    assert (batch_span.attributes or {})["wasmwiz.batch.cases"] == 3
+    assert (batch_span.attributes or {})["wasmwiz.batch.id"] == response.json()["batch_id"]
+    assert parent_of(spans["wasmwiz.admission"]) == span_id(batch_span)
+    prepare = spans["wasmwiz.prepare"]
+    assert parent_of(prepare) == span_id(batch_span)
+    assert (prepare.attributes or {})["wasmwiz.prepare.source"] == "compiled"
+    assert "wasmwiz.usage.record" not in spans  # no span per case

@@ -174,6 +174,9 @@ class Sandbox:
     ) -> CompiledModule:
         """`prepare` on a worker thread, as `execute` does, without running the module."""
 
+        if stages is not None:
+            stages.submitted_ns = time.time_ns()
+
         def job() -> CompiledModule:
             with bind_account(compile_account), preparing(stages):
                 return self.prepare(data)
@@ -198,6 +201,9 @@ class Sandbox:
         stages: StageTimes | None = None,
     ) -> CompiledModule:
         """`prepare_stored` on a worker thread."""
+
+        if stages is not None:
+            stages.submitted_ns = time.time_ns()
 
         def job() -> CompiledModule:
             with bind_account(compile_account), preparing(stages):

@@ -316,8 +316,9 @@ class ExecutionService:
             principal, started_at, input_size, result, batch_id=batch_id, cached=cached
         )
         # The recorder writes it with others in a batch, soon: that write's span
-        # (`wasmwiz.usage.write`) links to this one.
-        with use_case_span(self._tracer, "wasmwiz.usage.record") as span:
+        # (`wasmwiz.usage.write`) links to this one. A batch's cases have no span each.
+        tracer = self._tracer if batch_id is None else None
+        with use_case_span(tracer, "wasmwiz.usage.record") as span:
             if span.is_recording():
                 span.set_attribute("wasmwiz.execution.id", str(record.id))
             self._recorder.record(record)
@@ -334,6 +335,20 @@ class ExecutionService:
         more of the account's free slots as there are cases to run side by side. Each case
         has a run's own limits, the whole batch `batch_timeout` seconds: a case not started
         by then ends `timeout` without running. One usage record per case."""
+        with use_case_span(self._tracer, "wasmwiz.batch") as span:
+            report = await self._admit_then_run_batch(principal, read)
+            if span.is_recording():
+                span.set_attributes(
+                    {
+                        "wasmwiz.batch.id": str(report.batch_id),
+                        "wasmwiz.batch.cases": len(report.results),
+                    }
+                )
+            return report
+
+    async def _admit_then_run_batch(
+        self, principal: Principal, read: Callable[[], Awaitable[BatchRequest]]
+    ) -> BatchReport:
         await self._gate.refuse_without_room(principal)
         batch = await read()
         async with self._gate.admit(principal, cost=len(batch.cases)) as admission:
@@ -362,19 +377,37 @@ class ExecutionService:
         )
 
     async def _prepare(self, principal: Principal, module: ModuleSource) -> CompiledModule:
+        """A batch's module, compiled once (in a `wasmwiz.prepare` span; its runs have
+        none of their own: the batch's span counts them)."""
         compile_account = self._compile_account(principal)
         account = principal.rate_limit_key
-        if isinstance(module, str):
-            if self._modules is None:
-                raise errors.NotFound("No stored modules here.", code=ProblemCode.MODULE_NOT_FOUND)
-            stored = await self._modules.resolve(principal, module)
-            load = self._modules.loader(stored.sha256)
-            return await self._sandbox.prepare_stored_async(
-                stored.sha256, load, account=account, compile_account=compile_account
-            )
-        return await self._sandbox.prepare_async(
-            module, account=account, compile_account=compile_account
-        )
+        stages = StageTimes() if self._tracer is not None else None
+        try:
+            if isinstance(module, str):
+                if self._modules is None:
+                    raise errors.NotFound(
+                        "No stored modules here.", code=ProblemCode.MODULE_NOT_FOUND
+                    )
+                stored = await self._modules.resolve(principal, module)
+                load = self._modules.loader(stored.sha256)
+                compiled = await self._sandbox.prepare_stored_async(
+                    stored.sha256,
+                    load,
+                    account=account,
+                    compile_account=compile_account,
+                    stages=stages,
+                )
+            else:
+                compiled = await self._sandbox.prepare_async(
+                    module, account=account, compile_account=compile_account, stages=stages
+                )
+        except BaseException as exc:
+            if self._tracer is not None and stages is not None:
+                draw_stages(self._tracer, stages, None, exc)
+            raise
+        if self._tracer is not None and stages is not None:
+            draw_stages(self._tracer, stages, None)
+        return compiled
 
     async def _run_cases(
         self,
