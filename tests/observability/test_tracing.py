@@ -9,15 +9,19 @@ import asyncio
 import hashlib
 import json
 import logging
+import signal
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -28,7 +32,7 @@ from tests.api import wat
 from tests.api.test_batches import batch as run_batch
 from tests.api.test_jobs import submit as submit_job
 from tests.api.webhook_receiver import Receiver, running_receiver
-from tests.fixtures.app import Account, LiveServer, ServerFactory, make_settings
+from tests.fixtures.app import Account, LiveServer, ServerFactory, ServerProcess, make_settings
 from wasmwiz.observability.instrumentation import instrument_engine
 from wasmwiz.observability.logging import JsonFormatter
 from wasmwiz.observability.tracing import build_tracing
@@ -428,3 +432,72 @@ async def test_a_batch_has_one_span_and_its_module_one_prepare(
     assert parent_of(prepare) == span_id(batch_span)
     assert (prepare.attributes or {})["wasmwiz.prepare.source"] == "compiled"
     assert "wasmwiz.usage.record" not in spans  # no span per case
+
+
+class Collector:
+    """An OTLP/HTTP collector on 127.0.0.1 that keeps the spans it is sent."""
+
+    def __init__(self) -> None:
+        self.requests: list[ExportTraceServiceRequest] = []
+        collector = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                if self.path == "/v1/traces":
+                    collector.requests.append(ExportTraceServiceRequest.FromString(body))
+                self.send_response(200 if self.path == "/v1/traces" else 404)
+                self.send_header("Content-Type", "application/x-protobuf")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    def spans(self) -> dict[str, tuple[str, dict[str, Any]]]:
+        """Span name -> (the service's name, the span's attributes), of every request."""
+        found: dict[str, tuple[str, dict[str, Any]]] = {}
+        for request in self.requests:
+            for resource_spans in request.resource_spans:
+                resource = {a.key: a.value.string_value for a in resource_spans.resource.attributes}
+                for scope_spans in resource_spans.scope_spans:
+                    for span in scope_spans.spans:
+                        attributes = {a.key: a.value for a in span.attributes}
+                        found[span.name] = (resource["service.name"], attributes)
+        return found
+
+
+@pytest.mark.slow
+def test_wasmwiz_serve_exports_over_otlp_when_an_endpoint_is_set(
+    process_factory: Callable[..., ServerProcess], ops_account: Account
+) -> None:
+    collector = Collector()
+    try:
+        server = process_factory(
+            otel_exporter_otlp_endpoint=collector.url, otel_service_name="wasmwiz-test"
+        )
+        response = httpx.post(
+            f"{server.url}/api/v1/execute",
+            headers=ops_account.headers,
+            files={"wasm": ("hello.wat", wat.HELLO.encode())},
+            timeout=30,
+        )
+        assert response.status_code == 200, response.text
+        # The lifespan's end flushes the batch of spans; uvicorn re-raises the SIGTERM
+        # after its graceful shutdown.
+        assert server.stop() in (0, -signal.SIGTERM)
+    finally:
+        collector.close()
+    spans = collector.spans()
+    assert set(EXECUTION) <= set(spans), sorted(spans)
+    service, run = spans["wasmwiz.run"]
+    assert service == "wasmwiz-test"
+    assert run["wasmwiz.run.outcome"].string_value == "success"

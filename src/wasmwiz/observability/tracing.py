@@ -55,10 +55,14 @@ class Tracing:
     which starts with the app's lifespan (`start`) and is flushed at its end (`shutdown`)."""
 
     def __init__(
-        self, provider: TracerProvider | None, exporter: SpanExporter | None = None
+        self,
+        provider: TracerProvider | None,
+        exporter: SpanExporter | None = None,
+        description: str = "",
     ) -> None:
         self._provider = provider
         self._exporter = exporter
+        self._description = description
 
     @property
     def enabled(self) -> bool:
@@ -81,6 +85,7 @@ class Tracing:
         if self._provider is not None and self._exporter is not None:
             self._provider.add_span_processor(BatchSpanProcessor(self._exporter))
             self._exporter = None
+            logger.info("tracing on: %s", self._description)
 
     def shutdown(self) -> None:
         """Export what is left and stop; spans ended after this are dropped."""
@@ -104,7 +109,13 @@ def build_tracing(settings: Settings, *, span_processor: SpanProcessor | None = 
     )
     if span_processor is not None:
         provider.add_span_processor(span_processor)
-    return Tracing(provider, exporter)
+    target = getattr(exporter, "_endpoint", type(exporter).__name__)
+    return Tracing(
+        provider,
+        exporter,
+        f"spans to {target}, sampler {settings.otel_traces_sampler.value} "
+        f"({settings.otel_traces_sampler_arg:g}), service {settings.otel_service_name}",
+    )
 
 
 def _exporter(settings: Settings) -> SpanExporter | None:
