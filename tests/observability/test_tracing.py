@@ -9,6 +9,7 @@ import asyncio
 import hashlib
 import json
 import logging
+import os
 import signal
 import threading
 import time
@@ -501,3 +502,25 @@ def test_wasmwiz_serve_exports_over_otlp_when_an_endpoint_is_set(
     service, run = spans["wasmwiz.run"]
     assert service == "wasmwiz-test"
     assert run["wasmwiz.run.outcome"].string_value == "success"
+
+
+@pytest.mark.redis
+async def test_redis_commands_are_children_of_the_admission(
+    server_factory: ServerFactory, account: Account
+) -> None:
+    redis_url = os.environ.get("WASMWIZ_TEST_REDIS_URL")
+    if not redis_url:
+        pytest.skip("WASMWIZ_TEST_REDIS_URL not set: Redis tests skipped")
+    traced = Traced(server_factory, rate_limit_backend="redis", redis_url=redis_url)
+    async with traced.client() as client:
+        response = await execute(client, account)
+    spans = await traced.spans_of(trace_of(response)[0], *EXECUTION)
+    admission = by_name(spans)["wasmwiz.admission"]
+    commands = [
+        span
+        for span in spans
+        if (span.attributes or {}).get("db.system") == "redis"
+        and parent_of(span) == span_id(admission)
+    ]
+    assert commands, sorted(span.name for span in spans)
+    assert all(span.kind is SpanKind.CLIENT for span in commands)
