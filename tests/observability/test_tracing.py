@@ -524,3 +524,17 @@ async def test_redis_commands_are_children_of_the_admission(
     ]
     assert commands, sorted(span.name for span in spans)
     assert all(span.kind is SpanKind.CLIENT for span in commands)
+
+
+async def test_a_refused_jobs_run_names_the_refusal(
+    server_factory: ServerFactory, account: Account
+) -> None:
+    traced = Traced(server_factory)
+    async with traced.client() as client:
+        submitted = await submit_job(client, account, wat.UNKNOWN_IMPORT)
+        assert submitted.status_code == 202, submitted.text
+    spans = by_name(await traced.spans_of(trace_of(submitted)[0], "wasmwiz.job.run"))
+    job_run = spans["wasmwiz.job.run"]
+    assert (job_run.attributes or {})["wasmwiz.refusal"] == "unsupported_import"
+    assert job_run.status.status_code is StatusCode.UNSET
+    assert (spans["wasmwiz.prepare"].attributes or {})["wasmwiz.refusal"] == "unsupported_import"

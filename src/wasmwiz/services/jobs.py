@@ -335,6 +335,7 @@ class JobService:
             await self._back_to_the_queue(job_id, attempt)  # the sandbox is full
             return True
         except errors.WasmWizError as refusal:
+            trace.get_current_span().set_attribute("wasmwiz.refusal", str(refusal.code))
             await self._fail(job_id, attempt, refusal.code, refusal.message)
             return True
         finally:
