@@ -8,6 +8,8 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from datetime import timedelta
 
 from fastapi import FastAPI
+from opentelemetry.sdk.trace import SpanProcessor
+from opentelemetry.trace import Tracer
 from sqlalchemy.exc import SQLAlchemyError
 
 from wasmwiz import __version__
@@ -31,8 +33,15 @@ from wasmwiz.http_common.profiling import ProfilingMiddleware
 from wasmwiz.http_common.request_limits import RequestLimitsMiddleware
 from wasmwiz.http_common.security_headers import SecurityHeadersMiddleware
 from wasmwiz.http_common.trusted_proxies import TrustedProxiesMiddleware
+from wasmwiz.observability.instrumentation import (
+    instrument_app,
+    instrument_engine,
+    instrument_httpx,
+    instrument_redis,
+)
 from wasmwiz.observability.metrics import Metrics, Sources, start_metrics_server
 from wasmwiz.observability.middleware import RequestContextMiddleware
+from wasmwiz.observability.tracing import Tracing, build_tracing
 from wasmwiz.persistence import Database, PoolOptions
 from wasmwiz.persistence.migrate import database_schema_problem, schema_problem_async
 from wasmwiz.ratelimit import (
@@ -94,6 +103,7 @@ def api_key_service(
     cache: KeyCache | None = None,
     creation_limit: KeyCreationLimit | None = None,
     events: KeyEvents | None = None,
+    tracer: Tracer | None = None,
 ) -> ApiKeyService:
     """API keys under SECRET_KEY and API_KEY_HASH_SCHEME: the server's and the CLI's."""
     return ApiKeyService(
@@ -102,6 +112,7 @@ def api_key_service(
         cache=cache,
         creation_limit=creation_limit,
         events=events,
+        tracer=tracer,
     )
 
 
@@ -165,17 +176,25 @@ def build_task_queue(settings: Settings) -> TaskQueue:
 
 
 def build_webhooks(
-    settings: Settings, database: Database, queue: TaskQueue, resolver: Resolver
+    settings: Settings,
+    database: Database,
+    queue: TaskQueue,
+    resolver: Resolver,
+    tracing: Tracing | None = None,
 ) -> WebhookService:
     """Webhook endpoints and deliveries on the task queue, signed under a key derived from
     SECRET_KEY, sent only to targets WEBHOOK_ALLOW_PRIVATE_TARGETS allows."""
     policy = TargetPolicy(allow_private=settings.webhook_allow_private_targets, resolver=resolver)
+    sender = WebhookSender(policy, timeout=settings.webhook_timeout)
+    tracing = tracing or Tracing(None)
+    instrument_httpx(sender.client, tracing)
     return WebhookService(
         database,
         queue,
         signing_key=derive_key(settings.secret_key, Purpose.WEBHOOK_SIGNING),
         policy=policy,
-        sender=WebhookSender(policy, timeout=settings.webhook_timeout),
+        sender=sender,
+        tracer=tracing.tracer(),
         options=WebhookOptions(
             retry_delays=settings.webhook_retry_delays,
             attempt_seconds=settings.webhook_timeout,
@@ -224,12 +243,19 @@ async def install_bundled_runtimes(database: Database) -> None:
 
 
 def create_app(
-    settings: Settings, *, clock: Clock | None = None, resolver: Resolver | None = None
+    settings: Settings,
+    *,
+    clock: Clock | None = None,
+    resolver: Resolver | None = None,
+    span_processor: SpanProcessor | None = None,
 ) -> FastAPI:
-    """The application; `clock` (rate limits) and `resolver` (webhook targets' names) are
-    seams for tests."""
+    """The application; `clock` (rate limits), `resolver` (webhook targets' names) and
+    `span_processor` (where spans go, whatever the OTEL_* settings say) are seams for
+    tests."""
     metrics = Metrics()
     lifecycle = Lifecycle()
+    tracing = build_tracing(settings, span_processor=span_processor)
+    tracer = tracing.tracer()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -239,6 +265,9 @@ def create_app(
         # half way releases what it built. They unwind in reverse: in-flight runs finish
         # (sandbox) before the recorder's final flush, so their usage records are in it.
         async with AsyncExitStack() as resources:
+            # Flushed last: the spans of everything stopping below are exported.
+            tracing.start()
+            resources.callback(tracing.shutdown)
             resources.callback(scratch.remove)
             database = Database(
                 settings.effective_database_url,
@@ -251,16 +280,22 @@ def create_app(
                 ),
             )
             resources.push_async_callback(database.dispose)
+            instrument_engine(database.engine, tracing)
             await check_schema(settings.effective_database_url)
             limiter = build_rate_limiter(settings, clock or SystemClock())
             resources.push_async_callback(limiter.close)
+            if isinstance(limiter, RedisRateLimiter):
+                instrument_redis(limiter.client, tracing)
             compile_budget = build_compile_budget(settings, clock or SystemClock())
             resources.push_async_callback(compile_budget.close)
+            if isinstance(compile_budget, RedisCompileBudget):
+                instrument_redis(compile_budget.client, tracing)
             recorder = UsageRecorder(
                 database,
                 spool_path=settings.var_dir / "usage-spool.jsonl",
                 flush_interval=settings.usage_flush_interval,
                 batch_size=settings.usage_batch_size,
+                tracer=tracer,
             )
             await recorder.start()
             resources.push_async_callback(recorder.close)
@@ -299,11 +334,17 @@ def create_app(
             results = build_result_cache(settings, sandbox, metrics)
             if results is not None:
                 resources.push_async_callback(results.close)
+                if isinstance(results.store, RedisResultStore):
+                    instrument_redis(results.store.client, tracing)
             queue = build_task_queue(settings)
             # Webhooks: a separate block (the queue's tasks, the admission gate's watcher,
             # the key service's and the jobs' events all lead here).
-            webhooks = build_webhooks(settings, database, queue, resolver or system_resolver)
-            gate = AdmissionGate(limiter, metrics, fail_open=fail_open, watcher=webhooks.quota_used)
+            webhooks = build_webhooks(
+                settings, database, queue, resolver or system_resolver, tracing
+            )
+            gate = AdmissionGate(
+                limiter, metrics, fail_open=fail_open, watcher=webhooks.quota_used, tracer=tracer
+            )
             key_cache = KeyCache(settings.api_key_cache_seconds)
             # Password hashing's own few threads, never asyncio's default pool.
             hashing = PasswordHashing(
@@ -338,6 +379,7 @@ def create_app(
                 modules=modules,
                 batch_timeout=settings.batch_timeout,
                 results=results,
+                tracer=tracer,
             )
             jobs = JobService(
                 database,
@@ -349,6 +391,7 @@ def create_app(
                 max_attempts=settings.job_max_attempts,
                 requeue_seconds=settings.job_requeue_seconds,
                 events=webhooks,
+                tracer=tracer,
             )
             state = AppState(
                 settings=settings,
@@ -378,6 +421,7 @@ def create_app(
                     settings,
                     cache=key_cache,
                     events=webhooks,
+                    tracer=tracer,
                     creation_limit=KeyCreationLimit(
                         limiter,
                         metrics,
@@ -474,6 +518,7 @@ def create_app(
     install_api_docs(app)
     install_web(app)
     install_http_middleware(app, settings, metrics, lifecycle)
+    instrument_app(app, tracing)
     return app
 
 

@@ -42,6 +42,23 @@ class SignupMode(StrEnum):
     CLOSED = "closed"
 
 
+class TracesExporter(StrEnum):
+    OTLP = "otlp"
+    CONSOLE = "console"
+    NONE = "none"
+
+
+class TracesSampler(StrEnum):
+    """OTEL_TRACES_SAMPLER's values (the OpenTelemetry SDK's names)."""
+
+    ALWAYS_ON = "always_on"
+    ALWAYS_OFF = "always_off"
+    TRACEIDRATIO = "traceidratio"
+    PARENTBASED_ALWAYS_ON = "parentbased_always_on"
+    PARENTBASED_ALWAYS_OFF = "parentbased_always_off"
+    PARENTBASED_TRACEIDRATIO = "parentbased_traceidratio"
+
+
 class ConfigurationError(Exception):
     """The settings cannot be used; the message names the offending variable."""
 
@@ -217,6 +234,16 @@ class Settings(BaseSettings):
     # Key creation per account, over the API and the web pages (every attempt counts).
     key_creations_per_minute: Annotated[int, Field(ge=1, le=1000)] = 5
     key_creations_per_day: Annotated[int, Field(ge=1, le=100_000)] = 50
+
+    # Tracing (docs/operations.md "Tracing"): OpenTelemetry's own variables. Off unless an
+    # exporter is named or an OTLP endpoint is set (observability/tracing.py).
+    otel_sdk_disabled: bool = False
+    otel_traces_exporter: TracesExporter | None = None
+    otel_exporter_otlp_endpoint: str | None = None
+    otel_exporter_otlp_traces_endpoint: str | None = None
+    otel_traces_sampler: TracesSampler = TracesSampler.PARENTBASED_ALWAYS_ON
+    otel_traces_sampler_arg: Annotated[float, Field(ge=0, le=1)] = 1.0
+    otel_service_name: str = "wasmwiz"
 
     usage_flush_interval: Annotated[float, Field(gt=0)] = 0.5
     usage_batch_size: PositiveInt = 500

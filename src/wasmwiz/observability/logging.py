@@ -8,6 +8,8 @@ import sys
 from datetime import UTC, datetime
 from typing import Any
 
+from opentelemetry import trace
+
 # Attributes every LogRecord has; anything else was passed through `extra=` and is data.
 # color_message is uvicorn's ANSI-coloured copy of the message, not data.
 _STANDARD_ATTRIBUTES = set(vars(logging.makeLogRecord({}))) | {
@@ -18,11 +20,18 @@ _STANDARD_ATTRIBUTES = set(vars(logging.makeLogRecord({}))) | {
 
 
 def _extras(record: logging.LogRecord) -> dict[str, Any]:
-    return {
+    extras = {
         name: value
         for name, value in vars(record).items()
         if name not in _STANDARD_ATTRIBUTES and not name.startswith("_")
     }
+    # The trace and span the line was written in (formatting runs in the logging call's
+    # own context): none when tracing is off, or on a thread no span was carried to.
+    span_context = trace.get_current_span().get_span_context()
+    if span_context.is_valid:
+        extras["trace_id"] = f"{span_context.trace_id:032x}"
+        extras["span_id"] = f"{span_context.span_id:016x}"
+    return extras
 
 
 class JsonFormatter(logging.Formatter):

@@ -1,4 +1,4 @@
-"""Pure-ASGI middleware: request ids, one access-log line and metrics per request."""
+"""Pure-ASGI middleware: request ids, trace headers, one access-log line and metrics per request."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from wasmwiz.observability.metrics import Metrics
+from wasmwiz.observability.tracing import traceresponse
 
 access_log = logging.getLogger("wasmwiz.access")
 _ACCEPTABLE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
@@ -42,7 +43,12 @@ class RequestContextMiddleware:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                MutableHeaders(scope=message)["X-Request-ID"] = request_id
+                headers = MutableHeaders(scope=message)
+                headers["X-Request-ID"] = request_id
+                # The request's trace (observability/tracing.py): its server span, for a
+                # caller to find the trace by.
+                if (trace_header := traceresponse()) is not None:
+                    headers["traceresponse"] = trace_header
             await send(message)
 
         try:

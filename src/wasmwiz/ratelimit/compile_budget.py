@@ -110,6 +110,11 @@ class RedisCompileBudget(CompileBudget):
         self._script = client.register_script(_CHARGE)
         self._owns_client = False
 
+    @property
+    def client(self) -> redis.asyncio.Redis:
+        """The Redis client (for its tracing: observability/instrumentation.py)."""
+        return self._redis
+
     @classmethod
     def from_url(
         cls, url: str, clock: Clock | None = None, *, timeout_seconds: float = 0.5

@@ -92,6 +92,11 @@ class RedisRateLimiter(RateLimiter):
         self._admit_script = redis.register_script(redis_scripts.ADMIT)
         self._admit_all_script = redis.register_script(redis_scripts.ADMIT_ALL)
 
+    @property
+    def client(self) -> redis.asyncio.Redis:
+        """The Redis client (for its tracing: observability/instrumentation.py)."""
+        return self._redis
+
     @classmethod
     def from_url(
         cls,

@@ -19,6 +19,7 @@ from wasmwiz.sandbox.models import (
     SandboxStats,
 )
 from wasmwiz.sandbox.sandbox import Sandbox
+from wasmwiz.sandbox.stages import Prepared, StageTimes
 
 __all__ = [
     "CompileLimits",
@@ -31,12 +32,14 @@ __all__ = [
     "ModuleInterface",
     "ModuleRefused",
     "Outcome",
+    "Prepared",
     "RunRequest",
     "RunResult",
     "Sandbox",
     "SandboxBusy",
     "SandboxError",
     "SandboxStats",
+    "StageTimes",
     "example_names",
     "load_example",
 ]

@@ -48,6 +48,7 @@ from wasmwiz.sandbox.models import (
     ModuleRefused,
     SandboxError,
 )
+from wasmwiz.sandbox.stages import Prepared, note_prepared
 from wasmwiz.sandbox.workers import current_key
 
 logger = logging.getLogger(__name__)
@@ -248,8 +249,10 @@ class CompilePool:
         except BaseException:
             self._discard(worker)
             raise
+        spent = _cpu_seconds(worker) - cpu_started
         if account is not None:
-            account.charge(_cpu_seconds(worker) - cpu_started)
+            account.charge(spent)
+        note_prepared(Prepared.COMPILED, spent)
         self._release(worker)
         if status == STATUS_COMPILED and len(payload) > COMPILED_META.size:
             self.compiles += 1

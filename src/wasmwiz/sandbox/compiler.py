@@ -35,6 +35,7 @@ from wasmwiz.sandbox.engine import (
     config_fingerprint,
 )
 from wasmwiz.sandbox.models import CompileLimits, InspectionLimits, ModuleRefused, SandboxError
+from wasmwiz.sandbox.stages import Prepared, note_prepared
 from wasmwiz.sandbox.validation import check_size as check_size
 from wasmwiz.sandbox.wasm_reader import HEADER_SIZE
 
@@ -195,6 +196,7 @@ class Compiler:
         if self._store is not None:
             loaded = self._store.load(engine, sha256)
             if loaded is not None:
+                note_prepared(Prepared.DISK)
                 return self._finish(sha256, loaded.meta, loaded.wasm_module, loaded.artifact_bytes)
         data = source()
         # The header alone, copied: `data` may be a view of the request's buffer.

@@ -29,6 +29,7 @@ from wasmwiz.sandbox.models import (
     SandboxStats,
 )
 from wasmwiz.sandbox.runner import run_compiled
+from wasmwiz.sandbox.stages import StageTimes, preparing, running
 from wasmwiz.sandbox.workers import WorkerPool, on_worker_thread
 
 _KINDS: tuple[tuple[type, str], ...] = (
@@ -149,16 +150,18 @@ class Sandbox:
         *,
         account: str = "",
         compile_account: CompileAccount | None = None,
+        stages: StageTimes | None = None,
     ) -> RunResult:
         """Prepare and run on a worker thread; raises SandboxBusy at once when saturated.
 
         `account` is the fairness key: runs waiting for a worker, and compiles waiting
         for a compile worker, take turns across accounts. `compile_account`, given, is
         asked before a module is compiled (CompileBudgetExceeded) and charged after.
+        `stages`, given, is filled with when each stage ran (sandbox.stages).
         """
 
         return await self._prepare_then_run(
-            lambda: self.prepare(data), request, limits, account, compile_account
+            lambda: self.prepare(data), request, limits, account, compile_account, stages
         )
 
     async def prepare_async(
@@ -167,11 +170,15 @@ class Sandbox:
         *,
         account: str = "",
         compile_account: CompileAccount | None = None,
+        stages: StageTimes | None = None,
     ) -> CompiledModule:
         """`prepare` on a worker thread, as `execute` does, without running the module."""
 
+        if stages is not None:
+            stages.submitted_ns = time.time_ns()
+
         def job() -> CompiledModule:
-            with bind_account(compile_account):
+            with bind_account(compile_account), preparing(stages):
                 return self.prepare(data)
 
         return await self._pool.submit_async(job, account)
@@ -191,11 +198,15 @@ class Sandbox:
         *,
         account: str = "",
         compile_account: CompileAccount | None = None,
+        stages: StageTimes | None = None,
     ) -> CompiledModule:
         """`prepare_stored` on a worker thread."""
 
+        if stages is not None:
+            stages.submitted_ns = time.time_ns()
+
         def job() -> CompiledModule:
-            with bind_account(compile_account):
+            with bind_account(compile_account), preparing(stages):
                 return self.prepare_stored(sha256, load)
 
         return await self._pool.submit_async(job, account)
@@ -209,10 +220,16 @@ class Sandbox:
         *,
         account: str = "",
         compile_account: CompileAccount | None = None,
+        stages: StageTimes | None = None,
     ) -> RunResult:
         """`execute` for a module stored under `sha256` (`prepare_stored`)."""
         return await self._prepare_then_run(
-            lambda: self.prepare_stored(sha256, load), request, limits, account, compile_account
+            lambda: self.prepare_stored(sha256, load),
+            request,
+            limits,
+            account,
+            compile_account,
+            stages,
         )
 
     async def _prepare_then_run(
@@ -222,11 +239,16 @@ class Sandbox:
         limits: Limits | None,
         account: str,
         compile_account: CompileAccount | None,
+        stages: StageTimes | None,
     ) -> RunResult:
+        if stages is not None:
+            stages.submitted_ns = time.time_ns()
+
         def job() -> RunResult:
-            with bind_account(compile_account):
+            with bind_account(compile_account), preparing(stages):
                 compiled = prepare()
-            return self.run(compiled, request, limits)
+            with running(stages):
+                return self.run(compiled, request, limits)
 
         return await self._pool.submit_async(job, account)
 

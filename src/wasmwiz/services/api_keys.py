@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from functools import partial
 from typing import Literal, Protocol
 
+from opentelemetry import trace
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -29,6 +30,7 @@ from wasmwiz.errors import (
     NotFound,
     PermissionDenied,
 )
+from wasmwiz.observability.tracing import use_case_span
 from wasmwiz.persistence import Database
 from wasmwiz.persistence.models import ApiKey, SubscriptionTier
 from wasmwiz.persistence.repositories import api_keys as key_repository
@@ -120,8 +122,10 @@ class ApiKeyService:
         creation_limit: KeyCreationLimit | None = None,
         hash_scheme: HashScheme = HashScheme.DERIVED,
         events: KeyEvents | None = None,
+        tracer: trace.Tracer | None = None,
     ) -> None:
         self._secret = secret
+        self._tracer = tracer
         self._clock = clock
         # What new keys are hashed under, and what a key used is moved to (API_KEY_HASH_SCHEME).
         self._hash_scheme = hash_scheme
@@ -133,6 +137,16 @@ class ApiKeyService:
         self._events = events
 
     async def authenticate(self, database: Database, authorization: str | None) -> Principal:
+        """`_authenticate` in a span naming the key by its id (a refusal: its code)."""
+        with use_case_span(self._tracer, "wasmwiz.authenticate") as span:
+            principal = await self._authenticate(database, authorization)
+            if span.is_recording():
+                span.set_attribute("wasmwiz.tier", principal.tier.name)
+                if principal.api_key_id is not None:
+                    span.set_attribute("wasmwiz.api_key.id", str(principal.api_key_id))
+            return principal
+
+    async def _authenticate(self, database: Database, authorization: str | None) -> Principal:
         """The caller behind an `Authorization: Bearer <key>` header, or a 401/403 error.
 
         An active key seen within the cache's lifetime is answered from memory (see

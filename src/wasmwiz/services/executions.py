@@ -9,8 +9,11 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
+from opentelemetry import trace
+
 from wasmwiz import errors
 from wasmwiz.observability.metrics import Metrics
+from wasmwiz.observability.tracing import use_case_span
 from wasmwiz.persistence.repositories.usage_logs import UsageRecord
 from wasmwiz.problem_codes import ProblemCode
 from wasmwiz.sandbox import (
@@ -21,6 +24,7 @@ from wasmwiz.sandbox import (
     RunResult,
     Sandbox,
     SandboxBusy,
+    StageTimes,
 )
 from wasmwiz.sandbox.compile_account import CompileAccount
 from wasmwiz.sandbox.file_input import InputEntry
@@ -29,6 +33,7 @@ from wasmwiz.services.compile_budgets import CompileBudgets
 from wasmwiz.services.principals import Principal
 from wasmwiz.services.rate_limits import AdmissionGate, AdmittedRequest
 from wasmwiz.services.result_cache import ResultCache, covers, module_digest
+from wasmwiz.services.run_spans import draw_stages
 from wasmwiz.services.sandbox_refusals import sandbox_refusals
 from wasmwiz.services.stored_modules import StoredModules
 from wasmwiz.services.usage_recorder import UsageRecorder
@@ -90,7 +95,9 @@ class ExecutionService:
         modules: StoredModules | None = None,
         batch_timeout: float = 60.0,
         results: ResultCache | None = None,
+        tracer: trace.Tracer | None = None,
     ) -> None:
+        self._tracer = tracer
         self._batch_timeout = batch_timeout
         self._results = results
         self._compile_budgets = compile_budgets
@@ -175,6 +182,7 @@ class ExecutionService:
                 digest = await module_digest(request.wasm)
             key = await self._results.key(principal.user_id, digest, run, limits)
             cached = await self._results.recall(key)
+            trace.get_current_span().set_attribute("wasmwiz.result_cache.hit", cached is not None)
             if cached is not None:
                 return cached, True
         result = await self._execute(principal, request, run, limits, stored_sha256)
@@ -193,20 +201,36 @@ class ExecutionService:
         # Runs and compiles waiting for the sandbox take turns by account.
         account = principal.rate_limit_key
         compile_account = self._compile_account(principal)
-        if stored_sha256 is not None:
-            assert self._modules is not None
-            return await self._sandbox.execute_stored(
-                stored_sha256,
-                self._modules.loader(stored_sha256),
-                run,
-                limits,
-                account=account,
-                compile_account=compile_account,
-            )
-        assert request.wasm is not None  # the form has one or the other
-        return await self._sandbox.execute(
-            request.wasm, run, limits, account=account, compile_account=compile_account
-        )
+        stages = StageTimes() if self._tracer is not None else None
+        try:
+            if stored_sha256 is not None:
+                assert self._modules is not None
+                result = await self._sandbox.execute_stored(
+                    stored_sha256,
+                    self._modules.loader(stored_sha256),
+                    run,
+                    limits,
+                    account=account,
+                    compile_account=compile_account,
+                    stages=stages,
+                )
+            else:
+                assert request.wasm is not None  # the form has one or the other
+                result = await self._sandbox.execute(
+                    request.wasm,
+                    run,
+                    limits,
+                    account=account,
+                    compile_account=compile_account,
+                    stages=stages,
+                )
+        except BaseException as exc:
+            if self._tracer is not None and stages is not None:
+                draw_stages(self._tracer, stages, None, exc)
+            raise
+        if self._tracer is not None and stages is not None:
+            draw_stages(self._tracer, stages, result)
+        return result
 
     async def run_admitted(
         self, principal: Principal, request: ExecutionRequest
@@ -232,6 +256,21 @@ class ExecutionService:
         throughout: a caller over its rate, quota or concurrency is refused before the
         server reads (and buffers) its body. A request that cannot be read has spent its
         admission and gives the slot back; only runs are recorded."""
+        with use_case_span(self._tracer, "wasmwiz.execute") as span:
+            report = await self._admit_then_execute(principal, read)
+            if span.is_recording():
+                span.set_attributes(
+                    {
+                        "wasmwiz.execution.id": str(report.execution_id),
+                        "wasmwiz.run.outcome": report.result.outcome.value,
+                        "wasmwiz.result_cache.hit": report.cached,
+                    }
+                )
+            return report
+
+    async def _admit_then_execute(
+        self, principal: Principal, read: Callable[[], Awaitable[ExecutionRequest]]
+    ) -> ExecutionReport:
         async with self._gate.admit(principal) as admission:
             try:
                 request = await read()
@@ -276,7 +315,13 @@ class ExecutionService:
         record = usage_record(
             principal, started_at, input_size, result, batch_id=batch_id, cached=cached
         )
-        self._recorder.record(record)
+        # The recorder writes it with others in a batch, soon: that write's span
+        # (`wasmwiz.usage.write`) links to this one. A batch's cases have no span each.
+        tracer = self._tracer if batch_id is None else None
+        with use_case_span(tracer, "wasmwiz.usage.record") as span:
+            if span.is_recording():
+                span.set_attribute("wasmwiz.execution.id", str(record.id))
+            self._recorder.record(record)
         return record.id
 
     async def admit_then_run_batch(
@@ -290,6 +335,20 @@ class ExecutionService:
         more of the account's free slots as there are cases to run side by side. Each case
         has a run's own limits, the whole batch `batch_timeout` seconds: a case not started
         by then ends `timeout` without running. One usage record per case."""
+        with use_case_span(self._tracer, "wasmwiz.batch") as span:
+            report = await self._admit_then_run_batch(principal, read)
+            if span.is_recording():
+                span.set_attributes(
+                    {
+                        "wasmwiz.batch.id": str(report.batch_id),
+                        "wasmwiz.batch.cases": len(report.results),
+                    }
+                )
+            return report
+
+    async def _admit_then_run_batch(
+        self, principal: Principal, read: Callable[[], Awaitable[BatchRequest]]
+    ) -> BatchReport:
         await self._gate.refuse_without_room(principal)
         batch = await read()
         async with self._gate.admit(principal, cost=len(batch.cases)) as admission:
@@ -318,19 +377,37 @@ class ExecutionService:
         )
 
     async def _prepare(self, principal: Principal, module: ModuleSource) -> CompiledModule:
+        """A batch's module, compiled once (in a `wasmwiz.prepare` span; its runs have
+        none of their own: the batch's span counts them)."""
         compile_account = self._compile_account(principal)
         account = principal.rate_limit_key
-        if isinstance(module, str):
-            if self._modules is None:
-                raise errors.NotFound("No stored modules here.", code=ProblemCode.MODULE_NOT_FOUND)
-            stored = await self._modules.resolve(principal, module)
-            load = self._modules.loader(stored.sha256)
-            return await self._sandbox.prepare_stored_async(
-                stored.sha256, load, account=account, compile_account=compile_account
-            )
-        return await self._sandbox.prepare_async(
-            module, account=account, compile_account=compile_account
-        )
+        stages = StageTimes() if self._tracer is not None else None
+        try:
+            if isinstance(module, str):
+                if self._modules is None:
+                    raise errors.NotFound(
+                        "No stored modules here.", code=ProblemCode.MODULE_NOT_FOUND
+                    )
+                stored = await self._modules.resolve(principal, module)
+                load = self._modules.loader(stored.sha256)
+                compiled = await self._sandbox.prepare_stored_async(
+                    stored.sha256,
+                    load,
+                    account=account,
+                    compile_account=compile_account,
+                    stages=stages,
+                )
+            else:
+                compiled = await self._sandbox.prepare_async(
+                    module, account=account, compile_account=compile_account, stages=stages
+                )
+        except BaseException as exc:
+            if self._tracer is not None and stages is not None:
+                draw_stages(self._tracer, stages, None, exc)
+            raise
+        if self._tracer is not None and stages is not None:
+            draw_stages(self._tracer, stages, None)
+        return compiled
 
     async def _run_cases(
         self,

@@ -33,6 +33,8 @@ from huey.consumer import Consumer
 from huey.registry import Message
 from huey.serializer import Serializer
 
+from wasmwiz.observability.tracing import carrier, continued
+
 logger = logging.getLogger(__name__)
 
 TaskFunction = Callable[..., Coroutine[Any, Any, None]]
@@ -88,6 +90,13 @@ def build_huey(*, name: str, redis_url: str | None, sqlite_path: Path | None) ->
     return SqliteHuey(name, filename=str(sqlite_path), results=False, serializer=serializer)
 
 
+async def _continuing(
+    trace_context: dict[str, str], function: TaskFunction, args: tuple[str, ...]
+) -> None:
+    with continued(trace_context):
+        await function(*args)
+
+
 class TaskQueue:
     """Named coroutine tasks on a huey queue, worked by `workers` threads of this process."""
 
@@ -106,12 +115,14 @@ class TaskQueue:
         """Register `function(*args: str)` under `name`; register before `start`."""
 
         def register(function: TaskFunction) -> TaskFunction:
-            def run(*args: str) -> None:
+            def run(*args: str, **trace_context: str) -> None:
                 # On a huey worker thread: the coroutine runs on the server's loop.
                 loop = self._loop
                 if loop is None or loop.is_closed():
                     raise RuntimeError("the task queue is not running")
-                future: Future[None] = asyncio.run_coroutine_threadsafe(function(*args), loop)
+                future: Future[None] = asyncio.run_coroutine_threadsafe(
+                    _continuing(trace_context, function, args), loop
+                )
                 try:
                     future.result()
                 except FutureCancelled:
@@ -123,12 +134,16 @@ class TaskQueue:
         return register
 
     async def enqueue(self, name: str, *args: str, delay: float = 0.0) -> None:
-        """Put a message for task `name` on the queue, to run at once or after `delay` s."""
+        """Put a message for task `name` on the queue, to run at once or after `delay` s.
+
+        The message carries the current trace context (`traceparent`, as keyword
+        arguments; none when tracing is off), which the task continues."""
         task = self._tasks[name]
+        trace_context = carrier()
         if delay > 0:
-            await asyncio.to_thread(task.schedule, args=args, delay=delay)
+            await asyncio.to_thread(task.schedule, args=args, kwargs=trace_context, delay=delay)
         else:
-            await asyncio.to_thread(task, *args)
+            await asyncio.to_thread(task, *args, **trace_context)
 
     async def pending(self) -> int:
         """Messages waiting (not those scheduled for later)."""

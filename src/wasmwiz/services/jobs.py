@@ -27,10 +27,12 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
+from opentelemetry import trace
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from wasmwiz import errors
 from wasmwiz.observability.metrics import Metrics
+from wasmwiz.observability.tracing import use_case_span
 from wasmwiz.persistence import Database
 from wasmwiz.persistence.models import Job
 from wasmwiz.persistence.repositories import jobs as job_rows
@@ -145,8 +147,10 @@ class JobService:
         requeue_seconds: float,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         events: JobEvents | None = None,
+        tracer: trace.Tracer | None = None,
     ) -> None:
         self._database = database
+        self._tracer = tracer
         self._executions = executions
         self._queue = queue
         self._metrics = metrics
@@ -169,7 +173,18 @@ class JobService:
         read: Callable[[], Awaitable[tuple[ExecutionRequest, str | None]]],
     ) -> SubmittedJob:
         """Admit as a run (rate, daily quota, a slot while the body is read), refuse an
-        account with its tier's most jobs waiting, keep the job and enqueue it."""
+        account with its tier's most jobs waiting, keep the job and enqueue it. The queue's
+        message carries this span's context: the job's run continues the trace."""
+        with use_case_span(self._tracer, "wasmwiz.job.submit") as span:
+            submitted = await self._submit(principal, read)
+            span.set_attribute("wasmwiz.job.id", str(submitted.job.id))
+            return submitted
+
+    async def _submit(
+        self,
+        principal: Principal,
+        read: Callable[[], Awaitable[tuple[ExecutionRequest, str | None]]],
+    ) -> SubmittedJob:
         async with self._executions.gate.admit(principal) as admission:
             try:
                 request, callback_url = await read()
@@ -271,13 +286,24 @@ class JobService:
 
     async def run(self, job_id: uuid.UUID) -> bool:
         """Claim, run and end the job; False if there was nothing to do."""
+        with use_case_span(
+            self._tracer,
+            "wasmwiz.job.run",
+            attributes={"wasmwiz.job.id": str(job_id)},
+            kind=trace.SpanKind.CONSUMER,
+        ):
+            return await self._run(job_id)
+
+    async def _run(self, job_id: uuid.UUID) -> bool:
         now = self._clock()
         async with self._database.writer() as session:
             attempt = await job_rows.claim(
                 session, job_id, now=now, lease=self._lease, max_attempts=self._max_attempts
             )
             if attempt is None:
+                trace.get_current_span().set_attribute("wasmwiz.job.claimed", False)
                 return False
+            trace.get_current_span().set_attribute("wasmwiz.job.attempt", attempt)
             job = await job_rows.get(session, job_id)
             payload = await job_rows.payload(session, job_id)
             user = await users.get_by_id(session, job.user_id) if job is not None else None
@@ -297,6 +323,7 @@ class JobService:
         gate = self._executions.gate
         slot = await gate.take_job_slot(principal, job.timeout_seconds)
         if slot is None:
+            trace.get_current_span().set_attribute("wasmwiz.job.requeued", "no_job_slot")
             await self._back_to_the_queue(job_id, attempt)
             return True
         started_at = self._clock()
@@ -304,9 +331,11 @@ class JobService:
         try:
             result, cached = await self._executions.run_admitted(principal, request)
         except errors.ServiceUnavailable:
+            trace.get_current_span().set_attribute("wasmwiz.job.requeued", "sandbox_busy")
             await self._back_to_the_queue(job_id, attempt)  # the sandbox is full
             return True
         except errors.WasmWizError as refusal:
+            trace.get_current_span().set_attribute("wasmwiz.refusal", str(refusal.code))
             await self._fail(job_id, attempt, refusal.code, refusal.message)
             return True
         finally:
@@ -354,6 +383,10 @@ class JobService:
         cached: bool,
     ) -> None:
         record = usage_record(principal, started_at, job.input_size, result, cached=cached)
+        span = trace.get_current_span()
+        span.set_attributes(
+            {"wasmwiz.run.outcome": result.outcome.value, "wasmwiz.execution.id": str(record.id)}
+        )
         now = self._clock()
         after_commit: AfterCommit | None = None
         async with self._database.writer() as session:
@@ -373,7 +406,9 @@ class JobService:
                 # is the one recorded.
                 logger.warning("job %s: attempt %d no longer holds it", job.id, attempt)
                 return
-            await usage_logs.insert_many(session, [record])
+            # The job's usage row is written with its result, in one transaction.
+            with use_case_span(self._tracer, "wasmwiz.usage.write"):
+                await usage_logs.insert_many(session, [record])
             if self._events is not None:
                 ended_job = await job_rows.get(session, job.id)
                 assert ended_job is not None

@@ -8,8 +8,11 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from wasmwiz.errors import LimitExceeded, ServiceUnavailable
+from opentelemetry import trace
+
+from wasmwiz.errors import LimitExceeded, ServiceUnavailable, WasmWizError
 from wasmwiz.observability.metrics import Metrics
+from wasmwiz.observability.tracing import use_case_span
 from wasmwiz.problem_codes import ProblemCode
 from wasmwiz.ratelimit import (
     Budget,
@@ -81,11 +84,13 @@ class AdmissionGate:
         *,
         fail_open: bool,
         watcher: AdmissionWatcher | None = None,
+        tracer: trace.Tracer | None = None,
     ) -> None:
         self._limiter = limiter
         self._metrics = metrics
         self._fail_open = fail_open
         self._watcher = watcher
+        self._tracer = tracer
 
     def admit(self, principal: Principal, *, cost: int = 1) -> _HeldSlot:
         """Spend `cost` units of the principal's budget (a batch's size; one for a run) and
@@ -171,6 +176,44 @@ class AdmissionGate:
             logger.warning("could not release a batch's slots; they will expire")
 
     async def _enter(
+        self, principal: Principal, cost: int = 1
+    ) -> tuple[str | None, AdmittedRequest]:
+        """`_decide`, in a span that says what was decided (a refusal is an answer, not
+        a fault: the span's status stays unset)."""
+        with use_case_span(self._tracer, "wasmwiz.admission") as span:
+            try:
+                lease, admission = await self._decide(principal, cost)
+            except WasmWizError as refusal:
+                span.set_attributes(
+                    {
+                        "wasmwiz.admission.cost": cost,
+                        "wasmwiz.admission.admitted": False,
+                        "wasmwiz.admission.refusal": str(refusal.code),
+                        "wasmwiz.admission.scope": str(refusal.extra.get("limit", "")),
+                    }
+                )
+                raise
+            if not span.is_recording():
+                return lease, admission
+            span.set_attributes(
+                {
+                    "wasmwiz.admission.cost": cost,
+                    "wasmwiz.admission.admitted": True,
+                    "wasmwiz.tier": principal.tier.name,
+                }
+            )
+            if admission.decision is not None:
+                span.set_attributes(
+                    {
+                        "wasmwiz.admission.remaining": admission.decision.remaining,
+                        "wasmwiz.admission.daily_remaining": admission.decision.daily_remaining,
+                    }
+                )
+            else:
+                span.set_attribute("wasmwiz.admission.failed_open", True)
+            return lease, admission
+
+    async def _decide(
         self, principal: Principal, cost: int = 1
     ) -> tuple[str | None, AdmittedRequest]:
         budgets, scopes = _budgets(principal)

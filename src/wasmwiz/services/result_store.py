@@ -106,6 +106,11 @@ class RedisResultStore:
         self._prefix = prefix
         self._owns_client = False
 
+    @property
+    def client(self) -> redis.asyncio.Redis:
+        """The Redis client (for its tracing: observability/instrumentation.py)."""
+        return self._redis
+
     @classmethod
     def from_url(
         cls,

@@ -20,6 +20,9 @@ from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 
+from opentelemetry import trace
+
+from wasmwiz.observability.tracing import use_case_span
 from wasmwiz.persistence import Database
 from wasmwiz.persistence.repositories import api_keys, usage_logs
 from wasmwiz.persistence.repositories.usage_logs import UsageRecord
@@ -62,8 +65,12 @@ class UsageRecorder:
         flush_interval: float = 0.5,
         batch_size: int = 500,
         retry_delay: float = 1.0,
+        tracer: trace.Tracer | None = None,
     ) -> None:
         self._database = database
+        self._tracer = tracer
+        # Each pending record's span (of the run that made it), linked from its write's.
+        self._spans: dict[uuid.UUID, trace.SpanContext] = {}
         self._spool_path = spool_path
         self._flush_interval = flush_interval
         self._batch_size = batch_size
@@ -96,6 +103,9 @@ class UsageRecorder:
         if not self._pending:
             self._oldest_pending_at = time.monotonic()
         self._pending.append(record)
+        span_context = trace.get_current_span().get_span_context()
+        if span_context.is_valid:
+            self._spans[record.id] = span_context
         if len(self._pending) >= self._batch_size:
             self._wake.set()
 
@@ -128,6 +138,7 @@ class UsageRecorder:
             logger.exception("usage records could not be written at shutdown; spooling them")
             self._spool(self._pending)
             self._pending.clear()
+            self._spans.clear()
 
     async def _run(self) -> None:
         while not self._closing:
@@ -142,11 +153,24 @@ class UsageRecorder:
                 await asyncio.sleep(self._retry_delay)
 
     async def _write(self, batch: Sequence[UsageRecord]) -> None:
-        async with self._database.writer() as session:
-            await usage_logs.insert_many(session, batch)
-            for key_id, last_used_at in _last_use_per_key(batch).items():
-                await api_keys.touch_last_used(session, key_id, now=last_used_at)
-            await session.commit()
+        # A trace of its own, linked to the runs whose records it writes.
+        links = [trace.Link(self._spans[record.id]) for record in batch if record.id in self._spans]
+        with (
+            trace.use_span(trace.INVALID_SPAN),
+            use_case_span(
+                self._tracer,
+                "wasmwiz.usage.write",
+                attributes={"wasmwiz.usage.records": len(batch)},
+                links=links,
+            ),
+        ):
+            async with self._database.writer() as session:
+                await usage_logs.insert_many(session, batch)
+                for key_id, last_used_at in _last_use_per_key(batch).items():
+                    await api_keys.touch_last_used(session, key_id, now=last_used_at)
+                await session.commit()
+        for record in batch:
+            self._spans.pop(record.id, None)
         self.written += len(batch)
 
     def _spool(self, records: Sequence[UsageRecord]) -> None:

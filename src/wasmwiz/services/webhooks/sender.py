@@ -43,6 +43,11 @@ class WebhookSender:
             limits=httpx.Limits(max_connections=100, max_keepalive_connections=0),
         )
 
+    @property
+    def client(self) -> httpx.AsyncClient:
+        """The HTTP client (for its tracing: observability/instrumentation.py)."""
+        return self._client
+
     async def close(self) -> None:
         await self._client.aclose()
 

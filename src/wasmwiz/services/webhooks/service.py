@@ -24,11 +24,13 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+from opentelemetry import trace
 from sqlalchemy import event as orm_event
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from wasmwiz import errors
+from wasmwiz.observability.tracing import use_case_span
 from wasmwiz.persistence import Database
 from wasmwiz.persistence.models import ApiKey, WebhookDelivery, WebhookEndpoint, WebhookEvent
 from wasmwiz.persistence.repositories import users as user_rows
@@ -173,9 +175,11 @@ class WebhookService:
         options: WebhookOptions,
         render_job: RenderJob,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        tracer: trace.Tracer | None = None,
     ) -> None:
         self._database = database
         self._queue = queue
+        self._tracer = tracer
         self._signing_key = signing_key
         self._policy = policy
         self._sender = sender
@@ -528,7 +532,17 @@ class WebhookService:
             logger.exception("webhook delivery %s failed unexpectedly", delivery_id)
 
     async def deliver(self, delivery_id: uuid.UUID) -> bool:
-        """One attempt of a due delivery; False if there was nothing to do."""
+        """One attempt of a due delivery; False if there was nothing to do. In a span that
+        continues the trace of what enqueued it (the job's run, the request)."""
+        with use_case_span(
+            self._tracer,
+            "wasmwiz.webhook.deliver",
+            attributes={"wasmwiz.webhook.delivery.id": str(delivery_id)},
+            kind=trace.SpanKind.CONSUMER,
+        ):
+            return await self._deliver(delivery_id)
+
+    async def _deliver(self, delivery_id: uuid.UUID) -> bool:
         now = self._clock()
         lease = timedelta(seconds=self._options.attempt_seconds + 30)
         async with self._database.writer() as session:
@@ -551,11 +565,20 @@ class WebhookService:
                 salt = await rows.callback_salt(session, delivery.user_id)
                 secret = callback_secret(self._signing_key, delivery.user_id, salt)
             await session.commit()
+        span = trace.get_current_span()
+        span.set_attributes(
+            {"wasmwiz.webhook.event": event.type, "wasmwiz.webhook.attempt": attempt}
+        )
         if not enabled:
             outcome = AttemptOutcome(None, "The endpoint is disabled.")
         else:
             headers = signed_headers(secret, event.id, self._clock(), event.payload)
             outcome = await self._sender.send(url, event.payload, headers)
+        span.set_attribute("wasmwiz.webhook.succeeded", outcome.succeeded)
+        if outcome.status is not None:
+            span.set_attribute("http.response.status_code", outcome.status)
+        if outcome.error is not None:
+            span.set_attribute("wasmwiz.webhook.error", outcome.error)
         await self._end(delivery, attempt, outcome, retry=enabled)
         return True
 
