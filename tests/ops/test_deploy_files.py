@@ -46,12 +46,17 @@ def test_dashboard_and_rules_name_only_exported_metrics(
 
     rules = _rules()
     recorded = {rule["record"] for rule in rules if "record" in rule}
-    dashboard = (DEPLOY / "grafana" / "wasmwiz-dashboard.json").read_text()
+    dashboard = (DEPLOY / "grafana" / "dashboards" / "wasmwiz.json").read_text()
     expressions = "\n".join(rule["expr"] for rule in rules)
     used = set(_NAME.findall(dashboard)) | set(_NAME.findall(expressions))
     assert used, "nothing parsed"
     # Anything not recorded by our rules must be a metric the service exports.
     assert used - recorded <= exported, sorted(used - recorded - exported)
+    # Every recorded series is read by an alert or the dashboard: none is dead weight.
+    read = set(_NAME.findall(dashboard)) | {
+        name for rule in rules if "alert" in rule for name in _NAME.findall(rule["expr"])
+    }
+    assert recorded <= read, sorted(recorded - read)
     alerts = {rule["alert"] for rule in rules if "alert" in rule}
     assert {
         "WasmWizErrorBudgetBurn",
