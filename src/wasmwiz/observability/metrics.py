@@ -210,6 +210,10 @@ class Metrics:
             ["event"],
             registry=self.registry,
         )
+        # Each event counted from 0 at start, so its first occurrence is an increase that
+        # rate() and increase() see (WasmWizJobQueueStalled reads finished and failed).
+        for event in ("submitted", "finished", "failed", "cancelled", "requeued", "expired"):
+            self.jobs.labels(event)
         self.usage_pruned = Counter(
             "wasmwiz_usage_records_pruned_total",
             "Usage records deleted by the retention job.",
