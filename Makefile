@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install install-runtime run test check lint typecheck layers workflows bandit deploy audit format lock clean openapi runtimes
+.PHONY: install install-runtime run test check lint typecheck layers workflows bandit deploy rules audit format lock clean openapi runtimes
 
 # Two installs into one virtualenv: `make run` needs the runtime dependencies only; the
 # tests and checks add the development toolchain (ziglang, Playwright, linters: ~1 GB).
@@ -62,7 +62,7 @@ test: install
 	$(BIN)/pytest -m "not serial" -n $(TEST_WORKERS) $(COVERAGE) --junitxml=reports/junit.xml $(TESTS) || [ $$? -eq 5 ] || { $(FAULTS); exit 1; }
 
 # The gate's static half. Each stage is a target of its own, so it can be run (and broken) alone.
-check: lint typecheck layers workflows bandit deploy
+check: lint typecheck layers workflows bandit deploy rules
 
 lint: install
 	$(BIN)/ruff check src client tests bench .ci runtimes
@@ -82,6 +82,15 @@ deploy: install
 	$(BIN)/hadolint Dockerfile
 	$(BIN)/check-jsonschema --builtin-schema vendor.compose-spec compose.yaml
 	$(BIN)/kubernetes-validate --strict --quiet -k $(KUBERNETES_VERSION) deploy/kubernetes/*.yaml deploy/kubernetes/tools/*.yaml
+
+# The Prometheus rules, checked and unit-tested by promtool on synthetic series
+# (deploy/prometheus/tests/); promtool comes with Debian's prometheus package, which
+# .ci/run installs when it is missing.
+PROMTOOL ?= promtool
+rules:
+	@command -v $(PROMTOOL) >/dev/null || { echo "promtool not found: it comes with Prometheus (on Debian: apt-get install --no-install-recommends prometheus; .ci/run does it)"; exit 1; }
+	$(PROMTOOL) check rules deploy/prometheus/recording.yaml deploy/prometheus/alerts.yaml
+	$(PROMTOOL) test rules deploy/prometheus/tests/*.yaml
 
 workflows: install
 	$(BIN)/actionlint .github/workflows/*.yml

@@ -10,7 +10,7 @@ import pytest
 
 pytest_plugins = ["tests.fixtures.database", "tests.fixtures.app", "tests.fixtures.faults"]
 
-_SERVICE_MARKERS = ("postgres", "redis", "browser", "toolchain")
+_SERVICE_MARKERS = ("postgres", "redis", "browser", "toolchain", "promtool")
 
 # Every randomized test (Hypothesis, schemathesis) draws from this seed, so a run can be
 # replayed and a good change is never refused by chance. Change it on purpose, or set

@@ -466,7 +466,11 @@ def create_app(
             )
             app.state.wasmwiz = state
             resources.callback(state.health.close)
-            metrics.watch(_metric_sources(state, sandbox, recorder, lifecycle))
+            metrics.watch(
+                _metric_sources(
+                    state, sandbox, recorder, lifecycle, (limiter, compile_budget), queue
+                )
+            )
             if settings.metrics_port is not None:
                 resources.callback(
                     start_metrics_server(
@@ -565,16 +569,22 @@ def install_http_middleware(
 
 
 def _metric_sources(
-    state: AppState, sandbox: Sandbox, recorder: UsageRecorder, lifecycle: Lifecycle
+    state: AppState,
+    sandbox: Sandbox,
+    recorder: UsageRecorder,
+    lifecycle: Lifecycle,
+    limiters: tuple[RateLimiter, CompileBudget],
+    queue: TaskQueue,
 ) -> Sources:
     pool, hashing = state.database.engine.pool, state.accounts.hashing
     return Sources(
         in_flight=lambda: sandbox.stats().in_flight,
+        capacity=lambda: sandbox.stats().capacity,
         queued=lambda: sandbox.stats().queued,
         cache_hits=lambda: sandbox.stats().cache_hits,
         cache_misses=lambda: sandbox.stats().cache_misses,
         cache_bytes=lambda: sandbox.stats().cache_bytes,
-        compile_worker_crashes=lambda: sandbox.stats().compile_worker_crashes,
+        compile_worker_crashes=lambda: sandbox.stats().compile_worker_crashes_by_signal,
         usage_pending=lambda: recorder.pending,
         usage_lag=lambda: recorder.lag_seconds,
         usage_written=lambda: recorder.written,
@@ -584,6 +594,8 @@ def _metric_sources(
         db_pool_checked_out=lambda: getattr(pool, "checkedout", lambda: 0)(),
         db_pool_overflow=lambda: getattr(pool, "overflow", lambda: 0)(),
         ready=lambda: 1 if lifecycle.phase is Phase.READY else 0,
+        rate_limiter_errors=lambda: sum(limiter.errors for limiter in limiters),
+        task_queue_depth=lambda: {queue.name: queue.depth},
         password_hashes_running=lambda: hashing.running,
         password_hashes_peak=lambda: hashing.peak_running,
         password_hashes_refused=lambda: hashing.refused,

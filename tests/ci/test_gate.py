@@ -192,3 +192,23 @@ def test_a_broken_workflow_fails_the_workflows_stage(tree: ScratchTree) -> None:
     assert result.returncode != 0, result.output
     assert ".github/workflows/ci.yml" in result.output
     assert "runs_on" in result.output
+
+
+def test_an_alert_that_no_longer_fires_as_tested_fails_the_rules_stage(tree: ScratchTree) -> None:
+    tree.replace(
+        "deploy/prometheus/alerts.yaml",
+        "instance:wasmwiz_executions_saturation:ratio >= 0.9",
+        "instance:wasmwiz_executions_saturation:ratio >= 0.2",
+    )
+
+    result = tree.stage("rules")
+
+    assert result.returncode != 0, result.output
+    assert "alertname: WasmWizSandboxSaturated" in result.output
+
+
+def test_the_rules_stage_says_how_to_install_a_missing_promtool(tree: ScratchTree) -> None:
+    result = tree.stage("rules", "PROMTOOL=promtool-not-installed")
+
+    assert result.returncode != 0, result.output
+    assert "apt-get install --no-install-recommends prometheus" in result.output

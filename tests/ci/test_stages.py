@@ -40,6 +40,9 @@ def test_make_check_runs_every_static_stage() -> None:
         "hadolint",
     ):
         assert f".venv/bin/{tool}" in commands, tool
+    # promtool is Debian's (.ci/run installs it), not the virtualenv's.
+    assert "promtool check rules" in commands
+    assert "promtool test rules deploy/prometheus/tests/*.yaml" in commands
 
 
 def test_make_test_measures_coverage_and_keeps_reports() -> None:

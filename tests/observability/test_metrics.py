@@ -61,6 +61,12 @@ def test_metrics_move_with_each_outcome_and_refusal(
         assert sample(text, "wasmwiz_http_requests_total", **route, status="401") == 1
         assert sample(text, "wasmwiz_http_request_duration_seconds_count", **route) == runs + 3
         assert sample(text, "wasmwiz_executions_in_flight") == 0
+        assert sample(text, "wasmwiz_executions_capacity") == 4  # MAX_CONCURRENT_EXECUTIONS
+        # Counted from 0 at start (not absent), so a first event is an increase alerts see.
+        assert 'wasmwiz_compile_worker_crashes_total{signal="SIGSEGV"} 0.0' in text
+        assert 'wasmwiz_jobs_total{event="finished"} 0.0' in text
+        assert "wasmwiz_rate_limiter_errors_total 0.0" in text
+        assert "wasmwiz_task_queue_depth{queue=" in text
         assert sample(text, "wasmwiz_ready") == 1
         assert sample(text, "wasmwiz_usage_write_lag_seconds") >= 0
         assert "wasmwiz_db_pool_checked_out" in text

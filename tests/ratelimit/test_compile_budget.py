@@ -9,7 +9,7 @@ import pytest
 import redis.asyncio
 
 from tests.ratelimit.conftest import REDIS_URL, REQUIRES_REDIS, _delete_keys
-from wasmwiz.ratelimit import ManualClock
+from wasmwiz.ratelimit import ManualClock, RateLimiterUnavailable
 from wasmwiz.ratelimit.compile_budget import (
     CompileBudget,
     MemoryCompileBudget,
@@ -60,3 +60,13 @@ async def test_the_bucket_holds_at_most_one_minutes_budget(
     assert await budget.charge("user:a", 20.0, 20) == 1  # empty, not 20 s left over
     clock.advance(3)
     assert await budget.peek("user:a", 20) is None
+
+
+async def test_an_unreachable_redis_is_counted_as_an_error() -> None:
+    budget = RedisCompileBudget.from_url("redis://127.0.0.1:1/0")
+    try:
+        with pytest.raises(RateLimiterUnavailable):
+            await budget.charge("user:a", 1.0, 20)
+    finally:
+        await budget.close()
+    assert budget.errors == 1  # what wasmwiz_rate_limiter_errors_total counts

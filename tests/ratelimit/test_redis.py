@@ -121,6 +121,7 @@ async def test_unreachable_redis_raises_unavailable_quickly(call: Call) -> None:
     finally:
         await limiter.close()
     assert time.monotonic() - started < 1.0
+    assert limiter.errors == 1  # what wasmwiz_rate_limiter_errors_total counts
 
 
 async def test_a_client_passed_in_is_left_open(client: redis.asyncio.Redis) -> None:

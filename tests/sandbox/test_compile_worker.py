@@ -23,6 +23,7 @@ from wasmwiz.sandbox import (
     Sandbox,
     load_example,
 )
+from wasmwiz.sandbox.compile_pool import CRASH_CAUSES
 from wasmwiz.sandbox.compile_protocol import (
     EXIT_OUT_OF_MEMORY,
     REQUEST,
@@ -190,6 +191,9 @@ def test_a_worker_that_segfaults_is_an_internal_error_and_not_remembered(
     assert not isinstance(crashed.value, ModuleRefused)
     assert "SIGSEGV" in str(crashed.value)
     assert (first.compile_worker_crashes, first.compile_workers_replaced) == (1, 1)
+    assert first.compile_worker_crashes_by_signal == {
+        cause: int(cause == "SIGSEGV") for cause in CRASH_CAUSES
+    }
     assert again.stdout == b"Hello, SegvWiz!\n"
     assert (second.compiles, second.compile_worker_crashes) == (1, 1)
     [event] = [r for r in caplog.records if getattr(r, "event", None) == "compile_worker_crash"]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
@@ -17,11 +17,12 @@ class Sources:
     """Read at scrape time from the running app's parts; each returns a number."""
 
     in_flight: Callable[[], float]
+    capacity: Callable[[], float]
     queued: Callable[[], float]
     cache_hits: Callable[[], float]
     cache_misses: Callable[[], float]
     cache_bytes: Callable[[], float]
-    compile_worker_crashes: Callable[[], float]
+    compile_worker_crashes: Callable[[], Mapping[str, float]]  # by signal
     usage_pending: Callable[[], float]
     usage_lag: Callable[[], float]
     usage_written: Callable[[], float]
@@ -30,6 +31,8 @@ class Sources:
     db_pool_checked_out: Callable[[], float]
     db_pool_overflow: Callable[[], float]
     ready: Callable[[], float]
+    rate_limiter_errors: Callable[[], float]
+    task_queue_depth: Callable[[], Mapping[str, float]]  # by queue name
     password_hashes_running: Callable[[], float] = lambda: 0
     password_hashes_peak: Callable[[], float] = lambda: 0
     password_hashes_refused: Callable[[], float] = lambda: 0
@@ -48,6 +51,11 @@ class _Sampled(Collector):
         if s is None:
             return
         yield _gauge("wasmwiz_executions_in_flight", "Executions running now.", s.in_flight)
+        yield _gauge(
+            "wasmwiz_executions_capacity",
+            "Executions that may run at once (MAX_CONCURRENT_EXECUTIONS).",
+            s.capacity,
+        )
         yield _gauge("wasmwiz_executions_queued", "Executions waiting for a worker.", s.queued)
         yield _counter(
             "wasmwiz_compile_cache_hits", "Compiled-module cache hits since start.", s.cache_hits
@@ -60,12 +68,15 @@ class _Sampled(Collector):
         yield _gauge(
             "wasmwiz_compile_cache_bytes", "Memory held by compiled modules.", s.cache_bytes
         )
-        yield _counter(
+        crashes = CounterMetricFamily(
             "wasmwiz_compile_worker_crashes",
             "Compile workers that died of a signal their limits do not explain (a security "
-            "event: see docs/security.md).",
-            s.compile_worker_crashes,
+            "event: see docs/security.md), by the signal (`exit`: exited on its own).",
+            labels=["signal"],
         )
+        for signal, count in sorted(s.compile_worker_crashes().items()):
+            crashes.add_metric([signal], count)
+        yield crashes
         yield _gauge(
             "wasmwiz_usage_records_pending",
             "Usage records accepted but not yet written.",
@@ -98,6 +109,21 @@ class _Sampled(Collector):
         yield _gauge(
             "wasmwiz_ready", "1 when ready for traffic, 0 while starting or draining.", s.ready
         )
+        yield _counter(
+            "wasmwiz_rate_limiter_errors",
+            "Rate-limiter and compile-budget calls their backend (Redis) failed to answer "
+            "since start.",
+            s.rate_limiter_errors,
+        )
+        depth = GaugeMetricFamily(
+            "wasmwiz_task_queue_depth",
+            "Jobs and webhook deliveries waiting in the task queue, measured every 5 s "
+            "(shared by the replicas on Redis).",
+            labels=["queue"],
+        )
+        for queue, waiting in s.task_queue_depth().items():
+            depth.add_metric([queue], waiting)
+        yield depth
         yield _gauge(
             "wasmwiz_password_hashes_running",
             "Password hashes and checks running now (at most PASSWORD_HASH_THREADS).",
@@ -184,6 +210,10 @@ class Metrics:
             ["event"],
             registry=self.registry,
         )
+        # Each event counted from 0 at start, so its first occurrence is an increase that
+        # rate() and increase() see (WasmWizJobQueueStalled reads finished and failed).
+        for event in ("submitted", "finished", "failed", "cancelled", "requeued", "expired"):
+            self.jobs.labels(event)
         self.usage_pruned = Counter(
             "wasmwiz_usage_records_pruned_total",
             "Usage records deleted by the retention job.",

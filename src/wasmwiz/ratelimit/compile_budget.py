@@ -61,6 +61,9 @@ def retry_after(tokens: float, capacity: int) -> int | None:
 class CompileBudget(Protocol):
     """Each call returns None when the account may compile now, else the Retry-After."""
 
+    errors: int
+    """Calls that raised RateLimiterUnavailable since start (the metrics read it)."""
+
     async def peek(self, key: str, seconds_per_minute: int) -> int | None: ...
 
     async def charge(self, key: str, seconds: float, seconds_per_minute: int) -> int | None: ...
@@ -74,6 +77,7 @@ class MemoryCompileBudget(CompileBudget):
     def __init__(self, clock: Clock | None = None) -> None:
         self._clock: Clock = SystemClock() if clock is None else clock
         self._buckets: dict[str, tuple[float, float]] = {}
+        self.errors = 0  # nothing to fail: the buckets are in this process
 
     async def peek(self, key: str, seconds_per_minute: int) -> int | None:
         return retry_after(self._tokens(key, seconds_per_minute), seconds_per_minute)
@@ -109,6 +113,7 @@ class RedisCompileBudget(CompileBudget):
         self._prefix = prefix
         self._script = client.register_script(_CHARGE)
         self._owns_client = False
+        self.errors = 0
 
     @property
     def client(self) -> redis.asyncio.Redis:
@@ -144,6 +149,7 @@ class RedisCompileBudget(CompileBudget):
         try:
             tokens = await self._script(keys=[f"{self._prefix}{{{key}}}"], args=args)
         except (redis.exceptions.RedisError, OSError) as exc:
+            self.errors += 1
             raise RateLimiterUnavailable(f"Redis compile budget unavailable: {exc!r}") from exc
         text = tokens.decode() if isinstance(tokens, bytes) else str(tokens)
         return retry_after(float(text), seconds_per_minute)

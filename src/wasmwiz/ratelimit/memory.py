@@ -33,6 +33,7 @@ class MemoryRateLimiter(RateLimiter):
     """
 
     def __init__(self, clock: Clock | None = None) -> None:
+        self.errors = 0  # nothing to fail: the buckets are in this process
         self._clock: Clock = SystemClock() if clock is None else clock
         self._buckets: dict[str, _Bucket] = {}
         self._daily: dict[str, tuple[int, int]] = {}

@@ -91,6 +91,9 @@ class RateLimiterUnavailable(Exception):
 class RateLimiter(Protocol):
     """Per-key token bucket, daily quota and concurrency slots."""
 
+    errors: int
+    """Calls that raised RateLimiterUnavailable since start (the metrics read it)."""
+
     async def consume(self, key: str, quota: Quota) -> Decision:
         """Spend one token and one unit of daily quota atomically, or nothing and say why."""
         ...

@@ -37,13 +37,14 @@ _DAILY_MARGIN_MS = 3_600_000
 
 
 @contextmanager
-def _unavailable_on_error() -> Iterator[None]:
+def _unavailable_on_error(limiter: RedisRateLimiter) -> Iterator[None]:
     # Every failure to get an answer, not only connection errors: READONLY after a
     # failover, OOM or LOADING mean the limiter cannot decide, and the caller's fail-open
     # or fail-closed policy is the right response to all of them.
     try:
         yield
     except (redis.exceptions.RedisError, OSError) as exc:
+        limiter.errors += 1
         raise RateLimiterUnavailable(f"Redis rate limiter unavailable: {exc!r}") from exc
 
 
@@ -87,6 +88,7 @@ class RedisRateLimiter(RateLimiter):
         self._clock: Clock = SystemClock() if clock is None else clock
         self._prefix = prefix
         self._owns_client = False
+        self.errors = 0
         self._decide_script = redis.register_script(redis_scripts.DECIDE)
         self._acquire_script = redis.register_script(redis_scripts.ACQUIRE_SLOT)
         self._admit_script = redis.register_script(redis_scripts.ADMIT)
@@ -147,7 +149,7 @@ class RedisRateLimiter(RateLimiter):
             repr(now + lease_seconds),
             _IDLE_MARGIN_MS,
         ]
-        with _unavailable_on_error():
+        with _unavailable_on_error(self):
             granted = await self._acquire_script(keys=[self._slots_key(key)], args=args)
         return lease_id if int(granted) == 1 else None
 
@@ -165,7 +167,7 @@ class RedisRateLimiter(RateLimiter):
             lease_id,
             repr(now + lease_seconds),
         ]
-        with _unavailable_on_error():
+        with _unavailable_on_error(self):
             reply = await self._admit_script(keys=keys, args=args)
         at_cap, *budget = reply
         decision = _decision(quota, now, budget)
@@ -199,7 +201,7 @@ class RedisRateLimiter(RateLimiter):
             ]
             args += [budget.quota.per_minute, budget.quota.per_day, budget.max_concurrent]
         args.append(cost)
-        with _unavailable_on_error():
+        with _unavailable_on_error(self):
             reply = await self._admit_all_script(keys=keys, args=args)
         admitted = int(reply[0]) == 1
         at_cap: list[bool] = []
@@ -217,18 +219,18 @@ class RedisRateLimiter(RateLimiter):
     async def release_all(self, keys: Sequence[str], lease_id: str) -> None:
         if not keys:
             return
-        with _unavailable_on_error():
+        with _unavailable_on_error(self):
             async with self._redis.pipeline(transaction=False) as pipe:
                 for key in keys:
                     pipe.zrem(self._slots_key(key), lease_id)
                 await pipe.execute()
 
     async def release_slot(self, key: str, lease_id: str) -> None:
-        with _unavailable_on_error():
+        with _unavailable_on_error(self):
             await self._redis.zrem(self._slots_key(key), lease_id)
 
     async def ping(self) -> None:
-        with _unavailable_on_error():
+        with _unavailable_on_error(self):
             await self._redis.ping()
 
     async def close(self) -> None:
@@ -238,7 +240,7 @@ class RedisRateLimiter(RateLimiter):
     async def _decide(self, key: str, quota: Quota, *, spend: bool) -> Decision:
         now = self._clock.now()
         keys = [self._bucket_key(key), self._daily_key(key, now)]
-        with _unavailable_on_error():
+        with _unavailable_on_error(self):
             reply = await self._decide_script(
                 keys=keys, args=self._budget_args(now, quota, spend=spend)
             )

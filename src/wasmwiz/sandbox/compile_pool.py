@@ -67,6 +67,8 @@ _MEMORY_SIGNALS = {int(s) for s in (signal.SIGABRT, signal.SIGSEGV, signal.SIGBU
 # far above an idle worker (docs/security.md has the measured shares).
 MEMORY_EVIDENCE_SHARE = 0.75
 _VALID_SIGNALS = {int(s) for s in signal.Signals}
+# Crashes are counted by what killed the worker; these are counted from the start, at 0.
+CRASH_CAUSES = ("SIGSEGV", "SIGBUS", "SIGILL", "SIGABRT", "SIGFPE", "SIGKILL", "SIGSYS", "exit")
 _CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 # When each account was last given a compile worker is kept for this many accounts.
 _REMEMBERED_ACCOUNTS = 4096
@@ -211,6 +213,12 @@ class CompilePool:
         self.compiles = 0
         self.replaced = 0
         self.crashes = 0
+        self.crashes_by_signal = dict.fromkeys(CRASH_CAUSES, 0)
+
+    def crash_counts(self) -> dict[str, int]:
+        """Crashes so far by what killed the worker (see CRASH_CAUSES)."""
+        with self._available:
+            return dict(self.crashes_by_signal)
 
     def _new_worker(self) -> _Worker:
         return _Worker(self._limits, self._rules, self._command)
@@ -291,9 +299,12 @@ class CompilePool:
                 ProblemCode.COMPILE_MEMORY_LIMIT,
                 f"compiling the module needed more than the {memory} bytes of memory allowed",
             )
+        described = signal.Signals(died_of).name if died_of in _VALID_SIGNALS else f"exit {code}"
+        # A bounded label: a signal's name, "exit", or "other" for a signal Python cannot name.
+        cause = described if died_of in _VALID_SIGNALS else "exit" if died_of is None else "other"
         with self._available:
             self.crashes += 1
-        described = signal.Signals(died_of).name if died_of in _VALID_SIGNALS else f"exit {code}"
+            self.crashes_by_signal[cause] = self.crashes_by_signal.get(cause, 0) + 1
         security_log.warning(
             "compile worker crashed (%s) while checking or compiling a module",
             described,

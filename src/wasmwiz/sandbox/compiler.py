@@ -166,6 +166,10 @@ class Compiler:
         return self._pool.crashes
 
     @property
+    def worker_crashes_by_signal(self) -> dict[str, int]:
+        return self._pool.crash_counts()
+
+    @property
     def disk_hits(self) -> int:
         return self._store.hits if self._store is not None else 0
 

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 from wasmwiz.problem_codes import ProblemCode
 from wasmwiz.sandbox.file_input import InputEntry
@@ -168,6 +169,11 @@ class SandboxStats:
     compiles: int  # modules compiled by a worker process
     compile_workers_replaced: int
     compile_worker_crashes: int = 0  # workers that died of a signal their limits do not explain
+    # The same crashes by what killed the worker: a signal's name (SIGSEGV), or "exit"
+    # for a worker that exited on its own. The usual crash signals are there from the
+    # start, at 0, so a first crash is an increase that an alert sees.
+    compile_worker_crashes_by_signal: Mapping[str, int] = field(default_factory=dict)
+    capacity: int = 0  # runs that may be in flight at once (MAX_CONCURRENT_EXECUTIONS)
 
 
 class SandboxError(Exception):

@@ -330,6 +330,8 @@ class Sandbox:
             compiles=self._compiler.compiles,
             compile_workers_replaced=self._compiler.workers_replaced,
             compile_worker_crashes=self._compiler.worker_crashes,
+            compile_worker_crashes_by_signal=self._compiler.worker_crashes_by_signal,
+            capacity=self._pool.max_workers,
         )
 
     def check(self) -> None:

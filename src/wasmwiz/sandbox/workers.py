@@ -96,6 +96,10 @@ class WorkerPool:
                 threading.stack_size(previous)
 
     @property
+    def max_workers(self) -> int:
+        return len(self._threads)
+
+    @property
     def in_flight(self) -> int:
         return self._running
 

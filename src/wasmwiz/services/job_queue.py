@@ -19,9 +19,11 @@ message of one shared queue (docs/architecture.md "Jobs").
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import json
 import logging
+import math
 from collections.abc import Callable, Coroutine
 from concurrent.futures import CancelledError as FutureCancelled
 from concurrent.futures import Future
@@ -43,6 +45,10 @@ TaskFunction = Callable[..., Coroutine[Any, Any, None]]
 # job on an idle server (Redis storage blocks on the list instead, and wakes at once).
 _MAX_POLL_SECONDS = 0.25
 _FIRST_POLL_SECONDS = 0.02
+# How often the queue's depth is measured for the metrics: a scrape reads the last figure
+# rather than asking the storage itself, which could hold the scrape (and the event loop
+# serving /metrics) for as long as Redis takes to answer.
+_DEPTH_SECONDS = 5.0
 
 
 class JsonSerializer(Serializer):  # type: ignore[misc]
@@ -106,6 +112,12 @@ class TaskQueue:
         self._tasks: dict[str, Any] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._consumer: Consumer | None = None
+        self._measuring: asyncio.Task[None] | None = None
+        self.depth = math.nan  # messages waiting, as last measured; NaN until then
+
+    @property
+    def name(self) -> str:
+        return str(self._huey.name)
 
     @property
     def huey(self) -> Huey:
@@ -149,9 +161,25 @@ class TaskQueue:
         """Messages waiting (not those scheduled for later)."""
         return int(await asyncio.to_thread(self._huey.pending_count))
 
+    async def measure(self) -> None:
+        """Set `depth` from the storage; NaN when it cannot say (the metrics then show no
+        figure rather than an old one)."""
+        try:
+            self.depth = float(await self.pending())
+        except Exception:
+            if not math.isnan(self.depth):  # once when it starts failing, not every round
+                logger.warning("could not measure the task queue's depth", exc_info=True)
+            self.depth = math.nan
+
+    async def _measure_forever(self) -> None:
+        while True:
+            await self.measure()
+            await asyncio.sleep(_DEPTH_SECONDS)
+
     def start(self) -> None:
         """Start the worker threads (none when `workers` is 0: this process only enqueues)."""
         self._loop = asyncio.get_running_loop()
+        self._measuring = self._loop.create_task(self._measure_forever(), name="queue-depth")
         if self._workers < 1:
             return
         consumer = _InProcessConsumer(
@@ -170,6 +198,11 @@ class TaskQueue:
     async def stop(self, wait_seconds: float) -> None:
         """Stop taking messages and wait up to `wait_seconds` for the running tasks; a task
         still running then is abandoned here and run again by a sweep (its row says so)."""
+        measuring, self._measuring = self._measuring, None
+        if measuring is not None:
+            measuring.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await measuring
         consumer, self._consumer = self._consumer, None
         if consumer is not None:
             consumer.shutdown_timeout = wait_seconds
