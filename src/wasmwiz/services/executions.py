@@ -8,6 +8,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from typing import TypeVar
 
 from opentelemetry import trace
 
@@ -37,6 +38,8 @@ from wasmwiz.services.run_spans import draw_stages
 from wasmwiz.services.sandbox_refusals import sandbox_refusals
 from wasmwiz.services.stored_modules import StoredModules
 from wasmwiz.services.usage_recorder import UsageRecorder
+
+_Outcome = TypeVar("_Outcome")  # what a sandbox call under `_with_stage_spans` gives back
 
 _BUSY_WAIT_SECONDS = 0.05
 # How long a batch keeps a sandbox worker before it lets other accounts' runs in.
@@ -150,9 +153,13 @@ class ExecutionService:
         404 `module_not_found` for a reference the account cannot run."""
         if request.module is None:
             return None
+        return await self._resolve_stored(principal, request.module)
+
+    async def _resolve_stored(self, principal: Principal, reference: str) -> str:
+        """The digest of the stored module `reference` names, or 404 `module_not_found`."""
         if self._modules is None:
             raise errors.NotFound("No stored modules here.", code=ProblemCode.MODULE_NOT_FOUND)
-        return (await self._modules.resolve(principal, request.module)).sha256
+        return (await self._modules.resolve(principal, reference)).sha256
 
     @property
     def results(self) -> ResultCache | None:
@@ -201,11 +208,11 @@ class ExecutionService:
         # Runs and compiles waiting for the sandbox take turns by account.
         account = principal.rate_limit_key
         compile_account = self._compile_account(principal)
-        stages = StageTimes() if self._tracer is not None else None
-        try:
+
+        async def sandbox_run(stages: StageTimes | None) -> RunResult:
             if stored_sha256 is not None:
                 assert self._modules is not None
-                result = await self._sandbox.execute_stored(
+                return await self._sandbox.execute_stored(
                     stored_sha256,
                     self._modules.loader(stored_sha256),
                     run,
@@ -214,23 +221,35 @@ class ExecutionService:
                     compile_account=compile_account,
                     stages=stages,
                 )
-            else:
-                assert request.wasm is not None  # the form has one or the other
-                result = await self._sandbox.execute(
-                    request.wasm,
-                    run,
-                    limits,
-                    account=account,
-                    compile_account=compile_account,
-                    stages=stages,
-                )
+            assert request.wasm is not None  # the form has one or the other
+            return await self._sandbox.execute(
+                request.wasm,
+                run,
+                limits,
+                account=account,
+                compile_account=compile_account,
+                stages=stages,
+            )
+
+        return await self._with_stage_spans(sandbox_run, lambda result: result)
+
+    async def _with_stage_spans(
+        self,
+        work: Callable[[StageTimes | None], Awaitable[_Outcome]],
+        run_of: Callable[[_Outcome], RunResult | None],
+    ) -> _Outcome:
+        """`work` given a StageTimes to fill when tracing is on, its stages drawn as spans
+        after (`run_of` names the run its outcome holds, if any); with tracing off, nothing."""
+        if self._tracer is None:
+            return await work(None)
+        stages = StageTimes()
+        try:
+            outcome = await work(stages)
         except BaseException as exc:
-            if self._tracer is not None and stages is not None:
-                draw_stages(self._tracer, stages, None, exc)
+            draw_stages(self._tracer, stages, None, exc)
             raise
-        if self._tracer is not None and stages is not None:
-            draw_stages(self._tracer, stages, result)
-        return result
+        draw_stages(self._tracer, stages, run_of(outcome))
+        return outcome
 
     async def run_admitted(
         self, principal: Principal, request: ExecutionRequest
@@ -381,33 +400,24 @@ class ExecutionService:
         none of their own: the batch's span counts them)."""
         compile_account = self._compile_account(principal)
         account = principal.rate_limit_key
-        stages = StageTimes() if self._tracer is not None else None
-        try:
-            if isinstance(module, str):
-                if self._modules is None:
-                    raise errors.NotFound(
-                        "No stored modules here.", code=ProblemCode.MODULE_NOT_FOUND
-                    )
-                stored = await self._modules.resolve(principal, module)
-                load = self._modules.loader(stored.sha256)
-                compiled = await self._sandbox.prepare_stored_async(
-                    stored.sha256,
-                    load,
+        sha256 = await self._resolve_stored(principal, module) if isinstance(module, str) else None
+
+        async def prepare(stages: StageTimes | None) -> CompiledModule:
+            if sha256 is not None:
+                assert self._modules is not None
+                return await self._sandbox.prepare_stored_async(
+                    sha256,
+                    self._modules.loader(sha256),
                     account=account,
                     compile_account=compile_account,
                     stages=stages,
                 )
-            else:
-                compiled = await self._sandbox.prepare_async(
-                    module, account=account, compile_account=compile_account, stages=stages
-                )
-        except BaseException as exc:
-            if self._tracer is not None and stages is not None:
-                draw_stages(self._tracer, stages, None, exc)
-            raise
-        if self._tracer is not None and stages is not None:
-            draw_stages(self._tracer, stages, None)
-        return compiled
+            assert not isinstance(module, str)
+            return await self._sandbox.prepare_async(
+                module, account=account, compile_account=compile_account, stages=stages
+            )
+
+        return await self._with_stage_spans(prepare, lambda _compiled: None)
 
     async def _run_cases(
         self,
