@@ -5,12 +5,13 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, ConsoleMessage, Page, sync_playwright
+from playwright.sync_api import Browser, ConsoleMessage, Page, expect, sync_playwright
 
 from tests.fixtures.database import run_outside_loop
 from wasmwiz.persistence.migrate import upgrade
@@ -126,3 +127,13 @@ def screenshot(page: Page, directory: Path, name: str) -> None:
 def run_sync(coroutine: Any) -> Any:
     """Run a coroutine from a sync test (no loop is running there)."""
     return run_outside_loop(lambda: asyncio.run(coroutine))
+
+
+def arrive(page: Page, url: str | re.Pattern[str]) -> None:
+    """Wait until a click has led to `url` and that page's scripts have run.
+
+    The URL changes when the navigation commits, before the page's deferred scripts attach
+    their listeners: an input or a click made in between goes unanswered.
+    """
+    expect(page).to_have_url(url)
+    page.wait_for_load_state("load")

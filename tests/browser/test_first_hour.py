@@ -12,7 +12,7 @@ import pytest
 from playwright.sync_api import Locator, Page, expect
 from sqlalchemy import update
 
-from tests.browser.conftest import Watch, check_accessibility, run_sync, screenshot
+from tests.browser.conftest import Watch, arrive, check_accessibility, run_sync, screenshot
 from tests.fixtures.app import ServerFactory
 from wasmwiz.persistence import Database
 from wasmwiz.persistence.models import SubscriptionTier
@@ -67,9 +67,9 @@ def test_a_newcomer_s_first_hour(
     page.goto(base + "/")
     expect(page).to_have_url(re.compile(r"/login\?next=/$"))
     page.get_by_role("link", name="API docs").click()
-    expect(page).to_have_url(base + "/docs")
+    arrive(page, base + "/docs")
     page.get_by_role("link", name="WasmWiz pages").click()
-    expect(page).to_have_url(re.compile(r"/login"))
+    arrive(page, re.compile(r"/login"))
 
     # A page that does not exist is a page, not JSON.
     missing = page.goto(base + "/dashboard")
@@ -86,7 +86,7 @@ def test_a_newcomer_s_first_hour(
     page.get_by_label("Password", exact=True).fill(PASSWORD)
     page.get_by_label("Repeat the password").fill(PASSWORD)
     page.get_by_role("button", name="Create account").click()
-    expect(page).to_have_url(base + "/")
+    arrive(page, base + "/")
     assert run_and_settle(page, page.get_by_role("button", name=re.compile("^Hello, world"))) == (
         "success"
     )
@@ -126,7 +126,7 @@ def test_a_newcomer_s_first_hour(
     page.get_by_role("link", name="API keys").click()
     page.get_by_label("Name").fill("first key")
     page.get_by_role("button", name="Create key").click()
-    expect(page).to_have_url(base + "/api-keys?created=1")
+    arrive(page, base + "/api-keys?created=1")
     key = page.locator("#new-key").input_value()
     assert re.fullmatch(r"ww_[A-Za-z0-9_-]{43}", key)
     page.reload()

@@ -12,7 +12,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from tests.api.wat import HELLO, printing
-from tests.browser.conftest import Watch, check_accessibility, screenshot
+from tests.browser.conftest import Watch, arrive, check_accessibility, screenshot
 from tests.fixtures.app import ServerFactory
 
 pytestmark = pytest.mark.browser
@@ -28,7 +28,7 @@ def sign_up(page: Page, base: str) -> str:
     page.get_by_label("Password", exact=True).fill(PASSWORD)
     page.get_by_label("Repeat the password").fill(PASSWORD)
     page.get_by_role("button", name="Create account").click()
-    expect(page).to_have_url(base + "/")
+    arrive(page, base + "/")
     return email
 
 
@@ -109,11 +109,11 @@ def test_newcomer_journey(page: Page, server_factory: ServerFactory, screenshots
 
     # Sign out and back in.
     page.get_by_role("button", name="Sign out").click()
-    expect(page).to_have_url(base + "/login")
+    arrive(page, base + "/login")
     page.get_by_label("Email").fill(email)
     page.get_by_label("Password").fill(PASSWORD)
     page.get_by_role("button", name="Sign in").click()
-    expect(page).to_have_url(base + "/")
+    arrive(page, base + "/")
 
     assert watch.page_errors == []
     assert watch.csp_violations() == []

@@ -10,7 +10,7 @@ import httpx
 import pytest
 from playwright.sync_api import Dialog, Locator, Page, expect
 
-from tests.browser.conftest import Watch, check_accessibility
+from tests.browser.conftest import Watch, arrive, check_accessibility
 from tests.fixtures.app import ServerFactory
 
 pytestmark = pytest.mark.browser
@@ -32,14 +32,14 @@ def test_several_keys_are_selected_and_revoked_together(
     page.get_by_label("Password", exact=True).fill(PASSWORD)
     page.get_by_label("Repeat the password").fill(PASSWORD)
     page.get_by_role("button", name="Create account").click()
-    expect(page).to_have_url(base + "/")
+    arrive(page, base + "/")
 
     keys = {}
     for name in ("alpha", "beta", "gamma"):
         page.goto(base + "/api-keys")
         page.get_by_label("Name").fill(name)
         page.get_by_role("button", name="Create key").click()
-        expect(page).to_have_url(base + "/api-keys?created=1")
+        arrive(page, base + "/api-keys?created=1")
         keys[name] = page.locator("#new-key").input_value()
     page.goto(base + "/api-keys")
 
@@ -70,7 +70,7 @@ def test_several_keys_are_selected_and_revoked_together(
     page.once("dialog", answer(True))
     revoke_selected.click()
 
-    expect(page).to_have_url(re.compile(r"/api-keys\?revoked=selected&count=2$"))
+    arrive(page, re.compile(r"/api-keys\?revoked=selected&count=2$"))
     expect(page.get_by_role("status")).to_contain_text("2 keys are revoked")
     expect(row(page, "alpha").locator(".badge")).to_have_text("revoked")
     expect(row(page, "gamma").locator(".badge")).to_have_text("revoked")
