@@ -199,3 +199,25 @@ def test_a_worker_that_segfaults_is_an_internal_error_and_not_remembered(
     [event] = [r for r in caplog.records if getattr(r, "event", None) == "compile_worker_crash"]
     assert event.name == "wasmwiz.security"
     assert event.exit == -signal.SIGSEGV  # type: ignore[attr-defined]
+
+
+def test_a_worker_imports_only_what_compiling_needs() -> None:
+    # Workers start on demand and after every crash or kill: the Sandbox, the compile pool
+    # and asyncio are the service's, and a new worker does not load them.
+    found = subprocess.run(
+        [
+            sys.executable,
+            "-I",
+            "-c",
+            f"import sys, {WORKER_MODULE}; print(' '.join(sorted(sys.modules)))",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    ).stdout.split()
+    assert WORKER_MODULE in found
+    loaded = {"asyncio", "wasmwiz.sandbox.sandbox", "wasmwiz.sandbox.compile_pool"} & set(found)
+    assert loaded == set()
+    # The package still hands out what lives in the modules it no longer imports first.
+    assert Sandbox.__module__ == "wasmwiz.sandbox.sandbox"
