@@ -9,14 +9,13 @@ from datetime import timedelta
 
 from fastapi import FastAPI
 from opentelemetry.sdk.trace import SpanProcessor
-from opentelemetry.trace import Tracer
 from sqlalchemy.exc import SQLAlchemyError
 
 from wasmwiz import __version__
 from wasmwiz.api import build_api_router
 from wasmwiz.api.docs import install_api_docs
 from wasmwiz.api.jobs import render_job
-from wasmwiz.auth import HashScheme, PasswordHasher, Purpose, derive_key
+from wasmwiz.auth import PasswordHasher, Purpose, derive_key
 from wasmwiz.config import FailMode, RateLimitBackend, Settings
 from wasmwiz.http_common.app_state import AppState
 from wasmwiz.http_common.batch_form import BatchFormReader
@@ -57,12 +56,12 @@ from wasmwiz.ratelimit.compile_budget import (
     MemoryCompileBudget,
     RedisCompileBudget,
 )
-from wasmwiz.sandbox import CompileLimits, InspectionLimits, Limits, Sandbox
+from wasmwiz.sandbox import CompileLimits, InspectionLimits, Sandbox
 from wasmwiz.scratch_dir import ScratchDir
 from wasmwiz.services.accounts import AccountService
 from wasmwiz.services.admin import AdminService
-from wasmwiz.services.api_keys import ApiKeyService, KeyEvents
 from wasmwiz.services.compile_budgets import CompileBudgets
+from wasmwiz.services.configured import api_key_service, sandbox_limits
 from wasmwiz.services.executions import ExecutionService
 from wasmwiz.services.health import HealthService
 from wasmwiz.services.job_queue import TaskQueue, build_huey
@@ -95,36 +94,6 @@ logger = logging.getLogger(__name__)
 # How long shutdown waits for the queue's running tasks; a job still running then is run
 # again elsewhere (or after the restart) once its lease runs out.
 QUEUE_STOP_SECONDS = 10.0
-
-
-def api_key_service(
-    settings: Settings,
-    *,
-    cache: KeyCache | None = None,
-    creation_limit: KeyCreationLimit | None = None,
-    events: KeyEvents | None = None,
-    tracer: Tracer | None = None,
-) -> ApiKeyService:
-    """API keys under SECRET_KEY and API_KEY_HASH_SCHEME: the server's and the CLI's."""
-    return ApiKeyService(
-        settings.secret_key,
-        hash_scheme=HashScheme(settings.api_key_hash_scheme),
-        cache=cache,
-        creation_limit=creation_limit,
-        events=events,
-        tracer=tracer,
-    )
-
-
-def sandbox_limits(settings: Settings) -> Limits:
-    return Limits(
-        timeout_seconds=settings.execution_timeout,
-        memory_bytes=settings.memory_limit,
-        max_output_bytes=settings.max_output_size,
-        files_quota_bytes=settings.files_quota,
-        files_max_entries=settings.files_max_entries,
-        files_max_output_bytes=settings.files_max_output_bytes,
-    )
 
 
 def build_rate_limiter(settings: Settings, clock: Clock) -> RateLimiter:

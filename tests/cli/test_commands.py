@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -113,3 +115,22 @@ def test_production_refuses_to_start_without_a_real_salt(
     monkeypatch.setenv("API_SALT", "short")
     assert main(["db", "upgrade"]) == 2
     assert "API_SALT" in capsys.readouterr().err
+
+
+def test_the_admin_commands_do_not_load_the_web_app() -> None:
+    # Every `wasmwiz` command is a new process: loading FastAPI and every route cost each
+    # one about a second of CPU. Only `serve` and `openapi` need the app, and import it then.
+    loaded = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys\nfrom wasmwiz.cli.main import build_parser\nbuild_parser()\n"
+            "print(' '.join(sorted(sys.modules)))",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    ).stdout.split()
+    assert "wasmwiz.cli.admin" in loaded
+    assert {"wasmwiz.app", "fastapi", "wasmwiz.api", "wasmwiz.web"} & set(loaded) == set()

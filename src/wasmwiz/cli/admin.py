@@ -16,7 +16,6 @@ from pathlib import Path
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from wasmwiz.app import api_key_service, sandbox_limits
 from wasmwiz.cli.remote_report import outcome_line
 from wasmwiz.config import Settings
 from wasmwiz.errors import WasmWizError
@@ -26,6 +25,7 @@ from wasmwiz.persistence.repositories import users as user_repository
 from wasmwiz.sandbox import ModuleRefused, Outcome, RunRequest, Sandbox
 from wasmwiz.services.accounts import AccountService
 from wasmwiz.services.api_keys import key_status
+from wasmwiz.services.configured import api_key_service, sandbox_limits
 from wasmwiz.services.principals import DEFAULT_KEY_SCOPES, parse_scopes
 
 DEMO_EMAIL = "demo@wasmwiz.local"

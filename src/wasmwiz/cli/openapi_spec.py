@@ -7,7 +7,6 @@ import json
 import sys
 from typing import Any
 
-from wasmwiz.app import create_app
 from wasmwiz.config import Settings
 
 
@@ -23,6 +22,8 @@ def render(spec: dict[str, Any]) -> str:
 
 def write_openapi(settings: Settings, args: argparse.Namespace) -> int:
     # Building the app starts nothing: the lifespan (database, sandbox) never runs here.
+    from wasmwiz.app import create_app  # the whole web app: only this command needs it
+
     text = render(create_app(settings).openapi())
     if args.output:
         with open(args.output, "w", encoding="utf-8") as file:

@@ -7,12 +7,12 @@ from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
-from wasmwiz.app import sandbox_limits
 from wasmwiz.cli.admin import _session
 from wasmwiz.config import Settings
 from wasmwiz.persistence import Database
 from wasmwiz.sandbox import Sandbox
 from wasmwiz.services import public_runtimes
+from wasmwiz.services.configured import sandbox_limits
 from wasmwiz.services.public_runtimes import RuntimeView
 
 Command = Callable[[Settings, argparse.Namespace], Coroutine[Any, Any, int]]

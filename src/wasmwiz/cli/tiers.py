@@ -8,11 +8,11 @@ from argparse import SUPPRESS
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from wasmwiz.app import api_key_service
 from wasmwiz.cli.admin import _session
 from wasmwiz.config import Settings
 from wasmwiz.persistence.models import SubscriptionTier
 from wasmwiz.services.admin import AdminService, tier_limit_fields
+from wasmwiz.services.configured import api_key_service
 
 Command = Callable[[Settings, argparse.Namespace], Coroutine[Any, Any, int]]
 Wrap = Callable[[Command], Callable[[Settings, argparse.Namespace], int]]
