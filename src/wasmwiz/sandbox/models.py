@@ -136,13 +136,20 @@ class RunResult:
     stdout_truncated: bool
     stderr_truncated: bool
     duration_seconds: float  # wall time of instantiate + _start
-    fuel_consumed: int
+    fuel_consumed: int | None  # None: not metered (the run had no fuel budget)
     memory_peak_bytes: int  # final size of the memory exported as "memory": it never shrinks
     error: str | None  # None on success, otherwise one short line
     module_sha256: str
     module_size: int  # size of the binary actually compiled
     files: tuple[CollectedFile, ...] = ()  # what `collect` matched, by path
     files_truncated: bool = False  # some matched files' content is left out (output cap)
+
+    @property
+    def fuel_consumed_is_lower_bound(self) -> bool:
+        """A metered run stopped by the deadline: the epoch interrupt stops generated code
+        before it stores its fuel register, so only the fuel counted up to its last call
+        or return is known."""
+        return self.fuel_consumed is not None and self.outcome is Outcome.TIMEOUT
 
 
 @dataclass(frozen=True, slots=True)

@@ -316,7 +316,8 @@ class ExecutionService:
         for result in results:
             outcomes[result.outcome.value] += 1
             self._metrics.execution_duration.observe(result.duration_seconds)
-            self._metrics.execution_fuel.observe(result.fuel_consumed)
+            if result.fuel_consumed is not None:  # only runs with a budget count fuel
+                self._metrics.execution_fuel.observe(result.fuel_consumed)
         for outcome, runs in outcomes.items():
             self._metrics.executions.labels(outcome, principal.tier.name).inc(runs)
 
