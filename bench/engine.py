@@ -1,11 +1,19 @@
-"""Section 1, the floor: one cached hello-world run in-process, and multi-threaded throughput."""
+"""Section 1, the floor: one cached hello-world run in-process, and multi-threaded throughput.
+
+Then what fuel metering costs the guest: SHA-256 of 1 MiB in process, without a fuel
+budget (the unmetered engine) and with one (the metered engine), interleaved.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import os
+import random
+import statistics
 import sys
 import threading
 import time
+from dataclasses import replace
 
 from bench import modules
 from bench.support import Context, Section, ms
@@ -36,18 +44,43 @@ def run(context: Context) -> Section:
         floor = samples[len(samples) // 2]
         single = _throughput(once, 1, context.seconds(3.0, 0.5))
         multi = _throughput(once, threads, context.seconds(5.0, 0.5))
+        unmetered, metered = _metering(sandbox, context.count(25, 3))
     section.row("runs timed one by one", str(len(samples)))
     section.row("median run (the floor)", ms(floor))
     section.row("p99 run", ms(samples[int(len(samples) * 0.99)]))
     section.row("throughput, 1 thread", f"{single:,.0f} runs/s")
     section.row(f"throughput, {threads} threads (= cores)", f"{multi:,.0f} runs/s")
+    section.row("SHA-256 of 1 MiB, no fuel budget (not metered), guest", ms(unmetered))
+    section.row(
+        "the same with a fuel budget (metered)", f"{ms(metered)} ({metered / unmetered:.2f}x)"
+    )
     section.figures = {
         "floor_seconds": floor,
         "threads": threads,
         "throughput_1": single,
         "throughput_cores": multi,
+        "sha256_unmetered_seconds": unmetered,
+        "sha256_metered_seconds": metered,
     }
     return section
+
+
+def _metering(sandbox: Sandbox, repeats: int) -> tuple[float, float]:
+    """Median guest time of SHA-256 over 1 MiB without and with a fuel budget, each run of
+    one followed by one of the other, so a slow patch of the machine falls on both."""
+    data = random.Random(7).randbytes(1024 * 1024)
+    expected = hashlib.sha256(data).hexdigest().encode() + b"\n"
+    budgeted = replace(SERVICE_LIMITS, max_fuel=2**63)
+    wasm = modules.sha256()
+    kinds = [(sandbox.prepare(wasm, limits), limits, []) for limits in (SERVICE_LIMITS, budgeted)]
+    for _ in range(repeats + 1):  # the first of each warms the caches; it is not counted
+        for compiled, limits, durations in kinds:
+            result = sandbox.run(compiled, RunRequest(stdin=data), limits)
+            assert result.stdout == expected, result
+            assert (result.fuel_consumed is not None) == limits.metered
+            durations.append(result.duration_seconds)
+    unmetered, metered = (statistics.median(durations[1:]) for _, _, durations in kinds)
+    return unmetered, metered
 
 
 def _throughput(once: object, threads: int, seconds: float) -> float:

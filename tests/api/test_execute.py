@@ -48,10 +48,25 @@ async def test_hello_world(client: httpx.AsyncClient, account: Account) -> None:
     assert body["error"] is None
     assert body["exit_code"] == 0
     assert body["stderr"] == ""
-    assert body["fuel_consumed"] > 0
+    assert body["fuel_consumed"] is None  # no fuel budget: not metered
+    assert body["fuel_consumed_is_lower_bound"] is False
     assert body["memory_peak_bytes"] == 65536
     assert body["output_truncated"] is False
     assert response.headers["X-Request-ID"]
+
+
+async def test_fuel_is_counted_only_for_a_run_with_a_budget(
+    client: httpx.AsyncClient, account: Account
+) -> None:
+    # The same module without, with, then without a budget: each run on its own engine,
+    # and neither engine's compiled module served to the other.
+    plain = (await execute(client, account, wat.HELLO)).json()
+    metered = (await execute(client, account, wat.HELLO, data={"max_fuel": "1000000"})).json()
+    again = (await execute(client, account, wat.HELLO)).json()
+
+    assert plain["output"] == metered["output"] == again["output"] == "Hello, WasmWiz!\n"
+    assert (plain["fuel_consumed"], again["fuel_consumed"]) == (None, None)
+    assert 0 < metered["fuel_consumed"] < 1_000_000
 
 
 async def test_execute_alias_path(client: httpx.AsyncClient, account: Account) -> None:

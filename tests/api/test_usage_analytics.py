@@ -46,15 +46,16 @@ class Known:
 
 
 # (when, key, outcome, duration ms, fuel, peak memory, module, cached); key: "test", "ci",
-# "old" (revoked) or None (the web playground).
-ROWS: list[tuple[str, str | None, str, float, int, int, str, bool]] = [
+# "old" (revoked) or None (the web playground); fuel None: a run without a fuel budget,
+# not metered.
+ROWS: list[tuple[str, str | None, str, float, int | None, int, str, bool]] = [
     ("2025-12-31T23:59:59+00:00", "test", "success", 1, 1, 1, SHA_A, False),  # before the range
     ("2026-01-15T12:00:00+00:00", "ci", "success", 60, 600, 600, SHA_C, False),
     ("2026-01-31T23:00:00+00:00", "ci", "trap", 20, 200, 3000, SHA_A, False),
     ("2026-01-31T23:59:59+00:00", "test", "success", 10, 100, 1000, SHA_A, False),
     ("2026-02-01T00:00:00+00:00", "test", "success", 30, 300, 2000, SHA_B, True),
     ("2026-02-01T00:59:59.999999+00:00", "old", "timeout", 40, 400, 4000, SHA_B, False),
-    ("2026-02-01T01:00:00+00:00", None, "exit_nonzero", 50, 500, 500, SHA_A, False),
+    ("2026-02-01T01:00:00+00:00", None, "exit_nonzero", 50, None, 500, SHA_A, False),
     ("2026-02-28T23:59:59+00:00", "test", "fuel_exhausted", 70, 700, 700, SHA_C, False),
     ("2026-03-01T00:00:00+00:00", "test", "success", 1, 1, 1, SHA_A, False),  # after it
 ]
@@ -175,7 +176,7 @@ async def test_by_day_months_meet_at_utc_midnight_as_the_daily_quota_resets(
         "outcomes": {"exit_nonzero": 1, "success": 1, "timeout": 1},
         "cached": 1,
         "wall_time_ms": 120.0,
-        "fuel_consumed": 1200,
+        "fuel_consumed": 700,  # the unmetered run adds nothing
         "memory_peak_bytes_max": 4000,
         "input_bytes": 3,
         "output_bytes": 6,

@@ -14,6 +14,7 @@ from sqlalchemy import Connection, inspect, text
 from sqlalchemy.pool import QueuePool
 
 from tests.fixtures.database import run_outside_loop
+from tests.persistence.factories import make_user, usage_record
 from wasmwiz.persistence import Base, Database
 from wasmwiz.persistence.database import create_engine
 from wasmwiz.persistence.migrate import (
@@ -28,6 +29,7 @@ from wasmwiz.persistence.migrate import (
     upgrade,
     upgrade_async,
 )
+from wasmwiz.persistence.repositories import usage_logs
 
 T = TypeVar("T")
 
@@ -99,6 +101,41 @@ async def test_upgrade_downgrade_upgrade(database_url: str) -> None:
     await upgrade_async(database_url)
     assert await current_async(database_url) == head()
     assert await _schema(database_url) == (TABLES, SEEDED_TIERS)
+
+
+@pytest.mark.anyio
+async def test_unmetered_runs_keep_a_null_fuel_figure_until_a_downgrade(database_url: str) -> None:
+    # 0012: a run without a fuel budget records NULL; the schema before has no NULL to
+    # hold, so going back writes 0 and the column is NOT NULL again.
+    await upgrade_async(database_url)
+    database = Database(database_url)
+    try:
+        async with database.session() as session:
+            user = await make_user(session)
+            records = [usage_record(user.id, fuel_consumed=fuel) for fuel in (None, 7)]
+            await usage_logs.insert_many(session, records)
+            await session.commit()
+    finally:
+        await database.dispose()
+
+    def figures(connection: Connection) -> tuple[list[int | None], bool]:
+        rows = connection.execute(text("SELECT fuel_consumed FROM usage_logs ORDER BY 1"))
+        [column] = [
+            column
+            for column in inspect(connection).get_columns("usage_logs")
+            if column["name"] == "fuel_consumed"
+        ]
+        return [row[0] for row in rows], bool(column["nullable"])
+
+    head_figures = await _on_connection(database_url, figures)
+    assert sorted(head_figures[0], key=lambda fuel: fuel or 0) == [None, 7]
+    assert head_figures[1] is True
+
+    await downgrade_async(database_url, "0011")
+    assert await _on_connection(database_url, figures) == ([0, 7], False)
+
+    await upgrade_async(database_url)
+    assert await _on_connection(database_url, figures) == ([0, 7], True)
 
 
 def test_sync_api_from_code_without_an_event_loop(database_url: str) -> None:

@@ -83,6 +83,15 @@ async def test_insert_many_stores_every_field(db_session: AsyncSession) -> None:
     assert (stored.input_size, stored.output_size, stored.stderr_size) == (3, 5, 0)
 
 
+async def test_a_run_without_a_fuel_budget_is_stored_as_not_metered(
+    db_session: AsyncSession,
+) -> None:
+    user = await make_user(db_session)
+    await usage_logs.insert_many(db_session, [usage_record(user.id, fuel_consumed=None)])
+    (stored,) = await usage_logs.recent_for_user(db_session, user.id)
+    assert stored.fuel_consumed is None  # NULL (migration 0012), not 0
+
+
 async def test_count_for_user_in_a_time_range(db_session: AsyncSession) -> None:
     user = await make_user(db_session)
     other = await make_user(db_session)

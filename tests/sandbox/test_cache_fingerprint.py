@@ -25,6 +25,7 @@ def fingerprint(**changes: object) -> str:
         "max_memory_bytes": 128 * MiB,
         "inspection": InspectionLimits(),
         "features": DEFAULT_FEATURES,
+        "metered": False,
         "version": "1.2.3",
         "rules_version": RULES_VERSION,
     }
@@ -32,10 +33,11 @@ def fingerprint(**changes: object) -> str:
     return _cache_fingerprint(**arguments)  # type: ignore[arg-type]
 
 
-def test_the_fingerprint_covers_features_version_and_rules() -> None:
+def test_the_fingerprint_covers_features_metering_version_and_rules() -> None:
     variants = {
         "base": fingerprint(),
         "features": fingerprint(features=DEFAULT_FEATURES | {"exceptions"}),
+        "fuel metering": fingerprint(metered=True),
         "version": fingerprint(version="1.2.4"),
         "rules version": fingerprint(rules_version=RULES_VERSION + 1),
         "an inspection bound": fingerprint(inspection=InspectionLimits(max_types=9_999)),

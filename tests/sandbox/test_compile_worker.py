@@ -143,7 +143,7 @@ def test_a_python_memory_error_in_the_worker_exits_as_out_of_memory() -> None:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )
-    stdout, stderr = worker.communicate(REQUEST.pack(1000, 4 << 30), timeout=60)
+    stdout, stderr = worker.communicate(REQUEST.pack(1000, 4 << 30, False), timeout=60)
 
     assert worker.returncode == EXIT_OUT_OF_MEMORY, stderr.decode()
     assert stdout == b""  # no reply, and no traceback on the protocol's stream

@@ -268,7 +268,8 @@ def test_a_symlinked_root_is_refused_at_start(tmp_path: Path) -> None:
 def test_a_symlinked_fingerprint_directory_is_refused_at_start(tmp_path: Path) -> None:
     cache, outside = tmp_path / "cache", tmp_path / "outside"
     run_once(cache, 12)
-    [fingerprint_dir] = [path for path in cache.iterdir() if path.is_dir()]
+    # The unmetered engine's directory, which holds the record (each engine has its own).
+    fingerprint_dir = artifact_of(cache, variant(12)).parent
     outside.mkdir(mode=0o700)
     for path in fingerprint_dir.iterdir():
         os.replace(path, outside / path.name)  # a valid record, moved out of the cache

@@ -24,7 +24,7 @@ MARGIN_SECONDS = 0.35  # epoch tick granularity plus scheduling noise on a busy 
 
 
 def run(sandbox: Sandbox, wat: bytes, limits: Limits = SHORT, **request: object) -> RunResult:
-    return sandbox.run(sandbox.prepare(wat), RunRequest(**request), limits)  # type: ignore[arg-type]
+    return sandbox.run(sandbox.prepare(wat, limits), RunRequest(**request), limits)  # type: ignore[arg-type]
 
 
 def test_hello_world(sandbox: Sandbox) -> None:
@@ -36,7 +36,7 @@ def test_hello_world(sandbox: Sandbox) -> None:
     assert result.stderr == b""
     assert not result.stdout_truncated
     assert result.error is None
-    assert result.fuel_consumed > 0
+    assert result.fuel_consumed is None  # no fuel budget: not metered
     assert result.memory_peak_bytes == 65536
     assert len(result.module_sha256) == 64
     assert result.module_size > 0
@@ -233,6 +233,14 @@ def test_fuel_budget_is_fuel_exhausted(sandbox: Sandbox) -> None:
     assert result.outcome is Outcome.FUEL_EXHAUSTED
     assert result.fuel_consumed == 10_000
     assert result.duration_seconds < 2.5  # stopped by fuel, not by the 5 s deadline
+
+
+def test_a_budget_larger_than_the_run_needs_counts_its_fuel(sandbox: Sandbox) -> None:
+    result = run(sandbox, load_example("hello"), Limits(timeout_seconds=5, max_fuel=10**9))
+
+    assert result.outcome is Outcome.SUCCESS
+    assert result.fuel_consumed is not None
+    assert 0 < result.fuel_consumed < 10**9
 
 
 def test_out_of_bounds_pointers_get_errnos_not_crashes(sandbox: Sandbox) -> None:

@@ -3,6 +3,8 @@ not add up is refused, not misread."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from wasmwiz.sandbox import Outcome, RunResult
@@ -35,6 +37,11 @@ RESULT = RunResult(
 
 def test_a_result_round_trips() -> None:
     assert decode_result(encode_result(RESULT)) == RESULT
+
+
+def test_an_unmetered_results_fuel_round_trips_as_none() -> None:
+    unmetered = replace(RESULT, fuel_consumed=None)
+    assert decode_result(encode_result(unmetered)).fuel_consumed is None
 
 
 def test_a_request_round_trips_with_its_files() -> None:

@@ -118,6 +118,9 @@ async def test_usage_api_reports_runs_from_keys_and_the_playground(
         )
         assert run.status_code == 200, run.text
         assert run.json()["stdout"]["text"] == "Hello, WasmWiz!\n"
+        # No fuel budget: not metered, which the page shows as such.
+        assert run.json()["fuel_consumed"] is None
+        assert run.json()["fuel_consumed_is_lower_bound"] is False
         key = (await http.post("/generate-key", data={"name": "script", "csrf_token": token})).text
         plaintext = key.split('id="new-key" class="code" type="text" readonly value="')[1][:46]
         headers = {"Authorization": f"Bearer {plaintext}"}

@@ -132,16 +132,23 @@ async def test_the_error_guide_s_example_is_what_the_server_sends(
 async def test_fuel_after_a_timeout_is_named_a_lower_bound(
     server_factory: ServerFactory, account_headers: dict[str, str]
 ) -> None:
+    # Fuel is counted only with a budget: a budget far beyond what the loop can burn in
+    # 0.5 s, so the deadline stops it with the count a lower bound.
     server = server_factory(execution_timeout=0.5)
+    budget = {"max_fuel": str(10**15)}
     async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
-        spun = await http.post(
-            "/api/v1/execute",
-            headers=account_headers,
-            files={"wasm": ("spin.wat", wat.INFINITE_LOOP.encode())},
-        )
-        ran = await http.post(
-            "/api/v1/execute", headers=account_headers, files={"wasm": ("m.wat", wat.HELLO)}
-        )
+
+        async def execute(module: str, data: dict[str, str]) -> httpx.Response:
+            return await http.post(
+                "/api/v1/execute",
+                headers=account_headers,
+                files={"wasm": ("m.wat", module.encode())},
+                data=data,
+            )
+
+        spun = await execute(wat.INFINITE_LOOP, budget)
+        ran = await execute(wat.HELLO, budget)
+        unmetered = await execute(wat.INFINITE_LOOP, {})
     assert spun.json()["status"] == "timeout"
     assert spun.json()["fuel_consumed_is_lower_bound"] is True
     assert ran.json()["status"] == "success"
@@ -149,3 +156,9 @@ async def test_fuel_after_a_timeout_is_named_a_lower_bound(
     assert ran.json()["fuel_consumed"] > 0
     result = ExecutionResult.from_response(spun.json(), spun.headers)
     assert result.fuel_consumed_is_lower_bound
+    # Without a budget nothing is counted: no figure, so no bound of anything.
+    assert unmetered.json()["status"] == "timeout"
+    assert unmetered.json()["fuel_consumed"] is None
+    assert unmetered.json()["fuel_consumed_is_lower_bound"] is False
+    result = ExecutionResult.from_response(unmetered.json(), unmetered.headers)
+    assert (result.fuel_consumed, result.fuel_consumed_is_lower_bound) == (None, False)

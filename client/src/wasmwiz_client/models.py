@@ -94,7 +94,9 @@ class ExecutionResult:
     exit_code: int | None
     error: str | None
     duration_ms: float
-    fuel_consumed: int  # after a timeout, a lower bound: see fuel_consumed_is_lower_bound
+    # None: not metered (a run without a fuel budget). After a timeout, a lower bound:
+    # see fuel_consumed_is_lower_bound.
+    fuel_consumed: int | None
     memory_peak_bytes: int
     stdout_truncated: bool
     stderr_truncated: bool
@@ -135,6 +137,7 @@ class ExecutionResult:
     def from_response(cls, body: Mapping[str, Any], headers: Mapping[str, str]) -> ExecutionResult:
         encoding = body.get("encoding", "utf-8")
         status = str(body["status"])
+        fuel_consumed = body.get("fuel_consumed")
         return cls(
             execution_id=uuid.UUID(str(body["execution_id"])),
             status=Outcome(status) if status in Outcome._value2member_map_ else status,
@@ -143,14 +146,17 @@ class ExecutionResult:
             exit_code=body.get("exit_code"),
             error=body.get("error"),
             duration_ms=float(body["duration_ms"]),
-            fuel_consumed=int(body["fuel_consumed"]),
+            fuel_consumed=None if fuel_consumed is None else int(fuel_consumed),
             memory_peak_bytes=int(body["memory_peak_bytes"]),
             stdout_truncated=bool(body["output_truncated"]),
             stderr_truncated=bool(body["stderr_truncated"]),
             request_id=headers.get("x-request-id"),
             rate_limit=RateLimit.from_headers(headers),
             fuel_consumed_is_lower_bound=bool(
-                body.get("fuel_consumed_is_lower_bound", status == Outcome.TIMEOUT)
+                body.get(
+                    "fuel_consumed_is_lower_bound",
+                    fuel_consumed is not None and status == Outcome.TIMEOUT,
+                )
             ),
             cached=bool(body.get("cached", False)),
             files=tuple(CollectedFile.from_response(item) for item in body.get("files") or ()),

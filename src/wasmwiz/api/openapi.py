@@ -301,7 +301,7 @@ def _execution_example(status: str, **fields: Any) -> dict[str, Any]:
         "stderr": "",
         "exit_code": 0,
         "duration_ms": 0.412,
-        "fuel_consumed": 45,
+        "fuel_consumed": None,  # no fuel budget: not metered
         "fuel_consumed_is_lower_bound": False,
         "memory_peak_bytes": 65536,
         "output_truncated": False,
@@ -330,6 +330,7 @@ _EXECUTION_EXAMPLES: dict[str, Any] = {
         output="",
         exit_code=None,
         duration_ms=5000.9,
+        fuel_consumed=8400000000,  # a run with a fuel budget: counted, up to a lower bound
         fuel_consumed_is_lower_bound=True,
         error="The run passed the 5 s time limit.",
     ),

@@ -34,13 +34,16 @@ class ExecutionResponse(BaseModel):
     stderr: str = Field(description="stderr, encoded like `output`.")
     exit_code: int | None = Field(description="The guest's exit code; null when it trapped.")
     duration_ms: float
-    fuel_consumed: int = Field(
-        description="WebAssembly fuel (roughly instructions) used. After a `timeout` only a "
-        "lower bound: what was counted up to the guest's last call or return (0 for a loop "
-        "that never calls); `fuel_consumed_is_lower_bound` says so."
+    fuel_consumed: int | None = Field(
+        description="WebAssembly fuel (roughly instructions) used, counted only for a run "
+        "with a fuel budget (`max_fuel`, or the tier's): null for any other run, which is "
+        "not metered. After a `timeout` only a lower bound: what was counted up to the "
+        "guest's last call or return (0 for a loop that never calls); "
+        "`fuel_consumed_is_lower_bound` says so."
     )
     fuel_consumed_is_lower_bound: bool = Field(
-        description="True when `fuel_consumed` is a lower bound (the run hit the time limit)."
+        description="True when `fuel_consumed` is a lower bound (a metered run hit the time "
+        "limit); false when it is exact or null."
     )
     memory_peak_bytes: int = Field(description="Peak size of the guest's linear memory.")
     output_truncated: bool
@@ -81,8 +84,7 @@ class ExecutionResponse(BaseModel):
             exit_code=result.exit_code,
             duration_ms=round(result.duration_seconds * 1000, 3),
             fuel_consumed=result.fuel_consumed,
-            # The epoch interrupt stops generated code before it stores its fuel register.
-            fuel_consumed_is_lower_bound=result.outcome is Outcome.TIMEOUT,
+            fuel_consumed_is_lower_bound=result.fuel_consumed_is_lower_bound,
             memory_peak_bytes=result.memory_peak_bytes,
             output_truncated=result.stdout_truncated,
             stderr_truncated=result.stderr_truncated,

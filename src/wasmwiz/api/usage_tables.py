@@ -143,7 +143,10 @@ class UsageRowOut(BaseModel):
     outcomes: dict[str, int] = Field(description="Executions per outcome (`status`).")
     cached: int = Field(description="Of them, answered from the result cache.")
     wall_time_ms: float = Field(description="Wall-clock time of the runs, in all.")
-    fuel_consumed: int = Field(description="Fuel burned, in all.")
+    fuel_consumed: int = Field(
+        description="Fuel burned, in all, by the runs with a fuel budget: a run without one "
+        "is not metered and adds nothing."
+    )
     memory_peak_bytes_max: int = Field(description="The largest peak memory of one run.")
     input_bytes: int = Field(description="stdin bytes, in all.")
     output_bytes: int = Field(description="stdout bytes, in all.")

@@ -186,7 +186,7 @@ class Metrics:
         )
         self.execution_fuel = Histogram(
             "wasmwiz_execution_fuel",
-            "Fuel consumed per execution.",
+            "Fuel consumed per execution with a fuel budget (others are not metered).",
             buckets=(1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10),
             registry=self.registry,
         )

@@ -213,7 +213,8 @@ class UsageLog(Base):
     output_size: Mapped[int] = mapped_column(Integer)
     stderr_size: Mapped[int] = mapped_column(Integer)
     memory_peak_bytes: Mapped[int] = mapped_column(BigInteger)
-    fuel_consumed: Mapped[int] = mapped_column(BigInteger)
+    # Migration 0012: NULL for a run without a fuel budget, which is not metered.
+    fuel_consumed: Mapped[int | None] = mapped_column(BigInteger)
     # Migration 0008: the batch this run was a case of; NULL for a single run.
     batch_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, index=True)
     # Migration 0009: answered from the result cache, without a run; the figures are

@@ -1,11 +1,13 @@
 """The on-disk level of the compiled-module cache: serialized artifacts the service wrote.
 
-Layout: `<root>/<fingerprint>/<sha256>.cwasm` with a `<sha256>.json` beside it holding
-what the runner needs to know about the module and a MAC over the fingerprint, digest,
-metadata and artifact: BLAKE3 in its keyed mode, which is built to be a MAC (about twice
-as fast as HMAC-SHA256 here, even with the CPU's SHA extensions). The key is the caller's
-(the service derives it from its configured secret) and is never stored on disk, so
-whoever can read or write the directory still cannot make an artifact that verifies.
+Layout: `<root>/<fingerprint>/<sha256>.cwasm` (a fingerprint per engine: the metered
+and the unmetered one compile a module differently) with a `<sha256>.json` beside it
+holding what the runner needs to know about the module and a MAC over the fingerprint,
+digest, metadata and artifact: BLAKE3 in its keyed mode, which is built to be a MAC
+(about twice as fast as HMAC-SHA256 here, even with the CPU's SHA extensions). The key is
+the caller's (the service derives it from its configured secret) and is never stored on
+disk, so whoever can read or write the directory still cannot make an artifact that
+verifies.
 
 Nothing on disk is trusted. The root is opened once, without following a symlink, and
 must be a directory this user owns that group and others cannot write; every later

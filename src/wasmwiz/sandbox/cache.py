@@ -9,9 +9,12 @@ from concurrent.futures import Future
 
 from wasmwiz.sandbox.compiler import CompiledModule
 
+CacheKey = tuple[str, bool]  # the module's SHA-256, and whether compiled for metered runs
+
 
 class ModuleCache:
-    """Compiled modules keyed by the SHA-256 of the submitted bytes.
+    """Compiled modules keyed by the SHA-256 of the submitted bytes and the engine they
+    were compiled for (metered or not): one engine's module is never the other's.
 
     Concurrent requests for the same key share one compilation: the first caller
     compiles, the others wait for its result (or its ModuleRefused). Rejections are not
@@ -21,8 +24,8 @@ class ModuleCache:
 
     def __init__(self, max_bytes: int) -> None:
         self._max_bytes = max_bytes
-        self._entries: OrderedDict[str, CompiledModule] = OrderedDict()
-        self._pending: dict[str, Future[CompiledModule]] = {}
+        self._entries: OrderedDict[CacheKey, CompiledModule] = OrderedDict()
+        self._pending: dict[CacheKey, Future[CompiledModule]] = {}
         self._bytes = 0
         self._lock = threading.Lock()
         self.hits = 0
@@ -36,7 +39,9 @@ class ModuleCache:
     def total_bytes(self) -> int:
         return self._bytes
 
-    def get_or_compile(self, key: str, compile_: Callable[[], CompiledModule]) -> CompiledModule:
+    def get_or_compile(
+        self, key: CacheKey, compile_: Callable[[], CompiledModule]
+    ) -> CompiledModule:
         with self._lock:
             cached = self._entries.get(key)
             if cached is not None:
@@ -65,7 +70,7 @@ class ModuleCache:
         mine.set_result(compiled)
         return compiled
 
-    def _insert(self, key: str, compiled: CompiledModule) -> None:
+    def _insert(self, key: CacheKey, compiled: CompiledModule) -> None:
         if compiled.cost > self._max_bytes:
             return  # would evict everything and still not fit
         self._entries[key] = compiled

@@ -112,11 +112,11 @@ class _Worker:
         self._stdout_fd = self.process.stdout.fileno()
         self.peak_rss_bytes = 0
 
-    def compile(self, binary: bytes | memoryview) -> tuple[int, bytes]:
+    def compile(self, binary: bytes | memoryview, metered: bool) -> tuple[int, bytes]:
         budget = self._limits.timeout_seconds
         deadline = time.monotonic() + budget * WALL_CLOCK_FACTOR + 1
         try:
-            self._stdin.write(REQUEST.pack(round(budget * 1000), len(binary)))
+            self._stdin.write(REQUEST.pack(round(budget * 1000), len(binary), metered))
             self._stdin.write(binary)
             self._stdin.flush()
         except (BrokenPipeError, OSError):
@@ -235,8 +235,9 @@ class CompilePool:
                 self._live += 1
                 self._available.notify()
 
-    def compile(self, data: bytes | memoryview) -> CompileOutput:
-        """Check and compile `data` (as submitted: binary or text) in a worker.
+    def compile(self, data: bytes | memoryview, *, metered: bool) -> CompileOutput:
+        """Check and compile `data` (as submitted: binary or text) in a worker, for the
+        fuel-metered engine or the unmetered one.
 
         Raises ModuleRefused when a check refuses the module or the worker overran its
         limits (compile_timeout, compile_memory_limit), and CompileWorkerCrashed when the
@@ -248,7 +249,7 @@ class CompilePool:
         worker = self._acquire()
         cpu_started = _cpu_seconds(worker)
         try:
-            status, payload = worker.compile(data)
+            status, payload = worker.compile(data, metered)
         except _WorkerGone as gone:
             if account is not None:  # overran or crashed: charged its whole CPU limit
                 account.charge(self._limits.timeout_seconds)

@@ -1,9 +1,10 @@
 """The byte protocol between the service and its compile workers, shared by both sides.
 
 A worker is started with its rules (`WorkerRules`, as JSON in its one argument): the
-checks every module must pass and the engine's features. A request is a header (CPU
-budget in milliseconds, payload length) and the submitted bytes, binary or text, as the
-client sent them. A reply is a header (status, payload length) and either the module's
+checks every module must pass and the engines' features. A request is a header (CPU
+budget in milliseconds, payload length, and whether to compile for the fuel-metered
+engine or the unmetered one: their artifacts differ) and the submitted bytes, binary or
+text, as the client sent them. A reply is a header (status, payload length) and either the module's
 metadata and wasmtime's serialized artifact, or a refusal: its code and message as JSON.
 """
 
@@ -17,7 +18,7 @@ from dataclasses import dataclass
 from wasmwiz.problem_codes import MODULE_REFUSALS
 from wasmwiz.sandbox.models import InspectionLimits, ModuleRefused
 
-REQUEST = struct.Struct("<QQ")
+REQUEST = struct.Struct("<QQ?")
 REPLY = struct.Struct("<BQ")
 # Before a compiled artifact: the binary's size, its declared minimum memory in bytes
 # and its largest declared table minimum (what the runner needs to know of it).

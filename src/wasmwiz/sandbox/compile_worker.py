@@ -88,15 +88,20 @@ def check_and_compile(data: bytes, rules: WorkerRules, engine: wasmtime.Engine) 
     return meta + bytes(artifact)
 
 
-def serve(
-    requests: BinaryIO, replies: BinaryIO, engine: wasmtime.Engine, rules: WorkerRules
-) -> None:
+def serve(requests: BinaryIO, replies: BinaryIO, rules: WorkerRules) -> None:
+    # The metered and the unmetered engine, each made on its first request.
+    engines: dict[bool, wasmtime.Engine] = {}
     while (header := _read_exact(requests, REQUEST.size)) is not None:
-        budget_ms, length = REQUEST.unpack(header)
+        budget_ms, length, metered = REQUEST.unpack(header)
         data = _read_exact(requests, length)
         if data is None:
             return
         _limit_cpu(budget_ms / 1000)
+        engine = engines.get(metered)
+        if engine is None:
+            engine = engines[metered] = wasmtime.Engine(
+                engine_config(rules.extra_features, metered=metered)
+            )
         payload: bytes
         try:
             status, payload = STATUS_COMPILED, check_and_compile(data, rules, engine)
@@ -123,9 +128,8 @@ def main(argv: list[str]) -> None:
     # library prints can corrupt the protocol.
     replies = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)
-    engine = wasmtime.Engine(engine_config(rules.extra_features))
     try:
-        serve(sys.stdin.buffer, replies, engine, rules)
+        serve(sys.stdin.buffer, replies, rules)
     except MemoryError:
         # Python's own allocations hit RLIMIT_AS (wasmtime's abort instead): say so by
         # the exit status, at once, without the traceback's further allocations.

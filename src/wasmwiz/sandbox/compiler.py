@@ -6,7 +6,12 @@ header, then a compile worker process, which does everything whose cost grows wi
 module (text conversion, the pre-compile inspection, wasmtime's validator, compilation)
 under its CPU and memory limits. Its artifact, given a cache directory, is stored on disk
 and loaded from there. A module that overran a compile limit is remembered by its digest
-and refused at once next time; a worker crash is not a verdict and is not remembered.
+and engine, and refused at once next time; a worker crash is not a verdict and is not
+remembered.
+
+Every module is compiled for one of the two engines (engine.py), the fuel-metered one or
+the unmetered one, and only ever runs on it: the compile request names it, and the disk
+cache keeps each engine's artifacts under that engine's own fingerprint.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ from wasmwiz.sandbox.engine import (
     DEFAULT_FEATURES,
     MAX_TABLE_ELEMENTS,
     EngineContext,
+    WasmEngine,
     config_fingerprint,
 )
 from wasmwiz.sandbox.models import CompileLimits, InspectionLimits, ModuleRefused, SandboxError
@@ -47,14 +53,17 @@ _COMPILE_LIMIT_CODES = frozenset({ProblemCode.COMPILE_TIMEOUT, ProblemCode.COMPI
 
 @dataclass(frozen=True, slots=True)
 class CompiledModule:
-    """An opaque handle on a validated, compiled WasmModule; `sha256` and `size` are public.
+    """An opaque handle on a validated, compiled WasmModule; `sha256`, `size` and `metered`
+    are public.
 
     `sha256` is the digest of the bytes as submitted (text or binary); `size` is the
-    length of the binary that was compiled.
+    length of the binary that was compiled; `metered`: compiled for the fuel-metered
+    engine, so it runs only with a fuel budget (and without one otherwise).
     """
 
     sha256: str
     size: int
+    metered: bool
     min_memory_bytes: int = field(repr=False)
     min_table_elements: int = field(repr=False)
     artifact_bytes: int = field(repr=False)
@@ -74,21 +83,23 @@ def _cache_fingerprint(
     inspection: InspectionLimits,
     features: frozenset[str],
     *,
+    metered: bool,
     version: str = __version__,
     rules_version: int = validation.RULES_VERSION,
 ) -> str:
     """The disk cache's key beyond the module: the engine, and what the checks accepted.
 
     A disk hit skips every check that ran before the module was compiled, so an artifact
-    is only reused under the same acceptance rules: the engine (options, features,
-    wasmtime, machine), WasmWiz's version, and the digest of its validation rules (the
-    limits, the inspection bounds, the feature set, the rules' own version). After any of
-    them changes, every module is checked (and compiled) again rather than loaded past a
-    rule it would now break.
+    is only reused under the same acceptance rules and for the engine it was compiled
+    for: the engine (options, fuel metering among them, features, wasmtime, machine),
+    WasmWiz's version, and the digest of its validation rules (the limits, the inspection
+    bounds, the feature set, the rules' own version). After any of them changes, every
+    module is checked (and compiled) again rather than loaded past a rule it would now
+    break.
     """
     accepted_under = json.dumps(
         {
-            "engine": config_fingerprint(features - DEFAULT_FEATURES),
+            "engine": config_fingerprint(features - DEFAULT_FEATURES, metered=metered),
             "wasmwiz": version,
             "rules": validation.rules_digest(
                 inspection,
@@ -128,19 +139,28 @@ class Compiler:
         self._max_module_bytes = max_module_bytes
         self._max_memory_bytes = max_memory_bytes
         self._inspection = inspection
-        self.fingerprint = _cache_fingerprint(
-            max_module_bytes, max_memory_bytes, inspection, context.features
-        )
-        self._store = (
-            ArtifactStore(
-                cache_dir,
-                disk_cache_max_bytes,
-                self.fingerprint,
-                mac_key=_required(cache_mac_key),
+        # Each engine's artifacts under its own fingerprint (a directory of the disk cache).
+        fingerprints = {
+            metered: _cache_fingerprint(
+                max_module_bytes, max_memory_bytes, inspection, context.features, metered=metered
             )
-            if cache_dir is not None
-            else None
-        )
+            for metered in (False, True)
+        }
+        self.fingerprint = hashlib.sha256(
+            json.dumps(sorted(fingerprints.values())).encode()
+        ).hexdigest()[:32]
+        self._stores: dict[bool, ArtifactStore] = {}
+        if cache_dir is not None:
+            key = _required(cache_mac_key)
+            try:
+                for metered, fingerprint in fingerprints.items():
+                    self._stores[metered] = ArtifactStore(
+                        cache_dir, disk_cache_max_bytes, fingerprint, mac_key=key
+                    )
+            except BaseException:
+                for store in self._stores.values():
+                    store.close()
+                raise
         rules = WorkerRules(
             address_space_bytes=compile_limits.memory_bytes,
             max_module_bytes=max_module_bytes,
@@ -150,7 +170,7 @@ class Compiler:
             extra_features=context.extra_features,
         )
         self._pool = CompilePool(compile_limits, rules, command=worker_command)
-        self._refused: OrderedDict[str, ModuleRefused] = OrderedDict()
+        self._refused: OrderedDict[tuple[str, bool], ModuleRefused] = OrderedDict()
         self._lock = threading.Lock()
 
     @property
@@ -171,13 +191,16 @@ class Compiler:
 
     @property
     def disk_hits(self) -> int:
-        return self._store.hits if self._store is not None else 0
+        return sum(store.hits for store in self._stores.values())
 
-    def compile(self, data: bytes | memoryview, sha256: str) -> CompiledModule:
-        """Run every check and compile (or load from disk). Raises ModuleRefused."""
-        return self._compile(sha256, lambda: data)
+    def compile(self, data: bytes | memoryview, sha256: str, *, metered: bool) -> CompiledModule:
+        """Run every check and compile (or load from disk) for the metered or the unmetered
+        engine. Raises ModuleRefused."""
+        return self._compile(sha256, lambda: data, metered)
 
-    def compile_stored(self, sha256: str, load: Callable[[], bytes]) -> CompiledModule:
+    def compile_stored(
+        self, sha256: str, load: Callable[[], bytes], *, metered: bool
+    ) -> CompiledModule:
         """As `compile`, for bytes kept elsewhere under their digest `sha256`: `load` is
         called only when the disk cache does not hold the module. Bytes that are not what
         their digest says are a fault of the store, not a refusal (SandboxError)."""
@@ -189,41 +212,51 @@ class Compiler:
             check_size(data, self._max_module_bytes)
             return data
 
-        return self._compile(sha256, loaded)
+        return self._compile(sha256, loaded, metered)
 
-    def _compile(self, sha256: str, source: Callable[[], bytes | memoryview]) -> CompiledModule:
+    def _compile(
+        self, sha256: str, source: Callable[[], bytes | memoryview], metered: bool
+    ) -> CompiledModule:
         with self._lock:
-            refused = self._refused.get(sha256)
+            refused = self._refused.get((sha256, metered))
         if refused is not None:
             raise ModuleRefused(refused.code, refused.message)
-        engine = self._context.engine
-        if self._store is not None:
-            loaded = self._store.load(engine, sha256)
+        engine = self._context.engine_for(metered)
+        store = self._stores.get(metered)
+        if store is not None:
+            loaded = store.load(engine.engine, sha256)
             if loaded is not None:
                 note_prepared(Prepared.DISK)
-                return self._finish(sha256, loaded.meta, loaded.wasm_module, loaded.artifact_bytes)
+                return self._finish(
+                    sha256, engine, loaded.meta, loaded.wasm_module, loaded.artifact_bytes
+                )
         data = source()
         # The header alone, copied: `data` may be a view of the request's buffer.
         validation.check_header(bytes(data[:HEADER_SIZE]))
         try:
-            output = self._pool.compile(data)
+            output = self._pool.compile(data, metered=metered)
         except ModuleRefused as exc:
             if exc.code in _COMPILE_LIMIT_CODES:
-                self._remember(sha256, exc)
+                self._remember((sha256, metered), exc)
             raise
         meta, artifact = output.meta, output.artifact
-        if self._store is not None:
-            wasm_module = self._store.save(engine, sha256, artifact, meta)
+        if store is not None:
+            wasm_module = store.save(engine.engine, sha256, artifact, meta)
         else:
-            wasm_module = wasmtime.Module.deserialize(engine, artifact)
-        return self._finish(sha256, meta, wasm_module, len(artifact))
+            wasm_module = wasmtime.Module.deserialize(engine.engine, artifact)
+        return self._finish(sha256, engine, meta, wasm_module, len(artifact))
 
     def _finish(
-        self, sha256: str, meta: ArtifactMeta, wasm_module: wasmtime.Module, artifact_bytes: int
+        self,
+        sha256: str,
+        engine: WasmEngine,
+        meta: ArtifactMeta,
+        wasm_module: wasmtime.Module,
+        artifact_bytes: int,
     ) -> CompiledModule:
         try:
             # Resolving imports once per module and process, not per run.
-            instance_pre = self._context.linker.instantiate_pre(wasm_module)
+            instance_pre = engine.linker.instantiate_pre(wasm_module)
         except wasmtime.WasmtimeError as exc:
             # The inspection accepted every import's name: this is a signature mismatch.
             raise ModuleRefused(
@@ -232,6 +265,7 @@ class Compiler:
         return CompiledModule(
             sha256=sha256,
             size=meta.size,
+            metered=engine.metered,
             min_memory_bytes=meta.min_memory_bytes,
             min_table_elements=meta.min_table_elements,
             artifact_bytes=artifact_bytes,
@@ -239,9 +273,9 @@ class Compiler:
             instance_pre=instance_pre,
         )
 
-    def _remember(self, sha256: str, refusal: ModuleRefused) -> None:
+    def _remember(self, key: tuple[str, bool], refusal: ModuleRefused) -> None:
         with self._lock:
-            self._refused[sha256] = refusal
+            self._refused[key] = refusal
             while len(self._refused) > _REMEMBERED_REFUSALS:
                 self._refused.popitem(last=False)
 
@@ -250,8 +284,8 @@ class Compiler:
 
     def close(self) -> None:
         self._pool.close()
-        if self._store is not None:
-            self._store.close()
+        for store in self._stores.values():
+            store.close()
 
 
 def _required(cache_mac_key: bytes | None) -> bytes:

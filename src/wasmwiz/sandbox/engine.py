@@ -1,4 +1,11 @@
-"""The shared wasmtime Engine and Linker, the epoch ticker, and per-run Store setup."""
+"""The shared wasmtime Engines and Linkers, the epoch ticker, and per-run Store setup.
+
+Two Engines, alike but for fuel metering: a run with a fuel budget (`Limits.metered`) runs
+on the metered one, every other run on the unmetered one, which does not pay for counting
+fuel (about a fifth of the guest's time) and is stopped by the epoch deadline alone. Code
+compiled for one Engine cannot run on the other: each compiled module belongs to one
+(`CompiledModule.metered`), and every cache keys modules by it.
+"""
 
 from __future__ import annotations
 
@@ -27,11 +34,11 @@ __all__ = [
     "OPTIONAL_FEATURES",
     "PROPOSALS",
     "EngineContext",
+    "WasmEngine",
     "config_fingerprint",
     "enabled_features",
     "engine_config",
     "engine_options",
-    "fuel_budget",
     "get_export",
 ]
 
@@ -42,7 +49,6 @@ MAX_WASM_STACK = 1024 * 1024
 MAX_TABLES = 4
 MAX_TABLE_ELEMENTS = 100_000  # tables are outside memory_size; unbounded they exhaust the host
 MAX_INSTANCES = 1
-UNLIMITED_FUEL = 2**64 - 1
 
 # Every WebAssembly proposal wasmtime-py can switch, by its name in wasmtime's
 # stability tiers (docs.wasmtime.dev/stability-tiers.html), with the Config options that
@@ -94,13 +100,14 @@ def enabled_features(extra: Iterable[str] = ()) -> frozenset[str]:
     return DEFAULT_FEATURES | extra
 
 
-def engine_options(extra: Iterable[str] = ()) -> dict[str, bool | int]:
-    """Every Config option the engine sets, in one place: the compile workers build the
-    same Engine from it, and the disk cache keys artifacts by its fingerprint."""
+def engine_options(extra: Iterable[str] = (), *, metered: bool) -> dict[str, bool | int]:
+    """Every Config option an engine sets, in one place: the compile workers build the
+    same Engine from it, and the disk cache keys artifacts by its fingerprint. `metered`:
+    the engine counts fuel (for runs with a fuel budget)."""
     features = enabled_features(extra)
     options: dict[str, bool | int] = {
         "epoch_interruption": True,
-        "consume_fuel": True,
+        "consume_fuel": metered,
         "max_wasm_stack": MAX_WASM_STACK,
         # externref (reference-types) needs the GC heap; the GC proposal stays off.
         "gc_support": True,
@@ -114,21 +121,22 @@ def engine_options(extra: Iterable[str] = ()) -> dict[str, bool | int]:
     return options
 
 
-ENGINE_OPTIONS = engine_options()  # the default engine's, for tests and tools
+# The unmetered engine's, which most runs use, for tests and tools.
+ENGINE_OPTIONS = engine_options(metered=False)
 
 
-def engine_config(extra: Iterable[str] = ()) -> wasmtime.Config:
+def engine_config(extra: Iterable[str] = (), *, metered: bool) -> wasmtime.Config:
     config = wasmtime.Config()
-    for name, value in engine_options(extra).items():
+    for name, value in engine_options(extra, metered=metered).items():
         setattr(config, name, value)
     return config
 
 
-def config_fingerprint(extra: Iterable[str] = ()) -> str:
+def config_fingerprint(extra: Iterable[str] = (), *, metered: bool) -> str:
     """Identifies what a serialized artifact was compiled for: options, wasmtime, machine."""
     described = json.dumps(
         {
-            "options": engine_options(extra),
+            "options": engine_options(extra, metered=metered),
             "wasmtime": importlib.metadata.version("wasmtime"),
             "machine": platform.machine(),
             "system": platform.system(),
@@ -138,8 +146,53 @@ def config_fingerprint(extra: Iterable[str] = ()) -> str:
     return hashlib.sha256(described.encode()).hexdigest()[:32]
 
 
+class WasmEngine:
+    """One wasmtime Engine with its two Linkers: WASI with our shadowing host functions,
+    and the same with every file call served from memory (runs with a directory)."""
+
+    def __init__(self, extra_features: Iterable[str], *, metered: bool) -> None:
+        self.metered = metered
+        self.engine = wasmtime.Engine(engine_config(extra_features, metered=metered))
+        self.linker = wasmtime.Linker(self.engine)
+        self.linker.allow_shadowing = True
+        self.linker.define_wasi()
+        self._host_functions = wasi_host.install(self.linker)
+        self.files_linker = wasmtime.Linker(self.engine)
+        self.files_linker.allow_shadowing = True
+        self.files_linker.define_wasi()
+        self._host_functions += wasi_host.install(self.files_linker)
+        self._host_functions += wasi_files.install(self.files_linker)
+
+    def files_instance_pre(self, compiled: Any) -> Any:
+        """`compiled` linked against files_linker, made once (two racing threads may both
+        make it; either result serves)."""
+        holder: list[Any] = compiled.files_instance_pre
+        if not holder:
+            holder.append(self.files_linker.instantiate_pre(compiled.wasm_module))
+        return holder[0]
+
+    def new_store(self, request: RunRequest, limits: Limits, deadline_ticks: int) -> wasmtime.Store:
+        """A fresh Store, fully armed: WASI, limits, the fuel budget if metered, and an
+        epoch deadline `deadline_ticks` from now."""
+        store = wasmtime.Store(self.engine)
+        # A WASI call in a store without WASI aborts the process: always set it.
+        store.set_wasi(_wasi_config(request))
+        store.set_limits(
+            memory_size=limits.memory_bytes,
+            memories=1,
+            tables=MAX_TABLES,
+            table_elements=MAX_TABLE_ELEMENTS,
+            instances=MAX_INSTANCES,
+        )
+        if self.metered:  # a metered store without fuel traps at once
+            assert limits.max_fuel is not None
+            store.set_fuel(limits.max_fuel)
+        store.set_epoch_deadline(deadline_ticks)
+        return store
+
+
 class EngineContext:
-    """One Engine, one Linker with WASI (and our shadowing host functions), one ticker."""
+    """The metered and the unmetered WasmEngine, and one epoch ticker for both."""
 
     def __init__(
         self, extra_features: Iterable[str] = (), files_budget_bytes: int = 1024 * 1024 * 1024
@@ -147,17 +200,8 @@ class EngineContext:
         self.files_budget = memfs.FilesBudget(files_budget_bytes)
         self.extra_features = frozenset(extra_features)
         self.features = enabled_features(self.extra_features)
-        self.engine = wasmtime.Engine(engine_config(extra_features))
-        self.linker = wasmtime.Linker(self.engine)
-        self.linker.allow_shadowing = True
-        self.linker.define_wasi()
-        self._host_functions = wasi_host.install(self.linker)
-        # Runs with a directory: the same, with every file call served from memory.
-        self.files_linker = wasmtime.Linker(self.engine)
-        self.files_linker.allow_shadowing = True
-        self.files_linker.define_wasi()
-        self._host_functions += wasi_host.install(self.files_linker)
-        self._host_functions += wasi_files.install(self.files_linker)
+        self.unmetered = WasmEngine(self.extra_features, metered=False)
+        self.metered = WasmEngine(self.extra_features, metered=True)
         self._stopped = threading.Event()
         # The epoch is due to advance once per tick from here; `_ticks_applied` is how
         # often it has. The ticker needs the GIL, so under load it runs late, then
@@ -167,24 +211,21 @@ class EngineContext:
         self._ticker = threading.Thread(target=self._tick, name="wasmwiz-epoch", daemon=True)
         self._ticker.start()
 
+    def engine_for(self, metered: bool) -> WasmEngine:
+        return self.metered if metered else self.unmetered
+
     def _tick(self) -> None:
         # Scheduled against the monotonic clock, so a late wake-up catches up with the
         # missed ticks and the epoch keeps tracking wall time under load.
+        engines = (self.unmetered.engine, self.metered.engine)
         next_tick = self._epoch_started + EPOCH_TICK_SECONDS
         while not self._stopped.wait(max(0.0, next_tick - time.monotonic())):
             now = time.monotonic()
             while next_tick <= now:
-                self.engine.increment_epoch()
+                for engine in engines:
+                    engine.increment_epoch()
                 self._ticks_applied += 1
                 next_tick += EPOCH_TICK_SECONDS
-
-    def files_instance_pre(self, compiled: Any) -> Any:
-        """`compiled` linked against files_linker, made once (two racing threads may both
-        make it; either result serves)."""
-        holder: list[Any] = compiled.files_instance_pre
-        if not holder:
-            holder.append(self.files_linker.instantiate_pre(compiled.wasm_module))
-        return holder[0]
 
     def ticks_behind(self) -> int:
         """Ticks that are due but not yet applied: the catch-up burst still to come."""
@@ -204,27 +245,6 @@ class EngineContext:
     def close(self) -> None:
         self._stopped.set()
         self._ticker.join()
-
-    def new_store(self, request: RunRequest, limits: Limits) -> wasmtime.Store:
-        """A fresh Store, fully armed: WASI, limits, fuel and an epoch deadline."""
-        store = wasmtime.Store(self.engine)
-        # A WASI call in a store without WASI aborts the process: always set it.
-        store.set_wasi(_wasi_config(request))
-        store.set_limits(
-            memory_size=limits.memory_bytes,
-            memories=1,
-            tables=MAX_TABLES,
-            table_elements=MAX_TABLE_ELEMENTS,
-            instances=MAX_INSTANCES,
-        )
-        store.set_fuel(fuel_budget(limits))
-        store.set_epoch_deadline(self.epoch_deadline_ticks(limits.timeout_seconds))
-        return store
-
-
-def fuel_budget(limits: Limits) -> int:
-    """The fuel a run's store starts with: its budget, or as good as unlimited."""
-    return limits.max_fuel if limits.max_fuel is not None else UNLIMITED_FUEL
 
 
 def _wasi_config(request: RunRequest) -> wasmtime.WasiConfig:

@@ -31,7 +31,9 @@ class Limits:
     timeout_seconds: float = 5.0
     memory_bytes: int = 128 * 1024 * 1024
     max_output_bytes: int = 1024 * 1024  # per stream: stdout and stderr each
-    max_fuel: int | None = None  # None: unlimited, but fuel is still counted
+    # A fuel budget: the run ends fuel_exhausted when it is used up. None: no budget, and
+    # no fuel is counted (the run's fuel_consumed is None; the deadline stops it).
+    max_fuel: int | None = None
     # A run with files: what its directory may hold (input included), and how many bytes
     # of collected files the result carries.
     files_quota_bytes: int = 64 * 1024 * 1024
@@ -49,6 +51,11 @@ class Limits:
             raise ValueError("max_output_bytes must not be negative")
         if self.max_fuel is not None and not 0 < self.max_fuel < 2**64:
             raise ValueError("max_fuel must be between 1 and 2**64 - 1")
+
+    @property
+    def metered(self) -> bool:
+        """Whether the run counts fuel: only a run with a budget pays for counting it."""
+        return self.max_fuel is not None
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,13 +143,20 @@ class RunResult:
     stdout_truncated: bool
     stderr_truncated: bool
     duration_seconds: float  # wall time of instantiate + _start
-    fuel_consumed: int
+    fuel_consumed: int | None  # None: not metered (the run had no fuel budget)
     memory_peak_bytes: int  # final size of the memory exported as "memory": it never shrinks
     error: str | None  # None on success, otherwise one short line
     module_sha256: str
     module_size: int  # size of the binary actually compiled
     files: tuple[CollectedFile, ...] = ()  # what `collect` matched, by path
     files_truncated: bool = False  # some matched files' content is left out (output cap)
+
+    @property
+    def fuel_consumed_is_lower_bound(self) -> bool:
+        """A metered run stopped by the deadline: the epoch interrupt stops generated code
+        before it stores its fuel register, so only the fuel counted up to its last call
+        or return is known."""
+        return self.fuel_consumed is not None and self.outcome is Outcome.TIMEOUT
 
 
 @dataclass(frozen=True, slots=True)

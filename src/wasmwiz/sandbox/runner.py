@@ -16,7 +16,9 @@ How a run is classified, in order:
    declared minimum memory (or table size) exceeds the limits is memory_limit without
    being instantiated.
 
-Fuel: `fuel_consumed` is what wasmtime has counted when the run ended. Generated code
+Fuel is counted only for a run with a fuel budget (`Limits.metered`), on the metered
+engine; any other run's `fuel_consumed` is None. `fuel_consumed` is what wasmtime has
+counted when the run ended. Generated code
 keeps the count in a register and stores it at calls, returns and traps, but not when
 the epoch deadline interrupts it, so a run stopped by the deadline reports a lower
 bound: the fuel counted up to its last call or return (0 for a loop that never calls).
@@ -30,7 +32,7 @@ import wasmtime
 
 from wasmwiz.sandbox import memfs, wasi_host
 from wasmwiz.sandbox.compiler import CompiledModule
-from wasmwiz.sandbox.engine import MAX_TABLE_ELEMENTS, EngineContext, fuel_budget
+from wasmwiz.sandbox.engine import MAX_TABLE_ELEMENTS, EngineContext
 from wasmwiz.sandbox.file_output import collect
 from wasmwiz.sandbox.guest import RunState, bind_run
 from wasmwiz.sandbox.models import (
@@ -67,6 +69,14 @@ _Verdict = tuple[Outcome, int | None, str | None]
 def run_compiled(
     context: EngineContext, compiled: CompiledModule, request: RunRequest, limits: Limits
 ) -> RunResult:
+    if compiled.metered != limits.metered:
+        # A module compiled for one engine cannot run in the other's store.
+        raise ValueError(
+            "the module was prepared for runs "
+            + ("with" if compiled.metered else "without")
+            + " a fuel budget; prepare it with the run's limits"
+        )
+    engine = context.engine_for(compiled.metered)
     state = RunState(
         max_output_bytes=limits.max_output_bytes,
         timeout_seconds=limits.timeout_seconds,
@@ -76,16 +86,19 @@ def run_compiled(
     )
     refusal = _declared_too_large(compiled, limits)
     if refusal is not None:
-        return _result(compiled, state, (Outcome.MEMORY_LIMIT, None, refusal), 0.0, 0, 0)
+        no_fuel = 0 if limits.metered else None
+        return _result(compiled, state, (Outcome.MEMORY_LIMIT, None, refusal), 0.0, no_fuel, 0)
 
     fs = _directory(context, request, limits, state)
     try:
-        instance_pre = compiled.instance_pre if fs is None else context.files_instance_pre(compiled)
+        instance_pre = compiled.instance_pre if fs is None else engine.files_instance_pre(compiled)
         failure: Exception | None = None
         instance: wasmtime.Instance | None = None
         with bind_run(state):
             # Armed before instantiation: a start section runs inside instantiate.
-            store = context.new_store(request, limits)
+            store = engine.new_store(
+                request, limits, context.epoch_deadline_ticks(limits.timeout_seconds)
+            )
             state.start_clock()
             started = time.perf_counter()
             try:
@@ -99,7 +112,9 @@ def run_compiled(
 
         memory_bytes = _memory_size(store, instance)
         verdict = _classify(state, failure, limits, memory_bytes)
-        fuel_consumed = fuel_budget(limits) - _remaining_fuel(store)
+        fuel_consumed = None
+        if limits.max_fuel is not None:
+            fuel_consumed = limits.max_fuel - _remaining_fuel(store)
         files: tuple[CollectedFile, ...] = ()
         truncated = False
         if fs is not None:  # whatever the outcome: what a failed run left helps to see why
@@ -228,7 +243,7 @@ def _result(
     state: RunState,
     verdict: _Verdict,
     duration: float,
-    fuel_consumed: int,
+    fuel_consumed: int | None,
     memory_bytes: int,
     files: tuple[CollectedFile, ...] = (),
     files_truncated: bool = False,

@@ -66,9 +66,13 @@ _SELF_TEST_WAT = b"""
 class Sandbox:
     """Runs untrusted WASI preview 1 modules.
 
-    One wasmtime Engine and Linker are shared by every run; each run gets a fresh Store.
-    Modules are compiled in separate worker processes (see compile_pool) and cached in
-    memory and, given `cache_dir`, on disk, where artifacts are checked with a MAC under
+    Two wasmtime Engines are shared by every run, alike but for fuel metering: runs with a
+    fuel budget (`Limits.max_fuel`) go to the metered one, all others to the unmetered
+    one, which does not pay for counting fuel. Each run gets a fresh Store. A module is
+    prepared for one engine, by the limits it will run under, and runs only under limits
+    that need that engine (ValueError otherwise). Modules are compiled in separate worker
+    processes (see compile_pool) and cached, apart for each engine, in memory and, given
+    `cache_dir`, on disk, where artifacts are checked with a MAC under
     `cache_mac_key` (32 bytes: the caller's secret, never stored there). `prepare` and
     `run` block the calling thread; `run` executes wasm on the main thread or the
     sandbox's own big-stack threads only (on any other thread it hands the run to one and
@@ -121,19 +125,24 @@ class Sandbox:
             self._context.close()
             raise
 
-    def prepare(self, data: bytes | memoryview) -> CompiledModule:
-        """Validate and compile `data` (binary or text), cached by SHA-256 of `data`.
+    def prepare(self, data: bytes | memoryview, limits: Limits | None = None) -> CompiledModule:
+        """Validate and compile `data` (binary or text) for runs under `limits` (the
+        sandbox's by default), cached by SHA-256 of `data` and the engine they need.
 
         Raises ModuleRefused when the module is unacceptable.
         """
         check_size(data, self._max_module_bytes)
         sha256 = digest(data)
-        return self._cache.get_or_compile(sha256, lambda: self._compiler.compile(data, sha256))
+        metered = (limits or self._limits).metered
+        return self._cache.get_or_compile(
+            (sha256, metered), lambda: self._compiler.compile(data, sha256, metered=metered)
+        )
 
     def run(
         self, compiled: CompiledModule, request: RunRequest, limits: Limits | None = None
     ) -> RunResult:
-        """Run a prepared module and wait for it. Guest failures are outcomes."""
+        """Run a prepared module and wait for it. Guest failures are outcomes. `compiled`
+        must have been prepared for `limits` (with or without a fuel budget)."""
         chosen = limits or self._limits
         if on_worker_thread() or threading.current_thread() is threading.main_thread():
             return run_compiled(self._context, compiled, request, chosen)
@@ -161,12 +170,13 @@ class Sandbox:
         """
 
         return await self._prepare_then_run(
-            lambda: self.prepare(data), request, limits, account, compile_account, stages
+            lambda: self.prepare(data, limits), request, limits, account, compile_account, stages
         )
 
     async def prepare_async(
         self,
         data: bytes | memoryview,
+        limits: Limits | None = None,
         *,
         account: str = "",
         compile_account: CompileAccount | None = None,
@@ -179,22 +189,27 @@ class Sandbox:
 
         def job() -> CompiledModule:
             with bind_account(compile_account), preparing(stages):
-                return self.prepare(data)
+                return self.prepare(data, limits)
 
         return await self._pool.submit_async(job, account)
 
-    def prepare_stored(self, sha256: str, load: Callable[[], bytes]) -> CompiledModule:
+    def prepare_stored(
+        self, sha256: str, load: Callable[[], bytes], limits: Limits | None = None
+    ) -> CompiledModule:
         """`prepare` for bytes kept elsewhere under their SHA-256: from the memory cache,
         the disk cache, or (only then) `load`ed, checked against the digest and compiled.
         Cached, the module's bytes are neither read nor hashed again."""
+        metered = (limits or self._limits).metered
         return self._cache.get_or_compile(
-            sha256, lambda: self._compiler.compile_stored(sha256, load)
+            (sha256, metered),
+            lambda: self._compiler.compile_stored(sha256, load, metered=metered),
         )
 
     async def prepare_stored_async(
         self,
         sha256: str,
         load: Callable[[], bytes],
+        limits: Limits | None = None,
         *,
         account: str = "",
         compile_account: CompileAccount | None = None,
@@ -207,7 +222,7 @@ class Sandbox:
 
         def job() -> CompiledModule:
             with bind_account(compile_account), preparing(stages):
-                return self.prepare_stored(sha256, load)
+                return self.prepare_stored(sha256, load, limits)
 
         return await self._pool.submit_async(job, account)
 
@@ -224,7 +239,7 @@ class Sandbox:
     ) -> RunResult:
         """`execute` for a module stored under `sha256` (`prepare_stored`)."""
         return await self._prepare_then_run(
-            lambda: self.prepare_stored(sha256, load),
+            lambda: self.prepare_stored(sha256, load, limits),
             request,
             limits,
             account,
@@ -313,9 +328,10 @@ class Sandbox:
     @property
     def fingerprint(self) -> str:
         """What a run's result depends on besides its module, request and limits: the
-        engine (options, features, wasmtime, machine), WasmWiz's version (its host calls)
-        and the rules a module was accepted under. The disk cache keys artifacts by it,
-        and the service's result cache keys results by it."""
+        engines (options, features, wasmtime, machine), WasmWiz's version (its host calls)
+        and the rules a module was accepted under. The service's result cache keys results
+        by it (the limits say which engine ran); the disk cache keys each engine's
+        artifacts by that engine's part of it."""
         return self._compiler.fingerprint
 
     def stats(self) -> SandboxStats:
@@ -336,8 +352,9 @@ class Sandbox:
 
     def check(self) -> None:
         """Health self-test: compile and run a tiny module; raise SandboxError if broken."""
+        limits = Limits(timeout_seconds=5)
         try:
-            result = self.run(self.prepare(_SELF_TEST_WAT), RunRequest(), Limits(timeout_seconds=5))
+            result = self.run(self.prepare(_SELF_TEST_WAT, limits), RunRequest(), limits)
         except Exception as exc:
             raise SandboxError(f"self-test failed: {exc}") from exc
         if result.outcome is not Outcome.SUCCESS or result.stdout != b"ok\n":

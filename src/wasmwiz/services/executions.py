@@ -316,7 +316,8 @@ class ExecutionService:
         for result in results:
             outcomes[result.outcome.value] += 1
             self._metrics.execution_duration.observe(result.duration_seconds)
-            self._metrics.execution_fuel.observe(result.fuel_consumed)
+            if result.fuel_consumed is not None:  # only runs with a budget count fuel
+                self._metrics.execution_fuel.observe(result.fuel_consumed)
         for outcome, runs in outcomes.items():
             self._metrics.executions.labels(outcome, principal.tier.name).inc(runs)
 
@@ -379,10 +380,12 @@ class ExecutionService:
                 extra.extend(await self._gate.extra_slots(principal, wanted))
                 return len(extra)
 
+            # One module for all cases, compiled for the engine their limits need.
+            limits = self._limits_for(principal, batch.options.max_fuel)
             try:
                 with sandbox_refusals(principal, admission.headers, self._metrics):
-                    compiled = await self._prepare(principal, batch.module)
-                    results = await self._run_cases(principal, batch, compiled, more_slots)
+                    compiled = await self._prepare(principal, batch.module, limits)
+                    results = await self._run_cases(principal, batch, compiled, limits, more_slots)
             finally:
                 await self._gate.release_extra_slots(principal, extra)
         self._count(principal, (result for _, result in results))
@@ -395,7 +398,9 @@ class ExecutionService:
             batch_id, [(i, r) for i, (_, r) in zip(ids, results, strict=True)], admission
         )
 
-    async def _prepare(self, principal: Principal, module: ModuleSource) -> CompiledModule:
+    async def _prepare(
+        self, principal: Principal, module: ModuleSource, limits: Limits
+    ) -> CompiledModule:
         """A batch's module, compiled once (in a `wasmwiz.prepare` span; its runs have
         none of their own: the batch's span counts them)."""
         compile_account = self._compile_account(principal)
@@ -408,13 +413,14 @@ class ExecutionService:
                 return await self._sandbox.prepare_stored_async(
                     sha256,
                     self._modules.loader(sha256),
+                    limits,
                     account=account,
                     compile_account=compile_account,
                     stages=stages,
                 )
             assert not isinstance(module, str)
             return await self._sandbox.prepare_async(
-                module, account=account, compile_account=compile_account, stages=stages
+                module, limits, account=account, compile_account=compile_account, stages=stages
             )
 
         return await self._with_stage_spans(prepare, lambda _compiled: None)
@@ -424,6 +430,7 @@ class ExecutionService:
         principal: Principal,
         batch: BatchRequest,
         compiled: CompiledModule,
+        limits: Limits,
         more_slots: Callable[[int], Awaitable[int]],
     ) -> list[tuple[datetime, RunResult]]:
         """Run the cases on one of the sandbox's workers, or on as many as `more_slots`
@@ -432,7 +439,6 @@ class ExecutionService:
         the next case from one shared queue and runs cases one after another for a slice
         of time, then gives its worker back to the fair queue (other accounts' runs go
         between slices) and asks for another: a case costs one run, not a thread hop."""
-        limits = self._limits_for(principal, batch.options.max_fuel)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._batch_timeout
         waiting = collections.deque(enumerate(batch.cases))
@@ -576,7 +582,7 @@ def _not_run(compiled: CompiledModule, why: str) -> RunResult:
         stdout_truncated=False,
         stderr_truncated=False,
         duration_seconds=0.0,
-        fuel_consumed=0,
+        fuel_consumed=0 if compiled.metered else None,  # metered: none of its budget spent
         memory_peak_bytes=0,
         error=f"not run: {why}",
         module_sha256=compiled.sha256,

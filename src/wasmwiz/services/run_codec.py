@@ -67,6 +67,7 @@ def decode_result(body: bytes) -> RunResult:
     header, blobs = unframe(body)
     stdout, stderr, *contents = blobs
     remaining = iter(contents)
+    fuel_consumed = header["fuel_consumed"]  # null: the run was not metered
     files = tuple(
         CollectedFile(path, int(size), sha256, next(remaining) if kept else None)
         for path, size, sha256, kept in header["files"]
@@ -79,7 +80,7 @@ def decode_result(body: bytes) -> RunResult:
         stdout_truncated=bool(header["stdout_truncated"]),
         stderr_truncated=bool(header["stderr_truncated"]),
         duration_seconds=float(header["duration_seconds"]),
-        fuel_consumed=int(header["fuel_consumed"]),
+        fuel_consumed=None if fuel_consumed is None else int(fuel_consumed),
         memory_peak_bytes=int(header["memory_peak_bytes"]),
         error=header["error"],
         module_sha256=str(header["module_sha256"]),

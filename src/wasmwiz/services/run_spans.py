@@ -57,7 +57,6 @@ def draw_stages(
                 # A guest's trap or timeout is the run's outcome, not a fault of ours: the
                 # span's status stays unset, and the outcome says how it ended.
                 "wasmwiz.run.outcome": result.outcome.value,
-                "wasmwiz.run.fuel_consumed": result.fuel_consumed,
                 "wasmwiz.run.memory_peak_bytes": result.memory_peak_bytes,
                 "wasmwiz.run.duration_ms": result.duration_seconds * 1000,
                 "wasmwiz.run.stdout_bytes": len(result.stdout),
@@ -66,6 +65,8 @@ def draw_stages(
         )
         if result.exit_code is not None:
             run.set_attribute("wasmwiz.run.exit_code", result.exit_code)
+        if result.fuel_consumed is not None:  # a run without a fuel budget is not metered
+            run.set_attribute("wasmwiz.run.fuel_consumed", result.fuel_consumed)
     elif failure is not None:
         _failed(run, failure)
     run.end(end_time=stages.run_ended_ns or time.time_ns())

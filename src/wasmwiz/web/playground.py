@@ -97,7 +97,8 @@ def run_summary(result: RunResult) -> dict[str, object]:
         "error": result.error,
         "exit_code": result.exit_code,
         "duration_ms": round(result.duration_seconds * 1000, 3),
-        "fuel_consumed": result.fuel_consumed,
+        "fuel_consumed": result.fuel_consumed,  # None: not metered (no fuel budget)
+        "fuel_consumed_is_lower_bound": result.fuel_consumed_is_lower_bound,
         "memory_peak_bytes": result.memory_peak_bytes,
         "module_sha256": result.module_sha256,
         "stdout": _stream(result.stdout, result.stdout_truncated),

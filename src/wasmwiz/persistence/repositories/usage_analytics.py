@@ -170,8 +170,9 @@ def _scoped(statement: _Select, scope: UsageScope) -> _Select:
     return statement
 
 
-def _sum(column: SQLColumnExpression[int]) -> ColumnElement[int]:
-    # PostgreSQL sums a bigint as numeric; back to a bigint, as SQLite answers.
+def _sum(column: SQLColumnExpression[int] | SQLColumnExpression[int | None]) -> ColumnElement[int]:
+    # PostgreSQL sums a bigint as numeric; back to a bigint, as SQLite answers. SUM skips
+    # NULL: fuel_consumed sums the metered runs (a run without a fuel budget has NULL).
     return cast(func.sum(column), BigInteger)
 
 

@@ -48,7 +48,7 @@ class UsageRecord:
     output_size: int
     stderr_size: int
     memory_peak_bytes: int
-    fuel_consumed: int
+    fuel_consumed: int | None  # None: not metered (the run had no fuel budget)
     batch_id: uuid.UUID | None = None  # the batch the run was a case of
     cached: bool = False  # answered from the result cache: nothing ran
 

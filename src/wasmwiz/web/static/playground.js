@@ -333,10 +333,12 @@
     $("stat-exit").textContent = result.exit_code === null ? "—" : String(result.exit_code);
     $("stat-duration").textContent = result.duration_ms < 1000 ? result.duration_ms.toFixed(1) + " ms" : (result.duration_ms / 1000).toFixed(2) + " s";
     $("stat-memory").textContent = formatBytes(result.memory_peak_bytes);
-    // After a timeout the count is only what was stored at the guest's last call: say so.
-    $("stat-fuel").textContent = result.fuel_consumed_is_lower_bound ?
-      "at least " + result.fuel_consumed.toLocaleString("en") + " (stopped by the time limit)" :
-      result.fuel_consumed.toLocaleString("en");
+    // Fuel is counted only for a run with a fuel budget (null otherwise). After a timeout
+    // the count is only what was stored at the guest's last call: say so.
+    $("stat-fuel").textContent = result.fuel_consumed === null ? "not metered" :
+      result.fuel_consumed_is_lower_bound ?
+        "at least " + result.fuel_consumed.toLocaleString("en") + " (stopped by the time limit)" :
+        result.fuel_consumed.toLocaleString("en");
     showStream("stdout", result.stdout);
     showStream("stderr", result.stderr);
     showFiles(result.files, result.files_truncated);
