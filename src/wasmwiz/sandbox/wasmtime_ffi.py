@@ -40,14 +40,37 @@ from wasmtime._extern import wrap_extern  # noqa: E402
 
 
 def set_stdin_bytes(wasi: wasmtime.WasiConfig, data: bytes | memoryview) -> None:
-    """Give the guest `data` as stdin, via the C API function wasmtime-py does not wrap."""
+    """Give the guest `data` as stdin, via the C API function wasmtime-py does not wrap.
+
+    One copy, straight into a vector the C API allocated (which the config then owns): a
+    ctypes array made from `data` first, and copied again by `wasm_byte_vec_new`, was two,
+    each on fresh pages of its own.
+    """
+    size = len(data)
     vec = ffi.wasm_byte_vec_t()
-    source: Any = (ctypes.c_ubyte * len(data)).from_buffer_copy(data)
-    ffi.wasm_byte_vec_new(ctypes.byref(vec), len(data), source)  # copies into Rust memory
+    ffi.wasm_byte_vec_new_uninitialized(ctypes.byref(vec), size)
+    if size:
+        ctypes.memmove(vec.data, _address_of(data), size)
     # The C function takes ownership of the bytes and leaves `vec` empty; deleting an
     # emptied vector is a no-op, and it frees the copy should a future version copy instead.
     ffi.wasi_config_set_stdin_bytes(wasi.ptr(), ctypes.byref(vec))
     ffi.wasm_byte_vec_delete(ctypes.byref(vec))
+
+
+def _address_of(data: bytes | memoryview) -> Any:
+    """Something ctypes reads `data` through, in place: a bytes object converts as it is,
+    a writable view (of the upload's mapping) through an array over its buffer, a view of
+    all of a bytes object as that object; any other view is copied once."""
+    if isinstance(data, bytes):
+        return data
+    view = memoryview(data)
+    if not view.c_contiguous or view.itemsize != 1:
+        return view.tobytes()
+    if not view.readonly:
+        return (ctypes.c_char * view.nbytes).from_buffer(view)
+    if type(view.obj) is bytes and len(view.obj) == view.nbytes:
+        return view.obj
+    return view.tobytes()
 
 
 def get_export(store: wasmtime.Store, instance: wasmtime.Instance, name: str) -> Any:
