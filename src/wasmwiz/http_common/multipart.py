@@ -11,11 +11,12 @@ copy at once. The mapping goes back to the system, not to malloc's heap, when th
 request lets go of it. Its size is the field's limit, or the body's declared length when
 that is smaller. For a declared length (charged to the memory budget when the first
 piece is read), one mapping is made as the body begins, its pages put in place
-(MAP_POPULATE) on a worker thread, where the event loop's thread would otherwise take
-them one page fault at a time (docs/performance.md); the first payload field in pieces
-takes it, and a second one (stdin after the module) has its own populated where it is
-made. Without a declared length (a chunked body), pages are mapped as they are touched,
-so an unknown length never holds more than arrived.
+(MAP_POPULATE) in one call, where writing would otherwise take them one page fault at a
+time: on a worker thread for a large body, on the event loop's thread up to
+POPULATE_HERE_UP_TO, where the hop would cost more than it saves (docs/performance.md).
+The first payload field in pieces takes it, and a second one (stdin after the module)
+has its own populated where it is made. Without a declared length (a chunked body),
+pages are mapped as they are touched, so an unknown length never holds more than arrived.
 """
 
 from __future__ import annotations
@@ -39,6 +40,10 @@ _MAX_HEADER_NAME_BYTES = 256
 # smaller ones (the JSON and number fields) keep their pieces and join them once.
 BUFFER_FROM = 64 * 1024
 _POPULATE = getattr(mmap, "MAP_POPULATE", 0)  # Linux only
+# Populating costs the thread that asks about 0.3 ms per MiB here, and a hop to a worker
+# thread and back about as much again (docs/performance.md): the event loop's thread
+# populates mappings up to this size itself, a worker thread larger ones.
+POPULATE_HERE_UP_TO = 2 * 1024 * 1024
 
 
 def private_mapping(size: int, *, populate: bool = False) -> mmap.mmap:
@@ -46,6 +51,16 @@ def private_mapping(size: int, *, populate: bool = False) -> mmap.mmap:
     cost more), with its pages in place when `populate`."""
     flags = mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | (_POPULATE if populate else 0)
     return mmap.mmap(-1, size, flags=flags)
+
+
+async def _populated_mapping(size: int) -> mmap.mmap:
+    """A populated private mapping of `size` bytes: made on this thread up to
+    POPULATE_HERE_UP_TO, where waiting for a worker thread would cost the request more
+    than populating takes, and on a worker thread above, so a large body's pages never
+    hold up the event loop."""
+    if size <= POPULATE_HERE_UP_TO:
+        return private_mapping(size, populate=True)
+    return await asyncio.to_thread(private_mapping, size, populate=True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -266,9 +281,7 @@ async def read_form(
             if spare_bytes > BUFFER_FROM and not received:
                 # Not before the first piece: reading it charged the body to the memory
                 # budget (http_common/request_limits.py), which these pages are part of.
-                collector.spare = await asyncio.to_thread(
-                    private_mapping, spare_bytes, populate=True
-                )
+                collector.spare = await _populated_mapping(spare_bytes)
             received += len(chunk)
             if received > max_body_bytes:
                 raise PayloadTooLarge(
