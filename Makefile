@@ -70,7 +70,7 @@ lint: install
 
 typecheck: install
 	$(BIN)/mypy
-	$(BIN)/mypy --strict .ci/audit.py .ci/release_check.py runtimes/build.py
+	$(BIN)/mypy --strict .ci/audit.py .ci/release_check.py runtimes/build.py bench
 
 layers: install
 	$(BIN)/lint-imports

@@ -17,7 +17,7 @@ from dataclasses import replace
 
 from bench import modules
 from bench.support import Context, Section, ms
-from wasmwiz.sandbox import Limits, RunRequest, Sandbox
+from wasmwiz.sandbox import CompiledModule, Limits, RunRequest, Sandbox
 
 # The service's default limits, so the engine does the same work per run as over HTTP.
 SERVICE_LIMITS = Limits(timeout_seconds=5.0, memory_bytes=128 * 1024 * 1024)
@@ -72,7 +72,9 @@ def _metering(sandbox: Sandbox, repeats: int) -> tuple[float, float]:
     expected = hashlib.sha256(data).hexdigest().encode() + b"\n"
     budgeted = replace(SERVICE_LIMITS, max_fuel=2**63)
     wasm = modules.sha256()
-    kinds = [(sandbox.prepare(wasm, limits), limits, []) for limits in (SERVICE_LIMITS, budgeted)]
+    kinds: list[tuple[CompiledModule, Limits, list[float]]] = [
+        (sandbox.prepare(wasm, limits), limits, []) for limits in (SERVICE_LIMITS, budgeted)
+    ]
     for _ in range(repeats + 1):  # the first of each warms the caches; it is not counted
         for compiled, limits, durations in kinds:
             result = sandbox.run(compiled, RunRequest(stdin=data), limits)

@@ -39,6 +39,7 @@ from urllib.parse import urlsplit
 
 from bench.http import hello_mix
 from bench.support import (
+    UNLIMITED,
     BenchAccount,
     BenchServer,
     Mix,
@@ -159,7 +160,7 @@ def measure(directory: Path, fair: str, seconds: float) -> Figures:
     var_dir.mkdir()
     database_url = sqlite_url(var_dir)
     bulk_account = prepare_database(database_url)
-    light_account = asyncio.run(create_bench_account(database_url))
+    light_account = asyncio.run(create_bench_account(database_url, UNLIMITED))
     server = BenchServer(
         var_dir, database_url, max_queued_executions="256", sandbox_fair_queue=fair
     ).start()

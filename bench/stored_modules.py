@@ -20,6 +20,7 @@ import random
 import statistics
 import sys
 import time
+from collections.abc import Mapping
 
 import httpx
 
@@ -62,7 +63,7 @@ def _batch(
     account: BenchAccount,
     module_id: str,
     cases: list[dict[str, object]],
-    defaults: dict[str, object] | None = None,
+    defaults: Mapping[str, object] | None = None,
 ) -> tuple[float, list[dict[str, object]]]:
     files: dict[str, tuple[str | None, str]] = {
         "module": (None, module_id),
