@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import shutil
@@ -147,6 +148,45 @@ def free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+# The transport alone: uvicorn as `wasmwiz serve` runs it (the same HTTP protocol class
+# and event loop), with an app that reads the whole body and answers at once. What a
+# request costs beyond it is what WasmWiz adds.
+DRAIN_APP = """
+import sys, uvicorn
+from wasmwiz.http_common.transport import BoundedHttpToolsProtocol
+# One large block taken and freed first, as a server's first large body does: glibc then
+# raises its mmap threshold, and later 256 KiB reads reuse heap pages instead of each
+# being mapped and faulted in afresh (about 10 ms of page faults per 10 MiB body, in a
+# process that has not yet seen a large free).
+bytearray(4 * 1024 * 1024)
+async def app(scope, receive, send):
+    if scope["type"] != "http":
+        return
+    while (await receive()).get("more_body"):
+        pass
+    await send({"type": "http.response.start", "status": 400, "headers": []})
+    await send({"type": "http.response.body", "body": b'{"code": "drained"}'})
+uvicorn.run(
+    app, port=int(sys.argv[1]), http=BoundedHttpToolsProtocol, loop="asyncio",
+    log_level="warning",
+)
+"""
+
+
+def drain_server() -> tuple[subprocess.Popen[bytes], str]:
+    """DRAIN_APP in a process of its own, once it answers: (the process, its URL)."""
+    port = free_port()
+    process = subprocess.Popen([sys.executable, "-c", DRAIN_APP, str(port)])
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(200):
+        with contextlib.suppress(httpx.TransportError):
+            httpx.get(url)
+            return process, url
+        time.sleep(0.05)
+    process.terminate()
+    raise RuntimeError("the drain app did not start")
 
 
 class BenchServer:

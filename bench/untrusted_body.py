@@ -25,8 +25,6 @@ import hashlib
 import mmap
 import os
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -36,29 +34,12 @@ import blake3
 import httpx
 
 from bench import modules
-from bench.support import BenchServer, free_port, multipart, prepare_database, sqlite_url
+from bench.support import BenchServer, drain_server, multipart, prepare_database, sqlite_url
 from wasmwiz.http_common.multipart import private_mapping
 
 MiB = 1024 * 1024
 LIMIT = 10 * MiB
 _TYPES = (LIMIT - 64) // 3
-_DRAIN_APP = """
-import sys, uvicorn
-from wasmwiz.http_common.transport import BoundedHttpToolsProtocol
-# One large block taken and freed first, as a server's first large body does: glibc then
-# raises its mmap threshold, and later 256 KiB reads reuse heap pages instead of each
-# being mapped and faulted in afresh (about 10 ms of page faults per 10 MiB body, in a
-# process that has not yet seen a large free).
-bytearray(4 * 1024 * 1024)
-async def app(scope, receive, send):
-    if scope["type"] != "http":
-        return
-    while (await receive()).get("more_body"):
-        pass
-    await send({"type": "http.response.start", "status": 400, "headers": []})
-    await send({"type": "http.response.body", "body": b'{"code": "drained"}'})
-uvicorn.run(app, port=int(sys.argv[1]), http=BoundedHttpToolsProtocol, log_level="warning")
-"""
 
 
 def _leb(value: int) -> bytes:
@@ -135,18 +116,6 @@ class Target:
         if response.status_code < 400:
             raise RuntimeError(f"{self.label}: {case} was accepted")
         self.samples[case].append((main, others, peak, faults))
-
-
-def _drain_server() -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
-    process = subprocess.Popen([sys.executable, "-c", _DRAIN_APP, str(port)])
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(200):
-        with contextlib.suppress(httpx.TransportError):
-            httpx.get(url)
-            return process, url
-        time.sleep(0.05)
-    raise RuntimeError("the drain app did not start")
 
 
 BUFFERS: dict[str, Callable[[], mmap.mmap]] = {
@@ -226,7 +195,7 @@ def main() -> None:
                 ).raise_for_status()
             targets.append(Target(tree, server.pid, server.url, account.headers))
         if args.floor:
-            process, url = _drain_server()
+            process, url = drain_server()
             stack.callback(process.wait)
             stack.callback(process.terminate)
             targets.append(Target("drain only (the transport)", process.pid, url, {}))
