@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import sqlite3
 import time
 import uuid
 from pathlib import Path
@@ -158,6 +159,33 @@ async def test_a_job_whose_message_was_lost_is_enqueued_again(
     )
     async with httpx.AsyncClient(base_url=working.url, timeout=30) as client:
         finished = await wait_for(client, account, job["id"], seconds=15)
+    assert finished["state"] == "finished"
+    assert finished["result"]["output"] == "Hello, WasmWiz!\n"
+
+
+async def test_a_job_the_queue_refused_is_accepted_and_runs_later(
+    server_factory: ServerFactory, account: Account
+) -> None:
+    # The SQLite queue's file locked by another process for longer than the queue waits
+    # (5 s): the job's message cannot be written. The job is kept, so it is accepted; the
+    # sweep sends its message once the queue takes writes again.
+    server = server_factory(job_requeue_seconds=1, job_sweep_seconds=0.2)
+    locker = sqlite3.connect(server.settings.effective_queue_path, isolation_level=None)
+    try:
+        locker.execute("BEGIN EXCLUSIVE")
+        async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:
+            submitted = await submit(client, account, HELLO)
+            assert submitted.status_code == 202, submitted.text
+            kept = await client.get(
+                f"/api/v1/jobs/{submitted.json()['id']}", headers=account.headers
+            )
+            metrics = (await client.get("/metrics")).text
+            locker.execute("ROLLBACK")
+            finished = await wait_for(client, account, submitted.json()["id"], seconds=20)
+    finally:
+        locker.close()
+    assert kept.json()["state"] == "queued"
+    assert sample(metrics, "wasmwiz_jobs_total", event="enqueue_failed") == 1
     assert finished["state"] == "finished"
     assert finished["result"]["output"] == "Hello, WasmWiz!\n"
 

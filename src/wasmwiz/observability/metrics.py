@@ -206,13 +206,22 @@ class Metrics:
         self.jobs = Counter(
             "wasmwiz_jobs_total",
             "Jobs by what happened to them: `submitted`, `finished`, `failed`, `cancelled`, "
-            "`requeued` (a dead run's job queued again), `expired` (its result removed).",
+            "`requeued` (a dead run's job queued again), `expired` (its result removed), "
+            "`enqueue_failed` (kept, but the queue refused its message: the sweep sends it).",
             ["event"],
             registry=self.registry,
         )
         # Each event counted from 0 at start, so its first occurrence is an increase that
         # rate() and increase() see (WasmWizJobQueueStalled reads finished and failed).
-        for event in ("submitted", "finished", "failed", "cancelled", "requeued", "expired"):
+        for event in (
+            "submitted",
+            "finished",
+            "failed",
+            "cancelled",
+            "requeued",
+            "expired",
+            "enqueue_failed",
+        ):
             self.jobs.labels(event)
         self.usage_pruned = Counter(
             "wasmwiz_usage_records_pruned_total",

@@ -196,7 +196,19 @@ class JobService:
                 exc.headers = {**admission.headers, **exc.headers}
                 raise
         self._metrics.jobs.labels("submitted").inc()
-        await self._queue.enqueue(RUN_TASK, str(job.id))
+        try:
+            await self._queue.enqueue(RUN_TASK, str(job.id))
+        except Exception:
+            # The job is kept: it is accepted. Its message is only a wake-up call, which
+            # the sweep sends again after JOB_REQUEUE_SECONDS; a 500 here would invite the
+            # caller to submit it a second time.
+            self._metrics.jobs.labels("enqueue_failed").inc()
+            logger.warning(
+                "the queue did not take job %s's message; the sweep enqueues it again",
+                job.id,
+                exc_info=True,
+                extra={"event": "job_enqueue_failed", "job_id": str(job.id)},
+            )
         return SubmittedJob(JobView.of(job), admission)
 
     async def _keep(
