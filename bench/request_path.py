@@ -33,7 +33,7 @@ from bench.support import (
     multipart,
     prepare_database,
 )
-from wasmwiz.api.dependencies import Executor, authenticate
+from wasmwiz.api.dependencies import Runner, authenticate
 from wasmwiz.api.executions import EncodingQuery
 from wasmwiz.api.schemas import ExecutionResponse, OutputEncoding
 from wasmwiz.app import create_app
@@ -148,7 +148,7 @@ async def _typed_against_bare(
     the route did before: two routes that differ only so, answering at once, timed in
     turn so the machine's noise falls on both alike."""
 
-    async def typed(principal: Executor, encoding: EncodingQuery = OutputEncoding.UTF8) -> Response:
+    async def typed(principal: Runner, encoding: EncodingQuery = OutputEncoding.UTF8) -> Response:
         return Response(b"")
 
     async def bare(request: Request) -> Response:

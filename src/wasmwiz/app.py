@@ -70,7 +70,7 @@ from wasmwiz.services.key_cache import KeyCache
 from wasmwiz.services.login_throttle import LoginThrottle, SignupThrottle
 from wasmwiz.services.password_hashing import PasswordHashing
 from wasmwiz.services.public_runtimes import install_bundled
-from wasmwiz.services.rate_limits import AdmissionGate, KeyCreationLimit
+from wasmwiz.services.rate_limits import AdmissionGate, ApiRequestLimit, KeyCreationLimit
 from wasmwiz.services.result_cache import ResultCache
 from wasmwiz.services.result_store import MemoryResultStore, RedisResultStore, ResultStore
 from wasmwiz.services.retention import RetentionJob
@@ -397,6 +397,12 @@ def create_app(
                         Quota(settings.key_creations_per_minute, settings.key_creations_per_day),
                         fail_open=fail_open,
                     ),
+                ),
+                api_requests=ApiRequestLimit(
+                    limiter,
+                    metrics,
+                    Quota(settings.api_requests_per_minute, settings.api_requests_per_day),
+                    fail_open=fail_open,
                 ),
                 health=HealthService(
                     database,

@@ -234,6 +234,10 @@ class Settings(BaseSettings):
     # Key creation per account, over the API and the web pages (every attempt counts).
     key_creations_per_minute: Annotated[int, Field(ge=1, le=1000)] = 5
     key_creations_per_day: Annotated[int, Field(ge=1, le=100_000)] = 50
+    # Every API call with a key but the runs themselves (which have their tier's limits),
+    # per account: listing, usage reports, polling jobs, managing keys, modules, webhooks.
+    api_requests_per_minute: Annotated[int, Field(ge=1, le=1_000_000)] = 600
+    api_requests_per_day: Annotated[int, Field(ge=1, le=100_000_000)] = 200_000
 
     # Tracing (docs/operations.md "Tracing"): OpenTelemetry's own variables. Off unless an
     # exporter is named or an OTLP endpoint is set (observability/tracing.py).

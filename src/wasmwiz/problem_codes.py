@@ -481,6 +481,12 @@ class ProblemCode(enum.StrEnum):
         "Key creation limited",
         "Too many keys created lately.",
     )
+    API_RATE_LIMITED = (
+        "api_rate_limited",
+        429,
+        "API rate limited",
+        "Too many API calls lately (other than runs).",
+    )
     COMPILE_BUDGET_EXCEEDED = (
         "compile_budget_exceeded",
         429,

@@ -261,6 +261,32 @@ async def test_key_creation_is_rate_limited_per_account(
         await new_key(client, other)
 
 
+async def test_api_calls_other_than_runs_share_one_budget_per_account(
+    server_factory: ServerFactory, backend: dict[str, Any], migrated_database_url: str
+) -> None:
+    # Three calls a minute: reading usage, listing jobs and listing keys spend from one
+    # budget, whichever of the account's keys makes them; runs spend their tier's instead.
+    server = server_factory(api_requests_per_minute=3, **backend)
+    account = await create_account(migrated_database_url, tier="pro")
+    other = await create_account(migrated_database_url, tier="pro")
+    async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:
+        second = as_account(account, (await new_key(client, account))["key"])  # one call
+        assert (await client.get("/api/v1/usage", headers=account.headers)).status_code == 200
+        assert (await client.get("/api/v1/jobs", headers=second.headers)).status_code == 200
+        refused = [
+            await client.get(path, headers=key.headers)
+            for path, key in (("/api/v1/keys", account), ("/api/v1/usage", second))
+        ]
+        ran = await run_hello(client, account)
+        others = await client.get("/api/v1/usage", headers=other.headers)
+    for response in refused:
+        assert response.status_code == 429, response.text
+        assert response.json()["code"] == "api_rate_limited"
+        assert int(response.headers["Retry-After"]) >= 1
+    assert ran.status_code == 200, ran.text
+    assert others.status_code == 200
+
+
 async def test_revoke_all_leaves_no_working_key(
     limited_server: LiveServer, migrated_database_url: str
 ) -> None:

@@ -78,7 +78,13 @@ class RetryPolicy:
     jitter: float = 0.1
     codes: frozenset[str] = field(
         default=frozenset(
-            {"rate_limited", "too_many_concurrent", "server_busy", "rate_limiter_unavailable"}
+            {
+                "rate_limited",
+                "too_many_concurrent",
+                "api_rate_limited",
+                "server_busy",
+                "rate_limiter_unavailable",
+            }
         )
     )
 

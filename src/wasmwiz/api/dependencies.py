@@ -2,6 +2,8 @@
 
 Each API route names the scope it needs in its signature (`Executor`, `KeysWriter`,
 `UsageReader`, `Administrator`). A key without the scope gets 403 `insufficient_scope`.
+Each of them also spends one call of the account's API budget (429 `api_rate_limited`);
+only the runs themselves (`Runner`: execute, batch) spend their tier's limits instead.
 """
 
 from __future__ import annotations
@@ -43,17 +45,38 @@ async def authenticate(
     return principal
 
 
-def require_scope(scope: Scope) -> Callable[[Principal], Awaitable[Principal]]:
-    """A dependency: the authenticated caller, if its key holds `scope`."""
+async def spend_api_call(
+    request: Request, principal: Annotated[Principal, Depends(authenticate)]
+) -> Principal:
+    """The caller, once it has spent one call of its account's API budget
+    (ApiRequestLimit), before the route reads anything."""
+    await app_state(request).api_requests.spend(principal.user_id)
+    return principal
 
-    async def dependency(principal: Annotated[Principal, Depends(authenticate)]) -> Principal:
-        principal.require(scope)
-        return principal
+
+def require_scope(scope: Scope, *, api_call: bool = True) -> Callable[..., Awaitable[Principal]]:
+    """A dependency: the authenticated caller, if its key holds `scope`, having spent one
+    call of the account's API budget; without `api_call` (the runs, which have their
+    tier's limits instead) having spent nothing."""
+    if api_call:
+
+        async def dependency(principal: Annotated[Principal, Depends(spend_api_call)]) -> Principal:
+            principal.require(scope)
+            return principal
+
+    else:
+
+        async def dependency(principal: Annotated[Principal, Depends(authenticate)]) -> Principal:
+            principal.require(scope)
+            return principal
 
     dependency.__name__ = f"require_{scope.name.lower()}"
     return dependency
 
 
+# A run (execute, batch): admitted by the tier's rate, quota and concurrency, not the API
+# budget.
+Runner = Annotated[Principal, Depends(require_scope(Scope.EXECUTE, api_call=False))]
 Executor = Annotated[Principal, Depends(require_scope(Scope.EXECUTE))]
 UsageReader = Annotated[Principal, Depends(require_scope(Scope.USAGE_READ))]
 KeysWriter = Annotated[Principal, Depends(require_scope(Scope.KEYS_WRITE))]

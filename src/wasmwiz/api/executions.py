@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
 
-from wasmwiz.api.dependencies import Executor
+from wasmwiz.api.dependencies import Runner
 from wasmwiz.api.openapi import BATCH_RESPONSES, EXECUTE_RESPONSES
 from wasmwiz.api.schemas import BatchResponse, ExecutionResponse, OutputEncoding
 from wasmwiz.config import Settings
@@ -60,7 +60,7 @@ _DESCRIPTION = (
     openapi_extra=_FORM_BODY,
 )
 async def execute(
-    request: Request, principal: Executor, encoding: EncodingQuery = OutputEncoding.UTF8
+    request: Request, principal: Runner, encoding: EncodingQuery = OutputEncoding.UTF8
 ) -> Response:
     state = app_state(request)
     state.execution_form.refuse_declared_oversize(request)
@@ -110,7 +110,7 @@ _BATCH_BODY: dict[str, Any] = {
     openapi_extra=_BATCH_BODY,
 )
 async def execute_batch(
-    request: Request, principal: Executor, encoding: EncodingQuery = OutputEncoding.UTF8
+    request: Request, principal: Runner, encoding: EncodingQuery = OutputEncoding.UTF8
 ) -> Response:
     state = app_state(request)
     state.batch_form.refuse_declared_oversize(request)

@@ -173,6 +173,7 @@ TYPICAL_DETAILS: dict[ProblemCode, str] = {
     ProblemCode.KEY_CREATION_RATE_LIMITED: (
         "Your account may create 5 keys a minute; retry in 12 s."
     ),
+    ProblemCode.API_RATE_LIMITED: "Your account may make 600 API calls a minute; retry in 1 s.",
     ProblemCode.COMPILE_BUDGET_EXCEEDED: (
         "This account has used its 20 seconds a minute of compiling new modules; retry in "
         "9 s (modules already compiled still run)."
@@ -234,6 +235,9 @@ RATE_LIMIT_HEADERS: dict[str, Any] = {
         "string",
     ),
 }
+# The runs: admitted by the tier's limits, not the API budget (api.dependencies.Runner).
+RUN_PATHS = frozenset({"/api/v1/execute", "/execute", "/api/v1/execute/batch"})
+
 RETRY_AFTER_HEADER: dict[str, Any] = {
     "Retry-After": _header("Whole seconds (at least 1) to wait before retrying.")
 }
@@ -819,6 +823,9 @@ def _complete(operation: dict[str, Any], path: str) -> None:
     # Authenticating reads the database (unless the key cache answers): an outage is a 503
     # on every such route (http_common.database_errors).
     _add_problem(responses, path, ProblemCode.DATABASE_UNAVAILABLE, RETRY_AFTER_HEADER)
+    # Every call with a key but the runs spends the account's API budget (api.dependencies).
+    if path not in RUN_PATHS:
+        _add_problem(responses, path, ProblemCode.API_RATE_LIMITED, RETRY_AFTER_HEADER)
 
 
 def _add_problem(

@@ -27,6 +27,7 @@ from wasmwiz.services.executions import ExecutionService
 from wasmwiz.services.health import HealthService
 from wasmwiz.services.jobs import JobService
 from wasmwiz.services.login_throttle import LoginThrottle, SignupThrottle
+from wasmwiz.services.rate_limits import ApiRequestLimit
 from wasmwiz.services.stored_modules import StoredModules
 from wasmwiz.services.usage_analytics import UsageAnalyticsService
 from wasmwiz.services.usage_reports import UsageReportService
@@ -47,6 +48,7 @@ class AppState:
     modules: StoredModules
     module_form: ModuleFormReader
     api_keys: ApiKeyService
+    api_requests: ApiRequestLimit
     accounts: AccountService
     web_sessions: WebSessionService
     login_throttle: LoginThrottle

@@ -378,12 +378,13 @@ def _refusal_message(decision: Decision, scope: str) -> str:
     )
 
 
-class KeyCreationLimit:
-    """A per-account budget for creating API keys (KEY_CREATIONS_PER_MINUTE and _PER_DAY).
+class AccountBudget:
+    """A per-account budget for one kind of request, spent before the database is touched,
+    by every attempt: a flood is refused by the limiter, not by the database. A subclass
+    names its bucket, its problem code and how a refusal reads."""
 
-    Spent before the database is touched, by every attempt: a flood of creations is
-    refused by the limiter, not by the database.
-    """
+    bucket: str
+    code: ProblemCode
 
     def __init__(
         self, limiter: RateLimiter, metrics: Metrics, quota: Quota, *, fail_open: bool
@@ -395,10 +396,10 @@ class KeyCreationLimit:
 
     async def spend(self, user_id: uuid.UUID) -> None:
         try:
-            decision = await self._limiter.consume(f"keys:{user_id}", self._quota)
+            decision = await self._limiter.consume(f"{self.bucket}:{user_id}", self._quota)
         except RateLimiterUnavailable:
             if self._fail_open:
-                logger.error("rate limiter unavailable; allowing key creation (fail open)")
+                logger.error("rate limiter unavailable; allowing %s (fail open)", self.bucket)
                 return
             self._metrics.rejections.labels(ProblemCode.RATE_LIMITER_UNAVAILABLE).inc()
             raise ServiceUnavailable(
@@ -409,14 +410,39 @@ class KeyCreationLimit:
             ) from None
         if decision.allowed:
             return
-        self._metrics.rejections.labels(ProblemCode.KEY_CREATION_RATE_LIMITED).inc()
-        if decision.refusal is Refusal.DAILY_QUOTA_EXCEEDED:
-            message = f"Your account has created {decision.daily_limit} keys today, the limit"
-        else:
-            message = f"Your account may create {decision.limit} keys a minute"
+        self._metrics.rejections.labels(self.code).inc()
         raise LimitExceeded(
-            f"{message}; retry in {decision.retry_after_seconds} s.",
-            code=ProblemCode.KEY_CREATION_RATE_LIMITED,
+            f"{self.refusal(decision)}; retry in {decision.retry_after_seconds} s.",
+            code=self.code,
             headers={"Retry-After": str(decision.retry_after_seconds)},
             retry_after=decision.retry_after_seconds,
         )
+
+    def refusal(self, decision: Decision) -> str:
+        raise NotImplementedError
+
+
+class KeyCreationLimit(AccountBudget):
+    """Creating API keys (KEY_CREATIONS_PER_MINUTE and _PER_DAY), over the API and the web."""
+
+    bucket = "keys"
+    code = ProblemCode.KEY_CREATION_RATE_LIMITED
+
+    def refusal(self, decision: Decision) -> str:
+        if decision.refusal is Refusal.DAILY_QUOTA_EXCEEDED:
+            return f"Your account has created {decision.daily_limit} keys today, the limit"
+        return f"Your account may create {decision.limit} keys a minute"
+
+
+class ApiRequestLimit(AccountBudget):
+    """Every API call with a key but the runs themselves (API_REQUESTS_PER_MINUTE and
+    _PER_DAY): listing, reading usage, polling jobs, managing keys, modules and webhooks.
+    The runs (execute, batch) have their tier's limits instead."""
+
+    bucket = "api"
+    code = ProblemCode.API_RATE_LIMITED
+
+    def refusal(self, decision: Decision) -> str:
+        if decision.refusal is Refusal.DAILY_QUOTA_EXCEEDED:
+            return f"Your account has made {decision.daily_limit} API calls today, the limit"
+        return f"Your account may make {decision.limit} API calls a minute"
