@@ -381,10 +381,12 @@ def _refusal_message(decision: Decision, scope: str) -> str:
 class AccountBudget:
     """A per-account budget for one kind of request, spent before the database is touched,
     by every attempt: a flood is refused by the limiter, not by the database. A subclass
-    names its bucket, its problem code and how a refusal reads."""
+    names its bucket, its problem code and how a refusal reads (`{limit}` filled in)."""
 
     bucket: str
     code: ProblemCode
+    daily_refusal: str
+    minute_refusal: str
 
     def __init__(
         self, limiter: RateLimiter, metrics: Metrics, quota: Quota, *, fail_open: bool
@@ -419,7 +421,9 @@ class AccountBudget:
         )
 
     def refusal(self, decision: Decision) -> str:
-        raise NotImplementedError
+        if decision.refusal is Refusal.DAILY_QUOTA_EXCEEDED:
+            return self.daily_refusal.format(limit=decision.daily_limit)
+        return self.minute_refusal.format(limit=decision.limit)
 
 
 class KeyCreationLimit(AccountBudget):
@@ -427,11 +431,8 @@ class KeyCreationLimit(AccountBudget):
 
     bucket = "keys"
     code = ProblemCode.KEY_CREATION_RATE_LIMITED
-
-    def refusal(self, decision: Decision) -> str:
-        if decision.refusal is Refusal.DAILY_QUOTA_EXCEEDED:
-            return f"Your account has created {decision.daily_limit} keys today, the limit"
-        return f"Your account may create {decision.limit} keys a minute"
+    daily_refusal = "Your account has created {limit} keys today, the limit"
+    minute_refusal = "Your account may create {limit} keys a minute"
 
 
 class ApiRequestLimit(AccountBudget):
@@ -441,8 +442,5 @@ class ApiRequestLimit(AccountBudget):
 
     bucket = "api"
     code = ProblemCode.API_RATE_LIMITED
-
-    def refusal(self, decision: Decision) -> str:
-        if decision.refusal is Refusal.DAILY_QUOTA_EXCEEDED:
-            return f"Your account has made {decision.daily_limit} API calls today, the limit"
-        return f"Your account may make {decision.limit} API calls a minute"
+    daily_refusal = "Your account has made {limit} API calls today, the limit"
+    minute_refusal = "Your account may make {limit} API calls a minute"
