@@ -17,6 +17,7 @@ from tests.sandbox import wasm_builder
 from wasmwiz.sandbox import (
     CompileLimits,
     InspectionLimits,
+    Limits,
     ModuleRefused,
     Outcome,
     RunRequest,
@@ -68,6 +69,22 @@ def test_compile_over_the_cpu_budget_is_compile_timeout_and_remembered() -> None
 
     assert again < first / 10  # refused by digest, without a worker
     assert stats.compile_workers_replaced == 1
+
+
+def test_a_module_over_the_limit_unmetered_is_refused_metered_without_a_compile() -> None:
+    # Metering only adds code to compile: one overrun on the unmetered engine is enough
+    # for both, and the metered engine refuses it without a worker.
+    limits = CompileLimits(timeout_seconds=1, workers=1)
+    metered = Limits(max_fuel=10**9)
+    with Sandbox(compile_limits=limits, inspection=ROOMY_SHAPE, max_concurrency=1) as sandbox:
+        assert rejection_code(sandbox, SLOW_TO_COMPILE) == "compile_timeout"
+        with pytest.raises(ModuleRefused) as caught:
+            sandbox.prepare(SLOW_TO_COMPILE, metered)
+        assert_still_works(sandbox)
+        stats = sandbox.stats()
+
+    assert caught.value.code == "compile_timeout"
+    assert stats.compile_workers_replaced == 1  # the one overrun, not one per engine
 
 
 def test_compile_over_the_memory_cap_is_compile_memory_limit() -> None:

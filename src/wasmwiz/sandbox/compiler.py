@@ -6,8 +6,9 @@ header, then a compile worker process, which does everything whose cost grows wi
 module (text conversion, the pre-compile inspection, wasmtime's validator, compilation)
 under its CPU and memory limits. Its artifact, given a cache directory, is stored on disk
 and loaded from there. A module that overran a compile limit is remembered by its digest
-and engine, and refused at once next time; a worker crash is not a verdict and is not
-remembered.
+and engine, and refused at once next time; an overrun on the unmetered engine refuses it
+on both (metering only adds code to compile), one on the metered engine on that engine
+alone. A worker crash is not a verdict and is not remembered.
 
 Every module is compiled for one of the two engines (engine.py), the fuel-metered one or
 the unmetered one, and only ever runs on it: the compile request names it, and the disk
@@ -218,7 +219,9 @@ class Compiler:
         self, sha256: str, source: Callable[[], bytes | memoryview], metered: bool
     ) -> CompiledModule:
         with self._lock:
-            refused = self._refused.get((sha256, metered))
+            # Over a limit without metering is over it with metering too: a module costs
+            # one compile past its limit, not one per engine.
+            refused = self._refused.get((sha256, metered)) or self._refused.get((sha256, False))
         if refused is not None:
             raise ModuleRefused(refused.code, refused.message)
         engine = self._context.engine_for(metered)
