@@ -7,6 +7,7 @@ import contextlib
 import threading
 
 import pytest
+from opentelemetry import trace
 
 from tests.sandbox.conftest import fixture_wat
 from wasmwiz.sandbox import (
@@ -19,6 +20,7 @@ from wasmwiz.sandbox import (
     SandboxError,
     load_example,
 )
+from wasmwiz.sandbox.workers import WorkerPool
 
 pytestmark = pytest.mark.anyio
 
@@ -30,6 +32,27 @@ async def test_execute_runs_on_a_worker_thread(sandbox: Sandbox) -> None:
 
     assert result.outcome is Outcome.SUCCESS
     assert result.stdout == b"Hello, WasmWiz!\n"
+
+
+async def test_a_job_runs_in_its_submitters_context() -> None:
+    # The request's trace (OpenTelemetry keeps it in a contextvar) is current on the
+    # worker too: a log line written there carries the request's trace id.
+    span = trace.NonRecordingSpan(
+        trace.SpanContext(trace_id=0x1234, span_id=0x5678, is_remote=False)
+    )
+    pool = WorkerPool(max_workers=1, max_queue=1)
+    try:
+        with trace.use_span(span):
+            seen = await pool.submit_async(
+                lambda: trace.get_current_span().get_span_context().trace_id
+            )
+        outside = await pool.submit_async(
+            lambda: trace.get_current_span().get_span_context().trace_id
+        )
+    finally:
+        pool.close()
+    assert seen == 0x1234
+    assert outside == 0  # no trace there: nothing leaks from one job to the next
 
 
 async def test_stack_overflow_on_worker_threads_is_an_outcome(sandbox: Sandbox) -> None:

@@ -18,6 +18,8 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import contextvars
+import functools
 import os
 import threading
 from collections.abc import Callable
@@ -128,6 +130,11 @@ class WorkerPool:
     def _enqueue(self, job: _Job, key: str) -> None:
         if not self._fair:
             key = ""
+        # The job runs in a copy of the submitter's context (its contextvars: the trace,
+        # so a log line written on the worker names the request's trace, as one written
+        # on the event loop does).
+        fn, future = job
+        job = (functools.partial(contextvars.copy_context().run, fn), future)
         # Checked, queued and announced in one step, as ThreadPoolExecutor.submit does:
         # a job can never be queued behind close()'s stop bytes, where no worker would
         # ever take it.
