@@ -324,6 +324,7 @@ def _problem(status: int, code: str, retry_after: str | None) -> ProblemError:
         (429, "rate_limited", "6", 0, 6.0),  # exact, as the service promises
         (429, "rate_limited", "6", 2, 6.0),
         (429, "too_many_concurrent", "1", 0, 1.0),
+        (429, "api_rate_limited", "2", 0, 2.0),
         (503, "server_busy", "1", 0, 1.0),
         (503, "server_busy", "1", 3 - 1, 4.0),  # at least exponential backoff on 503
         (503, "rate_limiter_unavailable", None, 1, 2.0),
@@ -347,6 +348,7 @@ def test_retry_policy_delays(
     ("status", "code", "cls"),
     [
         (429, "daily_quota_exceeded", DailyQuotaExceededError),
+        (429, "api_rate_limited", LimitExceededError),
         (503, "server_busy", ServerBusyError),
         (422, "invalid_request", InvalidRequestError),
         (404, "module_not_found", StoredModuleNotFoundError),
