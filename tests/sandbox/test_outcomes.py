@@ -285,6 +285,24 @@ def test_out_of_bounds_pointers_get_errnos_not_crashes(sandbox: Sandbox) -> None
     assert struct.unpack("<5I", result.stdout) == (efault, efault, efault, efault, ebadf)
 
 
+def test_a_host_call_from_an_empty_memory_gets_efault(sandbox: Sandbox) -> None:
+    # The memory a host call sees is looked up from its caller (sandbox/wasmtime_ffi.py,
+    # caller_memory): an exported memory of no pages has no byte a pointer may reach.
+    wat = b"""(module
+      (import "wasi_snapshot_preview1" "fd_write"
+        (func $write (param i32 i32 i32 i32) (result i32)))
+      (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
+      (memory (export "memory") 0)
+      (func (export "_start")
+        (call $exit (call $write (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 0)))))"""
+
+    result = run(sandbox, wat)
+
+    assert result.outcome is Outcome.EXIT_NONZERO
+    assert result.exit_code == 21  # EFAULT
+    assert result.stdout == b""
+
+
 def test_declared_table_above_the_element_cap_is_refused(sandbox: Sandbox) -> None:
     with pytest.raises(ModuleRefused) as caught:
         sandbox.prepare(fixture_wat("huge_table"))

@@ -7,11 +7,10 @@ import threading
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING
-
-import wasmtime
+from typing import TYPE_CHECKING, Any
 
 from wasmwiz.sandbox.models import Outcome
+from wasmwiz.sandbox.wasmtime_ffi import caller_memory
 
 if TYPE_CHECKING:
     from wasmwiz.sandbox.wasi_files import FileTable
@@ -140,14 +139,9 @@ class GuestMemory:
         self._size = size
 
     @classmethod
-    def from_caller(cls, caller: wasmtime.Caller) -> GuestMemory:
-        memory = caller.get("memory")
-        if not isinstance(memory, wasmtime.Memory):
-            return cls(0, 0)  # no exported memory: every pointer faults
-        size = memory.data_len(caller)
-        if size == 0:
-            return cls(0, 0)
-        return cls(ctypes.addressof(memory.data_ptr(caller).contents), size)
+    def from_caller(cls, caller_ptr: Any) -> GuestMemory:
+        """The calling instance's exported memory (no memory: every pointer faults)."""
+        return cls(*caller_memory(caller_ptr))
 
     def require(self, ptr: int, length: int) -> None:
         if ptr < 0 or length < 0 or ptr + length > self._size:

@@ -43,7 +43,6 @@ from wasmwiz.sandbox.guest import (
 from wasmwiz.sandbox.models import Outcome
 from wasmwiz.sandbox.wasmtime_ffi import (
     define_unchecked,
-    invalidate_caller,
     new_trap,
     unchecked_callback,
 )
@@ -136,11 +135,7 @@ def trampoline(impl: HostImpl, widths: list[int]) -> Any:
         try:
             args = [raw[i].i64 & _MASK64 if w == 64 else raw[i].i32 & _MASK32
                     for i, w in enumerate(widths)]  # fmt: skip
-            caller = wasmtime.Caller(caller_ptr)
-            try:
-                memory = GuestMemory.from_caller(caller)
-            finally:
-                invalidate_caller(caller)
+            memory = GuestMemory.from_caller(caller_ptr)
             raw[0].i32 = impl(state, memory, args)
             _charge(state, time.thread_time_ns() - started_ns)
         except StopGuest as stop:

@@ -137,6 +137,28 @@ def memory_size(store: wasmtime.Store, instance: wasmtime.Instance, name: str) -
     return int(ffi.wasmtime_memory_data_size(store._context(), ctypes.byref(item.of.memory)))
 
 
+_MEMORY = b"memory"
+
+
+def caller_memory(caller_ptr: Any) -> tuple[int, int]:
+    """(address, size in bytes) of the calling instance's exported `memory`, (0, 0) when it
+    has none or it is empty, read during a host call from its raw `wasmtime_caller_t`.
+
+    Straight through the C API: wasmtime-py's `Caller`, `Caller.get` and `Memory` wrap each
+    step in Python objects, which cost more than the rest of a short host call.
+    """
+    item: Any = ffi.wasmtime_extern_t()  # its fields read as Python ints
+    found = ffi.wasmtime_caller_export_get(caller_ptr, _MEMORY, len(_MEMORY), ctypes.byref(item))
+    if not found or item.kind != ffi.WASMTIME_EXTERN_MEMORY.value:
+        return 0, 0
+    context = ffi.wasmtime_caller_context(caller_ptr)
+    memory = ctypes.byref(item.of.memory)
+    size = int(ffi.wasmtime_memory_data_size(context, memory))
+    if size == 0:
+        return 0, 0
+    return ctypes.addressof(ffi.wasmtime_memory_data(context, memory).contents), size
+
+
 def unchecked_callback(trampoline: Any) -> Any:
     """Wrap a Python function as wasmtime's unchecked host-function C callback."""
     return ffi.wasmtime_func_unchecked_callback_t(trampoline)
@@ -161,8 +183,3 @@ def new_trap(message: str) -> int:
     raw = message.encode()
     trap = ffi.wasmtime_trap_new(raw, len(raw))
     return int(ctypes.cast(trap, ctypes.c_void_p).value or 0)
-
-
-def invalidate_caller(caller: wasmtime.Caller) -> None:
-    """End a Caller's validity once the host call that received it returns."""
-    caller._invalidate()
