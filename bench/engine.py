@@ -1,6 +1,7 @@
 """Section 1, the floor: one cached hello-world run in-process, and multi-threaded throughput.
 
-Then what fuel metering costs the guest: SHA-256 of 1 MiB in process, without a fuel
+Then what one host call costs (a run of ten thousand one-byte writes), and what fuel
+metering costs the guest: SHA-256 of 1 MiB in process, without a fuel
 budget (the unmetered engine) and with one (the metered engine), interleaved.
 """
 
@@ -45,6 +46,7 @@ def run(context: Context) -> Section:
         single = _throughput(once, 1, context.seconds(3.0, 0.5))
         multi = _throughput(once, threads, context.seconds(5.0, 0.5))
         unmetered, metered = _metering(sandbox, context.count(25, 3))
+        host_call = _host_call(sandbox, context.count(30, 3))
     section.row("runs timed one by one", str(len(samples)))
     section.row("median run (the floor)", ms(floor))
     section.row("p99 run", ms(samples[int(len(samples) * 0.99)]))
@@ -54,7 +56,9 @@ def run(context: Context) -> Section:
     section.row(
         "the same with a fuel budget (metered)", f"{ms(metered)} ({metered / unmetered:.2f}x)"
     )
+    section.row(f"a host call (fd_write of 1 byte, {modules.HOST_CALLS:,} in a run)", ms(host_call))
     section.figures = {
+        "host_call_seconds": host_call,
         "floor_seconds": floor,
         "threads": threads,
         "throughput_1": single,
@@ -63,6 +67,22 @@ def run(context: Context) -> Section:
         "sha256_metered_seconds": metered,
     }
     return section
+
+
+def _host_call(sandbox: Sandbox, repeats: int) -> float:
+    """One host call's cost: a run of HOST_CALLS one-byte writes, less a hello-world run
+    (the run's own cost), over the calls; medians, the two alternating."""
+    calls, hello = sandbox.prepare(modules.host_calls()), sandbox.prepare(modules.hello())
+    with_calls: list[float] = []
+    without: list[float] = []
+    for _ in range(repeats + 1):  # the first of each warms up; not counted
+        for compiled, samples in ((calls, with_calls), (hello, without)):
+            started = time.perf_counter()
+            result = sandbox.run(compiled, RunRequest(), SERVICE_LIMITS)
+            samples.append(time.perf_counter() - started)
+            assert result.outcome.value == "success", result
+    spent = statistics.median(with_calls[1:]) - statistics.median(without[1:])
+    return spent / modules.HOST_CALLS
 
 
 def _metering(sandbox: Sandbox, repeats: int) -> tuple[float, float]:

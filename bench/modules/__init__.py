@@ -25,6 +25,21 @@ _FLOOD = """(module
       (drop (call $fd_write (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8)))
       (br $l))))"""
 
+# HOST_CALLS calls of fd_write, one byte each: what a host call costs, its loop aside.
+HOST_CALLS = 10_000
+_HOST_CALLS = f"""(module
+  (import "wasi_snapshot_preview1" "fd_write"
+    (func $fd_write (param i32 i32 i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 16) "x")
+  (func (export "_start") (local $i i32)
+    (i32.store (i32.const 0) (i32.const 16))
+    (i32.store (i32.const 4) (i32.const 1))
+    (loop $l
+      (drop (call $fd_write (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8)))
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br_if $l (i32.lt_u (local.get $i) (i32.const {HOST_CALLS}))))))"""
+
 # About 10 ms of guest code (3 million loop turns), printing nothing: a short real run.
 _BUSY = """(module (memory (export "memory") 1)
   (func (export "_start") (local $i i32)
@@ -59,6 +74,11 @@ def sha256() -> bytes:
 @cache
 def flood() -> bytes:
     return binary(_FLOOD)
+
+
+@cache
+def host_calls() -> bytes:
+    return binary(_HOST_CALLS)
 
 
 @cache
