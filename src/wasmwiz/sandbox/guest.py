@@ -59,6 +59,8 @@ class RunState:
         self.stop_reason: str | None = None
         self.host_error: BaseException | None = None
         self.files: FileTable | None = None  # the run's directory and descriptors, if any
+        # The instance's exported memory (a C API handle), found by the first host call.
+        self.memory: Any = None
         # Host work charged to this run (CPU time in host functions, which holds the
         # GIL) and host calls made; see wasi_host's host-time share.
         self.host_ns = 0
@@ -139,9 +141,11 @@ class GuestMemory:
         self._size = size
 
     @classmethod
-    def from_caller(cls, caller_ptr: Any) -> GuestMemory:
-        """The calling instance's exported memory (no memory: every pointer faults)."""
-        return cls(*caller_memory(caller_ptr))
+    def from_caller(cls, caller_ptr: Any, state: RunState) -> GuestMemory:
+        """The calling instance's exported memory (no memory: every pointer faults), where
+        it is now: it moves and grows between calls. Which memory it is, the run keeps."""
+        base, size, state.memory = caller_memory(caller_ptr, state.memory)
+        return cls(base, size)
 
     def require(self, ptr: int, length: int) -> None:
         if ptr < 0 or length < 0 or ptr + length > self._size:

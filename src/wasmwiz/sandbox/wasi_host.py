@@ -135,7 +135,7 @@ def trampoline(impl: HostImpl, widths: list[int]) -> Any:
         try:
             args = [raw[i].i64 & _MASK64 if w == 64 else raw[i].i32 & _MASK32
                     for i, w in enumerate(widths)]  # fmt: skip
-            memory = GuestMemory.from_caller(caller_ptr)
+            memory = GuestMemory.from_caller(caller_ptr, state)
             raw[0].i32 = impl(state, memory, args)
             _charge(state, time.thread_time_ns() - started_ns)
         except StopGuest as stop:

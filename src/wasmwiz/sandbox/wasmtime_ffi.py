@@ -140,23 +140,30 @@ def memory_size(store: wasmtime.Store, instance: wasmtime.Instance, name: str) -
 _MEMORY = b"memory"
 
 
-def caller_memory(caller_ptr: Any) -> tuple[int, int]:
-    """(address, size in bytes) of the calling instance's exported `memory`, (0, 0) when it
-    has none or it is empty, read during a host call from its raw `wasmtime_caller_t`.
+def caller_memory(caller_ptr: Any, known: Any = None) -> tuple[int, int, Any]:
+    """(address, size in bytes, the memory) of the calling instance's exported `memory`
+    during a host call, from its raw `wasmtime_caller_t`; (0, 0, None) when it has none,
+    and address 0 when it is empty. `known`, the memory a call of the same run found
+    (a store holds one instance), skips the lookup.
 
     Straight through the C API: wasmtime-py's `Caller`, `Caller.get` and `Memory` wrap each
     step in Python objects, which cost more than the rest of a short host call.
     """
-    item: Any = ffi.wasmtime_extern_t()  # its fields read as Python ints
-    found = ffi.wasmtime_caller_export_get(caller_ptr, _MEMORY, len(_MEMORY), ctypes.byref(item))
-    if not found or item.kind != ffi.WASMTIME_EXTERN_MEMORY.value:
-        return 0, 0
+    memory = known
+    if memory is None:
+        item: Any = ffi.wasmtime_extern_t()  # its fields read as Python ints
+        found = ffi.wasmtime_caller_export_get(
+            caller_ptr, _MEMORY, len(_MEMORY), ctypes.byref(item)
+        )
+        if not found or item.kind != ffi.WASMTIME_EXTERN_MEMORY.value:
+            return 0, 0, None
+        memory = item.of.memory
     context = ffi.wasmtime_caller_context(caller_ptr)
-    memory = ctypes.byref(item.of.memory)
-    size = int(ffi.wasmtime_memory_data_size(context, memory))
+    pointer = ctypes.byref(memory)
+    size = int(ffi.wasmtime_memory_data_size(context, pointer))
     if size == 0:
-        return 0, 0
-    return ctypes.addressof(ffi.wasmtime_memory_data(context, memory).contents), size
+        return 0, 0, memory
+    return ctypes.addressof(ffi.wasmtime_memory_data(context, pointer).contents), size, memory
 
 
 def unchecked_callback(trampoline: Any) -> Any:
