@@ -1,6 +1,7 @@
 """The webhooks pages: add an endpoint (its secret shown once), the delivery log of the
-key created on the keys page, redeliver, disable, and the notice of an endpoint disabled
-for failing. A real receiver on 127.0.0.1 verifies every call."""
+key created on the keys page, redeliver, disable, the notice of an endpoint disabled for
+failing, a refused target, the callback secret, enable, rotate and delete. A real
+receiver on 127.0.0.1 verifies every call."""
 
 from __future__ import annotations
 
@@ -110,3 +111,44 @@ async def test_an_endpoint_disabled_for_failing_has_a_notice(
     assert "failed every attempt" in listed
     assert "HTTP 503" in detail.text
     assert "Enable" in detail.text
+
+
+async def test_a_bad_target_is_refused_and_an_endpoint_enabled_rotated_and_deleted(
+    server_factory: ServerFactory, receiver: Receiver
+) -> None:
+    server = server_factory(webhook_allow_private_targets=True)
+    async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:
+        await sign_up(client, new_email())
+        token = await page_csrf(client, "/webhooks")
+        refused = await client.post(
+            "/webhooks", data={"url": "ftp://example.invalid/", "csrf_token": token}
+        )
+        endpoint_id = await add_endpoint(client, receiver, "/hook")
+        first_secret = receiver.secrets["/hook"]
+        callback = await client.post("/webhooks/callback-secret/rotate", data={"csrf_token": token})
+        disabled = await client.post(f"/webhooks/{endpoint_id}/disable", data={"csrf_token": token})
+        enabled = await client.post(f"/webhooks/{endpoint_id}/enable", data={"csrf_token": token})
+        shown = await client.get(enabled.headers["location"])
+        rotated = await client.post(
+            f"/webhooks/{endpoint_id}/rotate-secret", data={"csrf_token": token}
+        )
+        deleted = await client.post(f"/webhooks/{endpoint_id}/delete", data={"csrf_token": token})
+        listed = await client.get(deleted.headers["location"])
+        gone = await client.get(f"/webhooks/{endpoint_id}")
+    # A bad target is refused on the page itself, with the form's values kept.
+    assert refused.status_code == 400, refused.text
+    assert 'class="alert alert-error"' in refused.text
+    assert "ftp://example.invalid/" in refused.text
+    # The callback secret is shown once, on a page not to be cached.
+    assert 'id="callback-secret"' in callback.text
+    assert callback.headers["cache-control"] == "no-store"
+    assert (disabled.status_code, enabled.status_code) == (303, 303)
+    assert "The endpoint is enabled." in shown.text
+    new_secret = _SECRET.search(rotated.text)
+    assert new_secret
+    assert new_secret.group(1) != first_secret
+    assert rotated.headers["cache-control"] == "no-store"
+    assert deleted.status_code == 303
+    assert "The endpoint is deleted" in listed.text
+    assert endpoint_id not in listed.text
+    assert gone.status_code == 404
