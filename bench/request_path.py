@@ -200,7 +200,7 @@ async def _one_mebibyte(app: Any, account: BenchAccount, repeats: int) -> dict[s
     for turn in range(repeats + 10):  # the first ten warm up; not counted
         started = time.perf_counter()
         await read_execution_form(
-            Request(_scope(headers), _pieces(pieces)),
+            Request(_scope(headers), _receiver(*pieces)),
             max_wasm_size=10 << 20,
             max_input_size=1 << 20,
         )
@@ -209,7 +209,7 @@ async def _one_mebibyte(app: Any, account: BenchAccount, repeats: int) -> dict[s
         result = sandbox.run(compiled, RunRequest(stdin=stdin))
         run = time.perf_counter() - started
         started = time.perf_counter()
-        answer = await _answer(app, headers, _pieces(pieces))
+        answer = await _call(app, headers, pieces)
         whole = time.perf_counter() - started
         if turn >= 10:
             samples["1 MiB: multipart read"].append(form)
@@ -219,36 +219,6 @@ async def _one_mebibyte(app: Any, account: BenchAccount, repeats: int) -> dict[s
             guest = json.loads(answer)["duration_ms"] / 1000
             samples["1 MiB: whole app minus the guest"].append(whole - guest)
     return {name: median(values) for name, values in samples.items()}
-
-
-def _pieces(pieces: list[bytes]) -> Callable[[], Awaitable[dict[str, Any]]]:
-    remaining = iter(pieces)
-
-    async def receive() -> dict[str, Any]:
-        piece = next(remaining, None)
-        if piece is None:
-            await asyncio.sleep(3600)  # the client would disconnect; never reached here
-        return {"type": "http.request", "body": piece, "more_body": piece is not pieces[-1]}
-
-    return receive
-
-
-async def _answer(
-    app: Any, headers: list[tuple[bytes, bytes]], receive: Callable[[], Awaitable[dict[str, Any]]]
-) -> bytes:
-    status, body = 0, bytearray()
-
-    async def send(message: dict[str, Any]) -> None:
-        nonlocal status
-        if message["type"] == "http.response.start":
-            status = message["status"]
-        elif message["type"] == "http.response.body":
-            body.extend(message.get("body", b""))
-
-    await app(_scope(headers), receive, send)
-    if status != 200:
-        raise RuntimeError(f"the app answered {status}: {bytes(body)[:300]!r}")
-    return bytes(body)
 
 
 def _request(headers: list[tuple[bytes, bytes]], body: bytes) -> Any:
@@ -274,15 +244,15 @@ def _scope(
     }
 
 
-def _receiver(body: bytes) -> Callable[[], Awaitable[dict[str, Any]]]:
-    sent = False
+def _receiver(*pieces: bytes) -> Callable[[], Awaitable[dict[str, Any]]]:
+    """The ASGI receive of a body in these pieces."""
+    remaining = iter(pieces)
 
     async def receive() -> dict[str, Any]:
-        nonlocal sent
-        if sent:
+        piece = next(remaining, None)
+        if piece is None:
             await asyncio.sleep(3600)  # the client would disconnect; never reached here
-        sent = True
-        return {"type": "http.request", "body": body, "more_body": False}
+        return {"type": "http.request", "body": piece, "more_body": piece is not pieces[-1]}
 
     return receive
 
@@ -290,21 +260,25 @@ def _receiver(body: bytes) -> Callable[[], Awaitable[dict[str, Any]]]:
 async def _call(
     app: Any,
     headers: list[tuple[bytes, bytes]],
-    body: bytes,
+    body: bytes | list[bytes],
     path: str = "/api/v1/execute",
     query: bytes = b"",
-) -> int:
-    status = 0
+) -> bytes:
+    """The app's answer to one request (a body, or the pieces it arrives in); 200 only."""
+    status, answer = 0, bytearray()
 
     async def send(message: dict[str, Any]) -> None:
         nonlocal status
         if message["type"] == "http.response.start":
             status = message["status"]
+        elif message["type"] == "http.response.body":
+            answer.extend(message.get("body", b""))
 
-    await app(_scope(headers, path, query), _receiver(body), send)
+    pieces = body if isinstance(body, list) else [body]
+    await app(_scope(headers, path, query), _receiver(*pieces), send)
     if status != 200:
-        raise RuntimeError(f"the app answered {status}")
-    return status
+        raise RuntimeError(f"the app answered {status}: {bytes(answer)[:300]!r}")
+    return bytes(answer)
 
 
 if __name__ == "__main__":
