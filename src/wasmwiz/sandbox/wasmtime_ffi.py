@@ -59,18 +59,14 @@ def set_stdin_bytes(wasi: wasmtime.WasiConfig, data: bytes | memoryview) -> None
 
 def _address_of(data: bytes | memoryview) -> Any:
     """Something ctypes reads `data` through, in place: a bytes object converts as it is,
-    a writable view (of the upload's mapping) through an array over its buffer, a view of
-    all of a bytes object as that object; any other view is copied once."""
+    a writable view (of the upload's mapping) through an array over its buffer; any other
+    view is copied once."""
     if isinstance(data, bytes):
         return data
     view = memoryview(data)
-    if not view.c_contiguous or view.itemsize != 1:
+    if view.readonly or not view.c_contiguous or view.itemsize != 1:
         return view.tobytes()
-    if not view.readonly:
-        return (ctypes.c_char * view.nbytes).from_buffer(view)
-    if type(view.obj) is bytes and len(view.obj) == view.nbytes:
-        return view.obj
-    return view.tobytes()
+    return (ctypes.c_char * view.nbytes).from_buffer(view)
 
 
 def get_export(store: wasmtime.Store, instance: wasmtime.Instance, name: str) -> Any:
