@@ -219,9 +219,11 @@ class Compiler:
         self, sha256: str, source: Callable[[], bytes | memoryview], metered: bool
     ) -> CompiledModule:
         with self._lock:
-            # Over a limit without metering is over it with metering too: a module costs
-            # one compile past its limit, not one per engine.
-            refused = self._refused.get((sha256, metered)) or self._refused.get((sha256, False))
+            refused = self._refused.get((sha256, metered))
+            if refused is None and metered:
+                # Over a limit without metering is over it with metering too: a module
+                # costs one compile past its limit, not one per engine.
+                refused = self._refused.get((sha256, False))
         if refused is not None:
             raise ModuleRefused(refused.code, refused.message)
         engine = self._context.engine_for(metered)
