@@ -49,6 +49,13 @@ def many_functions(count: int) -> bytes:
     return module([EMPTY_BODY] * count)
 
 
+def looping_functions(count: int, loops: int = 3) -> bytes:
+    """`count` functions of `loops` small counting loops each: about 50 bytes a function,
+    and several times an empty function's cost to compile."""
+    counting_loop = b"\x03\x40\x20\x00\x41\x01\x6a\x22\x00\x41\x0a\x48\x0d\x00\x0b"
+    return module([b"\x01\x01\x7f" + counting_loop * loops + b"\x0b"] * count)
+
+
 def many_locals(count: int) -> bytes:
     return module([b"\x01" + leb(count) + b"\x7f\x0b"])
 
