@@ -23,7 +23,12 @@ import wasmtime
 
 from wasmwiz.sandbox import memfs, wasi_files, wasi_host
 from wasmwiz.sandbox.models import Limits, RunRequest
-from wasmwiz.sandbox.wasmtime_ffi import get_export, set_stdin_bytes
+from wasmwiz.sandbox.wasmtime_ffi import (
+    InstancePool,
+    get_export,
+    set_stdin_bytes,
+    use_instance_pool,
+)
 
 __all__ = [
     "DEFAULT_FEATURES",
@@ -49,6 +54,15 @@ MAX_WASM_STACK = 1024 * 1024
 MAX_TABLES = 4
 MAX_TABLE_ELEMENTS = 100_000  # tables are outside memory_size; unbounded they exhaust the host
 MAX_INSTANCES = 1
+# A run's memory may grow to its store's limit (Limits.memory_bytes); each slot of the
+# instance pool has room for the whole 32-bit space, so the pool is never a second limit.
+POOL_MEMORY_BYTES = 4 * 1024 * 1024 * 1024
+# What of a memory stays mapped, zeroed, when its run ends: a small module's whole memory,
+# which the next run then finds without a page fault.
+POOL_KEEP_RESIDENT_BYTES = 64 * 1024
+# Slots besides the sandbox's threads and the main thread: a Store the garbage collector
+# has not yet freed still holds its slot.
+POOL_SPARE_SLOTS = 4
 
 # Every WebAssembly proposal wasmtime-py can switch, by its name in wasmtime's
 # stability tiers (docs.wasmtime.dev/stability-tiers.html), with the Config options that
@@ -150,9 +164,16 @@ class WasmEngine:
     """One wasmtime Engine with its two Linkers: WASI with our shadowing host functions,
     and the same with every file call served from memory (runs with a directory)."""
 
-    def __init__(self, extra_features: Iterable[str], *, metered: bool) -> None:
+    def __init__(
+        self, extra_features: Iterable[str], *, metered: bool, pool: InstancePool | None = None
+    ) -> None:
         self.metered = metered
-        self.engine = wasmtime.Engine(engine_config(extra_features, metered=metered))
+        config = engine_config(extra_features, metered=metered)
+        if pool is not None:
+            # Not part of engine_config: the compile workers only compile, and what the
+            # engine compiles does not depend on where its instances will live.
+            use_instance_pool(config, pool)
+        self.engine = wasmtime.Engine(config)
         self.linker = wasmtime.Linker(self.engine)
         self.linker.allow_shadowing = True
         self.linker.define_wasi()
@@ -191,17 +212,50 @@ class WasmEngine:
         return store
 
 
+def instance_pool(runs_at_once: int, max_module_bytes: int) -> InstancePool:
+    """Slots for `runs_at_once` runs (and POOL_SPARE_SLOTS) of modules up to
+    `max_module_bytes`, each with everything a run's store allows (set_limits in
+    WasmEngine.new_store).
+
+    wasmtime's pooling allocator reserves the slots' address space when the engine is
+    made (about 8 GiB per slot: a memory and a GC heap, each with its guard pages) and
+    keeps them mapped between runs, so a run does not map and unmap its memory and
+    tables. An instance's own state (its globals and function references) is bounded by
+    the module's size: a global takes 16 bytes there and at least 5 in the module.
+    """
+    return InstancePool(
+        instances=runs_at_once + POOL_SPARE_SLOTS,
+        # The memory, and the GC heap a store with references makes (it takes a memory).
+        memories_per_instance=2,
+        memory_bytes=POOL_MEMORY_BYTES,
+        tables_per_instance=MAX_TABLES,
+        table_elements=MAX_TABLE_ELEMENTS,
+        instance_bytes=max(64 * 1024 * 1024, 8 * max_module_bytes),
+        keep_resident_bytes=POOL_KEEP_RESIDENT_BYTES,
+    )
+
+
 class EngineContext:
-    """The metered and the unmetered WasmEngine, and one epoch ticker for both."""
+    """The metered and the unmetered WasmEngine, and one epoch ticker for both.
+
+    Given `runs_at_once`, each engine takes its runs' instances from a pool with that
+    many slots (instance_pool); the caller makes sure no more stores are alive at once.
+    """
 
     def __init__(
-        self, extra_features: Iterable[str] = (), files_budget_bytes: int = 1024 * 1024 * 1024
+        self,
+        extra_features: Iterable[str] = (),
+        files_budget_bytes: int = 1024 * 1024 * 1024,
+        *,
+        runs_at_once: int | None = None,
+        max_module_bytes: int = 10 * 1024 * 1024,
     ) -> None:
         self.files_budget = memfs.FilesBudget(files_budget_bytes)
         self.extra_features = frozenset(extra_features)
         self.features = enabled_features(self.extra_features)
-        self.unmetered = WasmEngine(self.extra_features, metered=False)
-        self.metered = WasmEngine(self.extra_features, metered=True)
+        pool = None if runs_at_once is None else instance_pool(runs_at_once, max_module_bytes)
+        self.unmetered = WasmEngine(self.extra_features, metered=False, pool=pool)
+        self.metered = WasmEngine(self.extra_features, metered=True, pool=pool)
         self._stopped = threading.Event()
         # The epoch is due to advance once per tick from here; `_ticks_applied` is how
         # often it has. The ticker needs the GIL, so under load it runs late, then

@@ -42,11 +42,12 @@ from wasmwiz.sandbox.models import (
     Outcome,
     RunRequest,
     RunResult,
+    SandboxBusy,
     SandboxError,
 )
 from wasmwiz.sandbox.validation import summarize
 from wasmwiz.sandbox.wasi_files import FileTable
-from wasmwiz.sandbox.wasmtime_ffi import call_nullary, instantiate, memory_size
+from wasmwiz.sandbox.wasmtime_ffi import call_nullary, instantiate, memory_size, pool_exhausted
 
 WASM_PAGE = 65536
 
@@ -102,10 +103,13 @@ def run_compiled(
             state.start_clock()
             started = time.perf_counter()
             try:
-                instance = instantiate(instance_pre, store)
+                instance = _instantiate(instance_pre, store)
                 call_nullary(store, instance, "_start")
             except (wasmtime.Trap, wasmtime.WasmtimeError) as exc:
-                failure = exc
+                # Without its traceback: that holds this frame, which holds the error,
+                # and the cycle would keep the Store, and its pool slot, until the
+                # garbage collector came by.
+                failure = exc.with_traceback(None)
             duration = time.perf_counter() - started
         if state.host_error is not None:
             raise SandboxError("a sandbox host function failed") from state.host_error
@@ -126,6 +130,19 @@ def run_compiled(
         if fs is not None:
             fs.release()
             state.files = None  # the run's state, its table and its clock form a cycle
+
+
+def _instantiate(instance_pre: wasmtime.InstancePre, store: wasmtime.Store) -> wasmtime.Instance:
+    """Instantiate, or SandboxBusy when every slot of the engine's instance pool is taken
+    (the pool has one for every thread that runs wasm, and spares: see instance_pool)."""
+    try:
+        return instantiate(instance_pre, store)
+    except wasmtime.WasmtimeError as exc:
+        if pool_exhausted(exc):
+            raise SandboxBusy(
+                "Every slot for a running module is taken; try again shortly."
+            ) from None
+        raise
 
 
 def _directory(

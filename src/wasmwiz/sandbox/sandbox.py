@@ -102,7 +102,14 @@ class Sandbox:
         self._max_module_bytes = max_module_bytes
         # Run directories' memory goes back to the system when runs end (allocator.py).
         map_large_blocks()
-        self._context = EngineContext(extra_features, files_budget_bytes)
+        self._context = EngineContext(
+            extra_features,
+            files_budget_bytes,
+            # Stores alive at once: one per worker thread, the main thread's (`run` runs
+            # there inline) and the health check's own big-stack thread's.
+            runs_at_once=max_concurrency + 2,
+            max_module_bytes=max_module_bytes,
+        )
         # What all runs' directories hold together (memfs.FilesBudget).
         self.files_budget = self._context.files_budget
         self._cache = ModuleCache(cache_max_bytes)

@@ -2,18 +2,19 @@
 
 wasmtime-py wraps only part of wasmtime's C API. The sandbox needs a few things it does
 not wrap (stdin from bytes, one export looked up by name, host functions through the
-unchecked C callback) or wraps at a cost a short run notices (instantiating, calling
-`_start`, reading a memory's size), and reaches them through `wasmtime._ffi` and private attributes
-(`Store._context()`, `Instance._instance`, `Caller._invalidate()`,
-`WasmtimeError._from_ptr`). Those can change in any release, so they live here alone,
-and importing this module with another major version of wasmtime fails at once with a
-message that says what to do, instead of crashing a run later.
+unchecked C callback, the pooling allocator) or wraps at a cost a short run notices
+(instantiating, calling `_start`, reading a memory's size), and reaches them through
+`wasmtime._ffi` and private attributes (`Store._context()`, `Instance._instance`,
+`Caller._invalidate()`, `WasmtimeError._from_ptr`). Those can change in any release, so
+they live here alone, and importing this module with another major version of wasmtime
+fails at once with a message that says what to do, instead of crashing a run later.
 """
 
 from __future__ import annotations
 
 import ctypes
 import importlib.metadata
+from dataclasses import dataclass
 from typing import Any
 
 import wasmtime
@@ -37,6 +38,65 @@ _check_version(importlib.metadata.version("wasmtime"))
 
 from wasmtime import _ffi as ffi  # noqa: E402 - only after the version is known
 from wasmtime._extern import wrap_extern  # noqa: E402
+
+
+@dataclass(frozen=True, slots=True)
+class InstancePool:
+    """What wasmtime's pooling allocator reserves when an Engine is made: `instances`
+    slots, each with room for `memories_per_instance` memories of up to `memory_bytes`,
+    `tables_per_instance` tables of up to `table_elements`, and an instance's own state
+    of up to `instance_bytes`. `keep_resident_bytes` of a memory stay mapped (zeroed) when
+    its instance ends."""
+
+    instances: int
+    memories_per_instance: int
+    memory_bytes: int
+    tables_per_instance: int
+    table_elements: int
+    instance_bytes: int
+    keep_resident_bytes: int
+
+
+def use_instance_pool(config: wasmtime.Config, pool: InstancePool) -> None:
+    """Make Engines built from `config` take instances from `pool`, not from mmap."""
+    settings = ffi.wasmtime_pooling_allocation_config_new()
+    try:
+        for setter, value in (
+            (ffi.wasmtime_pooling_allocation_config_total_core_instances_set, pool.instances),
+            (
+                ffi.wasmtime_pooling_allocation_config_total_memories_set,
+                pool.instances * pool.memories_per_instance,
+            ),
+            # A store's GC heap (externref) takes one of the memories.
+            (ffi.wasmtime_pooling_allocation_config_total_gc_heaps_set, pool.instances),
+            (
+                ffi.wasmtime_pooling_allocation_config_total_tables_set,
+                pool.instances * pool.tables_per_instance,
+            ),
+            (ffi.wasmtime_pooling_allocation_config_max_memory_size_set, pool.memory_bytes),
+            (
+                ffi.wasmtime_pooling_allocation_config_max_tables_per_module_set,
+                pool.tables_per_instance,
+            ),
+            (ffi.wasmtime_pooling_allocation_config_table_elements_set, pool.table_elements),
+            (
+                ffi.wasmtime_pooling_allocation_config_max_core_instance_size_set,
+                pool.instance_bytes,
+            ),
+            (
+                ffi.wasmtime_pooling_allocation_config_linear_memory_keep_resident_set,
+                pool.keep_resident_bytes,
+            ),
+        ):
+            setter(settings, value)
+        ffi.wasmtime_pooling_allocation_strategy_set(config.ptr(), settings)
+    finally:
+        ffi.wasmtime_pooling_allocation_config_delete(settings)
+
+
+def pool_exhausted(error: Exception) -> bool:
+    """Whether instantiating failed because every slot of the instance pool is taken."""
+    return isinstance(error, wasmtime.WasmtimeError) and "maximum concurrent limit of" in str(error)
 
 
 def set_stdin_bytes(wasi: wasmtime.WasiConfig, data: bytes | memoryview) -> None:
