@@ -485,7 +485,7 @@ class ProblemCode(enum.StrEnum):
         "api_rate_limited",
         429,
         "API rate limited",
-        "Too many API calls lately (other than runs).",
+        "Too many requests lately (API calls other than runs, and signed-in pages).",
     )
     COMPILE_BUDGET_EXCEEDED = (
         "compile_budget_exceeded",

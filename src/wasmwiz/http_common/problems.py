@@ -82,7 +82,8 @@ def problem_response(
     return ProblemResponse(body, status_code=status, headers=headers)
 
 
-def error_response(request: Request, exc: WasmWizError) -> ProblemResponse:
+def refusal_headers(exc: WasmWizError) -> dict[str, str]:
+    """The headers a refusal is answered with, as a problem or as a page."""
     headers = dict(exc.headers)
     if isinstance(exc, AuthenticationRequired):
         headers.setdefault("WWW-Authenticate", 'Bearer realm="wasmwiz"')
@@ -92,6 +93,11 @@ def error_response(request: Request, exc: WasmWizError) -> ProblemResponse:
         headers["Connection"] = "close"
     if exc.retry_after is not None:
         headers.setdefault("Retry-After", str(exc.retry_after))
+    return headers
+
+
+def error_response(request: Request, exc: WasmWizError) -> ProblemResponse:
+    headers = refusal_headers(exc)
     if exc.status_code in (401, 403):
         security_log.warning(
             "authentication refused: %s",

@@ -437,10 +437,11 @@ class KeyCreationLimit(AccountBudget):
 
 class ApiRequestLimit(AccountBudget):
     """Every API call with a key but the runs themselves (API_REQUESTS_PER_MINUTE and
-    _PER_DAY): listing, reading usage, polling jobs, managing keys, modules and webhooks.
-    The runs (execute, batch) have their tier's limits instead."""
+    _PER_DAY): listing, reading usage, polling jobs, managing keys, modules and webhooks;
+    and every request of a signed-in user to the pages. The API's runs (execute, batch)
+    have their tier's limits instead."""
 
     bucket = "api"
     code = ProblemCode.API_RATE_LIMITED
-    daily_refusal = "Your account has made {limit} API calls today, the limit"
-    minute_refusal = "Your account may make {limit} API calls a minute"
+    daily_refusal = "Your account has made {limit} requests today (API calls and pages), the limit"
+    minute_refusal = "Your account may make {limit} requests a minute (API calls and pages)"

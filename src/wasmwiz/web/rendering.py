@@ -15,7 +15,7 @@ from fastapi.templating import Jinja2Templates
 from starlette.responses import RedirectResponse, Response
 
 from wasmwiz.errors import AuthenticationRequired, WasmWizError
-from wasmwiz.http_common.problems import error_response
+from wasmwiz.http_common.problems import error_response, refusal_headers
 from wasmwiz.http_common.unit_of_work import UnitOfWorkRoute
 from wasmwiz.web.viewer import LoginRequired, Viewer, get_viewer, set_presession_cookie
 
@@ -97,13 +97,15 @@ class WebRoute(UnitOfWorkRoute):
                 if _wants_json(request):
                     return error_response(request, exc)
                 viewer = await get_viewer(request)
-                return render(
+                page = render(
                     request,
                     viewer,
                     "error.html",
                     {"error": exc, "status": exc.status_code},
                     status_code=exc.status_code,
                 )
+                page.headers.update(refusal_headers(exc))  # Retry-After, among others
+                return page
 
         return handle
 

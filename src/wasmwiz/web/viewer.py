@@ -102,6 +102,16 @@ async def enforce_csrf(request: Request, viewer: ViewerDep) -> None:
         raise
 
 
+async def spend_signed_in_request(request: Request, viewer: ViewerDep) -> None:
+    """Every page route's dependency, after enforce_csrf: a signed-in user's request spends
+    one of the account's request budget (ApiRequestLimit), as a call with one of its keys
+    does, before the route reads anything; a page reload is no cheaper for the database
+    than an API call. A visitor not signed in spends nothing: signing up and signing in
+    have their own throttles."""
+    if viewer.user is not None:
+        await app_state(request).api_requests.spend(viewer.user.id)
+
+
 async def _check_csrf(request: Request, viewer: Viewer, secret_key: str) -> None:
     """Refuse a state-changing request whose CSRF token (form field or header) is wrong."""
     candidate = request.headers.get(CSRF_HEADER)
