@@ -3,6 +3,7 @@ each refusal by its code, and the quota a guest meets while it writes."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import io
@@ -15,6 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.api.test_rate_limits import wait_until_running
 from tests.fixtures.app import Account, ServerFactory, create_account
 
 pytestmark = pytest.mark.anyio
@@ -233,6 +235,59 @@ async def test_every_case_of_a_batch_gets_its_own_copy_of_the_directory(
     for result in results:
         assert result["status"] == "success", result
         assert collected(result) == {"in.txt": payload, "out/in.txt": payload}
+
+
+# Sleeps two seconds (poll_oneoff), holding its run's directory all the while.
+SLEEP_TWO_SECONDS = """
+(module
+  (import "wasi_snapshot_preview1" "poll_oneoff" (func $poll (param i32 i32 i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (func (export "_start")
+    (i32.store8 (i32.const 8) (i32.const 0))
+    (i32.store (i32.const 16) (i32.const 1))
+    (i64.store (i32.const 24) (i64.const 2000000000))
+    (drop (call $poll (i32.const 0) (i32.const 64) (i32.const 1) (i32.const 128)))))
+"""
+
+
+async def test_a_batch_case_waits_for_room_in_the_files_budget_and_is_not_lost(
+    server_factory: ServerFactory, migrated_database_url: str
+) -> None:
+    # 3 MiB and 8 KiB for every run's directory together; a run starts only with 1 MiB of
+    # room beyond its input (and 512 bytes an entry). Two sleepers with 1 MiB of input
+    # each leave about 1 MiB: too little for a case's 64 KiB until they end, so the
+    # batch's first case is refused for want of room, waits and runs; no case may come
+    # back as never finished.
+    mib = 1024 * 1024
+    server = server_factory(
+        execution_timeout=10,
+        files_budget=3 * mib + 8192,
+        files_quota=3 * mib,
+        files_max_input_bytes=mib,
+    )
+    sleepers = [await create_account(migrated_database_url, tier="pro") for _ in range(2)]
+    account = await create_account(migrated_database_url, tier="pro")
+    payload = os.urandom(64 * 1024)
+    async with httpx.AsyncClient(base_url=server.url, timeout=60) as client:
+        sleeping = [
+            asyncio.ensure_future(
+                run(client, sleeper, SLEEP_TWO_SECONDS.encode(), files=[("in", bytes(mib))])
+            )
+            for sleeper in sleepers
+        ]
+        await wait_until_running(client, 2)
+        batch = await client.post(
+            "/api/v1/execute/batch",
+            headers=account.headers,
+            files=[("wasm", ("copy.wasm", COPY)), ("files", ("in.txt", payload))],
+            data={"cases": json.dumps([{}, {}, {}]), "collect": '["out/**"]'},
+        )
+        slept = await asyncio.gather(*sleeping)
+    assert [response.json()["status"] for response in slept] == ["success", "success"]
+    assert batch.status_code == 200, batch.text
+    results = batch.json()["results"]
+    assert [result["status"] for result in results] == ["success"] * 3, results
+    assert all(collected(result) == {"out/in.txt": payload} for result in results)
 
 
 async def test_a_batch_refuses_bad_files_as_a_single_run_does(

@@ -9,6 +9,7 @@ real directory, and on ours; their outputs may differ only where docs/architectu
 
 from __future__ import annotations
 
+import collections
 import difflib
 import hashlib
 import os
@@ -19,7 +20,7 @@ from pathlib import Path
 import pytest
 import wasmtime
 
-from wasmwiz.sandbox import Limits, Outcome, RunRequest, Sandbox, SandboxBusy
+from wasmwiz.sandbox import Limits, Outcome, RunRequest, Sandbox, SandboxBusy, load_example
 from wasmwiz.sandbox.file_input import InputEntry
 from wasmwiz.sandbox.file_output import InvalidPattern, compile_patterns
 from wasmwiz.sandbox.memfs import (
@@ -133,6 +134,37 @@ def test_a_spent_budget_fails_writes_with_enospc_and_refuses_input() -> None:
         with pytest.raises(SandboxBusy):
             box.run(fill, RunRequest(files=too_big))
         assert box.files_budget.used == 0
+
+
+@pytest.mark.anyio
+async def test_a_series_hands_back_a_run_the_budget_has_no_room_for() -> None:
+    with Sandbox(files_budget_bytes=2 * 1024 * 1024, max_concurrency=1) as box:
+        hello = box.prepare(load_example("hello"))
+        waiting = collections.deque(range(3))
+        handed_back: list[int] = []
+
+        def take() -> tuple[int, RunRequest] | None:
+            if not waiting:
+                return None
+            index = waiting.popleft()
+            if index == 1 and not handed_back:  # another run takes the whole budget now
+                box.files_budget.take(box.files_budget.available())
+            return index, RunRequest(files=())
+
+        def give_back(index: int) -> None:
+            handed_back.append(index)
+            waiting.appendleft(index)
+
+        first = await box.run_series(hello, take, give_back, slice_seconds=60)
+        assert [index for index, _ in first] == [0]  # the series ended at the refusal
+        assert handed_back == [1]
+        with pytest.raises(SandboxBusy):  # nothing fits: the caller waits, nothing is lost
+            await box.run_series(hello, take, give_back, slice_seconds=60)
+        assert handed_back == [1, 1]
+        box.files_budget.give_back(box.files_budget.used)
+        rest = await box.run_series(hello, take, give_back, slice_seconds=60)
+        assert [index for index, _ in rest] == [1, 2]
+        assert all(result.outcome is Outcome.SUCCESS for _, result in first + rest)
 
 
 def test_files_are_collected_after_a_timeout(sandbox: Sandbox) -> None:

@@ -25,6 +25,7 @@ from wasmwiz.sandbox.models import (
     Outcome,
     RunRequest,
     RunResult,
+    SandboxBusy,
     SandboxError,
     SandboxStats,
 )
@@ -289,6 +290,7 @@ class Sandbox:
         self,
         compiled: CompiledModule,
         take: Callable[[], tuple[int, RunRequest] | None],
+        give_back: Callable[[int], None],
         limits: Limits | None = None,
         *,
         account: str = "",
@@ -296,15 +298,25 @@ class Sandbox:
     ) -> list[tuple[int, RunResult]]:
         """Run requests from `take` one after another on one worker thread, until `take`
         has none or `slice_seconds` have passed (a run is never cut short for it; the first
-        always runs): many short runs for one hop to a worker and back. `take` is called
-        on that thread."""
+        always runs): many short runs for one hop to a worker and back.
+
+        A request the server has no room for now (SandboxBusy: the files budget spent,
+        every instance slot taken) did not run: its index goes to `give_back`, and the
+        series ends there, with the runs before it, or with SandboxBusy if there were
+        none. `take` and `give_back` are called on the worker thread."""
 
         def job() -> list[tuple[int, RunResult]]:
             done: list[tuple[int, RunResult]] = []
             until = time.monotonic() + slice_seconds
             while (not done or time.monotonic() < until) and (item := take()) is not None:
                 index, request = item
-                done.append((index, self.run(compiled, request, limits)))
+                try:
+                    done.append((index, self.run(compiled, request, limits)))
+                except SandboxBusy:
+                    give_back(index)
+                    if not done:
+                        raise
+                    break
             return done
 
         return await self._pool.submit_async(job, account)

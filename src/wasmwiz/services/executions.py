@@ -465,6 +465,12 @@ class ExecutionService:
                 collect=batch.options.collect,
             )
 
+        def give_back(index: int) -> None:
+            # On a sandbox worker thread: a case the server had no room for did not run;
+            # it goes back to the front, to be taken again after the wait below.
+            taken_at[index] = None
+            waiting.appendleft((index, batch.cases[index]))
+
         first_slice = [0.0, 0]  # when it began (on the worker thread), and runs it took
 
         def take_while_short() -> tuple[int, RunRequest] | None:
@@ -507,6 +513,7 @@ class ExecutionService:
                     ran = await self._sandbox.run_series(
                         compiled,
                         next_take,
+                        give_back,
                         limits,
                         account=principal.rate_limit_key,
                         slice_seconds=_BATCH_SLICE_SECONDS,
