@@ -10,6 +10,9 @@ back at once, not when the garbage collector comes by.
 from __future__ import annotations
 
 import gc
+import subprocess
+import sys
+import textwrap
 from collections.abc import Iterator
 
 import pytest
@@ -148,3 +151,26 @@ def test_a_run_that_ends_by_an_error_gives_its_slot_back_at_once(
         assert len(take_slots(context, compiled, 1 + POOL_SPARE_SLOTS)) == 1 + POOL_SPARE_SLOTS
     finally:
         gc.enable()
+
+
+def test_under_a_low_address_space_limit_runs_map_their_memory_instead() -> None:
+    # wasmtime aborts the process when it cannot map a pool (a panic in its C API), so
+    # this runs in a child process limited to 16 GiB of address space: the pools of a
+    # Sandbox of 4 workers would take about 160.
+    script = textwrap.dedent(
+        """
+        import resource
+        resource.setrlimit(resource.RLIMIT_AS, (16 << 30, resource.RLIM_INFINITY))
+        from wasmwiz.sandbox import RunRequest, Sandbox, load_example
+        with Sandbox(max_concurrency=4) as box:
+            result = box.run(box.prepare(load_example("hello")), RunRequest())
+            print(result.stdout.decode(), end="")
+        """
+    )
+    child = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120
+    )
+
+    assert child.returncode == 0, child.stderr[-2000:]
+    assert child.stdout == "Hello, WasmWiz!\n"
+    assert "address-space limit (RLIMIT_AS" in child.stderr

@@ -12,8 +12,10 @@ from __future__ import annotations
 import hashlib
 import importlib.metadata
 import json
+import logging
 import math
 import platform
+import resource
 import threading
 import time
 from collections.abc import Iterable
@@ -63,6 +65,10 @@ POOL_KEEP_RESIDENT_BYTES = 64 * 1024
 # Slots besides the sandbox's threads and the main thread: a Store the garbage collector
 # has not yet freed still holds its slot.
 POOL_SPARE_SLOTS = 4
+# What else the process may map beside its engines' pools, under an address-space limit.
+_PROCESS_ADDRESS_SPACE = 8 * 1024 * 1024 * 1024
+
+logger = logging.getLogger(__name__)
 
 # Every WebAssembly proposal wasmtime-py can switch, by its name in wasmtime's
 # stability tiers (docs.wasmtime.dev/stability-tiers.html), with the Config options that
@@ -235,11 +241,44 @@ def instance_pool(runs_at_once: int, max_module_bytes: int) -> InstancePool:
     )
 
 
+def pool_address_space(pool: InstancePool) -> int:
+    """About what one engine's pool reserves of the address space: per slot its memories
+    with their guard regions (wasmtime's 32 MiB before and after), its tables and its
+    instance's own state (measured: 86.6 GB for 10 slots of 4 GiB memories)."""
+    guarded_memory = pool.memory_bytes + 64 * 1024 * 1024
+    tables = pool.tables_per_instance * pool.table_elements * 16
+    per_slot = pool.memories_per_instance * guarded_memory + tables + pool.instance_bytes
+    return pool.instances * per_slot
+
+
+def _pool_fits_address_space_limit(pool: InstancePool, engines: int) -> bool:
+    """Whether `engines` pools fit under the process's RLIMIT_AS, with room for the rest.
+
+    wasmtime cannot report a pool it failed to map: Engine creation aborts the process
+    (a panic in its C API), so the limit is checked first."""
+    limit, _ = resource.getrlimit(resource.RLIMIT_AS)
+    if limit == resource.RLIM_INFINITY:
+        return True
+    needed = engines * pool_address_space(pool) + _PROCESS_ADDRESS_SPACE
+    if needed <= limit:
+        return True
+    logger.warning(
+        "the process's address-space limit (RLIMIT_AS, %d bytes) is below what the "
+        "instance pools reserve (about %d bytes): runs map their memory each time "
+        "instead (slower); lift the limit (ulimit -v) or lower MAX_CONCURRENT_EXECUTIONS",
+        limit,
+        needed,
+    )
+    return False
+
+
 class EngineContext:
     """The metered and the unmetered WasmEngine, and one epoch ticker for both.
 
     Given `runs_at_once`, each engine takes its runs' instances from a pool with that
     many slots (instance_pool); the caller makes sure no more stores are alive at once.
+    Under an address-space limit too low for the pools, runs map their memory each time,
+    as without `runs_at_once`.
     """
 
     def __init__(
@@ -254,6 +293,8 @@ class EngineContext:
         self.extra_features = frozenset(extra_features)
         self.features = enabled_features(self.extra_features)
         pool = None if runs_at_once is None else instance_pool(runs_at_once, max_module_bytes)
+        if pool is not None and not _pool_fits_address_space_limit(pool, engines=2):
+            pool = None
         self.unmetered = WasmEngine(self.extra_features, metered=False, pool=pool)
         self.metered = WasmEngine(self.extra_features, metered=True, pool=pool)
         self._stopped = threading.Event()
