@@ -275,8 +275,9 @@ def _pool_fits_address_space_limit(pool: InstancePool, engines: int) -> bool:
 class EngineContext:
     """The metered and the unmetered WasmEngine, and one epoch ticker for both.
 
-    Given `runs_at_once`, each engine takes its runs' instances from a pool with that
-    many slots (instance_pool); the caller makes sure no more stores are alive at once.
+    Given `runs_at_once`, each engine takes its runs' instances from a pool with slots for
+    that many runs and POOL_SPARE_SLOTS more (instance_pool); a run that finds them all
+    taken is SandboxBusy (runner).
     Under an address-space limit too low for the pools, runs map their memory each time,
     as without `runs_at_once`.
     """
