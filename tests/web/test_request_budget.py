@@ -17,7 +17,7 @@ from tests.fixtures.app import ServerFactory
 from tests.web.helpers import new_email, page_csrf, sign_up
 from tests.web.test_csrf_everywhere import API_PATHS, all_routes, concrete
 from wasmwiz.ratelimit import ManualClock
-from wasmwiz.web.viewer import CSRF_HEADER
+from wasmwiz.web.viewer import CSRF_HEADER, SESSION_COOKIE, UNMETERED_PAGE_PATHS
 
 pytestmark = pytest.mark.anyio
 
@@ -41,10 +41,10 @@ async def test_every_page_route_spends_the_budget_of_a_signed_in_user(
     pages = [
         (method, path)
         for path, route in all_routes(app.routes)
-        if not API_PATHS.match(path) and path not in NOT_PAGES
+        if not API_PATHS.match(path) and path not in NOT_PAGES | UNMETERED_PAGE_PATHS
         for method in sorted(route.methods - {"HEAD"})
     ]
-    assert len(pages) >= 25, pages  # the pages, the forms, sign-in and sign-out...
+    assert len(pages) >= 25, pages  # the pages, the forms, sign-in...
     async with httpx.AsyncClient(base_url=server.url, timeout=30) as browser:
         await sign_up(browser, new_email())
         token = await page_csrf(browser)  # the one request of the budget
@@ -95,3 +95,22 @@ async def test_pages_and_keys_share_one_budget_per_account(server_factory: Serve
     assert api.json()["code"] == "api_rate_limited"
     assert others.status_code == 200
     assert anonymous.status_code == 200
+
+
+async def test_a_user_over_the_budget_can_still_sign_out(server_factory: ServerFactory) -> None:
+    server = server_factory(
+        app_options={"clock": ManualClock(1_700_000_000.0)}, api_requests_per_minute=1
+    )
+    async with httpx.AsyncClient(base_url=server.url, timeout=30) as browser:
+        await sign_up(browser, new_email())
+        token = await page_csrf(browser)  # the one request of the budget
+        refused = await browser.get("/api-keys")
+        signed_out = await browser.post("/logout", data={"csrf_token": token})
+        after = await browser.get("/api-keys")
+    assert refused.status_code == 429
+    assert signed_out.status_code == 303
+    assert signed_out.headers["location"] == "/login"
+    assert SESSION_COOKIE not in browser.cookies
+    # Signed out: the keys page sends a visitor to sign in, and spends nothing.
+    assert after.status_code == 303
+    assert after.headers["location"].startswith("/login")

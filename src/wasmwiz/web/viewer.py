@@ -102,13 +102,19 @@ async def enforce_csrf(request: Request, viewer: ViewerDep) -> None:
         raise
 
 
+# Signing out only takes access away, and must work for a user over the budget (on a shared
+# computer above all); once the session has ended, a repeat is a visitor's and spends
+# nothing either way.
+UNMETERED_PAGE_PATHS = frozenset({"/logout"})
+
+
 async def spend_signed_in_request(request: Request, viewer: ViewerDep) -> None:
     """Every page route's dependency, after enforce_csrf: a signed-in user's request spends
     one of the account's request budget (ApiRequestLimit), as a call with one of its keys
     does, before the route reads anything; a page reload is no cheaper for the database
     than an API call. A visitor not signed in spends nothing: signing up and signing in
-    have their own throttles."""
-    if viewer.user is not None:
+    have their own throttles. Nor does signing out (UNMETERED_PAGE_PATHS)."""
+    if viewer.user is not None and request.url.path not in UNMETERED_PAGE_PATHS:
         await app_state(request).api_requests.spend(viewer.user.id)
 
 
