@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
 import pytest
+import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
@@ -101,6 +103,59 @@ async def test_upgrade_downgrade_upgrade(database_url: str) -> None:
     await upgrade_async(database_url)
     assert await current_async(database_url) == head()
     assert await _schema(database_url) == (TABLES, SEEDED_TIERS)
+
+
+@pytest.mark.anyio
+async def test_every_revision_migrates_a_database_that_holds_an_account(database_url: str) -> None:
+    # SQLite's batch mode copies a table and drops the old one; while SQLite enforced
+    # foreign keys, dropping subscription_tiers with an account on a tier failed, so every
+    # upgrade that rebuilt it (0007, 0010) failed on any database `make run` had made.
+    await upgrade_async(database_url, "0001")
+    user_id, key_id = uuid.uuid4(), uuid.uuid4()
+    users = sa.table(
+        "users",
+        sa.column("id", sa.Uuid()),
+        sa.column("email", sa.String()),
+        sa.column("tier_id", sa.Integer()),
+    )
+    keys = sa.table(
+        "api_keys",
+        sa.column("id", sa.Uuid()),
+        sa.column("user_id", sa.Uuid()),
+        sa.column("name", sa.String()),
+        sa.column("prefix", sa.String()),
+        sa.column("key_hash", sa.String()),
+    )
+
+    def add_account(connection: Connection) -> None:
+        tier = connection.execute(text("SELECT id FROM subscription_tiers WHERE name = 'pro'"))
+        connection.execute(
+            users.insert().values(id=user_id, email="ada@example.com", tier_id=tier.scalar_one())
+        )
+        connection.execute(
+            keys.insert().values(
+                id=key_id, user_id=user_id, name="k", prefix="ww_0000", key_hash="0" * 64
+            )
+        )
+        connection.commit()
+
+    def account(connection: Connection) -> tuple[str, str, int]:
+        row = connection.execute(
+            text(
+                "SELECT users.email, subscription_tiers.name, COUNT(api_keys.id) FROM users"
+                " JOIN subscription_tiers ON subscription_tiers.id = users.tier_id"
+                " JOIN api_keys ON api_keys.user_id = users.id GROUP BY 1, 2"
+            )
+        ).one()
+        return row[0], row[1], row[2]
+
+    await _on_connection(database_url, add_account)
+    await upgrade_async(database_url)
+    assert await _on_connection(database_url, account) == ("ada@example.com", "pro", 1)
+    await downgrade_async(database_url, "0001")
+    assert await _on_connection(database_url, account) == ("ada@example.com", "pro", 1)
+    await upgrade_async(database_url)
+    assert await _on_connection(database_url, account) == ("ada@example.com", "pro", 1)
 
 
 @pytest.mark.anyio

@@ -12,15 +12,35 @@ from wasmwiz.persistence.models import Base
 
 
 def _run_migrations(connection: Connection) -> None:
+    sqlite = connection.dialect.name == "sqlite"
+    if sqlite:
+        # Batch mode copies a table and drops the old one, and SQLite refuses to drop a
+        # table other rows refer to while it enforces foreign keys (subscription_tiers,
+        # once an account exists). Off for the migration, then checked before it commits.
+        _sqlite_foreign_keys(connection, enforced=False)
     context.configure(
         connection=connection,
         target_metadata=Base.metadata,
         # SQLite cannot ALTER most things in place: batch mode copies the table instead.
-        render_as_batch=connection.dialect.name == "sqlite",
+        render_as_batch=sqlite,
         compare_type=True,
     )
     with context.begin_transaction():
         context.run_migrations()
+        if sqlite:
+            broken = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+            if broken:
+                raise RuntimeError(f"the migration left rows that refer to none: {broken[:10]}")
+
+
+def _sqlite_foreign_keys(connection: Connection, *, enforced: bool) -> None:
+    """Set on the driver's connection itself: SQLite ignores the pragma inside a
+    transaction, and SQLAlchemy would open one before its first statement."""
+    cursor = connection.connection.cursor()
+    try:
+        cursor.execute(f"PRAGMA foreign_keys={'ON' if enforced else 'OFF'}")
+    finally:
+        cursor.close()
 
 
 async def _run_async_migrations(url: str) -> None:
