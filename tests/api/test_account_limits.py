@@ -14,7 +14,10 @@ import pytest
 from tests.api import wat
 from tests.api.test_rate_limits import run_hello, wait_until_running
 from tests.fixtures.app import Account, LiveServer, ServerFactory, create_account
+from tests.web.helpers import new_email, sign_up
+from wasmwiz.persistence import Database
 from wasmwiz.ratelimit import ManualClock
+from wasmwiz.services.admin import AdminService
 
 pytestmark = pytest.mark.anyio
 
@@ -267,8 +270,9 @@ async def test_api_calls_other_than_runs_share_one_budget_per_account(
     # Three calls a minute: reading usage, listing jobs and listing keys spend from one
     # budget, whichever of the account's keys makes them; runs spend their tier's instead.
     server = server_factory(api_requests_per_minute=3, **backend)
-    account = await create_account(migrated_database_url, tier="pro")
-    other = await create_account(migrated_database_url, tier="pro")
+    # basic: a tier without a budget of its own, so the server's (pro has one).
+    account = await create_account(migrated_database_url, tier="basic")
+    other = await create_account(migrated_database_url, tier="basic")
     async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:
         second = as_account(account, (await new_key(client, account))["key"])  # one call
         assert (await client.get("/api/v1/usage", headers=account.headers)).status_code == 200
@@ -285,6 +289,63 @@ async def test_api_calls_other_than_runs_share_one_budget_per_account(
         assert int(response.headers["Retry-After"]) >= 1
     assert ran.status_code == 200, ran.text
     assert others.status_code == 200
+
+
+async def test_a_tier_with_a_budget_of_its_own_spends_it_on_the_api_and_the_pages(
+    server_factory: ServerFactory, backend: dict[str, Any], migrated_database_url: str
+) -> None:
+    # The server's budget: 2 calls a minute. The tier "team" has 4 of its own (migration
+    # 0013); basic has none, so the server's. The pages of a signed-in user on a tier
+    # with one spend it too.
+    server = server_factory(
+        api_requests_per_minute=2, app_options={"clock": ManualClock(1_700_000_000.0)}, **backend
+    )
+    await _create_tier(migrated_database_url, "team", api_requests_per_minute=4)
+    await _update_tier(migrated_database_url, "free", api_requests_per_minute=3)
+    team = await create_account(migrated_database_url, tier="team")
+    basic = await create_account(migrated_database_url, tier="basic")
+    async with (
+        httpx.AsyncClient(base_url=server.url, timeout=30) as client,
+        httpx.AsyncClient(base_url=server.url, timeout=30) as browser,
+    ):
+        teams = [await client.get("/api/v1/usage", headers=team.headers) for _ in range(5)]
+        basics = [await client.get("/api/v1/usage", headers=basic.headers) for _ in range(3)]
+        await sign_up(browser, new_email())  # a free account, signed in
+        pages = [await browser.get("/usage") for _ in range(4)]
+    assert [response.status_code for response in teams] == [200] * 4 + [429]
+    assert "4 requests a minute" in teams[-1].json()["detail"]
+    assert [response.status_code for response in basics] == [200, 200, 429]
+    assert "2 requests a minute" in basics[-1].json()["detail"]
+    assert [response.status_code for response in pages] == [200] * 3 + [429]
+
+
+async def _create_tier(database_url: str, name: str, **limits: int) -> None:
+    database = Database(database_url)
+    try:
+        async with database.writer() as session:
+            await AdminService().create_tier(
+                session,
+                name,
+                {
+                    "requests_per_minute": 10,
+                    "requests_per_day": 500,
+                    "max_concurrent_executions": 2,
+                    **limits,
+                },
+            )
+            await session.commit()
+    finally:
+        await database.dispose()
+
+
+async def _update_tier(database_url: str, name: str, **limits: int) -> None:
+    database = Database(database_url)
+    try:
+        async with database.writer() as session:
+            await AdminService().update_tier(session, name, limits)
+            await session.commit()
+    finally:
+        await database.dispose()
 
 
 async def test_revoke_all_leaves_no_working_key(

@@ -92,6 +92,20 @@ async def test_admin_creates_and_edits_a_tier_and_moves_an_account(
         jobs = {"job_timeout_seconds": 20, "max_queued_jobs": 7, "job_result_seconds": 600}
         with_jobs = await client.patch("/api/v1/admin/tiers/team", headers=admin.headers, json=jobs)
         assert {name: with_jobs.json()[name] for name in jobs} == jobs
+        # The server's request budget until the tier has its own, and again after null.
+        assert created.json()["api_requests_per_minute"] is None
+        budget = {"api_requests_per_minute": 1200, "api_requests_per_day": 90_000}
+        with_budget = await client.patch(
+            "/api/v1/admin/tiers/team", headers=admin.headers, json=budget
+        )
+        assert {name: with_budget.json()[name] for name in budget} == budget
+        cleared = await client.patch(
+            "/api/v1/admin/tiers/team",
+            headers=admin.headers,
+            json={"api_requests_per_minute": None},
+        )
+        assert cleared.json()["api_requests_per_minute"] is None
+        assert cleared.json()["api_requests_per_day"] == 90_000
 
         bad = await client.patch(
             "/api/v1/admin/tiers/team", headers=admin.headers, json={"requests_per_minute": 0}

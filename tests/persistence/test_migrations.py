@@ -159,6 +159,34 @@ async def test_every_revision_migrates_a_database_that_holds_an_account(database
 
 
 @pytest.mark.anyio
+async def test_pro_has_a_request_budget_of_its_own_the_others_the_servers(
+    database_url: str,
+) -> None:
+    # 0013: NULL is the server's API_REQUESTS_PER_MINUTE / _PER_DAY; going back drops both.
+    def budgets(connection: Connection) -> dict[str, tuple[int | None, int | None]] | None:
+        columns = {
+            column["name"] for column in inspect(connection).get_columns("subscription_tiers")
+        }
+        if "api_requests_per_minute" not in columns:
+            return None
+        rows = connection.execute(
+            text(
+                "SELECT name, api_requests_per_minute, api_requests_per_day"
+                " FROM subscription_tiers ORDER BY id"
+            )
+        )
+        return {row[0]: (row[1], row[2]) for row in rows}
+
+    await upgrade_async(database_url)
+    expected = {"free": (None, None), "basic": (None, None), "pro": (3000, 300_000)}
+    assert await _on_connection(database_url, budgets) == expected
+    await downgrade_async(database_url, "0012")
+    assert await _on_connection(database_url, budgets) is None
+    await upgrade_async(database_url)
+    assert await _on_connection(database_url, budgets) == expected
+
+
+@pytest.mark.anyio
 async def test_unmetered_runs_keep_a_null_fuel_figure_until_a_downgrade(database_url: str) -> None:
     # 0012: a run without a fuel budget records NULL; the schema before has no NULL to
     # hold, so going back writes 0 and the column is NOT NULL again.

@@ -43,8 +43,9 @@ async def test_an_api_flood_is_refused_by_the_limiter_and_costs_little(
     process_factory: Callable[..., ServerProcess], migrated_database_url: str
 ) -> None:
     server = process_factory(api_requests_per_minute=str(BUDGET))
-    flooder = await create_account(migrated_database_url, tier="pro")
-    bystander = await create_account(migrated_database_url, tier="pro")
+    # Tiers without a budget of their own (pro has one, migration 0013): the server's.
+    flooder = await create_account(migrated_database_url, tier="basic")
+    bystander = await create_account(migrated_database_url, tier="basic")
     limits = httpx.Limits(max_connections=CONNECTIONS)
     async with httpx.AsyncClient(base_url=server.url, timeout=60, limits=limits) as client:
         # The first call puts the key in the key cache, as any flood's first call would.

@@ -50,6 +50,16 @@ class TierOut(BaseModel):
     job_result_seconds: int | None = Field(
         default=None, description="How long a job's result is kept after it ended."
     )
+    api_requests_per_minute: int | None = Field(
+        default=None,
+        description="API calls (but runs) and pages a minute, per account; "
+        "null: the server's API_REQUESTS_PER_MINUTE.",
+    )
+    api_requests_per_day: int | None = Field(
+        default=None,
+        description="API calls (but runs) and pages a UTC day, per account; "
+        "null: the server's API_REQUESTS_PER_DAY.",
+    )
 
     @classmethod
     def of(cls, tier: SubscriptionTier) -> TierOut:
@@ -70,6 +80,12 @@ class TierChange(BaseModel):
     job_timeout_seconds: int | None = Field(default=None, ge=1, le=600)
     max_queued_jobs: int | None = Field(default=None, ge=0)
     job_result_seconds: int | None = Field(default=None, ge=1)
+    api_requests_per_minute: int | None = Field(
+        default=None, ge=1, description="null: the server's API_REQUESTS_PER_MINUTE."
+    )
+    api_requests_per_day: int | None = Field(
+        default=None, ge=1, description="null: the server's API_REQUESTS_PER_DAY."
+    )
 
 
 class TierCreate(TierChange):

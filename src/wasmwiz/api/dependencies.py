@@ -50,7 +50,7 @@ async def spend_api_call(
 ) -> Principal:
     """The caller, once it has spent one call of its account's API budget
     (ApiRequestLimit), before the route reads anything."""
-    await app_state(request).api_requests.spend(principal.user_id)
+    await app_state(request).api_requests.spend_for(principal.user_id, principal.tier)
     return principal
 
 

@@ -496,6 +496,8 @@ _TIER = {
     "job_timeout_seconds": 5,
     "max_queued_jobs": 10,
     "job_result_seconds": 3600,
+    "api_requests_per_minute": None,
+    "api_requests_per_day": None,
 }
 _USER = {
     "id": "7c1f0c56-8f3e-4d43-b2a4-6f0d2b8e9a11",

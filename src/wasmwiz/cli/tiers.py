@@ -37,7 +37,7 @@ def add_parsers(
     for field, spec in tier_limit_fields().items():
         option = "--" + field.replace("_", "-")
         what = f"{field} ({'a number' if spec.kind is float else 'a whole number'}"
-        what += ", or 'none' for no limit)" if spec.nullable else ")"
+        what += f", or 'none' for {spec.null_means})" if spec.nullable else ")"
         parse = _optional(spec.kind) if spec.nullable else spec.kind
         # SUPPRESS: an option not given leaves no attribute, so `--max-fuel none` (None)
         # and "not given" differ.

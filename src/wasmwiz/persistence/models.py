@@ -93,6 +93,15 @@ class SubscriptionTier(Base):
         CheckConstraint("job_timeout_seconds >= 1", name="job_timeout_seconds_positive"),
         CheckConstraint("max_queued_jobs >= 0", name="max_queued_jobs_not_negative"),
         CheckConstraint("job_result_seconds >= 1", name="job_result_seconds_positive"),
+        # Migration 0013: the tier's own request budget (NULL: the server's).
+        CheckConstraint(
+            "api_requests_per_minute IS NULL OR api_requests_per_minute >= 1",
+            name="api_requests_per_minute_positive",
+        ),
+        CheckConstraint(
+            "api_requests_per_day IS NULL OR api_requests_per_day >= 1",
+            name="api_requests_per_day_positive",
+        ),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -110,6 +119,14 @@ class SubscriptionTier(Base):
     job_timeout_seconds: Mapped[int] = mapped_column(Integer, server_default="5")
     max_queued_jobs: Mapped[int] = mapped_column(Integer, server_default="10")
     job_result_seconds: Mapped[int] = mapped_column(Integer, server_default="3600")
+    # Migration 0013: API calls and pages a minute and a day, per account (ApiRequestLimit);
+    # NULL: the server's API_REQUESTS_PER_MINUTE and API_REQUESTS_PER_DAY.
+    api_requests_per_minute: Mapped[int | None] = mapped_column(
+        Integer, info={"null_means": "the server's API_REQUESTS_PER_MINUTE"}
+    )
+    api_requests_per_day: Mapped[int | None] = mapped_column(
+        Integer, info={"null_means": "the server's API_REQUESTS_PER_DAY"}
+    )
     created_at: Mapped[datetime] = _created_at()
     updated_at: Mapped[datetime] = mapped_column(
         UTCDateTime(), default=utcnow, onupdate=utcnow, server_default=func.now()

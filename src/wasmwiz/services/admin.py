@@ -39,9 +39,11 @@ class LimitField:
 
     kind: type[int] | type[float]
     nullable: bool
-    """May be null: no limit."""
+    """May be null (see `null_means`)."""
     required: bool
     """A new tier must give it (no database default)."""
+    null_means: str = "no limit"
+    """What null stands for: no limit, or the server's setting (the column's info)."""
 
     @property
     def whole(self) -> bool:
@@ -58,7 +60,8 @@ def tier_limit_fields() -> dict[str, LimitField]:
         kind: type[int] | type[float] = float if isinstance(column.type, Float | Numeric) else int
         nullable = bool(column.nullable)
         required = not nullable and column.server_default is None
-        fields[column.name] = LimitField(kind, nullable, required)
+        null_means = str(column.info.get("null_means", "no limit"))
+        fields[column.name] = LimitField(kind, nullable, required, null_means)
     return fields
 
 

@@ -84,6 +84,8 @@ def tier_limits(tier: SubscriptionTier) -> TierLimits:
         job_timeout_seconds=tier.job_timeout_seconds,
         max_queued_jobs=tier.max_queued_jobs,
         job_result_seconds=tier.job_result_seconds,
+        api_requests_per_minute=tier.api_requests_per_minute,
+        api_requests_per_day=tier.api_requests_per_day,
     )
 
 

@@ -71,6 +71,9 @@ class TierLimits:
     job_timeout_seconds: int = 5  # the job limits (migration 0010, docs/jobs.md)
     max_queued_jobs: int = 10
     job_result_seconds: int = 3600
+    # The tier's own request budget (migration 0013); None: the server's.
+    api_requests_per_minute: int | None = None
+    api_requests_per_day: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,7 +22,7 @@ from wasmwiz.ratelimit import (
     RateLimiterUnavailable,
     Refusal,
 )
-from wasmwiz.services.principals import Principal
+from wasmwiz.services.principals import Principal, TierLimits
 
 logger = logging.getLogger(__name__)
 security_log = logging.getLogger("wasmwiz.security")
@@ -396,9 +396,12 @@ class AccountBudget:
         self._quota = quota
         self._fail_open = fail_open
 
-    async def spend(self, user_id: uuid.UUID) -> None:
+    async def spend(self, user_id: uuid.UUID, quota: Quota | None = None) -> None:
+        """One from the account's budget: `quota` when given, else this budget's own."""
         try:
-            decision = await self._limiter.consume(f"{self.bucket}:{user_id}", self._quota)
+            decision = await self._limiter.consume(
+                f"{self.bucket}:{user_id}", self._quota if quota is None else quota
+            )
         except RateLimiterUnavailable:
             if self._fail_open:
                 logger.error("rate limiter unavailable; allowing %s (fail open)", self.bucket)
@@ -445,3 +448,16 @@ class ApiRequestLimit(AccountBudget):
     code = ProblemCode.API_RATE_LIMITED
     daily_refusal = "Your account has made {limit} requests today (API calls and pages), the limit"
     minute_refusal = "Your account may make {limit} requests a minute (API calls and pages)"
+
+    async def spend_for(self, user_id: uuid.UUID, tier: TierLimits) -> None:
+        """One from the account's budget, its tier's own where the tier sets one
+        (migration 0013), the server's where it does not."""
+        await self.spend(user_id, self.quota_of(tier))
+
+    def quota_of(self, tier: TierLimits) -> Quota:
+        if tier.api_requests_per_minute is None and tier.api_requests_per_day is None:
+            return self._quota
+        return Quota(
+            tier.api_requests_per_minute or self._quota.per_minute,
+            tier.api_requests_per_day or self._quota.per_day,
+        )

@@ -115,7 +115,9 @@ async def spend_signed_in_request(request: Request, viewer: ViewerDep) -> None:
     than an API call. A visitor not signed in spends nothing: signing up and signing in
     have their own throttles. Nor does signing out (UNMETERED_PAGE_PATHS)."""
     if viewer.user is not None and request.url.path not in UNMETERED_PAGE_PATHS:
-        await app_state(request).api_requests.spend(viewer.user.id)
+        await app_state(request).api_requests.spend_for(
+            viewer.user.id, tier_limits(viewer.user.tier)
+        )
 
 
 async def _check_csrf(request: Request, viewer: Viewer, secret_key: str) -> None:
