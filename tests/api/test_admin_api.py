@@ -11,12 +11,14 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
+from tests.api import wat
 from tests.api.test_rate_limits import run_hello
 from tests.fixtures.app import TEST_SALT, Account, ServerFactory, create_account
+from wasmwiz.api.admin import TierChange, TierCreate, TierOut
 from wasmwiz.persistence import Database
 from wasmwiz.persistence.models import UsageLog, User, WebSession
 from wasmwiz.services.accounts import AccountService
-from wasmwiz.services.admin import AdminService
+from wasmwiz.services.admin import AdminService, tier_limit_fields
 from wasmwiz.services.api_keys import ApiKeyService
 from wasmwiz.services.principals import Scope
 
@@ -115,6 +117,35 @@ async def test_admin_creates_and_edits_a_tier_and_moves_an_account(
             "/api/v1/admin/tiers/gold", headers=admin.headers, json={"requests_per_minute": 5}
         )
         assert missing.status_code == 404
+
+
+def test_the_admin_api_reads_and_changes_every_limit_a_tier_has() -> None:
+    # The CLI and the admin page take their fields from the model (tier_limit_fields);
+    # the API's models are written out, so this keeps them from missing a limit.
+    limits = set(tier_limit_fields())
+    assert set(TierOut.model_fields) - {"name"} == limits
+    assert set(TierChange.model_fields) == limits
+    assert set(TierCreate.model_fields) - {"name"} == limits
+
+
+async def test_an_administrator_sets_a_tiers_storage_quota_through_the_api(
+    server_factory: ServerFactory, migrated_database_url: str
+) -> None:
+    server = server_factory()
+    admin = await create_admin(migrated_database_url)
+    user = await create_account(migrated_database_url, tier="free")
+    quota = {"max_stored_modules": 0, "max_stored_module_bytes": 1024}
+    async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:
+        changed = await client.patch("/api/v1/admin/tiers/free", headers=admin.headers, json=quota)
+        stored = await client.post(
+            "/api/v1/modules",
+            headers=user.headers,
+            files={"wasm": ("hello.wat", wat.HELLO.encode())},
+        )
+    assert changed.status_code == 200, changed.text
+    assert {name: changed.json()[name] for name in quota} == quota
+    assert stored.status_code == 403, stored.text
+    assert stored.json()["code"] == "storage_quota_exceeded"
 
 
 async def test_only_an_administrators_admin_key_may_use_the_admin_api(

@@ -41,6 +41,12 @@ class TierOut(BaseModel):
         default=None,
         description="CPU seconds a minute of compiling modules no cache holds, per account.",
     )
+    max_stored_modules: int | None = Field(
+        default=None, description="Modules an account may store (0: none)."
+    )
+    max_stored_module_bytes: int | None = Field(
+        default=None, description="Bytes of stored modules an account may hold (0: none)."
+    )
     job_timeout_seconds: int | None = Field(
         default=None, description="A job's wall-clock limit (docs/jobs.md)."
     )
@@ -77,6 +83,8 @@ class TierChange(BaseModel):
     max_fuel: int | None = Field(default=None, ge=1, description="null: no cap.")
     max_api_keys: int | None = Field(default=None, ge=1)
     compile_seconds_per_minute: int | None = Field(default=None, ge=1)
+    max_stored_modules: int | None = Field(default=None, ge=0)
+    max_stored_module_bytes: int | None = Field(default=None, ge=0)
     job_timeout_seconds: int | None = Field(default=None, ge=1, le=600)
     max_queued_jobs: int | None = Field(default=None, ge=0)
     job_result_seconds: int | None = Field(default=None, ge=1)

@@ -493,6 +493,8 @@ _TIER = {
     "max_fuel": None,
     "max_api_keys": 5,
     "compile_seconds_per_minute": 60,
+    "max_stored_modules": 100,
+    "max_stored_module_bytes": 524288000,
     "job_timeout_seconds": 5,
     "max_queued_jobs": 10,
     "job_result_seconds": 3600,

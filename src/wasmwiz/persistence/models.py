@@ -112,12 +112,17 @@ class SubscriptionTier(Base):
     max_fuel: Mapped[int | None] = mapped_column(BigInteger)
     max_api_keys: Mapped[int] = mapped_column(Integer, server_default="5")
     compile_seconds_per_minute: Mapped[int] = mapped_column(Integer, server_default="60")
-    max_stored_modules: Mapped[int] = mapped_column(Integer, server_default="100")
-    max_stored_module_bytes: Mapped[int] = mapped_column(BigInteger, server_default="524288000")
+    # 0 is a limit for these three (none may be stored, none may wait): "minimum" in info.
+    max_stored_modules: Mapped[int] = mapped_column(
+        Integer, server_default="100", info={"minimum": 0}
+    )
+    max_stored_module_bytes: Mapped[int] = mapped_column(
+        BigInteger, server_default="524288000", info={"minimum": 0}
+    )
     # Migration 0010: jobs (docs/jobs.md): a job's wall-clock limit, how many of the
     # account's jobs may wait, how long a result is kept.
     job_timeout_seconds: Mapped[int] = mapped_column(Integer, server_default="5")
-    max_queued_jobs: Mapped[int] = mapped_column(Integer, server_default="10")
+    max_queued_jobs: Mapped[int] = mapped_column(Integer, server_default="10", info={"minimum": 0})
     job_result_seconds: Mapped[int] = mapped_column(Integer, server_default="3600")
     # Migration 0013: API calls and pages a minute and a day, per account (ApiRequestLimit);
     # NULL: the server's API_REQUESTS_PER_MINUTE and API_REQUESTS_PER_DAY.

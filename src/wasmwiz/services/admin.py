@@ -44,6 +44,8 @@ class LimitField:
     """A new tier must give it (no database default)."""
     null_means: str = "no limit"
     """What null stands for: no limit, or the server's setting (the column's info)."""
+    minimum: int = 1
+    """The least value: 1, or 0 where 0 is a limit too (none may be stored)."""
 
     @property
     def whole(self) -> bool:
@@ -61,7 +63,8 @@ def tier_limit_fields() -> dict[str, LimitField]:
         nullable = bool(column.nullable)
         required = not nullable and column.server_default is None
         null_means = str(column.info.get("null_means", "no limit"))
-        fields[column.name] = LimitField(kind, nullable, required, null_means)
+        minimum = int(column.info.get("minimum", 1))
+        fields[column.name] = LimitField(kind, nullable, required, null_means, minimum)
     return fields
 
 
@@ -252,8 +255,10 @@ def _limit_values(given: Mapping[str, object], *, complete: bool) -> dict[str, o
             raise InvalidRequest(f"{field} must be a number.", code=ProblemCode.INVALID_TIER)
         if kind is int and not float(value).is_integer():
             raise InvalidRequest(f"{field} must be a whole number.", code=ProblemCode.INVALID_TIER)
-        if value < 1 if kind is int else value <= 0:
-            raise InvalidRequest(f"{field} must be at least 1.", code=ProblemCode.INVALID_TIER)
+        if value < spec.minimum if kind is int else value <= 0:
+            raise InvalidRequest(
+                f"{field} must be at least {spec.minimum}.", code=ProblemCode.INVALID_TIER
+            )
         if kind is int and value > 2**62:
             raise InvalidRequest(f"{field} is too large.", code=ProblemCode.INVALID_TIER)
         values[field] = kind(value)
