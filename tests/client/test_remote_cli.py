@@ -9,11 +9,12 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import BinaryIO
 
 import pytest
 
 from tests.api import wat
-from tests.client.conftest import remote
+from tests.client.conftest import WASMWIZ, remote
 from tests.client.programs import echo_then_exit
 from tests.fixtures.app import LiveServer, ServerFactory
 from wasmwiz_client import Client
@@ -52,6 +53,40 @@ def test_stdin_from_a_pipe_and_the_program_exit_code(
     assert result.returncode == 42
     assert result.stdout == b"piped\n"
     assert result.stderr == b""
+
+
+def test_piped_stdin_is_sent_without_input_dash_as_wasmwiz_run_does(
+    server: LiveServer, api_key: str, tmp_path: Path
+) -> None:
+    # `echo … | wasmwiz remote run prog` ran the program on empty stdin, while `wasmwiz
+    # run` reads the pipe: a shell user gets what the program would have read.
+    module = tmp_path / "echo.wat"
+    module.write_text(echo_then_exit(0, b""))
+    piped = remote_run(server, api_key, str(module), stdin=b"through the pipe\n")
+    redirected_from = tmp_path / "in.bin"
+    redirected_from.write_bytes(b"from a file\n")
+    with redirected_from.open("rb") as redirected, open(os.devnull, "rb") as nothing:
+        from_file = _remote_run_with_stdin(server, api_key, str(module), stdin=redirected)
+        none = _remote_run_with_stdin(server, api_key, str(module), stdin=nothing)
+    assert (piped.returncode, piped.stdout) == (0, b"through the pipe\n"), piped.stderr
+    assert (from_file.returncode, from_file.stdout) == (0, b"from a file\n"), from_file.stderr
+    assert (none.returncode, none.stdout) == (0, b""), none.stderr
+
+
+def _remote_run_with_stdin(
+    server: LiveServer, api_key: str, *args: str, stdin: BinaryIO
+) -> subprocess.CompletedProcess[bytes]:
+    """`wasmwiz remote run ARGS < FILE`: stdin a file the shell opened, not a pipe."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith("WASMWIZ_")}
+    env |= {"WASMWIZ_URL": server.url, "WASMWIZ_API_KEY": api_key}
+    return subprocess.run(
+        [*WASMWIZ, "remote", "run", *args],
+        stdin=stdin,
+        capture_output=True,
+        env=env,
+        timeout=60,
+        check=False,
+    )
 
 
 def test_guest_args_after_double_dash_and_env(
@@ -246,7 +281,7 @@ def test_a_public_runtime_runs_by_name_from_the_cli(
     server_factory: ServerFactory, api_key: str
 ) -> None:
     server = server_factory(install_bundled_runtimes=True)
-    lua = remote_run(server, api_key, "lua", "--input", "-", stdin=b'print("from the cli")')
+    lua = remote_run(server, api_key, "lua", stdin=b'print("from the cli")')
     js = remote_run(server, api_key, "quickjs@0.17.0", "--input", "-", stdin=b"console.log(6 * 7)")
 
     assert (lua.returncode, lua.stdout) == (0, b"from the cli\n"), lua.stderr

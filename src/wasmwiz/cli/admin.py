@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import argparse
 import getpass
-import os
-import stat
 import sys
 import uuid
 from collections.abc import AsyncIterator
@@ -17,6 +15,7 @@ from pathlib import Path
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from wasmwiz.cli.remote_report import outcome_line
+from wasmwiz.cli.stdin import is_piped
 from wasmwiz.config import Settings
 from wasmwiz.errors import WasmWizError
 from wasmwiz.persistence import Database
@@ -173,18 +172,9 @@ def _addresses(base_url: str) -> str:
 
 def _local_stdin(path: str | None) -> bytes:
     """`--input FILE`, `--input -` or, with no option, whatever is piped or redirected in."""
-    if path == "-" or (path is None and _stdin_is_piped()):
+    if path == "-" or (path is None and is_piped(sys.stdin.buffer)):
         return sys.stdin.buffer.read()
     return Path(path).read_bytes() if path else b""
-
-
-def _stdin_is_piped() -> bool:
-    # A pipe or a file, not a terminal (or /dev/null), so `wasmwiz run m.wasm` never waits.
-    try:
-        mode = os.fstat(sys.stdin.fileno()).st_mode
-    except (OSError, ValueError):
-        return False
-    return stat.S_ISFIFO(mode) or stat.S_ISREG(mode)
 
 
 def run_locally(settings: Settings, args: argparse.Namespace) -> int:

@@ -26,6 +26,7 @@ from wasmwiz.cli.remote_calls import (
     with_client,
 )
 from wasmwiz.cli.remote_report import report
+from wasmwiz.cli.stdin import is_piped
 from wasmwiz_client import API_KEY_ENV, URL_ENV, Client
 
 
@@ -45,7 +46,11 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="the .wasm (or .wat) file, or a stored module's id or name",
     )
     run.add_argument("--module", dest="module_ref", metavar="REF", help="a stored module")
-    run.add_argument("--input", help="file to send as stdin ('-' for our own stdin)")
+    run.add_argument(
+        "--input",
+        help="file to send as stdin ('-' for our own stdin; without it, what is piped or "
+        "redirected in is sent)",
+    )
     run.add_argument(
         "--env",
         action="append",
@@ -122,8 +127,10 @@ def run_remotely(args: argparse.Namespace, stdin: BinaryIO) -> int:
 
 
 def _read_input(path: str | None, stdin: BinaryIO) -> bytes | None:
+    """`--input FILE`, `--input -` or, with no option, whatever is piped or redirected in
+    (as `wasmwiz run` and the program itself in a shell would read it); nothing: None."""
     if path is None:
-        return None
+        return (stdin.read() or None) if is_piped(stdin) else None
     if path == "-":
         return stdin.read()
     with open(path, "rb") as file:
