@@ -166,6 +166,8 @@ async def test_admission_is_all_or_nothing_and_says_what_fits(
         ([{}, {"files": []}], 1, "unknown keys"),
         ([{}, 7], 1, "JSON object"),
         ([{"env": {"A=B": "c"}}], 0, "Invalid variable"),
+        ([{}, {"stdin": 5}], 1, "`stdin` must be a string, not a number"),
+        ([{"stdin_base64": None}], 0, "`stdin_base64` must be a string, not null"),
     ],
 )
 async def test_a_bad_case_is_refused_by_its_index_before_anything_runs(

@@ -143,11 +143,11 @@ def _decode_case(value: object, index: int | None, defaults: BatchCase) -> Batch
     try:
         if "stdin_base64" in value:
             if not isinstance(value["stdin_base64"], str):
-                raise _invalid("`stdin_base64` is a string.", index)
+                raise _invalid(_not_a_string("stdin_base64", value["stdin_base64"]), index)
             stdin = base64.b64decode(value["stdin_base64"], validate=True)
         elif "stdin" in value:
             if not isinstance(value["stdin"], str):
-                raise _invalid("`stdin` is a string.", index)
+                raise _invalid(_not_a_string("stdin", value["stdin"]), index)
             stdin = value["stdin"].encode()
         args = tuple(check_args(value["args"])) if "args" in value else defaults.args
         env = check_env(value["env"]) if "env" in value else defaults.env
@@ -160,6 +160,21 @@ def _decode_case(value: object, index: int | None, defaults: BatchCase) -> Batch
             raise
         raise _invalid(exc.message, index) from None  # a bad `args` or `env` of this case
     return BatchCase(stdin=stdin, args=args, env=env)
+
+
+def _not_a_string(key: str, value: object) -> str:
+    return f"`{key}` must be a string, not {_JSON_TYPES.get(type(value), type(value).__name__)}."
+
+
+# What json.loads makes of each JSON type, named as JSON names it.
+_JSON_TYPES: dict[type, str] = {
+    int: "a number",
+    float: "a number",
+    bool: "true or false",
+    type(None): "null",
+    list: "an array",
+    dict: "an object",
+}
 
 
 def _json(part: FormPart, what: str) -> object:
