@@ -146,8 +146,8 @@ def _api_times(
 
 
 def _transport_times(connection: http.client.HTTPConnection, work: Workload, n: int) -> list[float]:
-    """The same request to the drain app (bench.support.DRAIN_APP): uvicorn and the socket
-    reading the same body, and nothing of WasmWiz."""
+    """The same request to a drain app (bench.support.DRAIN_APP): uvicorn and the socket
+    reading the same body, and nothing of WasmWiz (or a bare FastAPI route's floor)."""
     content_type, body = multipart(work.form)
     times: list[float] = []
     for attempt in range(n + 1):
@@ -205,11 +205,15 @@ def run(context: Context) -> Section:
     account = prepare_database(database_url)
     server = BenchServer(var_dir, database_url).start()
     drain, drain_url = drain_server()
+    framework, framework_url = drain_server(fastapi=True)
     figures: dict[str, float] = {}
     try:
         connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=60)
         drain_connection = http.client.HTTPConnection(
             "127.0.0.1", int(drain_url.rsplit(":", 1)[1]), timeout=60
+        )
+        framework_connection = http.client.HTTPConnection(
+            "127.0.0.1", int(framework_url.rsplit(":", 1)[1]), timeout=60
         )
         try:
             for item in work:
@@ -218,6 +222,7 @@ def run(context: Context) -> Section:
                 api: list[float] = []
                 not_guest: list[float] = []
                 transport: list[float] = []
+                bare_route: list[float] = []
                 precompiled: list[float] = []
                 plain: list[float] = []
                 rounds = 3
@@ -226,6 +231,7 @@ def run(context: Context) -> Section:
                     api += times
                     not_guest += others
                     transport += _transport_times(drain_connection, item, repeats // rounds)
+                    bare_route += _transport_times(framework_connection, item, repeats // rounds)
                     precompiled += _cli_times(
                         [str(binary), "run", "--allow-precompiled", str(cwasm_path)],
                         item,
@@ -239,6 +245,7 @@ def run(context: Context) -> Section:
                 plain_median = statistics.median(plain)
                 not_guest_median = statistics.median(not_guest)
                 transport_median = statistics.median(transport)
+                bare_route_median = statistics.median(bare_route)
                 ratio = pre_median / api_median
                 section.row(f"{item.label}: WasmWiz API", ms(api_median))
                 section.row(f"{item.label}: CLI, precompiled .cwasm", ms(pre_median))
@@ -251,6 +258,14 @@ def run(context: Context) -> Section:
                 section.row(
                     f"{item.label}: of which the transport alone (uvicorn reading the body)",
                     ms(transport_median),
+                )
+                # The best a service on this framework could do: its bare route, then
+                # the guest's own time, with nothing of its own between them.
+                framework_floor = bare_route_median + (api_median - not_guest_median)
+                section.row(
+                    f"{item.label}: a bare FastAPI route reading the same body",
+                    f"{ms(bare_route_median)} (plus the guest: a lead of at most "
+                    f"{pre_median / framework_floor:.2f}x)",
                 )
                 section.target(
                     f"{item.name}: at least {TARGETS[item.name]}x faster than the precompiled CLI",
@@ -269,13 +284,17 @@ def run(context: Context) -> Section:
                 figures[f"{item.name}_cli_plain_seconds"] = plain_median
                 figures[f"{item.name}_not_guest_seconds"] = not_guest_median
                 figures[f"{item.name}_transport_seconds"] = transport_median
+                figures[f"{item.name}_bare_fastapi_seconds"] = bare_route_median
+                figures[f"{item.name}_framework_floor_seconds"] = framework_floor
         finally:
             connection.close()
             drain_connection.close()
+            framework_connection.close()
     finally:
         server.stop()
-        drain.terminate()
-        drain.wait()
+        for process in (drain, framework):
+            process.terminate()
+            process.wait()
     section.figures = figures
     return section
 

@@ -152,7 +152,9 @@ def free_port() -> int:
 
 # The transport alone: uvicorn as `wasmwiz serve` runs it (the same HTTP protocol class
 # and event loop), with an app that reads the whole body and answers at once. What a
-# request costs beyond it is what WasmWiz adds.
+# request costs beyond it is what WasmWiz adds. Given `fastapi`, the app is instead one
+# bare FastAPI route that reads the body and answers a small JSON object: the floor of any
+# service built on the same framework, before it does anything of its own.
 DRAIN_APP = """
 import sys, uvicorn
 from wasmwiz.http_common.transport import BoundedHttpToolsProtocol
@@ -161,24 +163,34 @@ from wasmwiz.http_common.transport import BoundedHttpToolsProtocol
 # being mapped and faulted in afresh (about 10 ms of page faults per 10 MiB body, in a
 # process that has not yet seen a large free).
 bytearray(4 * 1024 * 1024)
-async def app(scope, receive, send):
+async def drain(scope, receive, send):
     if scope["type"] != "http":
         return
     while (await receive()).get("more_body"):
         pass
     await send({"type": "http.response.start", "status": 400, "headers": []})
     await send({"type": "http.response.body", "body": b'{"code": "drained"}'})
+def bare_fastapi():
+    from fastapi import FastAPI, Request
+    from fastapi.responses import JSONResponse
+    app = FastAPI()
+    @app.post("/")
+    async def read_body(request: Request) -> JSONResponse:
+        return JSONResponse({"size": len(await request.body())})
+    return app
 uvicorn.run(
-    app, port=int(sys.argv[1]), http=BoundedHttpToolsProtocol, loop="asyncio",
-    log_level="warning",
+    bare_fastapi() if sys.argv[2:] == ["fastapi"] else drain, port=int(sys.argv[1]),
+    http=BoundedHttpToolsProtocol, loop="asyncio", log_level="warning",
 )
 """
 
 
-def drain_server() -> tuple[subprocess.Popen[bytes], str]:
-    """DRAIN_APP in a process of its own, once it answers: (the process, its URL)."""
+def drain_server(*, fastapi: bool = False) -> tuple[subprocess.Popen[bytes], str]:
+    """DRAIN_APP in a process of its own, once it answers: (the process, its URL).
+    `fastapi`: the bare FastAPI route instead of the ASGI app."""
     port = free_port()
-    process = subprocess.Popen([sys.executable, "-c", DRAIN_APP, str(port)])
+    mode = ["fastapi"] if fastapi else []
+    process = subprocess.Popen([sys.executable, "-c", DRAIN_APP, str(port), *mode])
     url = f"http://127.0.0.1:{port}"
     for _ in range(200):
         with contextlib.suppress(httpx.TransportError):
