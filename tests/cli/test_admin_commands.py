@@ -34,6 +34,11 @@ def test_tiers_are_listed_created_and_updated(
     assert free["max_concurrent_executions"] == "2"
     assert free["max_fuel"] == "none"
     assert free["max_api_keys"] == "5"
+    # Null budgets are the server's, not "no limit"; pro has its own (migration 0013).
+    assert free["api_requests_per_minute"] == "server"
+    assert main(["tiers", "list"]) == 0
+    pro = table(capsys.readouterr().out)["pro"]
+    assert (pro["api_requests_per_minute"], pro["api_requests_per_day"]) == ("3000", "300000")
 
     create = ["tiers", "create", "team", "--requests-per-minute", "3"]
     create += ["--requests-per-day", "100", "--max-concurrent-executions", "1"]

@@ -85,15 +85,20 @@ def _limits(args: argparse.Namespace) -> dict[str, object]:
 
 
 def _print_tiers(tiers: list[SubscriptionTier]) -> None:
-    fields = list(tier_limit_fields())
+    fields = tier_limit_fields()
     print("  ".join([f"{'NAME':12}", *(field.upper() for field in fields)]))
     for tier in tiers:
-        cells = [_cell(getattr(tier, field), len(field)) for field in fields]
+        cells = [
+            _cell(getattr(tier, field), spec.null_means, len(field))
+            for field, spec in fields.items()
+        ]
         print("  ".join([f"{tier.name:12}", *cells]))
 
 
-def _cell(value: object, width: int) -> str:
-    return f"{'none' if value is None else value!s:>{width}}"
+def _cell(value: object, null_means: str, width: int) -> str:
+    """A limit's cell; null is `none` (no limit) or `server` (the server's setting)."""
+    shown = str(value) if value is not None else "none" if null_means == "no limit" else "server"
+    return f"{shown:>{width}}"
 
 
 async def list_tiers(settings: Settings, args: argparse.Namespace) -> int:
