@@ -17,7 +17,7 @@ def _run_migrations(connection: Connection) -> None:
         # Batch mode copies a table and drops the old one, and SQLite refuses to drop a
         # table other rows refer to while it enforces foreign keys (subscription_tiers,
         # once an account exists). Off for the migration, then checked before it commits.
-        _sqlite_foreign_keys(connection, enforced=False)
+        _stop_enforcing_foreign_keys(connection)
     context.configure(
         connection=connection,
         target_metadata=Base.metadata,
@@ -33,12 +33,13 @@ def _run_migrations(connection: Connection) -> None:
                 raise RuntimeError(f"the migration left rows that refer to none: {broken[:10]}")
 
 
-def _sqlite_foreign_keys(connection: Connection, *, enforced: bool) -> None:
-    """Set on the driver's connection itself: SQLite ignores the pragma inside a
-    transaction, and SQLAlchemy would open one before its first statement."""
+def _stop_enforcing_foreign_keys(connection: Connection) -> None:
+    """On the driver's connection itself: SQLite ignores the pragma inside a transaction,
+    and SQLAlchemy would open one before its first statement. The connection is the
+    migration's own, disposed of after it."""
     cursor = connection.connection.cursor()
     try:
-        cursor.execute(f"PRAGMA foreign_keys={'ON' if enforced else 'OFF'}")
+        cursor.execute("PRAGMA foreign_keys=OFF")
     finally:
         cursor.close()
 
