@@ -235,7 +235,8 @@ class Settings(BaseSettings):
     key_creations_per_minute: Annotated[int, Field(ge=1, le=1000)] = 5
     key_creations_per_day: Annotated[int, Field(ge=1, le=100_000)] = 50
     # Every API call with a key but the runs themselves (which have their tier's limits),
-    # per account: listing, usage reports, polling jobs, managing keys, modules, webhooks.
+    # and every signed-in page, per account: listing, usage reports, polling jobs, managing
+    # keys, modules, webhooks. A tier with a budget of its own (migration 0013) has that.
     api_requests_per_minute: Annotated[int, Field(ge=1, le=1_000_000)] = 600
     api_requests_per_day: Annotated[int, Field(ge=1, le=100_000_000)] = 200_000
 

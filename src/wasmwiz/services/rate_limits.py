@@ -439,10 +439,11 @@ class KeyCreationLimit(AccountBudget):
 
 
 class ApiRequestLimit(AccountBudget):
-    """Every API call with a key but the runs themselves (API_REQUESTS_PER_MINUTE and
-    _PER_DAY): listing, reading usage, polling jobs, managing keys, modules and webhooks;
-    and every request of a signed-in user to the pages. The API's runs (execute, batch)
-    have their tier's limits instead."""
+    """Every API call with a key but the runs themselves: listing, reading usage, polling
+    jobs, managing keys, modules and webhooks; and every request of a signed-in user to the
+    pages. The budget is the tier's own where it has one, else API_REQUESTS_PER_MINUTE and
+    _PER_DAY (`quota_of`). The API's runs (execute, batch) have their tier's limits
+    instead."""
 
     bucket = "api"
     code = ProblemCode.API_RATE_LIMITED

@@ -1,4 +1,4 @@
-"""Each tier may have its own request budget (API calls and pages), above the server's.
+"""Each tier may have its own request budget (API calls and pages) instead of the server's.
 
 Every API call with a key but the runs, and every page a signed-in user loads, spends one
 of the account's request budget (ApiRequestLimit): until now one budget for every tier,
