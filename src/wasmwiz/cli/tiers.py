@@ -11,7 +11,7 @@ from typing import Any
 from wasmwiz.cli.admin import _session
 from wasmwiz.config import Settings
 from wasmwiz.persistence.models import SubscriptionTier
-from wasmwiz.services.admin import AdminService, tier_limit_fields
+from wasmwiz.services.admin import NO_LIMIT, AdminService, tier_limit_fields
 from wasmwiz.services.configured import api_key_service
 
 Command = Callable[[Settings, argparse.Namespace], Coroutine[Any, Any, int]]
@@ -97,7 +97,7 @@ def _print_tiers(tiers: list[SubscriptionTier]) -> None:
 
 def _cell(value: object, null_means: str, width: int) -> str:
     """A limit's cell; null is `none` (no limit) or `server` (the server's setting)."""
-    shown = str(value) if value is not None else "none" if null_means == "no limit" else "server"
+    shown = str(value) if value is not None else "none" if null_means == NO_LIMIT else "server"
     return f"{shown:>{width}}"
 
 

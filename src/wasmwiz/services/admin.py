@@ -31,6 +31,8 @@ from wasmwiz.services.key_cache import KeyCache
 MAX_PER_PAGE = 100
 TIER_NAME_MAX = 32
 _NOT_LIMITS = {"id", "name", "created_at", "updated_at"}
+# What a null limit means unless its column says otherwise (info["null_means"]).
+NO_LIMIT = "no limit"
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,7 +44,7 @@ class LimitField:
     """May be null (see `null_means`)."""
     required: bool
     """A new tier must give it (no database default)."""
-    null_means: str = "no limit"
+    null_means: str = NO_LIMIT
     """What null stands for: no limit, or the server's setting (the column's info)."""
     minimum: int = 1
     """The least value: 1, or 0 where 0 is a limit too (none may be stored)."""
@@ -62,7 +64,7 @@ def tier_limit_fields() -> dict[str, LimitField]:
         kind: type[int] | type[float] = float if isinstance(column.type, Float | Numeric) else int
         nullable = bool(column.nullable)
         required = not nullable and column.server_default is None
-        null_means = str(column.info.get("null_means", "no limit"))
+        null_means = str(column.info.get("null_means", NO_LIMIT))
         minimum = int(column.info.get("minimum", 1))
         fields[column.name] = LimitField(kind, nullable, required, null_means, minimum)
     return fields
