@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from tests.api import wat
-from tests.api.test_rate_limits import run_hello, wait_until_running
+from tests.api.test_rate_limits import run_hello, set_tier, wait_until_running
 from tests.fixtures.app import Account, LiveServer, ServerFactory, create_account
 from tests.web.helpers import new_email, sign_up
 from wasmwiz.persistence import Database
@@ -301,7 +301,7 @@ async def test_a_tier_with_a_budget_of_its_own_spends_it_on_the_api_and_the_page
         api_requests_per_minute=2, app_options={"clock": ManualClock(1_700_000_000.0)}, **backend
     )
     await _create_tier(migrated_database_url, "team", api_requests_per_minute=4)
-    await _update_tier(migrated_database_url, "free", api_requests_per_minute=3)
+    await set_tier(migrated_database_url, "free", api_requests_per_minute=3)
     team = await create_account(migrated_database_url, tier="team")
     basic = await create_account(migrated_database_url, tier="basic")
     async with (
@@ -333,16 +333,6 @@ async def _create_tier(database_url: str, name: str, **limits: int) -> None:
                     **limits,
                 },
             )
-            await session.commit()
-    finally:
-        await database.dispose()
-
-
-async def _update_tier(database_url: str, name: str, **limits: int) -> None:
-    database = Database(database_url)
-    try:
-        async with database.writer() as session:
-            await AdminService().update_tier(session, name, limits)
             await session.commit()
     finally:
         await database.dispose()
